@@ -1,0 +1,1 @@
+"""gedge.bench: parity against the PyTorch reference, latency and throughput, reports."""

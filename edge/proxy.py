@@ -1,0 +1,75 @@
+"""Proxy anomalies for honest model selection.
+
+The validation split holds only normal images. To choose the checkpoint and the primary score without
+touching the test set, gedge paints generic surface defects onto copies of the validation normals: dark
+blobs (knots, holes, stains), thin dark or pale lines (cracks, scratches), pale smudges (chalk) and
+cut-paste patches moved from elsewhere on the same image. They are not the test defects; they only need
+to rank checkpoints the way real defects would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KINDS = ("blob", "line", "smudge", "cutpaste")
+
+
+def _ellipse_mask(h: int, w: int, cy: float, cx: float, ry: float, rx: float, angle: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dy, dx = yy - cy, xx - cx
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = (dx * c + dy * s) / rx, (-dx * s + dy * c) / ry
+    return np.clip(1.5 - 1.5 * np.sqrt(u * u + v * v), 0.0, 1.0)  # soft edge
+
+
+def _line_mask(h: int, w: int, rng: np.random.Generator, length: float, width: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    y0, x0 = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w
+    angle = rng.uniform(0, np.pi)
+    dy, dx = np.sin(angle), np.cos(angle)
+    t = (yy - y0) * dy + (xx - x0) * dx
+    d = np.abs(-(yy - y0) * dx + (xx - x0) * dy)
+    wobble = 0.6 * width * np.sin(t / max(length, 1) * 7.0 + rng.uniform(0, 6.28))
+    inside = np.abs(t) <= length / 2
+    return np.clip(1.0 - np.abs(d - wobble) / width, 0.0, 1.0) * inside
+
+
+def paint_proxy(image: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
+    """A copy of ``image`` (uint8 HWC) with one generic defect, 4-14 % of the shorter side in size."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    kind = kind or KINDS[int(rng.integers(len(KINDS)))]
+    out = image.astype(np.float32)
+    mean_colour = out.reshape(-1, out.shape[2]).mean(axis=0)
+    if kind == "cutpaste":
+        ph, pw = (int(rng.uniform(0.08, 0.18) * side) for _ in range(2))
+        sy, sx = int(rng.integers(0, h - ph)), int(rng.integers(0, w - pw))
+        ty, tx = int(rng.integers(0, h - ph)), int(rng.integers(0, w - pw))
+        patch = np.rot90(out[sy:sy + ph, sx:sx + pw], k=int(rng.integers(1, 4)))
+        patch = patch[:ph, :pw] if patch.shape[:2] == (ph, pw) else np.ascontiguousarray(patch)
+        out[ty:ty + patch.shape[0], tx:tx + patch.shape[1]] = patch * rng.uniform(0.75, 1.25)
+        return np.clip(out, 0, 255).astype(np.uint8)
+    if kind == "line":
+        alpha = _line_mask(h, w, rng, rng.uniform(0.1, 0.3) * side, rng.uniform(0.6, 1.5) * max(1, side / 128))
+        target = mean_colour * rng.uniform(0.15, 0.45)
+    else:
+        r = rng.uniform(0.02, 0.07) * side
+        alpha = _ellipse_mask(h, w, rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w,
+                              r * rng.uniform(0.6, 1.6), r * rng.uniform(0.6, 1.6), rng.uniform(0, np.pi))
+        if kind == "blob":
+            target = mean_colour * rng.uniform(0.2, 0.55)
+        else:  # smudge: pale, desaturated
+            target = np.full_like(mean_colour, min(255.0, mean_colour.max() * rng.uniform(1.1, 1.3)))
+    alpha = alpha[..., None]
+    out = out * (1 - alpha) + target * alpha
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def proxy_set(images: list[np.ndarray], per_image: int, seed: int) -> list[np.ndarray]:
+    """``per_image`` proxy-anomalous copies of each image, cycling through the defect kinds."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, image in enumerate(images):
+        for j in range(per_image):
+            out.append(paint_proxy(image, rng, KINDS[(i * per_image + j) % len(KINDS)]))
+    return out

@@ -1,0 +1,1 @@
+"""gedge.runtime: backends behind one interface and the inference loop."""

@@ -1,0 +1,99 @@
+"""The fused scorer: generator, discriminator and residual scores in one module.
+
+Given a batch ``x`` (float NCHW in [-1, 1]) it computes ``G(x)``, runs the discriminator's feature
+extractor once on ``[x; G(x)]`` and returns, per image (seed paper, eqs. 1-3, averaged instead of summed
+so values do not depend on the image size; rankings and AUROC are unchanged):
+
+* ``d1``     mean |f(x) - f(G(x))|          (L1 of discriminator features)
+* ``d2``     sqrt(mean (f(x) - f(G(x)))^2)  (L2 of discriminator features, RMS)
+* ``d3``     mean |x - G(x)|                (L1 of the images)
+* ``latent`` mean (z - z')^2                (GANomaly's encoder-latent score)
+* ``score``  the primary score normalised with validation-normal statistics: (s - mean) / std
+* ``amap``   |x - G(x)| averaged over channels, (N, H, W)
+
+The reference runs in eval mode (BatchNorm with running statistics), which is what every exported
+graph and TensorRT engine computes after folding BatchNorm into the convolutions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+from .model import NetD, NetG
+from .scores import SCORE_NAMES
+
+
+@dataclass(frozen=True)
+class ScoreCalibration:
+    """How the primary score is normalised and where the decision threshold lies (normalised units)."""
+
+    primary: str = "d1"
+    mean: float = 0.0
+    std: float = 1.0
+    threshold: float = 3.0
+    threshold_rule: str = "default: 3 standard deviations above the validation-normal mean"
+
+    def __post_init__(self) -> None:
+        if self.primary not in SCORE_NAMES:
+            raise ConfigError(f"primary score must be one of {', '.join(SCORE_NAMES)}, got {self.primary!r}")
+        if not self.std > 0:
+            raise ConfigError(f"score std must be positive, got {self.std}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ScoreCalibration:
+        return cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values})
+
+
+class FusedScorer(nn.Module):
+    """G, D and the residual scores as one module; outputs (d1, d2, d3, latent, score[, amap])."""
+
+    def __init__(self, netg: NetG, netd: NetD, calibration: ScoreCalibration, with_amap: bool = False) -> None:
+        super().__init__()
+        self.netg = netg
+        self.features = netd.features
+        self.with_amap = with_amap
+        self.primary_index = SCORE_NAMES.index(calibration.primary)
+        self.register_buffer("score_mean", torch.tensor(float(calibration.mean)))
+        self.register_buffer("score_std", torch.tensor(float(calibration.std)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        n = x.shape[0]
+        fake, latent_i, latent_o = self.netg(x)
+        feats = self.features(torch.cat([x, fake], dim=0)).flatten(1)
+        feat_diff = feats[:n] - feats[n:]
+        image_diff = (x - fake).abs()
+        d1 = feat_diff.abs().mean(dim=1)
+        d2 = feat_diff.pow(2).mean(dim=1).sqrt()
+        d3 = image_diff.flatten(1).mean(dim=1)
+        latent = (latent_i - latent_o).flatten(1).pow(2).mean(dim=1)
+        primary = (d1, d2, d3, latent)[self.primary_index]
+        score = (primary - self.score_mean) / self.score_std
+        if self.with_amap:
+            return d1, d2, d3, latent, score, image_diff.mean(dim=1)
+        return d1, d2, d3, latent, score
+
+
+class CameraInput(nn.Module):
+    """uint8 NHWC camera bytes to float NCHW in [-1, 1]; the scorer's deployment front end."""
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return pixels.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0
+
+
+class DeployedScorer(nn.Module):
+    """The deployed graph: camera bytes in, scores out (what ``gedge export`` writes to ONNX)."""
+
+    def __init__(self, scorer: FusedScorer, uint8_input: bool = True) -> None:
+        super().__init__()
+        self.camera = CameraInput() if uint8_input else nn.Identity()
+        self.scorer = scorer
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.scorer(self.camera(pixels))

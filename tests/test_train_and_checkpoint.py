@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import torch
+
+from gedge.checkpoint import load_checkpoint, save_checkpoint
+from gedge.data import Preprocess, open_dataset
+from gedge.errors import ArtifactError
+from gedge.evaluate import evaluate_backend
+from gedge.model import ModelConfig
+from gedge.runtime.torch_backend import TorchBackend
+from gedge.train import TrainConfig, train
+
+from helpers import make_mvtec
+
+TINY = ModelConfig(isize=16, nz=16, ngf=8, ndf=8)
+TINY_PRE = Preprocess(mode="patch", isize=16, stride=16)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = make_mvtec(tmp_path_factory.mktemp("data"), n_train=10, size=32)
+    out = root.parent / "model.pt"
+    result = train(open_dataset(root), TINY, TINY_PRE, TrainConfig(steps=12, val_every=6, batch_size=8), out)
+    save_checkpoint(result.checkpoint, out)
+    return root, out, result
+
+
+def test_training_keeps_best_and_records_facts(trained):
+    _, out, result = trained
+    facts = result.checkpoint.facts
+    assert [h.step for h in result.history] == [6, 12]
+    assert result.best_step in (6, 12)
+    assert facts["n_validation_images"] == 2 and facts["n_train_images"] == 8
+    assert result.checkpoint.calibration.primary in ("d1", "d2", "d3", "latent")
+    assert (out.parent / "model.pt.state").is_file()
+
+
+def test_checkpoint_round_trip_gives_identical_scores(trained):
+    root, out, result = trained
+    loaded = load_checkpoint(out)
+    assert loaded.model == TINY and loaded.preprocess == TINY_PRE
+    assert loaded.calibration == result.checkpoint.calibration
+    batch = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+    a = TorchBackend(result.checkpoint).score(batch)
+    b = TorchBackend(loaded).score(batch)
+    for name in ("d1", "d2", "d3", "latent", "score"):
+        assert np.array_equal(a.named(name), b.named(name))
+
+
+def test_normalised_score_is_the_standardised_primary(trained):
+    _, out, _ = trained
+    ck = load_checkpoint(out)
+    batch = np.random.default_rng(1).integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
+    s = TorchBackend(ck).score(batch)
+    expected = (s.named(ck.calibration.primary) - ck.calibration.mean) / ck.calibration.std
+    np.testing.assert_allclose(s.score, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_evaluation_report_rows(trained):
+    root, out, _ = trained
+    ck = load_checkpoint(out)
+    report, scores = evaluate_backend(TorchBackend(ck), open_dataset(root).test, ck.preprocess,
+                                      ck.calibration.primary, ck.calibration.threshold, "tiny")
+    assert [r.name for r in report.rows] == ["all", "knot"]
+    assert len(scores) == 12 and all(0.0 <= v <= 1.0 for v in report.rows[0].auroc.values())
+
+
+def test_resume_continues_to_the_same_result(trained, tmp_path):
+    root, _, _ = trained
+    ds = open_dataset(root)
+    full = train(ds, TINY, TINY_PRE, TrainConfig(steps=12, val_every=6, batch_size=8), tmp_path / "a.pt")
+    train(ds, TINY, TINY_PRE, TrainConfig(steps=6, val_every=6, batch_size=8), tmp_path / "b.pt")
+    resumed = train(ds, TINY, TINY_PRE, TrainConfig(steps=12, val_every=6, batch_size=8), tmp_path / "b.pt",
+                    resume=True)
+    for key, value in full.checkpoint.netg_state.items():
+        assert torch.allclose(value.float(), resumed.checkpoint.netg_state[key].float(), atol=1e-6), key
+
+
+def test_contamination_mixes_in_and_records_abnormal_images(tmp_path):
+    root = make_mvtec(tmp_path / "d", n_train=20, n_bad=6, size=32)
+    result = train(open_dataset(root), TINY, TINY_PRE,
+                   TrainConfig(steps=2, val_every=2, batch_size=4, contamination=0.2), tmp_path / "c.pt")
+    used = result.checkpoint.facts["contaminated_with"]
+    assert len(used) == 3 and all("/test/knot/" in p for p in used)
+
+
+def test_truncated_and_foreign_checkpoints_are_refused(trained, tmp_path):
+    _, out, _ = trained
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    with pytest.raises(ArtifactError, match="truncated"):
+        load_checkpoint(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ArtifactError, match="not a gedge checkpoint"):
+        load_checkpoint(foreign)
+    payload = torch.load(out, weights_only=True)
+    payload["format_version"] = 99
+    newer = tmp_path / "newer.pt"
+    torch.save(payload, newer)
+    with pytest.raises(ArtifactError, match="version 99"):
+        load_checkpoint(newer)
