@@ -9,12 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from gedge.checkpoint import save_checkpoint
 from gedge.data import Preprocess, open_dataset
 from gedge.model import ModelConfig
 from gedge.train import TrainConfig, train
-
 from helpers import make_mvtec, textured, write_png
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]

@@ -1,10 +1,18 @@
 import numpy as np
 import pytest
-
-from gedge.data import (Preprocess, PatchSampler, grid_patches, network_inputs, open_dataset, prepare, read_image,
-                        split_validation, tile_grid, tile_origins)
+from gedge.data import (
+    PatchSampler,
+    Preprocess,
+    grid_patches,
+    network_inputs,
+    open_dataset,
+    prepare,
+    read_image,
+    split_validation,
+    tile_grid,
+    tile_origins,
+)
 from gedge.errors import ConfigError, DataError
-
 from helpers import make_mvtec, textured, write_png
 
 

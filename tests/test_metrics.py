@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from gedge.metrics import auroc, best_f1_threshold, decision_metrics, tpr_at_fpr
 
 

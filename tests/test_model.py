@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from gedge.errors import ConfigError
 from gedge.model import ModelConfig, build_networks
 

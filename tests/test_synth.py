@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from gedge.errors import ConfigError, DataError
 from gedge.synth import (
     DEFECT_CLASSES,
@@ -19,6 +17,7 @@ from gedge.synth import (
     synth_sample,
     write_synthetic_wood,
 )
+from PIL import Image
 
 SMALL = SynthWoodConfig(size=64, n_train=3, n_test_good=2, n_test_per_defect=2, seed=7)
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from gedge.checkpoint import load_checkpoint, save_checkpoint
 from gedge.data import Preprocess, open_dataset
 from gedge.errors import ArtifactError
@@ -9,7 +8,6 @@ from gedge.evaluate import evaluate_backend
 from gedge.model import ModelConfig
 from gedge.runtime.torch_backend import TorchBackend
 from gedge.train import TrainConfig, train
-
 from helpers import make_mvtec
 
 TINY = ModelConfig(isize=16, nz=16, ngf=8, ndf=8)
