@@ -145,6 +145,85 @@ def import_checkpoint(
     run_import(sources, out, data, primary, json_out)
 
 
+# --- export / check / parity -------------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="gedge checkpoint (.pt)."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Graph to write (default scorer.onnx, or "
+                                                               "scorer.fp16.onnx with --precision fp16)."),
+    input_kind: str = typer.Option("uint8-nhwc", "--input", help="Graph input: uint8-nhwc (camera bytes, "
+                                                                  "normalised in the graph) or float-nchw "
+                                                                  "(float32 already in [-1, 1])."),
+    precision: str = typer.Option("fp32", help="fp32, or fp16 (FP16 convolutions, FP32 residuals and outputs, "
+                                               "for strongly typed TensorRT)."),
+    amap: bool = typer.Option(False, "--amap", help="Also output the anomaly map |x - G(x)| (N, H, W)."),
+    opset: int = typer.Option(18, help="ONNX opset (17-21)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+) -> None:
+    """Export the fused scorer (G, D on [x; G(x)], residual scores) to one ONNX graph with a sidecar JSON.
+
+    Example: [bold]gedge export model.pt -o scorer.onnx && gedge export model.pt --precision fp16[/]
+    """
+    from .commands_export import run_export
+
+    run_export(checkpoint, out, input_kind, precision, amap, opset, json_out)
+
+
+@app.command()
+def check(
+    graph: Path = typer.Argument(..., help="ONNX graph."),
+    tensorrt: bool = typer.Option(True, "--tensorrt/--no-tensorrt", help="Run TensorRT's ONNX parser too."),
+    module: str | None = typer.Option(None, help="TensorRT module: tensorrt or tensorrt_rtx (default: the "
+                                                    "first installed of the two)."),
+    build: bool = typer.Option(False, "--build", help="Also build an engine in memory (TensorRT-RTX builds "
+                                                      "ahead of time with no GPU)."),
+    compute_capability: list[str] = typer.Option([], "--compute-capability", "-c",
+                                                 help="TensorRT-RTX build target, e.g. SM86 (repeatable; "
+                                                      "default: its portable set, Ampere and later)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
+) -> None:
+    """Check a graph with the ONNX checker and TensorRT's own parser; name the nodes TensorRT rejects.
+
+    Exit code 1 when the graph fails a check.
+
+    Example: [bold]gedge check scorer.fp16.onnx --build -c SM89[/]
+    """
+    from .commands_export import run_check
+
+    run_check(graph, tensorrt, module, build, compute_capability, json_out)
+
+
+@app.command()
+def parity(
+    ref: Path = typer.Option(..., "--ref", help="Reference: the gedge checkpoint (.pt), run on torch."),
+    candidate: Path = typer.Option(..., "--candidate", help="Candidate: an ONNX graph from `gedge export`."),
+    data: Path = typer.Option(..., "--data", help="Data folder: its test split if it has one (for AUROC), "
+                                                  "else all its images."),
+    batch_size: int = typer.Option(64, help="Inference batch size."),
+    threads: int = typer.Option(0, help="ONNX Runtime threads (0: its default)."),
+    precision: str | None = typer.Option(None, help="Limits of this precision (default: the graph's)."),
+    max_rel_l2: float | None = typer.Option(None, help="Limit: relative L2 error of every score."),
+    min_spearman: float | None = typer.Option(None, help="Limit: Spearman rank correlation of every score."),
+    max_auroc_delta: float | None = typer.Option(None, help="Limit: |AUROC delta| of every score."),
+    min_agreement: float | None = typer.Option(None, help="Limit: accept/reject agreement (0-1)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+) -> None:
+    """Accuracy parity of a deployed graph against the PyTorch reference, per output, with pass/fail.
+
+    Defaults: FP32 rel L2 <= 1e-5 and identical decisions; FP16 rel L2 <= 1e-2 and >= 99.5 % agreement.
+    Exit code 1 when the candidate fails.
+
+    Example: [bold]gedge parity --ref model.pt --candidate scorer.fp16.onnx --data wood --json[/]
+    """
+    from .commands_export import run_parity
+
+    overrides = {"max_rel_l2": max_rel_l2, "min_spearman": min_spearman, "max_auroc_delta": max_auroc_delta,
+                 "min_agreement": min_agreement}
+    run_parity(ref, candidate, data, batch_size, threads, precision, overrides, json_out)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), help="Working folder for the demo's data and artifacts."),
@@ -152,7 +231,7 @@ def demo(
     seed: int = typer.Option(0, help="Seed."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary at the end."),
 ) -> None:
-    """Synthetic wood, a short training run and its evaluation table (later stages extend it).
+    """Synthetic wood, a short training run, its evaluation, FP32 and FP16 export and their parity tables.
 
     Example: [bold]gedge demo --out demo-out[/]
     """

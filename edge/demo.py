@@ -23,6 +23,7 @@ class DemoContext:
     seed: int
     data: Path = Path()
     checkpoint_path: Path = Path()
+    graphs: dict[str, Path] = field(default_factory=dict)  # precision -> exported ONNX graph
     summary: dict = field(default_factory=dict)
 
 
@@ -78,10 +79,50 @@ def stage_evaluate(ctx: DemoContext) -> None:
     ctx.summary["evaluate"] = {"auroc": report.rows[0].auroc, "best_score": report.best_score}
 
 
+def stage_export(ctx: DemoContext) -> None:
+    from .export.check import check_graph
+    from .export.fp16 import write_fp16_graph
+    from .export.metadata import load_graph
+    from .export.onnx_export import ExportOptions, export_checkpoint
+
+    ctx.summary["export"] = {}
+    fp32 = export_checkpoint(ctx.checkpoint_path, ctx.out / "scorer.onnx", ExportOptions())
+    ctx.graphs = {"fp32": fp32.path, "fp16": write_fp16_graph(fp32.path, ctx.out / "scorer.fp16.onnx")}
+    for precision, path in ctx.graphs.items():
+        nodes = len(load_graph(path).graph.node)
+        check = check_graph(path, build=True)
+        trt = check.tensorrt
+        verdict = (f"{trt.module} {trt.version}: parsed, engine {trt.engine_bytes / 1e6:.2f} MB for "
+                   f"{', '.join(trt.compute_capabilities) or 'its default targets'}" if trt and trt.parsed and trt.built
+                   else f"TensorRT: {check.tensorrt_skipped or [i.line() for i in trt.issues] or trt.build_error}")
+        console.print(f"{precision.upper()} graph {path}: {nodes} nodes, onnx.checker "
+                      f"{'ok' if check.onnx_ok else 'FAILED'}; {verdict}")
+        ctx.summary["export"][precision] = {"graph": str(path), "nodes": nodes, "check_ok": check.ok,
+                                            "engine_bytes": trt.engine_bytes if trt else None}
+
+
+def stage_parity(ctx: DemoContext) -> None:
+    from .bench.parity import parity_check
+    from .bench.tables import parity_table
+
+    ctx.summary["parity"] = {}
+    for precision, graph in ctx.graphs.items():
+        with progress_bar(f"parity {precision}") as update:
+            report = parity_check(ctx.checkpoint_path, graph, ctx.data, progress=update)
+        console.print(parity_table(report))
+        for note in report.notes:
+            console.print(f"note: {note}")
+        ctx.summary["parity"][precision] = {
+            "passed": report.passed, "agreement": report.decisions.agreement,
+            "rel_l2": {row.name: row.rel_l2 for row in report.outputs}, "candidate": report.candidate}
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("data", stage_data),
     ("train", stage_train),
     ("evaluate", stage_evaluate),
+    ("export", stage_export),
+    ("parity", stage_parity),
 ]
 
 

@@ -81,10 +81,13 @@ class FusedScorer(nn.Module):
 
 
 class CameraInput(nn.Module):
-    """uint8 NHWC camera bytes to float NCHW in [-1, 1]; the scorer's deployment front end."""
+    """uint8 NHWC camera bytes to float NCHW in [-1, 1]; the scorer's deployment front end.
+
+    The cast comes first: TensorRT takes uint8 only into a Cast (its parser rejects a Transpose of uint8).
+    """
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return pixels.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0
+        return pixels.to(torch.float32).permute(0, 3, 1, 2) / 127.5 - 1.0
 
 
 class DeployedScorer(nn.Module):

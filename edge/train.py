@@ -66,6 +66,7 @@ class TrainConfig:
     threshold_quantile: float = 0.99
     device: str = "cpu"
     lr: float | None = None  # overrides the preset
+    ema: float = 0.99  # exponential moving average of G and D weights used for scoring; 0 disables
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -74,6 +75,8 @@ class TrainConfig:
             raise ConfigError("steps and val_every must be >= 1 and batch size >= 2")
         if not 0.0 <= self.contamination < 0.5:
             raise ConfigError(f"contamination must be in [0, 0.5), got {self.contamination}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if not 0.5 <= self.threshold_quantile <= 1.0:
             raise ConfigError(f"threshold quantile must be in [0.5, 1], got {self.threshold_quantile}")
 
@@ -153,6 +156,34 @@ def _contaminants(dataset: Dataset, fraction: float, n_train: int, seed: int) ->
     return sorted(pool[i] for i in rng.choice(len(pool), size=want, replace=False))
 
 
+class WeightAverage:
+    """Exponential moving average of a network's weights and BatchNorm statistics.
+
+    GAN weights oscillate from step to step; D1/D2 read D's features, so scores from a single step are
+    noisy. Scoring with averaged weights (Polyak averaging) makes validation, model selection and results
+    across seeds far steadier.
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.module = copy.deepcopy(module).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        live = module.state_dict()
+        for key, avg in self.module.state_dict().items():
+            if avg.dtype.is_floating_point:
+                avg.mul_(self.decay).add_(live[key].detach(), alpha=1.0 - self.decay)
+            else:
+                avg.copy_(live[key])
+
+    @torch.no_grad()
+    def reset_to(self, module: torch.nn.Module) -> None:
+        self.module.load_state_dict(module.state_dict())
+
+
 def _train_state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state")
 
@@ -185,8 +216,10 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
     step, history, d_resets = 0, [], 0
     best: dict | None = None
     state_path = _train_state_path(out)
+    avg_g, avg_d = WeightAverage(netg, config.ema), WeightAverage(netd, config.ema)
     if resume:
-        step, history, best, d_resets = _restore(state_path, netg, netd, opt_g, opt_d, sampler, model_config)
+        step, history, best, d_resets = _restore(state_path, netg, netd, opt_g, opt_d, sampler, model_config,
+                                                 avg_g, avg_d)
 
     while step < config.steps:
         netg.train()
@@ -212,24 +245,27 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
         opt_d.step()
         if loss_d.item() < 1e-5:  # D has collapsed: start it again (as the original GANomaly does)
             netd.apply(init_weights)
+            avg_d.reset_to(netd)
             d_resets += 1
+        avg_g.update(netg)
+        avg_d.update(netd)
         step += 1
         if callbacks.on_step:
             callbacks.on_step(step, {"g": loss_g.item(), "d": loss_d.item(), "adv": loss_adv.item(),
                                      "con": loss_con.item(), "lat": loss_lat.item()})
 
         if step % config.val_every == 0 or step == config.steps:
-            netg.eval()
-            netd.eval()
-            result, normal_tiles, normal_images = validator.run(netg, netd, step)
+            score_g, score_d = (avg_g.module, avg_d.module) if config.ema else (netg.eval(), netd.eval())
+            result, normal_tiles, normal_images = validator.run(score_g, score_d, step)
             history.append(result)
             if best is None or result.selection_auroc > best["result"].selection_auroc:
-                best = {"result": result, "netg": copy.deepcopy(netg.state_dict()),
-                        "netd": copy.deepcopy(netd.state_dict()), "normal_tiles": normal_tiles,
+                best = {"result": result, "netg": copy.deepcopy(score_g.state_dict()),
+                        "netd": copy.deepcopy(score_d.state_dict()), "normal_tiles": normal_tiles,
                         "normal_images": normal_images}
             if callbacks.on_validate:
                 callbacks.on_validate(result)
-            _save_state(state_path, step, netg, netd, opt_g, opt_d, sampler, history, best, d_resets, model_config)
+            _save_state(state_path, step, netg, netd, opt_g, opt_d, sampler, history, best, d_resets, model_config,
+                        avg_g, avg_d)
 
     assert best is not None
     calibration, stats = calibrate_scores(best["normal_tiles"], best["normal_images"], best["result"].best_score,
@@ -253,15 +289,17 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
 
 
 def _save_state(path: Path, step: int, netg, netd, opt_g, opt_d, sampler: PatchSampler, history, best,
-                d_resets: int, model_config: ModelConfig) -> None:
+                d_resets: int, model_config: ModelConfig, avg_g: WeightAverage, avg_d: WeightAverage) -> None:
     payload = {"step": step, "netg": netg.state_dict(), "netd": netd.state_dict(), "opt_g": opt_g.state_dict(),
+               "avg_g": avg_g.module.state_dict(), "avg_d": avg_d.module.state_dict(),
                "opt_d": opt_d.state_dict(), "sampler": sampler.state(), "history": history, "best": best,
                "d_resets": d_resets, "model": model_config.to_dict(), "rng": torch.get_rng_state()}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def _restore(path: Path, netg, netd, opt_g, opt_d, sampler: PatchSampler, model_config: ModelConfig):
+def _restore(path: Path, netg, netd, opt_g, opt_d, sampler: PatchSampler, model_config: ModelConfig,
+             avg_g: WeightAverage, avg_d: WeightAverage):
     if not path.is_file():
         raise ArtifactError("no training state to resume from", path)
     try:
@@ -274,6 +312,8 @@ def _restore(path: Path, netg, netd, opt_g, opt_d, sampler: PatchSampler, model_
     netd.load_state_dict(payload["netd"])
     opt_g.load_state_dict(payload["opt_g"])
     opt_d.load_state_dict(payload["opt_d"])
+    avg_g.module.load_state_dict(payload["avg_g"])
+    avg_d.module.load_state_dict(payload["avg_d"])
     sampler.restore(payload["sampler"])
     torch.set_rng_state(payload["rng"])
     return payload["step"], payload["history"], payload["best"], payload["d_resets"]

@@ -15,3 +15,67 @@ def wood_vsb() -> Path:
     if not (WOOD_VSB / "train" / "good").is_dir():
         pytest.skip(f"real wood data not found at {WOOD_VSB} (it is not part of the repository)")
     return WOOD_VSB
+
+
+# --- exported scorer graphs (shared by test_export, test_parity and test_tensorrt_parse) ---------------------
+
+
+def _calibrated_checkpoint(data: Path, out: Path):
+    """A fresh tiny model with non-trivial BatchNorm statistics, calibrated on the data's training images and
+    with the threshold in the widest gap near the middle of the test images' scores (so decisions split)."""
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+    from gedge.checkpoint import Checkpoint, save_checkpoint
+    from gedge.data import Preprocess, load_prepared, open_dataset
+    from gedge.evaluate import score_images
+    from gedge.model import ModelConfig, build_networks
+    from gedge.runtime.torch_backend import TorchBackend
+    from gedge.scoring import ScoreCalibration
+    from gedge.thresholds import calibrate_scores
+
+    config = ModelConfig(isize=16, nz=16, ngf=8, ndf=8)
+    pre = Preprocess(mode="patch", isize=16, stride=16, scale=0.5)
+    netg, netd = build_networks(config, seed=3)
+    generator = torch.Generator().manual_seed(3)
+    for module in [*netg.modules(), *netd.modules()]:
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.copy_(torch.rand(module.num_features, generator=generator) * 0.4 - 0.2)
+            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+    checkpoint = Checkpoint(config, pre, ScoreCalibration(), netg.state_dict(), netd.state_dict(),
+                            facts={"data": str(data), "steps": 0})
+    dataset = open_dataset(data)
+    backend = TorchBackend(checkpoint)
+    images, tiles = score_images(backend, load_prepared(dataset.train, pre), pre)
+    calibration, stats = calibrate_scores(tiles, images, "d1", 0.99)
+    checkpoint = replace(checkpoint, calibration=calibration, score_stats=stats)
+    test_scores, _ = score_images(TorchBackend(checkpoint), load_prepared(dataset.test.paths, pre), pre)
+    ordered = np.sort(test_scores.score)
+    middle = ordered[len(ordered) // 4: 3 * len(ordered) // 4 + 1]
+    gap = int(np.argmax(np.diff(middle)))
+    threshold = float((middle[gap] + middle[gap + 1]) / 2)
+    checkpoint = replace(checkpoint, calibration=replace(calibration, threshold=threshold,
+                                                         threshold_rule="tests: middle of the widest gap"))
+    save_checkpoint(checkpoint, out)
+    return checkpoint
+
+
+@pytest.fixture(scope="session")
+def scorer_graphs(tmp_path_factory):
+    """Small synthetic wood (64x64: 16 test images of 4 tiles at scale 0.5), a tiny calibrated checkpoint, and
+    its FP32 (uint8 input, with amap), FP32 float-input and FP16 graphs."""
+    from gedge.export.fp16 import write_fp16_graph
+    from gedge.export.onnx_export import ExportOptions, export_checkpoint
+    from gedge.synth import SynthWoodConfig, write_synthetic_wood
+
+    root = tmp_path_factory.mktemp("scorer")
+    data = root / "wood"
+    write_synthetic_wood(data, SynthWoodConfig(size=64, n_train=6, n_test_good=6, n_test_per_defect=2, seed=1))
+    checkpoint_path = root / "model.pt"
+    checkpoint = _calibrated_checkpoint(data, checkpoint_path)
+    fp32 = export_checkpoint(checkpoint_path, root / "scorer.onnx", ExportOptions(with_amap=True)).path
+    float_input = export_checkpoint(checkpoint_path, root / "scorer.float.onnx", ExportOptions(input="float-nchw")).path
+    fp16 = write_fp16_graph(fp32, root / "scorer.fp16.onnx")
+    return {"data": data, "checkpoint": checkpoint_path, "model": checkpoint, "fp32": fp32,
+            "fp32_float": float_input, "fp16": fp16}

@@ -1,0 +1,111 @@
+"""ONNX Runtime backend: any scorer graph gedge writes (FP32, FP16, INT8 Q/DQ), on the CPU by default.
+
+The graph says what it takes and returns: the input's name, element type and layout and the output names
+are read from the session, the score facts from the graph's metadata. Like every backend it takes a uint8
+NHWC batch; for a ``float-nchw`` graph the conversion ``x / 127.5 - 1`` (NCHW) happens here, in float32,
+exactly as the uint8 graph does it inside.
+
+FP16 graphs on the CPU: ONNX Runtime's CPU provider has no FP16 convolution kernels on x86. It runs such
+nodes in FP32 and drops the FP16 round trips between them, so activations are never rounded to FP16. With
+``fp16="emulate"`` (the default for FP16 graphs on the CPU) the backend instead runs
+:func:`gedge.export.fp16.rounding_emulation` of the graph: FP32 math with every FP16 tensor rounded to
+FP16, which is how TensorRT's FP16 kernels store activations. ``fp16="native"`` runs the graph as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ArtifactError, ConfigError
+from ..scores import OUTPUT_NAMES, Scores
+from .base import InputSpec
+
+_ORT_TYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16"}
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ConfigError(f"onnxruntime is not installed ({exc}); pip install 'gedge[cpu]'") from None
+    return onnxruntime
+
+
+class OrtBackend:
+    """Scores uint8 NHWC batches with an ONNX scorer graph on ONNX Runtime."""
+
+    def __init__(self, graph: str | Path, threads: int = 0, providers: list[str] | None = None,
+                 fp16: str = "auto", spin: bool = False, optimization: str = "all") -> None:
+        from gedge.export.metadata import load_graph, read_facts
+
+        if fp16 not in ("auto", "emulate", "native"):
+            raise ConfigError(f"fp16 must be auto, emulate or native, got {fp16!r}")
+        if threads < 0:
+            raise ConfigError(f"threads must be 0 (ONNX Runtime's default) or more, got {threads}")
+        ort = _import_ort()
+        self.path = Path(graph)
+        model = load_graph(self.path)
+        self.facts = read_facts(model, self.path)
+        self.providers = providers or ["CPUExecutionProvider"]
+        cpu_only = self.providers == ["CPUExecutionProvider"]
+        self.fp16_emulated = self.facts.precision == "fp16" and (fp16 == "emulate" or (fp16 == "auto" and cpu_only))
+        if self.fp16_emulated:
+            from gedge.export.fp16 import rounding_emulation
+
+            model = rounding_emulation(model)
+            optimization = "basic" if optimization == "all" else optimization
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                  "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+        if optimization not in levels:
+            raise ConfigError(f"optimization must be one of {', '.join(levels)}, got {optimization!r}")
+        options.graph_optimization_level = levels[optimization]
+        if not spin:  # spinning worker threads cost more than they save on a shared CPU
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(model.SerializeToString(), options, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+            raise ArtifactError(f"ONNX Runtime cannot load the graph: {first}", self.path) from None
+        graph_input = self.session.get_inputs()[0]
+        self.input_name = graph_input.name
+        self.input_dtype = _ORT_TYPES.get(graph_input.type, graph_input.type)
+        self.input_layout = "NHWC" if self.facts.input == "uint8-nhwc" else "NCHW"
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        missing = [n for n in OUTPUT_NAMES if n not in self.output_names]
+        if missing:
+            raise ArtifactError(f"graph lacks the outputs {', '.join(missing)}", self.path)
+        self.with_amap = "amap" in self.output_names
+        self.input_spec = InputSpec(size=int(self.facts.model["isize"]), channels=int(self.facts.model["nc"]))
+        self.threads = threads
+        device = "cpu" if cpu_only else self.providers[0].removesuffix("ExecutionProvider").lower()
+        suffix = " (fp16 emulated: fp16 storage, fp32 math)" if self.fp16_emulated else ""
+        self.name = f"onnxruntime-{device}-{self.facts.precision}{suffix}"
+
+    def feed(self, batch: np.ndarray) -> np.ndarray:
+        """The graph's input for a uint8 NHWC batch."""
+        if self.input_layout == "NHWC":
+            return np.ascontiguousarray(batch)
+        return np.ascontiguousarray(batch.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(127.5)
+                                    - np.float32(1.0))
+
+    def run(self, graph_input: np.ndarray) -> Scores:
+        """Score the graph's own input (uint8 NHWC or float NCHW in [-1, 1]) as it is."""
+        outputs = self.session.run(self.output_names, {self.input_name: graph_input})
+        values = {name: np.asarray(v, dtype=np.float32) for name, v in zip(self.output_names, outputs)}
+        return Scores.from_dict(values)
+
+    def score(self, batch: np.ndarray) -> Scores:
+        self.input_spec.check(batch)
+        return self.run(self.feed(batch))
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]

@@ -1,0 +1,144 @@
+"""Parity: the pure comparison, limits, the end-to-end check of exported graphs, and the CLI's exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from gedge.bench.parity import (
+    DEFAULT_LIMITS,
+    compare_scores,
+    error_stats,
+    limits_for,
+    parity_check,
+    parity_data,
+    spearman,
+)
+from gedge.bench.tables import parity_table
+from gedge.errors import ConfigError
+from gedge.render import console
+from gedge.scores import OUTPUT_NAMES, Scores
+from helpers import make_mvtec
+
+GEDGE = [sys.executable, "-m", "gedge.cli"]
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([*GEDGE, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def scores(n: int, seed: int = 0) -> Scores:
+    rng = np.random.default_rng(seed)
+    return Scores.from_dict({name: rng.uniform(0.5, 2.0, n) for name in OUTPUT_NAMES})
+
+
+def perturbed(s: Scores, rel: float, seed: int = 1) -> Scores:
+    rng = np.random.default_rng(seed)
+    return Scores.from_dict({name: s.named(name) * (1 + rel * rng.standard_normal(len(s))) for name in OUTPUT_NAMES})
+
+
+def test_spearman_and_error_stats():
+    a = np.array([1.0, 2.0, 3.0, 4.0])
+    assert spearman(a, a * 10 + 3) == pytest.approx(1.0)
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    assert spearman(np.array([1.0, 1.0, 2.0]), np.array([5.0, 5.0, 9.0])) == pytest.approx(1.0)  # ties
+    max_abs, max_rel, rel_l2 = error_stats(np.array([1.0, 2.0, 0.0]), np.array([1.0, 2.5, 0.0]))
+    assert max_abs == pytest.approx(0.5) and max_rel == pytest.approx(0.25)
+    assert rel_l2 == pytest.approx(0.5 / np.sqrt(5))
+    assert error_stats(np.array([1.0]), np.array([np.nan]))[2] == float("inf")
+
+
+def test_identical_scores_pass_with_exact_agreement():
+    s = scores(40)
+    report = compare_scores(s, s, s, s, threshold=1.2, limits=DEFAULT_LIMITS["fp32"],
+                            labels=np.array([0, 1] * 20))
+    assert report.passed and report.labelled and report.decisions.agreement == 1.0
+    for row in report.outputs:
+        assert row.rel_l2 == 0.0 and row.spearman == pytest.approx(1.0) and row.auroc_delta == 0.0
+
+
+def test_small_errors_pass_fp16_but_fail_fp32():
+    ref = scores(200)
+    cand = perturbed(ref, 1e-4)
+    assert not compare_scores(ref, cand, ref, cand, 10.0, DEFAULT_LIMITS["fp32"]).passed
+    fp16 = compare_scores(ref, cand, ref, cand, 10.0, DEFAULT_LIMITS["fp16"])
+    assert fp16.passed and fp16.output("d1").auroc_delta is None  # no labels, no AUROC
+    failures = compare_scores(ref, cand, ref, cand, 10.0, DEFAULT_LIMITS["fp32"]).failures
+    assert any("relative L2" in f for f in failures)
+
+
+def test_decision_flips_are_counted_and_gate():
+    ref = scores(200)
+    cand = Scores.from_dict({k: v.copy() for k, v in ref.as_dict().items()})
+    threshold = float(np.median(ref.score))
+    near = np.argsort(np.abs(ref.score - threshold))[:2]  # the two images closest to the threshold
+    cand.score[near] = np.where(ref.score[near] >= threshold, threshold - 1e-3, threshold + 1e-3)
+    names = [f"img{i}.png" for i in range(200)]
+    report = compare_scores(ref, cand, ref, cand, threshold, DEFAULT_LIMITS["fp16"], image_names=names)
+    assert report.decisions.n_disagree == 2 and report.decisions.agreement == pytest.approx(0.99)
+    assert set(report.decisions.disagreeing) == {names[i] for i in near}
+    assert not report.passed and any("agreement" in f for f in report.failures)
+    relaxed = limits_for("fp16", min_agreement=0.98)
+    assert compare_scores(ref, cand, ref, cand, threshold, relaxed).passed
+
+
+def test_limits_defaults_and_overrides():
+    assert limits_for("fp32").max_rel_l2 == 1e-5 and limits_for("fp32").min_agreement == 1.0
+    assert limits_for("fp16").max_rel_l2 == 1e-2 and limits_for("fp16").min_agreement == 0.995
+    assert limits_for("fp16", max_rel_l2=0.5, min_spearman=None).max_rel_l2 == 0.5
+    with pytest.raises(ConfigError):
+        limits_for("fp8")
+
+
+def test_parity_of_exported_graphs_on_a_data_set(scorer_graphs):
+    fp32 = parity_check(scorer_graphs["checkpoint"], scorer_graphs["fp32"], scorer_graphs["data"], threads=1)
+    assert fp32.passed, fp32.failures
+    assert fp32.labelled and fp32.n_images == 16 and fp32.n_inputs == 64  # 4 tiles per image at scale 0.5
+    assert all(row.rel_l2 <= 1e-5 for row in fp32.outputs) and fp32.decisions.n_disagree == 0
+    assert {row.name for row in fp32.outputs} == {*OUTPUT_NAMES, "amap"}
+    assert 0 < fp32.decisions.rejected_reference < 16  # the fixture's threshold splits the images
+    fp16 = parity_check(scorer_graphs["checkpoint"], scorer_graphs["fp16"], scorer_graphs["data"], threads=1)
+    assert fp16.precision == "fp16" and fp16.passed, fp16.failures
+    assert "emulated" in fp16.candidate and any("FP16" in note for note in fp16.notes)
+    print({row.name: row.rel_l2 for row in fp16.outputs})
+    with console.capture() as captured:
+        console.print(parity_table(fp16))
+    assert "PASS" in captured.get() and "latent" in captured.get()
+
+
+def test_parity_data_without_a_test_split(tmp_path):
+    root = make_mvtec(tmp_path / "d", n_train=3, n_good=0, n_bad=0, size=32)
+    source = parity_data(root / "train" / "good")
+    assert source.labels is None and len(source.paths) == 3
+
+
+def test_parity_cli_json_and_exit_codes(scorer_graphs, tmp_path):
+    args = ("parity", "--ref", scorer_graphs["checkpoint"], "--data", scorer_graphs["data"], "--threads", 1)
+    ok = run(*args, "--candidate", scorer_graphs["fp32"], "--json")
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["passed"] and report["precision"] == "fp32" and report["decisions"]["agreement"] == 1.0
+    assert {o["name"] for o in report["outputs"]} >= set(OUTPUT_NAMES)
+    strict = run(*args, "--candidate", scorer_graphs["fp16"], "--max-rel-l2", "1e-9")
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert "FAIL" in strict.stdout and "relative L2" in strict.stdout
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes(scorer_graphs["fp32"].read_bytes()[:2000])
+    bad = run(*args, "--candidate", truncated)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "cut.onnx" in bad.stderr
+    assert "Example" in run("parity", "--help").stdout
+
+
+def test_auroc_limit_allows_one_swapped_pair_on_small_sets():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    ref = Scores.from_dict({name: np.array([0.1, 0.2, 0.5, 0.4, 0.8, 0.9]) for name in OUTPUT_NAMES})
+    one_swap = Scores.from_dict({name: np.array([0.1, 0.2, 0.39, 0.4, 0.8, 0.9]) for name in OUTPUT_NAMES})
+    two_swaps = Scores.from_dict({name: np.array([0.1, 0.2, 0.5, 0.15, 0.45, 0.9]) for name in OUTPUT_NAMES})
+    limits = limits_for("fp16", min_spearman=0.0)
+    report = compare_scores(ref, one_swap, ref, one_swap, 10.0, limits, labels=labels)
+    assert report.output("d1").auroc_delta == pytest.approx(1 / 9) and not any("AUROC" in f for f in report.failures)
+    report = compare_scores(ref, two_swaps, ref, two_swaps, 10.0, limits, labels=labels)
+    assert any("AUROC" in f for f in report.failures)
