@@ -9,6 +9,7 @@ from rich.table import Table
 from .data import IMAGE_SUFFIXES, Preprocess, list_images, load_prepared, open_dataset
 from .errors import ConfigError, DataError
 from .render import console, evaluation_table, fmt, key_value_table, print_json, progress_bar
+from .scores import SCORE_NAMES
 
 
 def run_synth_wood(out: Path, paper_size: bool, seed: int, size: int, json_out: bool) -> None:
@@ -59,11 +60,11 @@ def run_train(args: dict) -> None:
         return
     table = Table(title="Validation (held-out normals vs proxy anomalies; the test set is not used)",
                   title_justify="left")
-    for column in ("step", "d1", "d2", "d3", "latent", "recon L1"):
+    for column in ("step", *SCORE_NAMES, "recon L1"):
         table.add_column(column, justify="right")
     for h in history_lines:
         marker = " *" if h.step == result.best_step else ""
-        table.add_row(f"{h.step}{marker}", *(fmt(h.proxy_auroc[s]) for s in ("d1", "d2", "d3", "latent")),
+        table.add_row(f"{h.step}{marker}", *(fmt(h.proxy_auroc[s]) for s in SCORE_NAMES),
                       fmt(h.recon_l1, 4))
     console.print(table)
     console.print(f"wrote {out}: best step {result.best_step}, primary score {cal.primary}, "
@@ -127,11 +128,11 @@ def run_score(checkpoint_path: Path, inputs: list[Path], batch_size: int, json_o
         return
     table = Table(title=f"Scores (primary {checkpoint.calibration.primary}, threshold {threshold:.3f})",
                   title_justify="left")
-    for column in ("image", "d1", "d2", "d3", "latent", "score", "decision"):
+    for column in ("image", *SCORE_NAMES, "score", "decision"):
         table.add_column(column, justify="left" if column == "image" else "right")
     for r in records:
         decision = "[red]REJECT[/]" if r["anomalous"] else "[green]accept[/]"
-        table.add_row(r["path"], *(fmt(r[k], 4) for k in ("d1", "d2", "d3", "latent")), fmt(r["score"], 2), decision)
+        table.add_row(r["path"], *(fmt(r[k], 4) for k in SCORE_NAMES), fmt(r["score"], 2), decision)
     console.print(table)
     console.print(f"{sum(r['anomalous'] for r in records)} of {len(records)} images rejected")
 

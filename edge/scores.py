@@ -6,19 +6,26 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-# Residual scores of the seed paper (D1, D2, D3) and GANomaly's own latent score, in graph output order.
-SCORE_NAMES: tuple[str, ...] = ("d1", "d2", "d3", "latent")
+# Residual scores of the seed paper (D1, D2, D3), GANomaly's own latent score, and D1/D3 at the defect
+# scale (``d1_local``, ``d3_local``: the same distances per position, maximum over positions), in graph
+# output order.
+SCORE_NAMES: tuple[str, ...] = ("d1", "d2", "d3", "latent", "d1_local", "d3_local")
 OUTPUT_NAMES: tuple[str, ...] = (*SCORE_NAMES, "score")
 
 
 @dataclass
 class Scores:
-    """Per-input float32 scores; ``score`` is the normalised primary score, ``amap`` optional (N, H, W)."""
+    """Per-input float32 scores; ``score`` is the normalised primary score, ``amap`` optional (N, H, W).
+
+    ``from_dict`` copies, so a Scores never shares memory with the arrays it was built from.
+    """
 
     d1: np.ndarray
     d2: np.ndarray
     d3: np.ndarray
     latent: np.ndarray
+    d1_local: np.ndarray
+    d3_local: np.ndarray
     score: np.ndarray
     amap: np.ndarray | None = field(default=None, repr=False)
 
@@ -36,7 +43,7 @@ class Scores:
 
     @classmethod
     def from_dict(cls, values: dict[str, np.ndarray]) -> Scores:
-        kwargs = {f.name: None if values.get(f.name) is None else np.asarray(values[f.name], dtype=np.float32)
+        kwargs = {f.name: None if values.get(f.name) is None else np.array(values[f.name], dtype=np.float32)
                   for f in fields(cls)}
         return cls(**kwargs)
 

@@ -130,8 +130,9 @@ class _Validator:
         parts = []
         for start in range(0, len(inputs), 128):
             x = self.camera(torch.from_numpy(inputs[start:start + 128]).to(self.device))
-            out = scorer(x)
-            parts.append(Scores.from_dict({n: t.cpu().numpy() for n, t in zip((*SCORE_NAMES, "score"), out)}))
+            outputs = scorer(x)
+            names = (*SCORE_NAMES, "score")
+            parts.append(Scores.from_dict({n: t.cpu().numpy() for n, t in zip(names, outputs, strict=True)}))
         return Scores.concat(parts)
 
     def run(self, netg: NetG, netd: NetD, step: int) -> tuple[ValidationResult, Scores, Scores]:

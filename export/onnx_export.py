@@ -46,6 +46,8 @@ OUTPUT_DOCS = {
     "d2": "RMS of f(x) - f(G(x)) over discriminator features (seed paper D2)",
     "d3": "mean |x - G(x)| over the image (seed paper D3)",
     "latent": "mean (z - z')^2 of the two encoder latents (GANomaly's score)",
+    "d1_local": "D1 per position of D's first pyramid level, maximum over positions (defect scale)",
+    "d3_local": "D3 averaged over a k x k window, maximum over windows (defect scale)",
     "score": "primary score normalised with validation-normal statistics: (s - mean) / std",
     "amap": "|x - G(x)| averaged over channels, (N, H, W)",
 }

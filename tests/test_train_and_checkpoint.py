@@ -7,6 +7,7 @@ from gedge.errors import ArtifactError
 from gedge.evaluate import evaluate_backend
 from gedge.model import ModelConfig
 from gedge.runtime.torch_backend import TorchBackend
+from gedge.scores import SCORE_NAMES
 from gedge.train import TrainConfig, train
 from helpers import make_mvtec
 
@@ -29,7 +30,7 @@ def test_training_keeps_best_and_records_facts(trained):
     assert [h.step for h in result.history] == [6, 12]
     assert result.best_step in (6, 12)
     assert facts["n_validation_images"] == 2 and facts["n_train_images"] == 8
-    assert result.checkpoint.calibration.primary in ("d1", "d2", "d3", "latent")
+    assert result.checkpoint.calibration.primary in SCORE_NAMES
     assert (out.parent / "model.pt.state").is_file()
 
 
