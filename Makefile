@@ -28,3 +28,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf demo-out .pytest_cache
+
+gpu-check: $(STAMP)
+	PYTHON=$(BIN)/python bash bench/gpu_check.sh

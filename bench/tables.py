@@ -18,6 +18,20 @@ def _sci(value: float | None) -> str:
     return f"{value:.1e}"
 
 
+def limits_text(lim) -> str:
+    parts = []
+    if lim.max_rel_l2 is not None:
+        parts.append(f"rel L2 <= {lim.max_rel_l2:g}")
+    if lim.min_spearman is not None:
+        parts.append(f"Spearman >= {lim.min_spearman:g}")
+    if lim.auroc_scores == "primary":
+        parts.append(f"primary AUROC drop <= {lim.max_auroc_delta:g}")
+    else:
+        parts.append(f"|AUROC delta| <= {lim.max_auroc_delta:g}")
+    parts.append(f"agreement >= {lim.min_agreement:.1%}")
+    return ", ".join(parts)
+
+
 def parity_table(report: ParityReport, title: str | None = None) -> Group:
     """One row per output: errors over every network input, ranks and AUROC over images, pass/fail;
     then the decisions, the limits and the verdict."""
@@ -45,7 +59,5 @@ def parity_table(report: ParityReport, title: str | None = None) -> Group:
         f"candidate {escape(report.candidate)}, reference {escape(report.reference)}; {report.n_images} images, "
         f"{report.n_inputs} network inputs ({escape(report.data)}); decisions at threshold "
         f"{d.threshold:.3f}: agreement {d.agreement:.2%} ({d.n_disagree} differ; rejected {d.rejected_reference} "
-        f"ref / {d.rejected_candidate} cand). Limits {report.precision}: rel L2 <= {lim.max_rel_l2:g}, Spearman >= "
-        f"{lim.min_spearman:g}, |AUROC delta| <= {lim.max_auroc_delta:g}, agreement >= {lim.min_agreement:.1%}. "
-        f"{verdict}")
+        f"ref / {d.rejected_candidate} cand). Limits {report.precision}: {limits_text(lim)}. {verdict}")
     return Group(table, Text.from_markup(summary))

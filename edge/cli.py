@@ -56,6 +56,26 @@ def synth_wood(
     run_synth_wood(out, paper_size, seed, size, json_out)
 
 
+@data_app.command("synth-strips")
+def synth_strips(
+    out: Path = typer.Argument(..., help="Output folder: strip PNGs and strips.json (the planted defect boxes)."),
+    count: int = typer.Option(8, help="Number of strips (every 4th has no defects, for false alarms)."),
+    height: int = typer.Option(256, help="Strip height in pixels (one board section is height x height)."),
+    length: int = typer.Option(2048, help="Strip length in pixels."),
+    max_defects: int = typer.Option(3, help="Defects per strip: 1 to this many."),
+    seed: int = typer.Option(0, help="Seed: the same seed gives the same strips."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+) -> None:
+    """Write synthetic line-scan strips (seamless wood, planted defects) with their ground truth.
+
+    Example: [bold]gedge data synth-strips strips --count 8 --length 2048 && gedge inspect model.pt strips
+    --truth strips/strips.json[/]
+    """
+    from .commands_inspect import run_synth_strips
+
+    run_synth_strips(out, count, height, length, seed, max_defects, json_out)
+
+
 # --- train / evaluate / score ------------------------------------------------------------------------------
 
 
@@ -63,7 +83,8 @@ def synth_wood(
 def train(
     data: Path = typer.Argument(..., help="Data folder: MVTec AD layout or class folders (good/, <defect>/)."),
     out: Path = typer.Option(Path("model.pt"), "-o", "--out", help="Checkpoint to write."),
-    preset: str = typer.Option("paper", help="Loss weights: paper (20/1/1, lr 1e-3) or akcay (1/50/1, lr 2e-4)."),
+    preset: str = typer.Option("gedge", help="Loss weights and optimiser: gedge (20/1/1, lr 2e-4), paper "
+                                             "(20/1/1, lr 1e-3) or akcay (1/50/1, lr 2e-4, beta1 0.5)."),
     steps: int = typer.Option(1500, help="Training steps (batches)."),
     batch_size: int = typer.Option(32, help="Batch size."),
     val_every: int = typer.Option(150, help="Validate (and keep the best checkpoint) every N steps."),
@@ -212,7 +233,8 @@ def parity(
 ) -> None:
     """Accuracy parity of a deployed graph against the PyTorch reference, per output, with pass/fail.
 
-    Defaults: FP32 rel L2 <= 1e-5 and identical decisions; FP16 rel L2 <= 1e-2 and >= 99.5 % agreement.
+    Defaults: FP32 rel L2 <= 1e-5 and identical decisions; FP16 rel L2 <= 1e-2 and >= 99.5 % agreement;
+    INT8 primary-score AUROC drop <= 0.01 and >= 98 % agreement.
     Exit code 1 when the candidate fails.
 
     Example: [bold]gedge parity --ref model.pt --candidate scorer.fp16.onnx --data wood --json[/]
@@ -225,13 +247,200 @@ def parity(
 
 
 @app.command()
+def build(
+    graph: Path = typer.Argument(..., help="ONNX graph from `gedge export` (FP32 or FP16) or `gedge calibrate` "
+                                           "(INT8 Q/DQ)."),
+    precision: str = typer.Option(..., help="fp32, fp16 or int8."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Engine to write (default: scorer.<precision>.engine "
+                                                               "next to the graph); its manifest is <engine>.json."),
+    min_batch: int = typer.Option(1, help="Optimisation profile: smallest batch."),
+    opt_batch: int = typer.Option(0, help="Optimisation profile: the batch TensorRT tunes for (0: 8, or the "
+                                          "largest batch if smaller)."),
+    max_batch: int = typer.Option(32, help="Optimisation profile: largest batch."),
+    workspace_mb: int | None = typer.Option(None, help="Builder workspace limit in MiB (default: TensorRT's)."),
+    opt_level: int | None = typer.Option(None, help="Builder optimisation level 0-5 (TensorRT 8.6+; default 3)."),
+    timing_cache: Path | None = typer.Option(None, help="Timing cache file, read if present and updated, so "
+                                                        "later builds on this GPU are faster (not TensorRT-RTX)."),
+    compute_capability: list[str] = typer.Option([], "--compute-capability", "-c",
+                                                 help="TensorRT-RTX ahead-of-time target, e.g. SM86 (repeatable; "
+                                                      "default: SM80, SM86, SM89, SM120 and later)."),
+    calibration_cache: Path | None = typer.Option(None, help="INT8 from a TensorRT calibration cache and the FP32 "
+                                                             "graph (TensorRT 8.5-10.x, weakly typed)."),
+    typing: str = typer.Option("auto", help="Network typing: auto, strong (types from the graph) or weak "
+                                            "(FP16/INT8 builder flags; TensorRT 8.5-10.x)."),
+    module: str | None = typer.Option(None, help="TensorRT module: tensorrt or tensorrt_rtx (default: the first "
+                                                    "installed of the two)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the build plan and stop."),
+    assume: str | None = typer.Option(None, help="With --dry-run: plan for a TensorRT that is not installed: "
+                                                    "trt-8.5, trt-8.6, trt-10.3, trt-11 or rtx."),
+    ref: Path | None = typer.Option(None, "--ref", help="Parity at build time: the reference checkpoint (.pt)."),
+    data: Path | None = typer.Option(None, "--data", help="Parity at build time: the data folder."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the builder's progress."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
+) -> None:
+    """Build a TensorRT engine (classic TensorRT 8.5-11.x or TensorRT-RTX) and its manifest from a graph.
+
+    The plan follows the installed TensorRT: strongly typed networks from the FP16-typed or Q/DQ graph
+    (TensorRT 10.x, 11.x, TensorRT-RTX; an FP16 engine from the FP32 graph derives scorer.fp16.onnx next to
+    it), or builder flags with residual layers pinned to FP32 (TensorRT 8.5/8.6). With --ref and --data,
+    parity is measured and recorded in the manifest. Exit code 1 when measured parity fails.
+
+    Example: [bold]gedge build scorer.onnx --precision fp16 -c SM86 --ref model.pt --data wood[/]
+    Example: [bold]gedge build scorer.int8.qdq.onnx --precision int8 --dry-run --assume trt-8.5[/]
+    """
+    from .commands_build import run_build
+
+    run_build(graph, precision, out, min_batch, opt_batch, max_batch, workspace_mb, opt_level, timing_cache,
+              compute_capability, calibration_cache, typing, module, dry_run, assume, ref, data, progress, json_out)
+
+
+# --- inspect / bench ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def inspect(
+    model: Path = typer.Argument(..., help="Model: gedge checkpoint (.pt), ONNX graph (.onnx) or TensorRT engine "
+                                           "(.engine); preprocessing and threshold come from it."),
+    inputs: list[Path] = typer.Argument(..., help="Image files or folders (boards, line-scan strips)."),
+    backend: str | None = typer.Option(None, help="torch, torch-cuda, onnxruntime, openvino or tensorrt "
+                                                     "(default: the model file's own; for an .onnx graph the "
+                                                     "fastest installed CPU backend, printed)."),
+    device: str = typer.Option("cpu", help="torch device for a .pt model: cpu or cuda."),
+    overlap: float = typer.Option(0.5, help="Tile overlap, 0 to 0.9 (0.5: stride of half a tile)."),
+    batch_size: int = typer.Option(64, help="Tiles per batch."),
+    threshold: float | None = typer.Option(None, help="Decision threshold on the normalised score "
+                                                         "(default: the model's)."),
+    overlays: Path | None = typer.Option(None, help="Write an overlay PNG per image (heat map and defect boxes) "
+                                                       "to this folder."),
+    truth: Path | None = typer.Option(None, help="Ground truth (strips.json from `gedge data synth-strips`): "
+                                                    "recall and false alarms per strip."),
+    all_tiles: bool = typer.Option(False, "--all-tiles", help="JSON: every tile's score, not only those over "
+                                                              "the threshold."),
+    threads: int = typer.Option(0, help="torch / ONNX Runtime threads (0: their default)."),
+    workers: int | None = typer.Option(None, help="Decoding threads (default: up to 4)."),
+    slots: int = typer.Option(2, help="Batches in flight."),
+    convert: bool = typer.Option(False, "--convert", help="Convert images to the model's channel count."),
+    json_out: bool = typer.Option(False, "--json", help="JSON lines: one per image, then the summary."),
+) -> None:
+    """Inspect images, folders or line-scan strips: tiles, decisions per tile and image, defect boxes.
+
+    Corrupt or unreadable images are reported and skipped; the run goes on (exit code 0).
+
+    Example: [bold]gedge inspect scorer.onnx strips/ --overlap 0.5 --overlays overlays --json[/]
+    """
+    from .commands_inspect import check_backend, run_inspect
+
+    run_inspect(model, inputs, check_backend(backend), device, overlap, batch_size, threshold, overlays, truth,
+                all_tiles, threads, workers, slots, convert, json_out)
+
+
+@app.command()
+def bench(
+    models: list[Path] = typer.Argument(..., help="Models: .pt (torch eager; torch CUDA where there is a GPU), "
+                                                  ".onnx (onnxruntime FP32/FP16/INT8), .engine (TensorRT)."),
+    backend: list[str] = typer.Option([], "--backend", help="Only these backends: torch, torch-cuda, "
+                                                            "onnxruntime, openvino, tensorrt (repeatable; "
+                                                            "default: an .onnx graph runs on the fastest "
+                                                            "installed CPU backend)."),
+    batch: list[int] = typer.Option([], "--batch", help="Batch size (repeatable; default 1 and 16)."),
+    warmup: int = typer.Option(3, help="Untimed calls before timing."),
+    iters: int | None = typer.Option(None, help="Timed calls per row (default 10)."),
+    seconds: float | None = typer.Option(None, help="Time each row for this long instead of --iters."),
+    threads: int = typer.Option(0, help="torch / ONNX Runtime threads (0: their default)."),
+    pipeline: bool = typer.Option(True, "--pipeline/--no-pipeline", help="Also measure batch-by-batch against "
+                                                                         "the pipelined loop from PNG frames."),
+    rounds: int = typer.Option(6, help="Pipeline comparison: alternating pairs of runs (4 batches and at "
+                                           "least 32 inputs each)."),
+    cuda_graphs: str = typer.Option("both", help="TensorRT rows: both, on or off."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+) -> None:
+    """Latency p50/p90/p99, throughput and peak memory of every backend, with ratios against torch eager.
+
+    TensorRT rows add the H2D, compute and D2H times and run with and without CUDA graphs. The machine's CPU,
+    GPU and versions are in the report.
+
+    Example: [bold]gedge bench model.pt scorer.onnx scorer.int8.cpu.onnx --batch 1 --batch 16 --iters 50[/]
+    """
+    from .commands_bench import run_bench
+
+    run_bench(models, backend, batch, warmup, iters, seconds, threads, pipeline, rounds, cuda_graphs, json_out)
+
+
+# --- INT8 calibration / CPU speed --------------------------------------------------------------------------
+
+
+@app.command()
+def calibrate(
+    checkpoint: Path = typer.Argument(..., help="gedge checkpoint (.pt): the reference and the source of the "
+                                                "preprocessing and validation images."),
+    onnx: Path = typer.Option(Path("scorer.onnx"), "--onnx", help="The FP32 graph from `gedge export`."),
+    data: Path | None = typer.Option(None, "--data", help="Normal images to calibrate on: a data set (its normal "
+                                                          "training images) or a folder (default: the "
+                                                          "checkpoint's training images). Never test images."),
+    target: str = typer.Option("all", help="tensorrt (scorer.int8.qdq.onnx + calibration cache), cpu "
+                                           "(scorer.int8.cpu.onnx), all (both), or openvino (NNCF INT8 IR "
+                                           "scorer.int8.ov.xml; needs gedge[openvino])."),
+    method: str = typer.Option("minmax", help="Activation ranges: minmax, entropy (TensorRT's KL method) or "
+                                              "percentile."),
+    percentile: float = typer.Option(99.99, help="Percentile of |x| for --method percentile."),
+    patches: int = typer.Option(512, help="Calibration patches (a warning under 300)."),
+    seed: int = typer.Option(0, help="Seed for drawing the patches."),
+    strict: bool = typer.Option(False, "--strict", help="Do not write a graph that fails the accuracy gate."),
+    out_dir: Path | None = typer.Option(None, "--out-dir", help="Where to write (default: next to --onnx)."),
+    trt_version: str = typer.Option("8.6.1", help="TensorRT version named in the calibration cache header "
+                                                  "(8.5 to 10.x)."),
+    quantize_image_convs: bool = typer.Option(False, "--quantize-image-convs",
+                                              help="Also quantize the convolutions that read an image (first "
+                                                   "layer of each network; float by default)."),
+    max_auroc_drop: float | None = typer.Option(None, help="Gate: largest primary-score AUROC drop (default 0.01)."),
+    min_agreement: float | None = typer.Option(None, help="Gate: smallest decision agreement (default 0.98)."),
+    threads: int = typer.Option(0, help="ONNX Runtime threads (0: its default)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+) -> None:
+    """INT8 graphs for TensorRT (Q/DQ) and for the CPU, a TensorRT calibration cache, and an accuracy gate.
+
+    Draws calibration patches from normal images, chooses activation ranges on the FP32 graph, writes the
+    Q/DQ graphs and the cache, then compares each INT8 graph with the torch reference on the checkpoint's
+    held-out validation images plus proxy anomalies (AUROC drop of the primary score <= 0.01, decision
+    agreement >= 98 %). Exit code 1 when a graph fails the gate (it is still written unless --strict).
+
+    Example: [bold]gedge export model.pt -o scorer.onnx && gedge calibrate model.pt --onnx scorer.onnx[/]
+    Example: [bold]gedge calibrate model.pt --onnx scorer.onnx --target openvino[/]
+    """
+    from .commands_calibrate import run_calibrate
+
+    run_calibrate(locals())
+
+
+@app.command("bench-cpu")
+def bench_cpu(
+    checkpoint: Path | None = typer.Argument(None, help="gedge checkpoint (default: ModelConfig(isize) with "
+                                                        "random weights; speed does not depend on them)."),
+    isize: int = typer.Option(64, help="Input side of the random model."),
+    batch: list[int] = typer.Option([], "--batch", "-b", help="Batch size (repeatable; default 1 and 16)."),
+    threads: int = typer.Option(2, help="Threads for torch and ONNX Runtime."),
+    rounds: int = typer.Option(5, help="Interleaved rounds (each times every backend at every batch size)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+) -> None:
+    """CPU speed: torch eager against ONNX Runtime FP32 and both INT8 graphs, images/s and median latency.
+
+    torch runs with OMP_WAIT_POLICY=PASSIVE unless set otherwise; measure on a quiet machine.
+
+    Example: [bold]gedge bench-cpu --isize 64 -b 1 -b 16 --threads 2[/]
+    """
+    from .commands_calibrate import run_bench_cpu
+
+    run_bench_cpu(checkpoint, isize, batch, threads, rounds, json_out)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), help="Working folder for the demo's data and artifacts."),
     steps: int = typer.Option(600, help="Training steps."),
     seed: int = typer.Option(0, help="Seed."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary at the end."),
 ) -> None:
-    """Synthetic wood, a short training run, its evaluation, FP32 and FP16 export and their parity tables.
+    """Synthetic wood, a short training run, its evaluation, FP32/FP16 export, INT8 calibration, parity tables.
 
     Example: [bold]gedge demo --out demo-out[/]
     """

@@ -29,7 +29,7 @@ class DemoContext:
 
 # Small and fast enough for 2 CPU cores; the real-wood defaults of `gedge train` are in the README.
 DEMO_MODEL = {"isize": 32, "ngf": 32, "ndf": 32, "nz": 100}
-DEMO_PREPROCESS = {"mode": "patch", "isize": 32, "scale": 0.25}
+DEMO_PREPROCESS = {"mode": "patch", "isize": 32, "scale": 0.5}
 
 
 def stage_data(ctx: DemoContext) -> None:
@@ -117,12 +117,133 @@ def stage_parity(ctx: DemoContext) -> None:
             "rel_l2": {row.name: row.rel_l2 for row in report.outputs}, "candidate": report.candidate}
 
 
+def stage_engines(ctx: DemoContext) -> None:
+    """TensorRT engines and manifests for every graph there is, where a TensorRT is installed."""
+    from rich.table import Table
+
+    from .export.build_plan import BuildRequest
+    from .export.engine_build import build_engine
+    from .export.tensorrt_compat import import_tensorrt
+
+    trt, reason = import_tensorrt()
+    if trt is None:
+        console.print(f"[yellow]no TensorRT is installed here[/] ({reason}): no engines built. Install "
+                      "tensorrt-rtx-cu13 (builds ahead of time, no GPU needed) or run on a Jetson with JetPack; "
+                      "`gedge build scorer.onnx --precision fp16 --dry-run --assume trt-10.3` prints the plan.")
+        ctx.summary["engines"] = {"skipped": reason}
+        return
+    qdq = ctx.graphs.get("int8") or ctx.out / "scorer.int8.qdq.onnx"
+    graphs = {"fp32": ctx.graphs.get("fp32"), "fp16": ctx.graphs.get("fp16"), "int8": qdq if qdq.is_file() else None}
+    table = Table(title=f"TensorRT engines ({trt.name} {trt.version})", title_justify="left")
+    for column in ("precision", "graph", "engine", "MB", "build s", "network", "target"):
+        table.add_column(column, justify="right" if column in ("MB", "build s") else "left")
+    ctx.summary["engines"] = {}
+    for precision, graph in graphs.items():
+        if graph is None:
+            why = "no Q/DQ graph (scorer.int8.qdq.onnx; `gedge calibrate`)" if precision == "int8" else "no graph"
+            table.add_row(precision, "-", f"not built: {why}", "", "", "", "")
+            continue
+        # Graph parity was measured by the parity stage; `gedge build --ref --data` records it in the manifest.
+        result = build_engine(graph, BuildRequest(precision, progress=False))
+        table.add_row(precision, Path(result.plan.graph).name, result.engine.name, f"{result.engine_bytes / 1e6:.2f}",
+                      f"{result.build_seconds:.1f}", result.plan.network, result.manifest["target"]["description"])
+        ctx.summary["engines"][precision] = {"engine": str(result.engine), "bytes": result.engine_bytes,
+                                             "weight_bytes": result.manifest["source_graph"]["weight_bytes"],
+                                             "manifest": str(result.manifest_path)}
+    console.print(table)
+    built = ctx.summary["engines"]
+    if "fp32" in built and "int8" in built:
+        ratio = built["int8"]["bytes"] / built["fp32"]["bytes"]
+        weights = built["int8"]["weight_bytes"] / built["fp32"]["weight_bytes"]
+        console.print(f"INT8 engine: {ratio:.0%} of the FP32 engine's size (its weights: {weights:.0%})"
+                      + ("; TensorRT-RTX engines also carry their kernels' CUDA source, which a model this small "
+                         "does not outweigh" if trt.is_rtx and ratio > 0.4 else ""))
+    console.print("each engine has its manifest (<engine>.json); engine parity is measured where the engine runs "
+                  "(a GPU with TensorRT): `gedge build ... --ref model.pt --data DIR` records it in the manifest")
+
+
+def stage_bench(ctx: DemoContext) -> None:
+    """Every backend this machine has, side by side: torch eager (and CUDA), onnxruntime FP32 and INT8, TensorRT."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from .bench.report import bench_table
+    from .bench.runner import BenchConfig, run_benchmarks
+
+    models: list[Path] = [ctx.checkpoint_path]
+    left_out = []
+    for name in ("scorer.onnx", "scorer.int8.cpu.onnx", "scorer.fp16.onnx", "scorer.int8.qdq.onnx"):
+        path = ctx.out / name
+        if not path.is_file():
+            continue
+        if name in ("scorer.fp16.onnx", "scorer.int8.qdq.onnx"):  # TensorRT's graphs: emulated/slow on the CPU
+            left_out.append(name)
+            continue
+        models.append(path)
+    models.extend(sorted(ctx.out.glob("scorer*.xml")))  # OpenVINO IRs, where `gedge calibrate` wrote one
+    for entry in (ctx.summary.get("engines") or {}).values():
+        if isinstance(entry, dict) and entry.get("engine"):
+            models.append(Path(entry["engine"]))
+    from .runtime.factory import installed
+
+    backends = ["torch", "torch-cuda", "onnxruntime", *(["openvino"] if installed("openvino") else []), "tensorrt"]
+    config = BenchConfig(batches=[16], warmup=2, iters=5, backends=backends, pipeline=True, pipeline_batches=2,
+                         pipeline_rounds=2)
+    with console.status("benchmarking every backend") as status:
+        report = run_benchmarks(models, config, progress=lambda what: status.update(f"benchmarking {what}"))
+    if left_out:
+        report.notes.append(f"not benchmarked on the CPU: {', '.join(left_out)} (TensorRT's graphs; their engines "
+                            "are benchmarked where a GPU runs them)")
+    console.print(bench_table(report, title="Every backend on this machine (batch 16)"))
+    ctx.summary["bench"] = {r.label: {"images_per_second": round(r.images_per_second, 1),
+                                      "p50_ms": round(r.latency_ms["p50"], 2), "vs_torch_eager": r.vs_torch_eager}
+                            for r in report.results}
+
+
+def stage_calibrate(ctx: DemoContext) -> None:
+    """INT8: calibration on the demo's normal training images, both flavours, the gate's tables, and parity of
+    both INT8 graphs against the reference on the synthetic test split."""
+    from .bench.parity import parity_check
+    from .bench.tables import parity_table
+    from .calibrate.pipeline import CalibrateOptions, calibrate
+    from .commands_calibrate import FLAVOUR_TITLES, calibrate_summary
+
+    options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=ctx.graphs["fp32"], seed=ctx.seed)
+    with progress_bar("calibrate") as update:
+        result = calibrate(options, lambda stage, done, total: update(done, total, info=stage))
+    cal = result.calibration
+    console.print(f"calibration set {result.set_path}: {len(cal)} patches from {len(cal.sources)} normal images, "
+                  f"sha256 {cal.sha256[:16]}; {result.ranges.method} ranges of {len(result.ranges.tensors)} tensors; "
+                  f"TensorRT cache {result.cache_path}")
+    for f in result.flavours:
+        console.print(parity_table(f.report, title=f"INT8 gate, {FLAVOUR_TITLES[f.target]}: {f.path.name}"))
+        if f.tensorrt_parse:
+            console.print(f"{f.path.name}: {f.tensorrt_parse}")
+    ctx.summary["calibrate"] = calibrate_summary(result)
+    ctx.summary["calibrate"]["test_parity"] = {}
+    for f in result.flavours:
+        if not f.written:
+            continue
+        if f.target == "tensorrt":
+            ctx.graphs["int8"] = f.path  # the graph TensorRT engines are built from
+        with progress_bar(f"parity int8 {f.target}") as update:
+            report = parity_check(ctx.checkpoint_path, f.path, ctx.data, progress=update)
+        console.print(parity_table(report, title=f"Parity INT8 {FLAVOUR_TITLES[f.target]} on the test split"))
+        ctx.summary["calibrate"]["test_parity"][f.target] = {
+            "passed": report.passed, "agreement": report.decisions.agreement,
+            "auroc_reference": report.output("score").auroc_reference,
+            "auroc_int8": report.output("score").auroc_candidate}
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("data", stage_data),
     ("train", stage_train),
     ("evaluate", stage_evaluate),
     ("export", stage_export),
     ("parity", stage_parity),
+    ("calibrate", stage_calibrate),  # before engines: they build the INT8 engine from its Q/DQ graph
+    ("engines", stage_engines),
+    ("bench", stage_bench),  # last: every backend available here
 ]
 
 

@@ -15,7 +15,8 @@ from rich.table import Table
 
 from .scores import OUTPUT_NAMES
 
-console = Console(stderr=False, highlight=False)
+# Tables are wider than 80 columns; when stdout is not a terminal (pipes, CI logs) rich would squeeze them.
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
 

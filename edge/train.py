@@ -48,6 +48,10 @@ PRESETS: dict[str, LossPreset] = {
     # Tang et al. (the seed paper), section III.D: lambda_adv 20, lambda_con 1, lambda_lat 1, Adam lr 1e-3
     # (Keras defaults otherwise, beta1 0.9).
     "paper": LossPreset(w_adv=20.0, w_con=1.0, w_lat=1.0, lr=1e-3, beta1=0.9),
+    # gedge's default: the paper's loss weights with a 5x lower learning rate. With lr 1e-3 the validation
+    # AUROC of real-wood runs swung by 0.2 between checkpoints 150 steps apart; at 2e-4 it rises steadily
+    # and the reconstruction error ends lower (see the README's training notes).
+    "gedge": LossPreset(w_adv=20.0, w_con=1.0, w_lat=1.0, lr=2e-4, beta1=0.9),
     # Akcay et al. 2018 / the original code: w_adv 1, w_con 50, w_lat 1, lr 2e-4, beta1 0.5.
     "akcay": LossPreset(w_adv=1.0, w_con=50.0, w_lat=1.0, lr=2e-4, beta1=0.5),
 }
@@ -55,7 +59,7 @@ PRESETS: dict[str, LossPreset] = {
 
 @dataclass(frozen=True)
 class TrainConfig:
-    preset: str = "paper"
+    preset: str = "gedge"
     steps: int = 2000
     batch_size: int = 32
     val_every: int = 200

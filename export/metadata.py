@@ -47,6 +47,8 @@ class GraphFacts:
     source_sha256: str
     training: dict[str, Any] = field(default_factory=dict)
     derived_from_sha256: str = ""  # an FP16/INT8 graph: sha256 of the FP32 graph it was made from
+    # An INT8 graph: flavour (tensorrt/cpu), calibration method, calibration set sha256 and size (`gedge calibrate`)
+    quantization: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 

@@ -114,26 +114,33 @@ class _Logger:
         return [m for s, m in self.messages if s in ("INTERNAL_ERROR", "ERROR")]
 
 
-def _network_flags(trt: TensorRT, strongly_typed: bool) -> int:
+def creation_flags(module: ModuleType, strongly_typed: bool, explicit_batch: bool) -> int:
+    """``create_network`` flags, each looked up by name (absent members are skipped)."""
     flags = 0
-    creation = trt.module.NetworkDefinitionCreationFlag
+    creation = module.NetworkDefinitionCreationFlag
     explicit = member(creation, "EXPLICIT_BATCH")
-    if explicit is not None and not trt.version.startswith(("10.", "11.")) and not trt.is_rtx:
-        flags |= 1 << int(explicit)  # required by 8.x, deprecated (ignored) later
+    if explicit_batch and explicit is not None:
+        flags |= 1 << int(explicit)
     typed = member(creation, "STRONGLY_TYPED")
     if strongly_typed and typed is not None:
         flags |= 1 << int(typed)
     return flags
 
 
+def _network_flags(trt: TensorRT, strongly_typed: bool) -> int:
+    # EXPLICIT_BATCH is required while implicit batch exists (8.x: IBuilder.max_batch_size), ignored later.
+    explicit = hasattr(trt.module.Builder, "max_batch_size")
+    return creation_flags(trt.module, strongly_typed, explicit)
+
+
 class ParsedNetwork:
     """TensorRT's builder, network and ONNX parser for one graph; keep it alive while using the network."""
 
-    def __init__(self, trt: TensorRT, graph: bytes, strongly_typed: bool = True) -> None:
+    def __init__(self, trt: TensorRT, graph: bytes, strongly_typed: bool = True, flags: int | None = None) -> None:
         self.trt = trt
         self.logger = _Logger(trt)
         self.builder = trt.module.Builder(self.logger.impl)
-        flags = _network_flags(trt, strongly_typed)
+        flags = _network_flags(trt, strongly_typed) if flags is None else flags
         typed = member(trt.module.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
         # TensorRT-RTX networks are always strongly typed; classic TensorRT's are where the flag exists.
         self.strongly_typed = trt.is_rtx or (typed is not None and bool(flags & (1 << int(typed))))
@@ -201,3 +208,69 @@ class ParsedNetwork:
             errors = [m for s, m in self.logger.messages[before:] if s in ("ERROR", "INTERNAL_ERROR")]
             raise RuntimeError("; ".join(errors) or "the builder returned no engine")
         return bytes(serialized)
+
+
+# --- the GPU of this machine ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CudaDevice:
+    """A CUDA GPU: its name and compute capability as TensorRT names it (``SM87`` for Orin)."""
+
+    name: str
+    compute_capability: str
+    index: int = 0
+    source: str = ""  # what found it: cuda-python, pycuda or nvidia-smi
+
+
+def _from_cuda_python(index: int) -> CudaDevice | None:
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python 12.6+
+    except ImportError:
+        from cuda import cudart  # type: ignore[no-redef]  # older cuda-python
+    err, count = cudart.cudaGetDeviceCount()
+    if int(err) != 0 or count <= index:
+        return None
+    err, props = cudart.cudaGetDeviceProperties(index)
+    if int(err) != 0:
+        return None
+    name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
+    return CudaDevice(name.strip("\x00 "), f"SM{props.major}{props.minor}", index, "cuda-python")
+
+
+def _from_pycuda(index: int) -> CudaDevice | None:
+    import pycuda.driver as cuda
+
+    cuda.init()
+    if cuda.Device.count() <= index:
+        return None
+    device = cuda.Device(index)
+    major, minor = device.compute_capability()
+    return CudaDevice(device.name(), f"SM{major}{minor}", index, "pycuda")
+
+
+def _from_nvidia_smi(index: int) -> CudaDevice | None:
+    import subprocess
+
+    result = subprocess.run(["nvidia-smi", f"--id={index}", "--query-gpu=name,compute_cap",
+                             "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+    if result.returncode != 0 or "," not in result.stdout:
+        return None
+    name, cap = (part.strip() for part in result.stdout.strip().splitlines()[0].rsplit(",", 1))
+    return CudaDevice(name, "SM" + cap.replace(".", ""), index, "nvidia-smi")
+
+
+def cuda_device(index: int = 0) -> tuple[CudaDevice | None, str]:
+    """This machine's GPU ``index`` (cuda-python first, as TensorRT's samples use it; then pycuda, then
+    nvidia-smi), or None and why not."""
+    reasons = []
+    for probe in (_from_cuda_python, _from_pycuda, _from_nvidia_smi):
+        try:
+            device = probe(index)
+        except Exception as exc:  # ImportError, a missing driver, no nvidia-smi
+            reasons.append(f"{probe.__name__.removeprefix('_from_')}: {exc.__class__.__name__}")
+            continue
+        if device is not None:
+            return device, ""
+        reasons.append(f"{probe.__name__.removeprefix('_from_')}: no GPU {index}")
+    return None, "no CUDA GPU found (" + "; ".join(reasons) + ")"

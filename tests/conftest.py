@@ -79,3 +79,30 @@ def scorer_graphs(tmp_path_factory):
     fp16 = write_fp16_graph(fp32, root / "scorer.fp16.onnx")
     return {"data": data, "checkpoint": checkpoint_path, "model": checkpoint, "fp32": fp32,
             "fp32_float": float_input, "fp16": fp16}
+
+
+# --- INT8 graphs (shared by test_calibrate) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def int8_graphs(scorer_graphs, tmp_path_factory):
+    """`gedge calibrate`'s library call on the tiny fixture: a copy of its checkpoint that records two of the
+    training images as validation images (so they must stay out of the calibration set), 64 patches (a warning),
+    both flavours, min/max ranges."""
+    from dataclasses import replace
+
+    from gedge.calibrate.pipeline import CalibrateOptions, calibrate
+    from gedge.checkpoint import save_checkpoint
+    from gedge.data import open_dataset
+
+    root = tmp_path_factory.mktemp("int8")
+    train = open_dataset(scorer_graphs["data"]).train
+    checkpoint = replace(scorer_graphs["model"], facts={**scorer_graphs["model"].facts,
+                                                        "validation_images": [str(p) for p in train[:2]]})
+    checkpoint_path = save_checkpoint(checkpoint, root / "model.pt")
+    options = CalibrateOptions(checkpoint=checkpoint_path, graph=scorer_graphs["fp32"], n_patches=64,
+                               method="minmax", out_dir=root, threads=1)
+    result = calibrate(options)
+    return {"root": root, "checkpoint": checkpoint_path, "validation": train[:2], "result": result,
+            "tensorrt": result.flavour("tensorrt").path, "cpu": result.flavour("cpu").path,
+            "cache": result.cache_path, "set": result.set_path, "ranges": result.ranges}

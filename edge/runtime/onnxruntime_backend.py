@@ -88,7 +88,8 @@ class OrtBackend:
         self.threads = threads
         device = "cpu" if cpu_only else self.providers[0].removesuffix("ExecutionProvider").lower()
         suffix = " (fp16 emulated: fp16 storage, fp32 math)" if self.fp16_emulated else ""
-        self.name = f"onnxruntime-{device}-{self.facts.precision}{suffix}"
+        flavour = self.facts.quantization.get("flavour") if self.facts.precision == "int8" else None
+        self.name = f"onnxruntime-{device}-{self.facts.precision}{f'-{flavour}' if flavour else ''}{suffix}"
 
     def feed(self, batch: np.ndarray) -> np.ndarray:
         """The graph's input for a uint8 NHWC batch."""

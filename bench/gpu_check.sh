@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# GPU check for a machine with a GPU (`make gpu-check`): torch CUDA vs CPU parity, cuda-python buffers, streams
+# and graph capture, the pipelined loop on the GPU, and where TensorRT is installed FP32/FP16/INT8 engines with
+# parity and a benchmark. Under five minutes; one-screen summary; exit code 1 when a step fails.
+# Usage: bench/gpu_check.sh [--model model.pt] [--budget 280] [--out DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+exec timeout --signal=INT --kill-after=15 300 "$PY" -m gedge.bench.gpu_check "$@"

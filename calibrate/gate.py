@@ -1,0 +1,111 @@
+"""The accuracy gate of `gedge calibrate`: parity of an INT8 graph against the torch reference on held-out
+normal images and proxy anomalies painted on them.
+
+The images are the checkpoint's validation normals (``facts["validation_images"]``: held out from training,
+never used for calibration) or, for a checkpoint without them (an import), a seeded share of the calibration
+sources held out before the patches are drawn. Proxy anomalies (:mod:`gedge.proxy`, as training's model
+selection uses them) make the set labelled, so AUROC is defined. Test images are never used: the test split's
+numbers come from ``gedge parity --data`` afterwards.
+
+Scoring and comparison are :mod:`gedge.bench.parity`'s; the limits are its ``int8`` limits (primary-score
+AUROC drop <= 0.01, decision agreement >= 98 %) unless overridden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from gedge.bench.parity import ParityLimits, ParityReport, compare_scores, limits_for
+from gedge.data import load_prepared
+from gedge.errors import DataError
+from gedge.evaluate import score_images
+from gedge.proxy import KINDS, proxy_set
+from gedge.scores import Scores
+
+
+@dataclass
+class GateSet:
+    images: list[np.ndarray]  # prepared (the checkpoint's preprocessing), normals first, then proxies
+    labels: np.ndarray
+    names: list[str]
+    description: str
+    n_normal: int
+    n_proxy: int
+    paths: list[str]
+
+
+def recorded_validation(checkpoint) -> list[Path]:
+    """The checkpoint's validation images that exist on this machine (all or nothing)."""
+    recorded = [Path(p) for p in (checkpoint.facts or {}).get("validation_images", [])]
+    if recorded and all(p.is_file() for p in recorded):
+        return recorded
+    return []
+
+
+def gate_set(checkpoint, paths: list[Path], origin: str, proxies_per_image: int | None = None,
+             seed: int | None = None, convert: bool = False) -> GateSet:
+    """Held-out normal images and ``proxies_per_image`` proxy-anomalous copies of each (training's defaults)."""
+    if not paths:
+        raise DataError("no held-out normal images for the accuracy gate")
+    train_config = (checkpoint.facts or {}).get("train_config", {})
+    per_image = proxies_per_image or int(train_config.get("proxies_per_image", 3))
+    seed = int(train_config.get("seed", 0)) + 1 if seed is None else seed
+    normals = load_prepared(paths, checkpoint.preprocess, convert)
+    proxies = proxy_set(normals, per_image, seed)
+    names = [p.name for p in paths]
+    names += [f"{paths[i].stem}+{KINDS[(i * per_image + j) % len(KINDS)]}"
+              for i in range(len(paths)) for j in range(per_image)]
+    labels = np.r_[np.zeros(len(normals), dtype=np.int64), np.ones(len(proxies), dtype=np.int64)]
+    description = (f"{len(normals)} held-out normal images ({origin}) and {len(proxies)} proxy anomalies painted "
+                   "on them")
+    return GateSet(normals + proxies, labels, names, description, len(normals), len(proxies), [str(p) for p in paths])
+
+
+@dataclass
+class Reference:
+    images: Scores
+    inputs: Scores
+    name: str
+
+
+def reference_scores(checkpoint, gate: GateSet, batch_size: int = 64, progress=None) -> Reference:
+    """The torch reference's scores of the gate images (computed once for every flavour)."""
+    from gedge.runtime.torch_backend import TorchBackend
+
+    backend = TorchBackend(checkpoint)
+    images, inputs = score_images(backend, gate.images, checkpoint.preprocess, batch_size, progress)
+    return Reference(images, inputs, backend.name)
+
+
+def run_gate(checkpoint, graph: str | Path, gate: GateSet, reference: Reference, limits: ParityLimits | None = None,
+             threads: int = 0, batch_size: int = 64, progress=None) -> ParityReport:
+    """Score the gate images with the graph on ONNX Runtime and compare with the reference."""
+    from gedge.runtime.onnxruntime_backend import OrtBackend
+
+    candidate = OrtBackend(graph, threads=threads)
+    try:
+        images, inputs = score_images(candidate, gate.images, checkpoint.preprocess, batch_size, progress)
+    finally:
+        candidate.close()
+    report = compare_scores(reference.inputs, inputs, reference.images, images, checkpoint.calibration.threshold,
+                            limits or limits_for("int8"), gate.labels, gate.names, reference.name, candidate.name,
+                            gate.description)
+    flavour = candidate.facts.quantization.get("flavour", "")
+    report.notes.append(f"{flavour or 'INT8'} graph run on ONNX Runtime CPU" +
+                        (" (its Q/DQ arithmetic: what TensorRT computes, up to accumulation order)"
+                         if flavour == "tensorrt" else ""))
+    return report
+
+
+def gate_summary(report: ParityReport) -> dict:
+    """The numbers a sidecar records: per-score AUROC, primary drop, Spearman, agreement, verdict."""
+    score = report.output("score")
+    return {"passed": report.passed, "data": report.data, "n_images": report.n_images,
+            "auroc_reference": score.auroc_reference, "auroc_int8": score.auroc_candidate,
+            "auroc_drop": None if score.auroc_delta is None else -score.auroc_delta,
+            "spearman": score.spearman, "agreement": report.decisions.agreement,
+            "limits": report.limits.to_dict(), "failures": report.failures,
+            "auroc": {row.name: {"reference": row.auroc_reference, "int8": row.auroc_candidate,
+                                 "delta": row.auroc_delta, "spearman": row.spearman} for row in report.outputs}}

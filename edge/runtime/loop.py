@@ -1,0 +1,385 @@
+"""The pipelined inference loop: decode on CPU threads, batches in flight on the backend, results in order.
+
+Items (image paths, encoded frames, arrays) go through three stages that overlap:
+
+1. ``prepare(item)`` on a thread pool (decoding, scaling, tiling: numpy and Pillow release the GIL) returns the
+   item's network inputs, uint8 NHWC, and optionally something to keep with them (tile origins, image size);
+2. inputs are packed into batches of ``batch_size`` across item boundaries (a long strip spans batches, small
+   images share one);
+3. each batch goes to one of ``slots`` in-flight slots. For the TensorRT backend a slot is its own stream,
+   execution context and pinned buffers (``enqueue``/``collect``), so the copy of batch k+1 overlaps the
+   compute of batch k. For CPU backends (torch, onnxruntime) a slot is a future on a one-thread compute
+   executor, so decoding and batch assembly overlap the compute. Either way it is the same loop, which is
+   what makes the backends' throughput comparable.
+
+Results come back in input order, one :class:`ItemResult` per item, with the scores of its inputs. Errors are
+per item: an item that cannot be prepared (a corrupt image) carries its error and the run goes on; a batch the
+backend fails on gives every item with inputs in that batch the error (``on_backend_error="raise"`` stops
+the run instead).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, GedgeError
+from ..scores import Scores
+from .base import Backend
+
+Prepare = Callable[[Any], "np.ndarray | tuple[np.ndarray, Any]"]
+
+
+@dataclass
+class ItemResult:
+    """One item's outcome: the scores of each of its network inputs, or why there are none."""
+
+    index: int
+    item: Any
+    scores: Scores | None
+    meta: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class LoopStats:
+    """Counts and times of one run (``seconds`` from the first item asked for to the last result)."""
+
+    items: int = 0
+    inputs: int = 0
+    batches: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    batch_ms: list[float] = field(default_factory=list)  # enqueue to collected, per batch
+
+    @property
+    def inputs_per_second(self) -> float:
+        return self.inputs / self.seconds if self.seconds > 0 else 0.0
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, GedgeError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+class FutureSlots:
+    """In-flight slots for a synchronous backend: each slot is a future on a small compute executor (kept for
+    the pipeline's life: torch's OpenMP team belongs to the thread that calls it)."""
+
+    def __init__(self, backend: Backend, slots: int = 2, executor: ThreadPoolExecutor | None = None) -> None:
+        self.backend = backend
+        self.slots = slots
+        self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="gedge-compute")
+        self.futures: dict[int, Future] = {}
+
+    def enqueue(self, slot: int, batch: np.ndarray) -> None:
+        self.futures[slot] = self.executor.submit(self.backend.score, batch)
+
+    def collect(self, slot: int) -> Scores:
+        return self.futures.pop(slot).result()
+
+    def close(self) -> None:
+        for future in self.futures.values():
+            future.cancel()
+        self.futures.clear()
+
+
+class NativeSlots:
+    """The backend's own slots (TensorRT: a stream, context and pinned buffers each)."""
+
+    def __init__(self, backend: Any, slots: int) -> None:
+        self.backend = backend
+        self.slots = min(slots, backend.slots)
+
+    def enqueue(self, slot: int, batch: np.ndarray) -> None:
+        self.backend.enqueue(slot, batch)
+
+    def collect(self, slot: int) -> Scores:
+        return self.backend.collect(slot)
+
+    def close(self) -> None:
+        pass
+
+
+def has_native_slots(backend: Any) -> bool:
+    return all(hasattr(backend, attr) for attr in ("enqueue", "collect", "slots"))
+
+
+def _as_inputs(prepared: Any, spec: Any = None) -> tuple[np.ndarray, Any]:
+    """An item's inputs and meta; checked against the backend's input spec, so that one bad item fails alone
+    instead of the batch it would share with others."""
+    inputs, meta = prepared if isinstance(prepared, tuple) else (prepared, None)
+    if not isinstance(inputs, np.ndarray) or inputs.ndim != 4 or len(inputs) == 0:
+        shape = getattr(inputs, "shape", type(inputs).__name__)
+        raise ConfigError(f"prepare must return a non-empty (N, H, W, C) array, got {shape}")
+    if spec is not None:
+        spec.check(inputs)
+    return inputs, meta
+
+
+@dataclass
+class _Pending:
+    item: Any
+    meta: Any
+    n: int
+    parts: list[tuple[int, Scores]] = field(default_factory=list)
+    received: int = 0
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.error is not None or self.received >= self.n
+
+
+class Pipeline:
+    """Runs items through ``prepare``, batching and ``slots`` in-flight batches on ``backend``.
+
+    ``workers``: decoding threads (0: prepare on the calling thread). ``lookahead``: items prepared ahead.
+    ``compute_workers``: threads that call a synchronous backend (1 keeps one batch computing at a time, with
+    the rest waiting in their slots; more only helps a backend that leaves cores idle).
+    """
+
+    def __init__(self, backend: Backend, batch_size: int = 64, slots: int = 2, workers: int | None = None,
+                 lookahead: int | None = None, compute_workers: int = 1, on_backend_error: str = "item") -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+        if slots < 1:
+            raise ConfigError(f"slots must be at least 1, got {slots}")
+        if on_backend_error not in ("item", "raise"):
+            raise ConfigError(f"on_backend_error must be item or raise, got {on_backend_error!r}")
+        self.backend = backend
+        self.batch_size = batch_size
+        self.slots = slots
+        self.workers = min(4, os.cpu_count() or 1) if workers is None else max(0, workers)
+        self.lookahead = lookahead or max(2, 2 * self.workers + slots)
+        self.compute_workers = max(1, compute_workers)
+        self.on_backend_error = on_backend_error
+        self.stats = LoopStats()
+        self._compute: ThreadPoolExecutor | None = None
+        self._decode: ThreadPoolExecutor | None = None
+
+    def _executors(self, decode: bool) -> tuple[ThreadPoolExecutor | None, ThreadPoolExecutor | None]:
+        """The compute and decoding threads, started on first use and kept until :meth:`close`."""
+        if self._compute is None and not has_native_slots(self.backend):
+            self._compute = ThreadPoolExecutor(self.compute_workers, thread_name_prefix="gedge-compute")
+        if self._decode is None and decode and self.workers:
+            self._decode = ThreadPoolExecutor(self.workers, thread_name_prefix="gedge-decode")
+        return self._compute, self._decode if decode else None
+
+    def close(self) -> None:
+        """Stop the threads (they also end with the interpreter)."""
+        for executor in (self._compute, self._decode):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+        self._compute = self._decode = None
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, items: Iterable[Any], prepare: Prepare | None = None) -> Iterator[ItemResult]:
+        """Yield one ItemResult per item, in input order. ``prepare=None``: items are input arrays already."""
+        self.stats = LoopStats()
+        started = time.perf_counter()
+        compute, pool = self._executors(decode=prepare is not None)
+        slots = (NativeSlots(self.backend, self.slots) if has_native_slots(self.backend)
+                 else FutureSlots(self.backend, self.slots, compute))
+        source = enumerate(items)
+        decoding: deque[tuple[int, Any, Any]] = deque()
+        pending: dict[int, _Pending] = {}
+        order: deque[int] = deque()
+        assembly: list[tuple[int, int, np.ndarray]] = []  # (item index, offset in the item, inputs)
+        assembled = 0
+        inflight: deque[tuple[int, list[tuple[int, int, int]], float]] = deque()
+        next_slot = 0
+
+        def refill() -> None:
+            while len(decoding) < self.lookahead:
+                try:
+                    index, item = next(source)
+                except StopIteration:
+                    return
+                if prepare is None:
+                    decoding.append((index, item, None))
+                elif pool is None:
+                    decoding.append((index, item, _call(prepare, item)))
+                else:
+                    decoding.append((index, item, pool.submit(prepare, item)))
+
+        def fail(segments: list[tuple[int, int, int]], message: str) -> None:
+            for index, _, _ in segments:
+                if index in pending and pending[index].error is None:
+                    pending[index].error = message
+
+        def complete_oldest() -> None:
+            slot, segments, t0 = inflight.popleft()
+            try:
+                scores = slots.collect(slot)
+            except Exception as exc:
+                if self.on_backend_error == "raise":
+                    raise
+                fail(segments, f"backend failed on a batch: {error_text(exc)}")
+                return
+            finally:
+                self.stats.batch_ms.append((time.perf_counter() - t0) * 1e3)
+            position = 0
+            for index, offset, count in segments:
+                state = pending.get(index)
+                if state is not None and state.error is None:
+                    state.parts.append((offset, scores.take(slice(position, position + count))))
+                    state.received += count
+                position += count
+
+        def submit() -> None:
+            nonlocal assembly, assembled, next_slot
+            if not assembled:
+                return
+            segments = [(index, offset, len(part)) for index, offset, part in assembly]
+            parts = [p for _, _, p in assembly]
+            assembly, assembled = [], 0
+            try:
+                batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            except ValueError as exc:  # items of different shapes (a prepare without an input spec to check)
+                fail(segments, f"cannot batch: {error_text(exc)}")
+                return
+            slot = next_slot % slots.slots
+            next_slot += 1
+            if len(inflight) >= slots.slots:
+                complete_oldest()  # the oldest batch holds this slot (slots are used round robin)
+            try:
+                slots.enqueue(slot, batch)
+            except Exception as exc:
+                if self.on_backend_error == "raise":
+                    raise
+                fail(segments, f"backend failed on a batch: {error_text(exc)}")
+                return
+            self.stats.batches += 1
+            inflight.append((slot, segments, time.perf_counter()))
+
+        def ready() -> Iterator[ItemResult]:
+            while order and pending[order[0]].done:
+                index = order.popleft()
+                state = pending.pop(index)
+                if state.error is not None:
+                    self.stats.errors += 1
+                    yield ItemResult(index, state.item, None, state.meta, state.error)
+                    continue
+                parts = [s for _, s in sorted(state.parts, key=lambda p: p[0])]
+                scores = parts[0] if len(parts) == 1 else Scores.concat(parts)
+                self.stats.inputs += state.n
+                yield ItemResult(index, state.item, scores, state.meta)
+
+        try:
+            refill()
+            while decoding:
+                index, item, job = decoding.popleft()
+                refill()
+                self.stats.items += 1
+                order.append(index)
+                try:
+                    raw = item if prepare is None else job.result() if isinstance(job, Future) else job.get()
+                    inputs, meta = _as_inputs(raw, getattr(self.backend, "input_spec", None))
+                except Exception as exc:
+                    pending[index] = _Pending(item, None, 0, error=error_text(exc))
+                    yield from ready()
+                    continue
+                pending[index] = _Pending(item, meta, len(inputs))
+                offset = 0
+                while offset < len(inputs):
+                    take = min(self.batch_size - assembled, len(inputs) - offset)
+                    assembly.append((index, offset, inputs[offset:offset + take]))
+                    assembled += take
+                    offset += take
+                    if assembled == self.batch_size:
+                        submit()
+                yield from ready()
+            submit()
+            while inflight:
+                complete_oldest()
+                yield from ready()
+            yield from ready()
+        finally:
+            while inflight:  # an early stop or an error: leave no batch on a slot
+                slot = inflight.popleft()[0]
+                try:
+                    slots.collect(slot)
+                except Exception:
+                    pass
+            slots.close()
+            while decoding:  # an early stop: prepared-ahead items are dropped
+                job = decoding.popleft()[2]
+                if isinstance(job, Future):
+                    job.cancel()
+            self.stats.seconds = time.perf_counter() - started
+
+    def score_all(self, items: Iterable[Any], prepare: Prepare | None = None) -> list[ItemResult]:
+        """Every item's result, in order (the threads stay up for the next run; :meth:`close` ends them)."""
+        return list(self.run(items, prepare))
+
+
+class _Done:
+    """A prepared value or the exception preparing it raised, for ``workers=0``."""
+
+    def __init__(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value, self.error = value, error
+
+    def get(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _call(prepare: Prepare, item: Any) -> _Done:
+    try:
+        return _Done(prepare(item))
+    except Exception as exc:
+        return _Done(error=exc)
+
+
+def batch_by_batch(backend: Backend, items: Iterable[Any], prepare: Prepare | None = None,
+                   batch_size: int = 64) -> LoopStats:
+    """The baseline the loop is measured against: prepare, then score, one batch at a time, no overlap."""
+    stats = LoopStats()
+    started = time.perf_counter()
+    buffer: list[np.ndarray] = []
+    held = 0
+
+    def flush(parts: list[np.ndarray]) -> None:
+        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        t0 = time.perf_counter()
+        backend.score(batch)
+        stats.batch_ms.append((time.perf_counter() - t0) * 1e3)
+        stats.batches += 1
+        stats.inputs += len(batch)
+
+    for item in items:
+        stats.items += 1
+        inputs, _ = _as_inputs(item if prepare is None else prepare(item))
+        offset = 0
+        while offset < len(inputs):
+            take = min(batch_size - held, len(inputs) - offset)
+            buffer.append(inputs[offset:offset + take])
+            held += take
+            offset += take
+            if held == batch_size:
+                flush(buffer)
+                buffer, held = [], 0
+    if held:
+        flush(buffer)
+    stats.seconds = time.perf_counter() - started
+    return stats

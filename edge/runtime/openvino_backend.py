@@ -1,0 +1,184 @@
+"""OpenVINO backend: the fused scorer on x86 CPUs in FP32, BF16 or INT8 (an NNCF-quantized IR).
+
+It reads gedge's fused ONNX graph directly (``scorer.onnx``) or a saved OpenVINO IR (``scorer.int8.ov.xml``
+from ``gedge calibrate --target openvino``, facts in ``<ir>.json``). Like every backend it takes a uint8 NHWC
+batch; a ``float-nchw`` graph gets the conversion ``x / 127.5 - 1`` here, exactly as the uint8 graph does it
+inside.
+
+Precision is set explicitly with the inference precision hint (``ov.properties.hint.inference_precision``):
+OpenVINO runs BF16 by default on CPUs that have it (AVX-512 BF16, AMX), so ``fp32`` says ``f32``; ``bf16``
+says ``bf16`` (on a CPU without BF16 OpenVINO runs f32, and the backend's name says so); ``int8`` needs an
+INT8 model (NNCF IR or a Q/DQ graph), whose float parts (the residual arithmetic and the reductions the
+ignored scope kept in float) run in f32.
+
+Performance: ``latency`` (one stream using all threads: one batch as fast as possible) or ``throughput``
+(several streams; a batch is split across them and run concurrently). Threads and streams are configurable
+(0: OpenVINO's choice). The model keeps its dynamic batch dimension.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ArtifactError, ConfigError
+from ..scores import OUTPUT_NAMES, Scores
+from .base import InputSpec
+
+PRECISIONS = ("fp32", "bf16", "int8")
+PERFORMANCE_MODES = ("latency", "throughput")
+IR_SUFFIX = ".xml"
+
+
+def import_openvino():
+    try:
+        import openvino
+    except ImportError as exc:
+        raise ConfigError(f"OpenVINO is not installed ({exc}); pip install 'gedge[openvino]'") from None
+    return openvino
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def ir_sidecar_path(xml: str | Path) -> Path:
+    xml = Path(xml)
+    return xml.with_name(xml.name + ".json")
+
+
+def read_ir_facts(xml: str | Path):
+    """The gedge facts of a saved IR, from its sidecar (``<ir>.xml.json``)."""
+    from gedge.export.metadata import GraphFacts
+
+    side = ir_sidecar_path(xml)
+    if not side.is_file():
+        raise ArtifactError("OpenVINO IR has no sidecar (written by `gedge calibrate --target openvino`?)", side)
+    try:
+        payload = json.loads(side.read_text())
+        names = set(GraphFacts.__dataclass_fields__)
+        facts = GraphFacts(**{k: v for k, v in payload.items() if k in names})
+    except (OSError, ValueError, TypeError) as exc:
+        raise ArtifactError(f"IR sidecar does not parse: {exc}", side) from None
+    return facts
+
+
+def read_model_facts(path: str | Path):
+    """Facts of an ONNX graph (its metadata) or an IR (its sidecar)."""
+    path = Path(path)
+    if path.suffix.lower() == IR_SUFFIX:
+        if not path.is_file() or not path.with_suffix(".bin").is_file():
+            raise ArtifactError("OpenVINO IR (.xml and its .bin) does not exist", path)
+        return read_ir_facts(path)
+    from gedge.export.metadata import load_graph, read_facts
+
+    return read_facts(load_graph(path, load_weights=False), path)
+
+
+class OpenVINOBackend:
+    """Scores uint8 NHWC batches with a scorer graph (ONNX) or IR on OpenVINO's CPU plugin."""
+
+    def __init__(self, model: str | Path, precision: str | None = None, performance: str = "latency",
+                 threads: int = 0, streams: int = 0, device: str = "CPU") -> None:
+        ov = import_openvino()
+        props = ov.properties
+        if performance not in PERFORMANCE_MODES:
+            raise ConfigError(f"performance must be latency or throughput, got {performance!r}")
+        if threads < 0 or streams < 0:
+            raise ConfigError("threads and streams must be 0 (OpenVINO's choice) or more")
+        self.path = Path(model)
+        self.facts = read_model_facts(self.path)
+        native = self.facts.precision
+        if native not in ("fp32", "int8"):
+            raise ConfigError(f"{self.path.name} is {native}; OpenVINO runs the FP32 graph (fp32, bf16) or an INT8 "
+                              "model")
+        precision = precision or native
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if (precision == "int8") != (native == "int8"):
+            raise ConfigError(f"{self.path.name} is {native}: "
+                              + ("INT8 on OpenVINO needs the NNCF IR (`gedge calibrate --target openvino`)"
+                                 if precision == "int8" else f"it runs as int8, not {precision}"))
+        self.precision = precision
+        self.performance = performance
+        self.core = ov.Core()
+        try:
+            model_obj = self.core.read_model(str(self.path))
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long texts
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+            raise ArtifactError(f"OpenVINO cannot read the model: {first}", self.path) from None
+        hint = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
+        mode = props.hint.PerformanceMode.LATENCY if performance == "latency" else \
+            props.hint.PerformanceMode.THROUGHPUT
+        config = {props.hint.inference_precision: hint, props.hint.performance_mode: mode}
+        if threads:
+            config[props.inference_num_threads] = threads
+        if streams:
+            config[props.num_streams] = streams
+        try:
+            self.compiled = self.core.compile_model(model_obj, device, config)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+            raise ArtifactError(f"OpenVINO cannot compile the model: {first}", self.path) from None
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        missing = [n for n in OUTPUT_NAMES if n not in self.output_names]
+        if missing:
+            raise ArtifactError(f"model lacks the outputs {', '.join(missing)}", self.path)
+        self.with_amap = "amap" in self.output_names
+        self.input_layout = "NHWC" if self.facts.input == "uint8-nhwc" else "NCHW"
+        self.input_spec = InputSpec(size=int(self.facts.model["isize"]), channels=int(self.facts.model["nc"]))
+        self.streams = int(self.compiled.get_property(props.num_streams))
+        self.threads = int(self.compiled.get_property(props.inference_num_threads))
+        ran = self.compiled.get_property(props.hint.inference_precision)
+        self.runs_in = {ov.Type.bf16: "bf16", ov.Type.f32: "fp32", ov.Type.f16: "fp16"}.get(ran, str(ran))
+        self.requests = [self.compiled.create_infer_request() for _ in range(max(1, self.streams))]
+        note = ""
+        if precision == "bf16" and self.runs_in != "bf16":
+            note = f" (runs {self.runs_in}: no BF16 on this CPU)"
+        self.name = f"openvino-cpu-{precision}{note}"
+        self.version = ov.get_version()
+
+    def feed(self, batch: np.ndarray) -> np.ndarray:
+        if self.input_layout == "NHWC":
+            return np.ascontiguousarray(batch)
+        return np.ascontiguousarray(batch.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(127.5)
+                                    - np.float32(1.0))
+
+    def _collect(self, request) -> dict[str, np.ndarray]:
+        return {name: np.array(request.get_tensor(name).data, dtype=np.float32) for name in self.output_names}
+
+    def run(self, graph_input: np.ndarray) -> Scores:
+        """Score the model's own input as it is; with several streams the batch is split across them."""
+        n = graph_input.shape[0]
+        parts = min(len(self.requests), n)
+        if parts <= 1:
+            request = self.requests[0]
+            request.infer({0: graph_input})
+            return Scores.from_dict(self._collect(request))
+        chunks = np.array_split(graph_input, parts)
+        for request, chunk in zip(self.requests, chunks):
+            request.start_async({0: np.ascontiguousarray(chunk)})
+        outputs = []
+        for request in self.requests[:parts]:
+            request.wait()
+            outputs.append(self._collect(request))
+        return Scores.from_dict({k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]})
+
+    def score(self, batch: np.ndarray) -> Scores:
+        self.input_spec.check(batch)
+        return self.run(self.feed(batch))
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "openvino": self.version, "precision": self.precision,
+                "inference_precision": self.runs_in, "performance": self.performance, "streams": self.streams,
+                "threads": self.threads}
+
+    def close(self) -> None:
+        self.requests = []
+        self.compiled = None

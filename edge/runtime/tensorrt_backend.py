@@ -1,0 +1,348 @@
+"""TensorRT backend: a gedge engine (``gedge build``) on the GPU, classic ``tensorrt`` or ``tensorrt_rtx``.
+
+Loading goes through the engine's manifest first (:func:`gedge.export.manifest.read_verified_engine`): the
+bytes must match the recorded sha256, and the installed TensorRT flavour and version and this GPU must be the
+ones the engine was built for; the bytes that were checked are the bytes deserialised.
+
+Then, per in-flight *slot* (two by default, so the copy of batch k+1 overlaps the compute of batch k):
+
+* an execution context, a non-blocking stream and four events (H2D, compute, D2H timing);
+* a pinned host input buffer and device buffers for the optimisation profile's largest batch, bound once with
+  ``set_tensor_address``;
+* pinned host buffers only for the outputs that are copied back: the scores, and the anomaly map when asked;
+* one CUDA graph per batch size, captured around ``execute_async_v3`` on the first batch of that size (after
+  one uncaptured run, which lets TensorRT finish its lazy setup) and replayed after that.
+
+:meth:`TensorRTBackend.enqueue` and :meth:`TensorRTBackend.collect` are what the pipelined loop
+(:mod:`gedge.runtime.loop`) drives; :meth:`TensorRTBackend.score` is the synchronous Backend call built on them.
+``close()`` releases graphs, buffers, streams, contexts and the engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArtifactError, ConfigError, DataError
+from ..scores import OUTPUT_NAMES, Scores
+from .base import InputSpec
+from .cuda_buffers import CudaApi, CudaError, CudaGraph, DeviceBuffer, HostBuffer, StageTimes, Stream, load_cuda
+
+_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "UINT8": np.uint8, "INT32": np.int32,
+           "INT64": np.int64, "BOOL": np.bool_}
+
+
+def _numpy_dtype(module: Any, trt_dtype: Any) -> np.dtype:
+    for name, dtype in _DTYPES.items():
+        if getattr(module.DataType, name, None) == trt_dtype:
+            return np.dtype(dtype)
+    raise ArtifactError(f"engine tensor of type {trt_dtype} has no numpy equivalent")
+
+
+def import_runtime(flavour: str) -> Any:
+    """The TensorRT module of an engine's flavour, with its runtime (Runtime, execute_async_v3)."""
+    if flavour not in ("tensorrt", "tensorrt_rtx"):
+        raise ArtifactError(f"manifest names an unknown TensorRT flavour {flavour!r}")
+    try:
+        module = importlib.import_module(flavour)
+    except Exception as exc:  # ImportError, or OSError from a missing libnvinfer
+        pip = "tensorrt-rtx-cu13" if flavour == "tensorrt_rtx" else "tensorrt (Jetson: JetPack)"
+        raise ConfigError(f"the engine needs {flavour}, which does not import here "
+                          f"({exc.__class__.__name__}: {str(exc).strip()[:120]}); install {pip}") from None
+    if not hasattr(module, "Runtime"):
+        raise ConfigError(f"{flavour} imports but has no Runtime (the PyPI placeholder package?)")
+    return module
+
+
+class _Logger:
+    """Keeps TensorRT's warnings and errors for the error messages instead of printing them."""
+
+    def __init__(self, module: Any) -> None:
+        severities = module.ILogger.Severity
+        keep = {getattr(severities, s) for s in ("INTERNAL_ERROR", "ERROR", "WARNING") if hasattr(severities, s)}
+        self.messages: list[str] = []
+        outer = self
+
+        class Impl(module.ILogger):  # type: ignore[misc, name-defined]
+            def __init__(self) -> None:
+                module.ILogger.__init__(self)
+
+            def log(self, severity, msg):  # noqa: ANN001 - TensorRT's signature
+                if severity in keep:
+                    outer.messages.append(str(msg))
+
+        self.impl = Impl()
+
+
+@dataclass
+class _Slot:
+    """One in-flight batch: its own context, stream, bindings and CUDA graphs."""
+
+    context: Any
+    stream: Stream
+    host_input: HostBuffer
+    device_input: DeviceBuffer
+    device_outputs: dict[str, DeviceBuffer]
+    host_outputs: dict[str, HostBuffer]
+    graphs: dict[int, CudaGraph] = field(default_factory=dict)
+    shape_batch: int = 0  # the batch the context's input shape is set to
+    pending: int = 0  # rows enqueued and not yet collected (padded batch)
+    real: int = 0  # rows of those that are real inputs
+
+
+@dataclass
+class TensorRTStats:
+    """What the backend measured since the last reset: stage times per collected batch, graph use."""
+
+    stages: list[StageTimes] = field(default_factory=list)
+    graph_launches: int = 0
+    plain_launches: int = 0
+    captures: int = 0
+
+
+class TensorRTBackend:
+    """Scores uint8 NHWC batches with a gedge TensorRT engine; verified against its manifest on load."""
+
+    def __init__(self, engine: str | Path, with_amap: bool = False, slots: int = 2, cuda_graphs: bool = True,
+                 device: int = 0, cuda_api: str | CudaApi | None = None, trt_module: Any = None,
+                 runtime_info: Any = None) -> None:
+        from gedge.export.manifest import RuntimeInfo, read_manifest, read_verified_engine
+
+        if slots < 1:
+            raise ConfigError(f"slots must be at least 1, got {slots}")
+        self.path = Path(engine)
+        self._slots: list[_Slot] = []
+        self._closed = False
+        manifest = read_manifest(self.path)  # before importing anything: a missing or foreign manifest is the error
+        flavour = (manifest.get("tensorrt") or {}).get("flavour", "")
+        self.trt = trt_module or import_runtime(flavour)
+        self.trt_name = getattr(self.trt, "__name__", flavour)
+        self.trt_version = str(getattr(self.trt, "__version__", "unknown"))
+        self.api = cuda_api if isinstance(cuda_api, CudaApi) else load_cuda(cuda_api, device)
+        if runtime_info is None:
+            from gedge.export.tensorrt_compat import cuda_device
+
+            gpu, why = cuda_device(device)
+            if gpu is None:
+                raise ConfigError(f"no CUDA GPU to run the engine on ({why})")
+            runtime_info = RuntimeInfo(self.trt_name, self.trt_version, gpu.name, gpu.compute_capability)
+        self.runtime_info = runtime_info
+        data, self.manifest = read_verified_engine(self.path, runtime_info)
+
+        self.logger = _Logger(self.trt)
+        self.runtime = self.trt.Runtime(self.logger.impl)
+        self.engine = self.runtime.deserialize_cuda_engine(data)
+        if self.engine is None:
+            detail = "; ".join(self.logger.messages[-3:]) or "no reason given"
+            raise ArtifactError(f"TensorRT could not deserialise the engine: {detail[:300]}", self.path)
+
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_input = {n: self.engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT for n in names}
+        inputs = [n for n in names if is_input[n]]
+        if len(inputs) != 1:
+            raise ArtifactError(f"engine has {len(inputs)} inputs; a gedge scorer engine has one", self.path)
+        self.input_name = inputs[0]
+        self.output_names = [n for n in names if not is_input[n]]
+        missing = [n for n in OUTPUT_NAMES if n not in self.output_names]
+        if missing:
+            raise ArtifactError(f"engine lacks the outputs {', '.join(missing)}", self.path)
+        has_amap = "amap" in self.output_names
+        if with_amap and not has_amap:
+            raise ConfigError("the anomaly map was asked for but the engine has no amap output (export with --amap)")
+        self.with_amap = bool(with_amap)
+        self.copied = [*OUTPUT_NAMES, *(["amap"] if self.with_amap else [])]
+
+        spec = manifest.get("input_spec") or {}
+        model = manifest.get("model") or {}
+        self.input_spec = InputSpec(size=int(spec.get("size", model.get("isize", 0))),
+                                    channels=int(spec.get("channels", model.get("nc", 3))))
+        self.input_kind = (manifest.get("input") or {}).get("kind", "uint8-nhwc")
+        self.input_dtype = _numpy_dtype(self.trt, self.engine.get_tensor_dtype(self.input_name))
+        shape = tuple(int(d) for d in self.engine.get_tensor_shape(self.input_name))
+        self.min_batch, _, self.max_batch = (int(s[0]) for s in self.engine.get_tensor_profile_shape(self.input_name,
+                                                                                                   0))
+        self.row_shape = shape[1:]
+        self.precision = str(manifest.get("precision", "?"))
+        self.name = f"tensorrt-{self.precision}"
+        self.cuda_graphs = bool(cuda_graphs) and self.api.supports_graphs
+        self.graph_note = "" if self.cuda_graphs or not cuda_graphs else f"{self.api.name}: no CUDA graphs"
+        self.stats = TensorRTStats()
+        self._next = 0
+        try:
+            for _ in range(slots):
+                self._slots.append(self._make_slot())
+        except Exception:
+            self.close()
+            raise
+        self.device_bytes = self._device_bytes()
+
+    # --- setup ------------------------------------------------------------------------------------------
+
+    def _make_slot(self) -> _Slot:
+        context = self.engine.create_execution_context()
+        if context is None:
+            raise CudaError("TensorRT could not create an execution context (out of GPU memory?)")
+        context.set_input_shape(self.input_name, (self.max_batch, *self.row_shape))
+        host_input = HostBuffer(self.api, (self.max_batch, *self.row_shape), self.input_dtype)
+        device_input = DeviceBuffer(self.api, (self.max_batch, *self.row_shape), self.input_dtype)
+        context.set_tensor_address(self.input_name, device_input.ptr)
+        device_outputs, host_outputs = {}, {}
+        for name in self.output_names:  # every output needs an address; only the copied ones get host memory
+            out_shape = tuple(int(d) for d in context.get_tensor_shape(name))
+            dtype = _numpy_dtype(self.trt, self.engine.get_tensor_dtype(name))
+            device_outputs[name] = DeviceBuffer(self.api, out_shape, dtype)
+            context.set_tensor_address(name, device_outputs[name].ptr)
+            if name in self.copied:
+                host_outputs[name] = HostBuffer(self.api, out_shape, dtype)
+        return _Slot(context, Stream(self.api), host_input, device_input, device_outputs, host_outputs,
+                     shape_batch=self.max_batch)
+
+    def _device_bytes(self) -> int:
+        buffers = sum(s.device_input.nbytes + sum(b.nbytes for b in s.device_outputs.values()) for s in self._slots)
+        per_context = getattr(self.engine, "device_memory_size_v2", None)
+        if per_context is None:
+            per_context = getattr(self.engine, "device_memory_size", 0)
+        return int(buffers + len(self._slots) * int(per_context or 0))
+
+    @property
+    def slots(self) -> int:
+        return len(self._slots)
+
+    # --- the asynchronous interface (the pipelined loop) ------------------------------------------------
+
+    def _feed(self, batch: np.ndarray, out: np.ndarray) -> None:
+        if self.input_kind == "uint8-nhwc":
+            np.copyto(out, batch, casting="no")
+        else:  # float-nchw engines: the conversion the uint8 graph does inside
+            np.multiply(batch.transpose(0, 3, 1, 2), np.float32(1 / 127.5), out=out, casting="unsafe")
+            out -= 1.0
+
+    def _execute(self, slot: _Slot, n: int) -> None:
+        if slot.shape_batch != n:
+            slot.context.set_input_shape(self.input_name, (n, *self.row_shape))
+            slot.shape_batch = n
+        graph = slot.graphs.get(n) if self.cuda_graphs else None
+        if graph is None and self.cuda_graphs:
+            graph = self._capture(slot, n)
+        if graph is not None:
+            graph.launch(slot.stream)
+            self.stats.graph_launches += 1
+            return
+        if not slot.context.execute_async_v3(slot.stream.ptr):
+            detail = "; ".join(self.logger.messages[-2:])
+            raise CudaError(f"execute_async_v3 failed for a batch of {n}{': ' + detail if detail else ''}")
+        self.stats.plain_launches += 1
+
+    def _capture(self, slot: _Slot, n: int) -> CudaGraph | None:
+        """The CUDA graph of this slot for batch ``n``; None (and graphs off, with the reason) if it cannot be."""
+        capturable = getattr(slot.context, "is_stream_capturable", None)
+        if capturable is not None and not capturable(slot.stream.ptr):
+            self.cuda_graphs, self.graph_note = False, "TensorRT says the stream is not capturable"
+            return None
+        if not slot.context.execute_async_v3(slot.stream.ptr):  # lazy setup happens outside the capture
+            raise CudaError(f"execute_async_v3 failed for a batch of {n}")
+
+        def work() -> None:
+            if not slot.context.execute_async_v3(slot.stream.ptr):
+                raise CudaError("execute_async_v3 failed during CUDA graph capture")
+
+        try:
+            graph = CudaGraph.capture(self.api, slot.stream, work)
+        except CudaError as exc:
+            self.cuda_graphs, self.graph_note = False, f"CUDA graph capture failed, running without: {exc}"
+            return None
+        slot.graphs[n] = graph
+        self.stats.captures += 1
+        return graph
+
+    def enqueue(self, slot_index: int, batch: np.ndarray) -> None:
+        """Copy ``batch`` into the slot's pinned buffer and enqueue H2D, compute and D2H on its stream."""
+        self.input_spec.check(batch)
+        slot = self._slots[slot_index]
+        if slot.pending:
+            raise RuntimeError(f"slot {slot_index} still holds a batch; collect it first")
+        real = len(batch)
+        if not 0 < real <= self.max_batch:
+            raise DataError(f"batch of {real}; this engine's profile takes 1 to {self.max_batch} per call")
+        n = max(real, self.min_batch)
+        staged = slot.host_input.view(n)
+        self._feed(batch, staged[:real])
+        if n > real:  # pad to the profile's smallest batch with copies of the last input
+            staged[real:] = staged[real - 1]
+        stream = slot.stream
+        stream.mark(0)
+        self.api.h2d(slot.device_input.ptr, slot.host_input.ptr, n * slot.device_input.row_bytes, stream.handle)
+        stream.mark(1)
+        self._execute(slot, n)
+        stream.mark(2)
+        for name in self.copied:
+            device = slot.device_outputs[name]
+            self.api.d2h(slot.host_outputs[name].ptr, device.ptr, n * device.row_bytes, stream.handle)
+        stream.mark(3)
+        slot.pending, slot.real = n, real
+
+    def collect(self, slot_index: int) -> Scores:
+        """Wait for the slot's batch and return its scores (copies: the slot's buffers are reused)."""
+        slot = self._slots[slot_index]
+        if not slot.pending:
+            raise RuntimeError(f"slot {slot_index} holds no batch")
+        try:
+            slot.stream.synchronize()
+            self.stats.stages.append(slot.stream.stage_times())
+            values = {name: slot.host_outputs[name].view(slot.real).astype(np.float32) for name in self.copied}
+        finally:
+            slot.pending = slot.real = 0
+        return Scores.from_dict(values)
+
+    # --- the Backend interface --------------------------------------------------------------------------
+
+    def score(self, batch: np.ndarray) -> Scores:
+        self.input_spec.check(batch)
+        if len(batch) == 0:
+            raise DataError("empty batch")
+        parts, inflight = [], []
+        for start in range(0, len(batch), self.max_batch):
+            slot = self._next % len(self._slots)
+            self._next += 1
+            if self._slots[slot].pending:
+                parts.append(self.collect(slot))
+                inflight.remove(slot)
+            self.enqueue(slot, batch[start:start + self.max_batch])
+            inflight.append(slot)
+        parts.extend(self.collect(slot) for slot in inflight)
+        return parts[0] if len(parts) == 1 else Scores.concat(parts)
+
+    def reset_stats(self) -> None:
+        self.stats = TensorRTStats()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for slot in self._slots:
+            try:
+                if slot.pending:
+                    slot.stream.synchronize()
+            except CudaError:
+                pass
+            for graph in slot.graphs.values():
+                graph.destroy()
+            slot.graphs.clear()
+            slot.context = None
+            slot.stream.destroy()
+            for buffer in [slot.host_input, slot.device_input, *slot.device_outputs.values(),
+                           *slot.host_outputs.values()]:
+                buffer.free()
+        self._slots.clear()
+        self.engine = None
+        self.runtime = None
+
+    def __del__(self) -> None:  # best effort; close() is the contract
+        try:
+            self.close()
+        except Exception:
+            pass

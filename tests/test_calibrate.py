@@ -1,0 +1,314 @@
+"""INT8: calibration sets, ranges, the two Q/DQ flavours, the TensorRT calibration cache, the gate, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from gedge.atomic import sha256_file
+from gedge.bench.parity import compare_scores, limits_for
+from gedge.calibrate.cache import (
+    cache_from_ranges,
+    hex_scale,
+    parse_cache,
+    read_cache,
+    scale_hex,
+    version_code,
+)
+from gedge.calibrate.patches import (
+    CalibrationSet,
+    calibration_sources,
+    draw_patches,
+    load_calibration_set,
+    save_calibration_set,
+)
+from gedge.calibrate.quantize import inspect_qdq
+from gedge.calibrate.ranges import _Histogram, choose_amax
+from gedge.data import Preprocess
+from gedge.errors import ArtifactError, ConfigError, DataError
+from gedge.export.metadata import load_graph, read_facts, read_sidecar
+from gedge.scores import OUTPUT_NAMES, Scores
+from onnx import numpy_helper
+
+GEDGE = [sys.executable, "-m", "gedge.cli"]
+RESIDUAL_OPS = {"Sub", "Abs", "Pow", "Sqrt", "ReduceMean", "ReduceMax", "Slice", "Concat", "AveragePool", "Div"}
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([*GEDGE, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+# --- calibration sets -----------------------------------------------------------------------------------------
+
+
+def test_patches_are_seeded_stratified_and_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    strips = [rng.integers(0, 256, (40, 200, 3), dtype=np.uint8), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
+              rng.integers(0, 256, (33, 90, 3), dtype=np.uint8)]
+    pre = Preprocess(mode="patch", isize=32)
+    patches, counts = draw_patches(strips, pre, 100, seed=4)
+    assert patches.shape == (100, 32, 32, 3) and patches.dtype == np.uint8
+    assert sorted(counts) == [33, 33, 34]  # stratified over the sources, not over their areas
+    again, _ = draw_patches(strips, pre, 100, seed=4)
+    other, _ = draw_patches(strips, pre, 100, seed=5)
+    assert np.array_equal(patches, again) and not np.array_equal(patches, other)
+    resized, per_image = draw_patches([s[:32, :32] for s in strips], Preprocess(mode="resize", isize=32), 10, seed=0)
+    assert len(resized) == 3 and per_image == [1, 1, 1]  # resize mode: one input per image
+
+    cal = CalibrationSet(patches, ["a.png", "b.png", "c.png"], 4, "test", counts)
+    path = save_calibration_set(cal, tmp_path / "calibration.npz")
+    loaded = load_calibration_set(path)
+    assert loaded.sha256 == cal.sha256 and np.array_equal(loaded.patches, patches) and loaded.sources == cal.sources
+    facts = json.loads((tmp_path / "calibration.npz.json").read_text())
+    assert facts["sha256"] == cal.sha256 and facts["n_patches"] == 100 and facts["seed"] == 4
+    facts["sha256"] = "0" * 64
+    (tmp_path / "calibration.npz.json").write_text(json.dumps(facts))
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_calibration_set(path)
+
+
+def test_sources_leave_out_validation_and_never_use_test_images(int8_graphs, scorer_graphs):
+    from gedge.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(int8_graphs["checkpoint"])
+    sources = calibration_sources(checkpoint)
+    held_out = {p.name for p in int8_graphs["validation"]}
+    assert sources.excluded == {"validation": 2} and not held_out & {p.name for p in sources.paths}
+    assert all("/test/" not in str(p) for p in sources.paths) and len(sources.paths) == 4
+    for bad in (scorer_graphs["data"] / "test", scorer_graphs["data"] / "test" / "good"):
+        with pytest.raises(DataError, match="never uses test images"):
+            calibration_sources(checkpoint, bad)
+    cal = int8_graphs["result"].calibration
+    assert len(cal) == 64 and set(cal.sources) == {str(p) for p in sources.paths}
+    assert any("fewer than 300" in w for w in int8_graphs["result"].warnings)
+    assert load_calibration_set(int8_graphs["set"]).sha256 == cal.sha256
+
+
+# --- ranges -----------------------------------------------------------------------------------------------------
+
+
+def test_range_methods_on_a_heavy_tail():
+    rng = np.random.default_rng(0)
+    hist = _Histogram()
+    values = np.r_[rng.normal(0, 1, 200_000), [40.0, -35.0]].astype(np.float32)  # two far outliers
+    for part in np.array_split(values, 7):  # several batches: the range grows by merging bins
+        hist.add(part)
+    assert hist.counts.sum() == values.size and hist.min == pytest.approx(-35) and hist.max == pytest.approx(40)
+    minmax, entropy, percentile = (choose_amax(hist, m) for m in ("minmax", "entropy", "percentile"))
+    assert minmax == pytest.approx(40.0)
+    assert 3.0 < entropy < 20.0 and 3.0 < percentile < 6.0  # the outliers are clipped
+    zeros = _Histogram()
+    zeros.add(np.zeros(10, dtype=np.float32))
+    assert 0 < choose_amax(zeros, "entropy") < 1e-6
+
+
+# --- the two flavours -------------------------------------------------------------------------------------------
+
+
+def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    out: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            out.setdefault(name, []).append(node)
+    return out
+
+
+def test_tensorrt_flavour_follows_tensorrts_qdq_rules(int8_graphs, scorer_graphs):
+    model = load_graph(int8_graphs["tensorrt"])
+    fp32 = load_graph(scorer_graphs["fp32"])
+    assert [o.name for o in model.graph.output] == [o.name for o in fp32.graph.output]  # amap included
+    assert [i.name for i in model.graph.input] == ["pixels"]
+    inits = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            zero_point = inits[node.input[2]]
+            assert zero_point.data_type == onnx.TensorProto.INT8 and not numpy_helper.to_array(zero_point).any()
+            assert (numpy_helper.to_array(inits[node.input[1]]) > 0).all()
+    summary = inspect_qdq(model)
+    kinds = {n.op_type for n in summary.nodes}
+    assert kinds == {"Conv", "ConvTranspose"}
+    for node in summary.nodes:
+        assert node.input_quantized and node.input_type == "int8" and node.input_zero_point == 0
+        assert node.weight_type == "int8" and node.weight_zero_points_zero and node.bias_float
+        assert node.weight_axis == (1 if node.op_type == "ConvTranspose" else 0) and node.weight_channels > 1
+    # The convolutions reading an image (camera input, G(x), [x; G(x)]) stay in float.
+    assert sorted(summary.float_convolutions) == ["netd.features.0/Conv", "netg.encoder1.main.0/Conv",
+                                                  "netg.encoder2.main.0/Conv"]
+    # Quantisation enters only through convolutions: residual arithmetic and reductions read float tensors.
+    dq_outputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    for name in dq_outputs:
+        assert {c.op_type for c in _consumers(model).get(name, [])} <= {"Conv", "ConvTranspose"}, name
+    assert not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node
+                   if n.name.startswith(("camera/", "scores/")))
+    facts = read_facts(model)
+    assert facts.precision == "int8" and facts.derived_from_sha256 == sha256_file(scorer_graphs["fp32"])
+    q = facts.quantization
+    assert q["flavour"] == "tensorrt" and q["method"] == "minmax" and q["calibration_set_patches"] == 64
+    assert q["calibration_set_sha256"] == int8_graphs["result"].calibration.sha256
+    sidecar = read_sidecar(int8_graphs["tensorrt"])
+    assert sidecar["precision"] == "int8" and "auroc_drop" in sidecar["gate"]
+
+
+def test_cpu_flavour_is_uint8_conv_only(int8_graphs):
+    model = load_graph(int8_graphs["cpu"])
+    summary = inspect_qdq(model)
+    assert {n.op_type for n in summary.nodes} == {"Conv"}
+    assert all(n.input_type == "uint8" and n.weight_type == "int8" and n.weight_axis == 0 for n in summary.nodes)
+    assert sum(n.output_quantized for n in summary.nodes) >= 3  # Conv -> Q: ONNX Runtime fuses QLinearConv
+    assert all(name.endswith("ConvTranspose") or name.endswith("main.0/Conv") or name == "netd.features.0/Conv"
+               for name in summary.float_convolutions)
+    assert read_facts(model).quantization["activations"] == "uint8 asymmetric"
+
+
+def test_int8_graphs_score_like_the_reference(int8_graphs):
+    result = int8_graphs["result"]
+    for f in result.flavours:
+        report = f.report
+        assert report.labelled and report.n_images == 8  # 2 validation images + 3 proxies each
+        assert {row.name for row in report.outputs} >= set(OUTPUT_NAMES)
+        print(f.target, {row.name: round(row.rel_l2, 4) for row in report.outputs}, report.decisions.agreement)
+        assert report.output("score").spearman > 0.9
+        assert all(row.rel_l2 < 0.1 for row in report.outputs if row.name in ("d1", "d2", "d3", "d3_local"))
+
+
+# --- TensorRT calibration cache -----------------------------------------------------------------------------------
+
+
+def test_calibration_cache_text_and_round_trip(int8_graphs, scorer_graphs, tmp_path):
+    assert version_code("8.6.1") == "8601" and version_code("8.5") == "8500" and version_code("10.3.0") == "100300"
+    assert scale_hex(0.0078125) == "3c000000" and hex_scale("3c000000") == 0.0078125
+    text = int8_graphs["cache"].read_text()
+    lines = text.splitlines()
+    assert lines[0] == "TRT-8601-EntropyCalibration2"
+    assert all(len(line.rpartition(": ")[2]) == 8 for line in lines[1:])
+    cache = read_cache(int8_graphs["cache"])
+    ranges = int8_graphs["ranges"]
+    tensor_names = {o for n in load_graph(scorer_graphs["fp32"]).graph.node for o in n.output}
+    # Every calibrated tensor but the inputs of the float image convolutions (as in the Q/DQ graph).
+    assert set(ranges.image_valued) == {"camera/Sub:0", "netg.decoder.main.7/Tanh:0", "scores/Concat:0"}
+    assert set(cache.scales) == set(ranges.tensors) - set(ranges.image_valued)
+    assert set(cache.scales) <= tensor_names
+    for name in cache.scales:  # reading it back gives the same ranges (float32 exact)
+        assert cache.amax(name) == pytest.approx(ranges[name].amax, rel=1e-6)
+    # The Q/DQ graph quantises each tensor with the same scale the cache holds.
+    model = load_graph(int8_graphs["tensorrt"])
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    checked = 0
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] in cache.scales:
+            assert float(inits[node.input[1]]) == pytest.approx(cache.scales[node.input[0]], rel=1e-6)
+            checked += 1
+    assert checked >= 8
+    assert cache_from_ranges(ranges, trt_version="10.3.0").header() == "TRT-100300-EntropyCalibration2"
+    with pytest.raises(ConfigError):
+        cache_from_ranges(ranges, {"not-a-tensor"})
+    with pytest.raises(ArtifactError, match="TRT-"):
+        parse_cache("hello\nx: 3c000000\n")
+    with pytest.raises(ArtifactError, match="line 2"):
+        parse_cache("TRT-8601-EntropyCalibration2\nx: zz\n")
+
+
+# --- the gate's limits ---------------------------------------------------------------------------------------------
+
+
+def test_int8_limits_gate_the_primary_drop_and_agreement_only():
+    labels = np.array([0] * 10 + [1] * 10)
+    rng = np.random.default_rng(0)
+    base = {name: np.r_[rng.uniform(0, 1, 10), rng.uniform(0.8, 2, 10)] for name in OUTPUT_NAMES}
+    ref = Scores.from_dict(base)
+    noisy = Scores.from_dict({**base, "d2": base["d2"] * rng.uniform(0.5, 1.5, 20)})  # d2 badly off, score intact
+    limits = limits_for("int8")
+    assert limits.max_rel_l2 is None and limits.auroc_scores == "primary"
+    report = compare_scores(ref, noisy, ref, noisy, 10.0, limits, labels)
+    assert report.passed, report.failures
+    swapped = dict(base)
+    swapped["score"] = base["score"].copy()
+    swapped["score"][10:13] = 0.0  # three anomalies now score below every normal
+    worse = Scores.from_dict(swapped)
+    report = compare_scores(ref, worse, ref, worse, 10.0, limits, labels)
+    assert any("AUROC drop" in f for f in report.failures)
+
+
+# --- TensorRT -----------------------------------------------------------------------------------------------------
+
+
+def test_tensorrt_parses_and_builds_the_qdq_graph(int8_graphs, scorer_graphs):
+    from gedge.export.check import check_graph
+    from gedge.export.tensorrt_compat import import_tensorrt
+
+    trt, why = import_tensorrt()
+    if trt is None:
+        pytest.skip(f"no TensorRT module importable: {why}")
+    int8 = check_graph(int8_graphs["tensorrt"], build=True)
+    assert int8.onnx_ok and int8.tensorrt.parsed, int8.tensorrt.issues
+    assert int8.tensorrt.built, int8.tensorrt.build_error
+    fp32 = check_graph(scorer_graphs["fp32"], build=True)
+    print(f"{trt.name} {trt.version}: INT8 engine {int8.tensorrt.engine_bytes} bytes in "
+          f"{int8.tensorrt.build_seconds} s, FP32 engine {fp32.tensorrt.engine_bytes} bytes")
+    assert int8.tensorrt.engine_bytes > 10_000
+    assert "parsed by" in int8_graphs["result"].flavour("tensorrt").tensorrt_parse
+
+
+# --- CLI ----------------------------------------------------------------------------------------------------------
+
+
+def test_calibrate_cli_strict_gate_and_bad_input(int8_graphs, scorer_graphs, tmp_path):
+    out = tmp_path / "out"
+    args = ("calibrate", int8_graphs["checkpoint"], "--onnx", scorer_graphs["fp32"], "--patches", 32, "--threads", 1,
+            "--out-dir", out, "--target", "cpu")
+    failing = run(*args, "--strict", "--min-agreement", "1.01", "--json")  # an impossible limit
+    assert failing.returncode == 1, failing.stderr
+    summary = json.loads(failing.stdout)
+    assert not summary["passed"] and not summary["graphs"]["cpu"]["written"]
+    assert not (out / "scorer.int8.cpu.onnx").exists() and (out / "calibration.npz").exists()
+    assert "FAILED the accuracy gate" in failing.stderr and not list(out.glob(".*tmp"))
+    bad = run("calibrate", int8_graphs["checkpoint"], "--onnx", tmp_path / "missing.onnx")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "missing.onnx" in bad.stderr
+    assert "Example" in run("calibrate", "--help").stdout
+
+
+def test_calibrate_options_and_inputs_are_checked_first(int8_graphs, scorer_graphs):
+    from gedge.calibrate.pipeline import CalibrateOptions, open_inputs
+
+    with pytest.raises(ConfigError, match="method"):
+        CalibrateOptions(int8_graphs["checkpoint"], scorer_graphs["fp32"], method="kl")
+    with pytest.raises(ConfigError, match="target"):
+        CalibrateOptions(int8_graphs["checkpoint"], scorer_graphs["fp32"], target="gpu")
+    with pytest.raises(ConfigError, match="FP32"):
+        open_inputs(CalibrateOptions(int8_graphs["checkpoint"], scorer_graphs["fp16"]))
+
+
+# --- speed (the measuring loop; real numbers come from `gedge bench-cpu`) --------------------------------------------
+
+
+def test_speed_measure_interleaves_and_ratios():
+    import time
+
+    from gedge.bench.cpu_speed import TORCH, SpeedReport, measure, speed_table
+    from gedge.render import console
+
+    class Sleeper:
+        def __init__(self, per_image: float) -> None:
+            self.per_image = per_image
+
+        def score(self, batch):
+            time.sleep(self.per_image * len(batch))
+
+    rows = measure({TORCH: Sleeper(0.002), "fast": Sleeper(0.001)}, [1, 4], 8, 3, rounds=2, budget_s=0.02)
+    fast = next(r for r in rows if r.backend == "fast" and r.batch == 4)
+    assert 1.5 < fast.ratio_vs_torch < 2.5 and fast.calls >= 4
+    report = SpeedReport(rows, {"isize": 8}, 1, [1, 4], 2, [0.1], [0.1], {"OMP_WAIT_POLICY": "PASSIVE"})
+    with console.capture() as captured:
+        console.print(speed_table(report))
+    assert "fast" in captured.get() and "vs torch" in captured.get()
+
+
+def test_demo_has_a_calibrate_stage():
+    from gedge.demo import STAGES
+
+    names = [name for name, _ in STAGES]
+    assert names.index("calibrate") > names.index("export")

@@ -1,0 +1,124 @@
+"""Inspection: tiling of strips, box merging, decisions, corrupt files, overlays, strips ground truth, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gedge.data import Preprocess
+from gedge.errors import ConfigError
+from gedge.inspect import InspectOptions, Inspector, merge_boxes, tile_image
+from gedge.runtime.base import InputSpec
+from gedge.runtime.factory import ModelInfo
+from gedge.scores import OUTPUT_NAMES, Scores
+from gedge.strips import read_truth, render_strip, score_strip, write_strips
+from helpers import write_png
+from PIL import Image
+
+GEDGE = [sys.executable, "-m", "gedge.cli"]
+
+
+class DarkSpotBackend:
+    """Scores a tile by how dark its darkest pixels are: a black square is a defect, wood is not."""
+
+    name = "dark-spot"
+
+    def __init__(self, size: int) -> None:
+        self.input_spec = InputSpec(size=size, channels=3)
+
+    def score(self, batch: np.ndarray) -> Scores:
+        darkness = 255.0 - batch.reshape(len(batch), -1).min(axis=1).astype(np.float32)
+        values = {name: darkness / 50.0 for name in OUTPUT_NAMES}
+        return Scores.from_dict(values)
+
+    def close(self) -> None:
+        pass
+
+
+def test_strip_tiling_covers_the_strip_and_maps_back_to_pixels():
+    strip = np.zeros((256, 2048, 3), dtype=np.uint8)
+    pre = Preprocess(mode="patch", isize=32, scale=0.5)
+    tiles, tiling = tile_image(strip, pre, overlap=0.5)
+    assert tiles.shape == (7 * 63, 32, 32, 3) and tiling.window == 64
+    assert tiling.rect(0) == (0, 0, 64, 64) and tiling.rect(len(tiles) - 1) == (1984, 192, 2048, 256)
+    tiles0, _ = tile_image(strip, pre, overlap=0.0)
+    assert len(tiles0) == 4 * 32
+    resize_mode = Preprocess(mode="resize", isize=32, source_size=(256, 256))
+    tiles_r, tiling_r = tile_image(strip, resize_mode, overlap=0.5)
+    assert len(tiles_r) == 15 and tiling_r.window == 256 and tiles_r.shape[1:] == (32, 32, 3)
+    with pytest.raises(ConfigError):
+        InspectOptions(overlap=0.95)
+
+
+def test_merge_boxes_joins_overlapping_and_touching_tiles_only():
+    rects = [(0, 0, 64, 64), (32, 0, 96, 64), (96, 0, 160, 64), (400, 100, 464, 164)]
+    boxes = merge_boxes(rects, [3.0, 5.0, 4.0, 9.0])
+    assert [(b.x0, b.y0, b.x1, b.y1, b.score, b.tiles) for b in boxes] == [
+        (400, 100, 464, 164, 9.0, 1), (0, 0, 160, 64, 5.0, 3)]
+    assert merge_boxes([], []) == []
+
+
+def test_inspector_finds_a_planted_spot_skips_corrupt_files_and_writes_overlays(tmp_path):
+    rng = np.random.default_rng(0)
+    strip = rng.integers(150, 200, (128, 1024, 3), dtype=np.uint8)
+    strip[40:52, 700:716] = 0  # the defect
+    good = write_png(tmp_path / "a_strip.png", strip)
+    clean = write_png(tmp_path / "b_clean.png", rng.integers(150, 200, (128, 512, 3), dtype=np.uint8))
+    corrupt = tmp_path / "c_corrupt.png"
+    corrupt.write_bytes(good.read_bytes()[:500])
+    info = ModelInfo(Path("fake.onnx"), "onnxruntime", "fp32", Preprocess(mode="patch", isize=32, scale=0.5),
+                     threshold=3.0, primary="d1")
+    options = InspectOptions(batch_size=16, overlays=tmp_path / "overlays", all_tiles=True)
+    inspector = Inspector(DarkSpotBackend(32), info, options)
+    reports = list(inspector.run([good, corrupt, clean]))
+    assert [Path(r.path).name for r in reports] == ["a_strip.png", "c_corrupt.png", "b_clean.png"]
+    spotted, broken, plain = reports
+    assert spotted.anomalous and not plain.anomalous and plain.boxes == []
+    assert "corrupt" in broken.error and broken.to_record() == {"path": str(corrupt), "error": broken.error}
+    assert len(spotted.boxes) == 1
+    box = spotted.boxes[0]
+    assert box.x0 <= 700 and box.x1 >= 716 and box.y0 <= 40 and box.y1 >= 52 and box.x1 - box.x0 <= 192
+    assert len(spotted.tile_scores) == spotted.tiles == 3 * 31
+    record = spotted.to_record()
+    assert record["heat"] == "tile-scores" and json.dumps(record)
+    overlay = Image.open(record["overlay"])
+    assert overlay.size == (1024, 128) and overlay.mode == "RGB"
+    s = inspector.summary
+    assert (s.images, s.rejected, s.accepted, s.errors, s.boxes) == (3, 1, 1, 1, 1)
+    assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["a_strip.overlay.png", "b_clean.overlay.png"]
+
+
+def test_strips_have_ground_truth_and_are_scored(tmp_path):
+    image, planted = render_strip(np.random.default_rng(3), height=64, length=320, defects=2)
+    assert image.shape == (64, 320, 3) and len(planted) == 2
+    assert all(0 <= d["box"][0] < d["box"][2] <= 320 for d in planted)
+    np.testing.assert_array_equal(image[:, 63], image[:, 64])  # mirrored sections: no seam
+    truth = write_strips(tmp_path / "s", count=4, height=64, length=256, seed=1, max_defects=2)
+    assert [len(s["defects"]) == 0 for s in truth["strips"]] == [False, False, False, True]
+    boxes = read_truth(tmp_path / "s")
+    assert set(boxes) == {f"strip_{i:03d}.png" for i in range(4)}
+    score = score_strip("x", [[10, 10, 20, 20], [100, 10, 110, 20]], [(0, 0, 32, 32), (200, 0, 232, 32)], True)
+    assert (score.found, score.false_alarms, score.recall) == (1, 1, 0.5)
+
+
+def test_inspect_cli_json_lines_with_a_corrupt_file(scorer_graphs, tmp_path):
+    folder = tmp_path / "in"
+    write_strips(folder, count=2, height=64, length=256, seed=2, max_defects=1)
+    (folder / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    result = subprocess.run([*GEDGE, "inspect", scorer_graphs["fp32"], folder, "--json", "--batch-size", "16",
+                             "--threads", "1", "--truth", folder / "strips.json", "--overlays", tmp_path / "ov"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["path"]).name for r in lines[:-1]] == ["strip_000.png", "strip_001.png", "zz_broken.png"]
+    assert "error" in lines[2] and "anomalous" in lines[0] and lines[0]["tiles"] == 3 * 15
+    assert lines[0]["heat"] == "amap"  # the fixture's graph has the amap output
+    summary = lines[-1]["summary"]
+    assert summary["images"] == 3 and summary["errors"] == 1 and summary["ground_truth"]["strips"] == 2
+    missing = subprocess.run([*GEDGE, "inspect", scorer_graphs["fp32"], tmp_path / "nope"], capture_output=True,
+                             text=True, timeout=300)
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
