@@ -42,12 +42,11 @@ def paint_proxy(image: np.ndarray, rng: np.random.Generator, kind: str | None = 
     out = image.astype(np.float32)
     mean_colour = out.reshape(-1, out.shape[2]).mean(axis=0)
     if kind == "cutpaste":
-        ph, pw = (int(rng.uniform(0.08, 0.18) * side) for _ in range(2))
-        sy, sx = int(rng.integers(0, h - ph)), int(rng.integers(0, w - pw))
-        ty, tx = int(rng.integers(0, h - ph)), int(rng.integers(0, w - pw))
-        patch = np.rot90(out[sy:sy + ph, sx:sx + pw], k=int(rng.integers(1, 4)))
-        patch = patch[:ph, :pw] if patch.shape[:2] == (ph, pw) else np.ascontiguousarray(patch)
-        out[ty:ty + patch.shape[0], tx:tx + patch.shape[1]] = patch * rng.uniform(0.75, 1.25)
+        p = max(2, int(rng.uniform(0.08, 0.18) * side))  # square, so any rotation fits back
+        sy, sx = int(rng.integers(0, h - p)), int(rng.integers(0, w - p))
+        ty, tx = int(rng.integers(0, h - p)), int(rng.integers(0, w - p))
+        patch = np.rot90(out[sy:sy + p, sx:sx + p], k=int(rng.integers(1, 4)))
+        out[ty:ty + p, tx:tx + p] = patch * rng.uniform(0.75, 1.25)
         return np.clip(out, 0, 255).astype(np.uint8)
     if kind == "line":
         alpha = _line_mask(h, w, rng, rng.uniform(0.1, 0.3) * side, rng.uniform(0.6, 1.5) * max(1, side / 128))
