@@ -379,7 +379,7 @@ def calibrate(
                                                           "checkpoint's training images). Never test images."),
     target: str = typer.Option("all", help="tensorrt (scorer.int8.qdq.onnx + calibration cache), cpu "
                                            "(scorer.int8.cpu.onnx), all (both), or openvino (NNCF INT8 IR "
-                                           "scorer.int8.ov.xml; needs gedge[openvino])."),
+                                           "scorer.int8.ov.xml; needs gedge\\[openvino])."),
     method: str = typer.Option("minmax", help="Activation ranges: minmax, entropy (TensorRT's KL method) or "
                                               "percentile."),
     percentile: float = typer.Option(99.99, help="Percentile of |x| for --method percentile."),

@@ -168,7 +168,7 @@ def test_int8_graphs_score_like_the_reference(int8_graphs):
     result = int8_graphs["result"]
     for f in result.flavours:
         report = f.report
-        assert report.labelled and report.n_images == 8  # 2 validation images + 3 proxies each
+        assert report.labelled and report.n_images == 100  # 2 validation images + 49 proxies each (>= 100 images)
         assert {row.name for row in report.outputs} >= set(OUTPUT_NAMES)
         print(f.target, {row.name: round(row.rel_l2, 4) for row in report.outputs}, report.decisions.agreement)
         assert report.output("score").spearman > 0.9

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from gedge.proxy import KINDS, paint_proxy, proxy_set
 
 

@@ -7,7 +7,8 @@
 
 An ``.onnx`` graph runs on onnxruntime or OpenVINO. Where the user names no backend, :func:`auto_backend`
 picks the fastest installed CPU backend for the graph's precision (:data:`CPU_RANKING`, measured by
-``python -m gedge.bench.cpu_speed``: OpenVINO first for FP32, onnxruntime first for INT8 Q/DQ graphs) and says why; OpenVINO is an optional
+``python -m gedge.bench.cpu_speed``: OpenVINO first for FP32, onnxruntime first for INT8 Q/DQ graphs)
+and says why; OpenVINO is an optional
 extra (``gedge[openvino]``) and everything falls back to onnxruntime without it.
 
 :func:`model_info` reads the preprocessing, the threshold and the precision without opening a backend
