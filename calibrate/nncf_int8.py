@@ -278,11 +278,10 @@ def calibrate_openvino(options, progress=None) -> OpenVINOCalibration:
     seed, strict, out_dir, limits, threads, batch size).
     """
     from gedge.checkpoint import load_checkpoint
-    from gedge.data import split_validation
 
-    from .gate import gate_set, gate_summary, recorded_validation, reference_scores
-    from .patches import calibration_set_from, calibration_sources, save_calibration_set
-    from .pipeline import GATE_FRACTION, _open_graph, output_paths
+    from .gate import gate_set, gate_summary, reference_scores
+    from .patches import calibration_set_from, save_calibration_set
+    from .pipeline import _open_graph, output_paths, split_sources
 
     import_nncf()
     started = time.time()
@@ -294,17 +293,7 @@ def calibrate_openvino(options, progress=None) -> OpenVINOCalibration:
     def stage(name: str):
         return (lambda done, total: progress(name, done, total)) if progress else None
 
-    sources = calibration_sources(checkpoint, options.data)
-    held_out = recorded_validation(checkpoint)
-    gate_origin = "the checkpoint's validation images"
-    source_paths = sources.paths
-    if not held_out:
-        if len(source_paths) < 4:
-            raise ConfigError("the checkpoint records no validation images and there are fewer than 4 source images "
-                              "to hold some out for the accuracy gate")
-        source_paths, held_out = split_validation(source_paths, GATE_FRACTION, options.seed)
-        gate_origin = f"{len(held_out)} source images held out from calibration"
-        notes.append(f"the checkpoint's validation images are not available here: {gate_origin} for the gate")
+    sources, source_paths, held_out, gate_origin = split_sources(checkpoint, options, notes)
     cal = calibration_set_from(source_paths, checkpoint.preprocess, options.n_patches, options.seed, sources.origin,
                                sources.excluded)
     notes += cal.warnings

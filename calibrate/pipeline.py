@@ -166,16 +166,11 @@ def open_inputs(options: CalibrateOptions):
     return checkpoint, fp32, notes, paths
 
 
-def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> CalibrateResult:
-    """The whole `gedge calibrate` run; see the module docstring."""
-    started = time.time()
-    checkpoint, fp32, notes, paths = open_inputs(options)
-    fp32_sha = sha256_file(options.graph)
+def split_sources(checkpoint, options: CalibrateOptions, notes: list[str]):
+    """Calibration sources and the gate's held-out normals, which never enter the calibration set.
 
-    def stage(name: str):
-        return (lambda done, total: progress(name, done, total)) if progress else None
-
-    # Sources: normal training images; the gate's held-out normals never enter the calibration set.
+    Returns (sources, calibration image paths, held-out paths, where the gate images came from).
+    """
     sources = calibration_sources(checkpoint, options.data)
     held_out = recorded_validation(checkpoint)
     gate_origin = "the checkpoint's validation images"
@@ -187,6 +182,19 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> Ca
         source_paths, held_out = split_validation(source_paths, GATE_FRACTION, options.seed)
         gate_origin = f"{len(held_out)} source images held out from calibration"
         notes.append(f"the checkpoint's validation images are not available here: {gate_origin} for the gate")
+    return sources, source_paths, held_out, gate_origin
+
+
+def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> CalibrateResult:
+    """The whole `gedge calibrate` run; see the module docstring."""
+    started = time.time()
+    checkpoint, fp32, notes, paths = open_inputs(options)
+    fp32_sha = sha256_file(options.graph)
+
+    def stage(name: str):
+        return (lambda done, total: progress(name, done, total)) if progress else None
+
+    sources, source_paths, held_out, gate_origin = split_sources(checkpoint, options, notes)
     cal = calibration_set_from(source_paths, checkpoint.preprocess, options.n_patches, options.seed, sources.origin,
                                sources.excluded)
     warnings = list(cal.warnings)

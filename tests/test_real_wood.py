@@ -1,7 +1,6 @@
 """Checks on the real wood boards (../shared/data/wood_vsb256); skipped with the reason where it is absent."""
 
 import numpy as np
-
 from gedge.data import Preprocess, load_prepared, network_inputs, open_dataset, read_image
 
 
