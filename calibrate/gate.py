@@ -87,19 +87,25 @@ def reference_scores(checkpoint, gate: GateSet, batch_size: int = 64, progress=N
     return Reference(images, inputs, backend.name)
 
 
+def gate_backend(checkpoint, candidate, gate: GateSet, reference: Reference, limits: ParityLimits | None = None,
+                 batch_size: int = 64, progress=None) -> ParityReport:
+    """Score the gate images with an opened candidate backend (closed afterwards) and compare with the reference."""
+    try:
+        images, inputs = score_images(candidate, gate.images, checkpoint.preprocess, batch_size, progress)
+    finally:
+        candidate.close()
+    return compare_scores(reference.inputs, inputs, reference.images, images, checkpoint.calibration.threshold,
+                          limits or limits_for("int8"), gate.labels, gate.names, reference.name, candidate.name,
+                          gate.description)
+
+
 def run_gate(checkpoint, graph: str | Path, gate: GateSet, reference: Reference, limits: ParityLimits | None = None,
              threads: int = 0, batch_size: int = 64, progress=None) -> ParityReport:
     """Score the gate images with the graph on ONNX Runtime and compare with the reference."""
     from gedge.runtime.onnxruntime_backend import OrtBackend
 
     candidate = OrtBackend(graph, threads=threads)
-    try:
-        images, inputs = score_images(candidate, gate.images, checkpoint.preprocess, batch_size, progress)
-    finally:
-        candidate.close()
-    report = compare_scores(reference.inputs, inputs, reference.images, images, checkpoint.calibration.threshold,
-                            limits or limits_for("int8"), gate.labels, gate.names, reference.name, candidate.name,
-                            gate.description)
+    report = gate_backend(checkpoint, candidate, gate, reference, limits, batch_size, progress)
     flavour = candidate.facts.quantization.get("flavour", "")
     report.notes.append(f"{flavour or 'INT8'} graph run on ONNX Runtime CPU" +
                         (" (its Q/DQ arithmetic: what TensorRT computes, up to accumulation order)"

@@ -237,18 +237,12 @@ def write_openvino_int8(fp32_path: str | Path, patches: np.ndarray, out: str | P
 def run_openvino_gate(checkpoint, ir: str | Path, gate, reference, limits=None, threads: int = 0,
                       batch_size: int = 64, progress=None):
     """:func:`gedge.calibrate.gate.run_gate` for the OpenVINO IR: the same images, reference and limits."""
-    from gedge.bench.parity import compare_scores, limits_for
-    from gedge.evaluate import score_images
     from gedge.runtime.openvino_backend import OpenVINOBackend
 
-    candidate = OpenVINOBackend(ir, threads=threads)
-    try:
-        images, inputs = score_images(candidate, gate.images, checkpoint.preprocess, batch_size, progress)
-    finally:
-        candidate.close()
-    report = compare_scores(reference.inputs, inputs, reference.images, images, checkpoint.calibration.threshold,
-                            limits or limits_for("int8"), gate.labels, gate.names, reference.name, candidate.name,
-                            gate.description)
+    from .gate import gate_backend
+
+    report = gate_backend(checkpoint, OpenVINOBackend(ir, threads=threads), gate, reference, limits, batch_size,
+                          progress)
     report.notes.append("NNCF INT8 IR run on OpenVINO CPU (float parts in f32)")
     return report
 
