@@ -311,39 +311,54 @@ class ParitySetup:
     source: ParityData
     images: list[np.ndarray]
     notes: list[str]
+    precision: str = "fp32"  # the candidate's
 
 
 def open_parity(checkpoint_path: str | Path, graph_path: str | Path, data: str | Path,
                 threads: int = 0) -> ParitySetup:
-    """The torch reference from a checkpoint, an ONNX graph on ONNX Runtime, and the images to score."""
+    """The torch reference from a checkpoint, the deployed model on its own backend (an ONNX graph on ONNX
+    Runtime, an OpenVINO IR on OpenVINO, an engine on TensorRT) and the images to score."""
     from gedge.atomic import sha256_file
     from gedge.checkpoint import load_checkpoint
+    from gedge.runtime.factory import kind_of, model_info, open_backend
     from gedge.runtime.onnxruntime_backend import OrtBackend
     from gedge.runtime.torch_backend import TorchBackend
 
     checkpoint = load_checkpoint(checkpoint_path)
-    candidate = OrtBackend(graph_path, threads=threads)
-    if candidate.facts.model != checkpoint.model.to_dict():
-        raise ConfigError(f"the graph's model config differs from the checkpoint's: {candidate.facts.model} "
+    kind = kind_of(graph_path)
+    if kind == "torch":
+        raise ConfigError(f"{Path(graph_path).name}: the candidate is a deployed model (.onnx, OpenVINO .xml or "
+                          ".engine), not a checkpoint")
+    if kind == "onnxruntime":
+        candidate = OrtBackend(graph_path, threads=threads)
+    else:
+        info = model_info(graph_path)
+        candidate = open_backend(graph_path, threads=threads, info=info, with_amap=info.has_amap)
+    facts = getattr(candidate, "facts", None)
+    model = getattr(facts, "model", None)
+    if model is not None and model != checkpoint.model.to_dict():
+        raise ConfigError(f"the graph's model config differs from the checkpoint's: {model} "
                           f"vs {checkpoint.model.to_dict()}")
     notes = []
-    if candidate.facts.source_sha256 and candidate.facts.source_sha256 != sha256_file(checkpoint_path):
-        notes.append(f"the graph was exported from {candidate.facts.source_checkpoint} "
-                     f"(sha256 {candidate.facts.source_sha256[:12]}), not from this checkpoint")
-    if candidate.fp16_emulated:
+    source_sha = getattr(facts, "source_sha256", None)
+    if source_sha and source_sha != sha256_file(checkpoint_path):
+        notes.append(f"the graph was exported from {facts.source_checkpoint} "
+                     f"(sha256 {source_sha[:12]}), not from this checkpoint")
+    if getattr(candidate, "fp16_emulated", False):
         notes.append("FP16 graph run on ONNX Runtime CPU with FP16 rounding emulated (FP16 storage, FP32 math): "
                      "the CPU provider has no FP16 convolutions")
-    reference = TorchBackend(checkpoint, with_amap=candidate.with_amap)
+    reference = TorchBackend(checkpoint, with_amap=getattr(candidate, "with_amap", False))
     source = parity_data(data)
     images = load_prepared(source.paths, checkpoint.preprocess)
-    return ParitySetup(checkpoint, reference, candidate, source, images, notes)
+    precision = getattr(facts, "precision", None) or model_info(graph_path).precision
+    return ParitySetup(checkpoint, reference, candidate, source, images, notes, precision)
 
 
 def run_setup(setup: ParitySetup, limits: ParityLimits | None = None, batch_size: int = 64,
               progress: Progress | None = None, **overrides: float | None) -> ParityReport:
     """Score with both backends and compare; limits default to the candidate graph's precision."""
     checkpoint = setup.checkpoint
-    precision = getattr(getattr(setup.candidate, "facts", None), "precision", "fp32")
+    precision = setup.precision
     limits = limits or limits_for(precision, **overrides)
     run = run_parity(setup.reference, setup.candidate, setup.images, checkpoint.preprocess, batch_size, progress)
     report = compare_scores(run.ref_inputs, run.cand_inputs, run.ref_images, run.cand_images,

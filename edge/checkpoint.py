@@ -75,6 +75,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise ArtifactError("checkpoint file does not exist", path)
+    kind = {".onnx": "an ONNX graph", ".xml": "an OpenVINO IR", ".engine": "a TensorRT engine",
+            ".plan": "a TensorRT engine"}.get(path.suffix.lower())
+    if kind:
+        raise ArtifactError(f"this is {kind}, not a gedge checkpoint (.pt); `gedge parity`, `gedge inspect` and "
+                            "`gedge bench` take deployed models", path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files

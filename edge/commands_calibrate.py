@@ -113,7 +113,7 @@ def run_calibrate_openvino(options, json_out: bool) -> None:
                 "IR": f"{result.path} ({'written' if result.written else 'NOT written: --strict'})",
                 "quantized": f"{q.get('quantized_nodes')} ({q.get('tool')}, OpenVINO "
                              f"{str(q.get('openvino_version', '?')).split('-')[0]})",
-                "float": "camera conversion, residuals, reductions, image convolutions "
+                "float": "camera conversion, residuals, reductions, image and latent convolutions "
                          f"({', '.join(q.get('float_convolutions', []))})",
                 "residuals in float (checked on the IR)": "yes" if not result.float_residuals
                 else "NO: " + ", ".join(result.float_residuals),

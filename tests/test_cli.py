@@ -106,3 +106,10 @@ def test_bad_input_truncated_checkpoint(model, tmp_path):
     truncated = tmp_path / "cut.pt"
     truncated.write_bytes(ckpt.read_bytes()[:1000])
     assert_one_line_error(run("evaluate", truncated, root), "cut.pt", "truncated")
+
+
+def test_bad_input_deployed_model_where_a_checkpoint_goes(model, tmp_path):
+    root, _ = model
+    graph = tmp_path / "scorer.onnx"
+    graph.write_bytes(b"not read: the suffix says what it is")
+    assert_one_line_error(run("evaluate", graph, root), "scorer.onnx", "ONNX graph, not a gedge checkpoint")
