@@ -219,8 +219,9 @@ def check(
 @app.command()
 def parity(
     ref: Path = typer.Option(..., "--ref", help="Reference: the gedge checkpoint (.pt), run on torch."),
-    candidate: Path = typer.Option(..., "--candidate", help="Candidate: an ONNX graph (`gedge export`, `gedge calibrate`), an OpenVINO IR "
-                                              ".xml or a TensorRT .engine."),
+    candidate: Path = typer.Option(..., "--candidate",
+                                   help="Candidate: an ONNX graph (`gedge export`, `gedge calibrate`), an "
+                                        "OpenVINO IR .xml or a TensorRT .engine."),
     data: Path = typer.Option(..., "--data", help="Data folder: its test split if it has one (for AUROC), "
                                                   "else all its images."),
     batch_size: int = typer.Option(64, help="Inference batch size."),
