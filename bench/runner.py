@@ -309,7 +309,7 @@ class BenchConfig:
     threads: int = 0  # torch and onnxruntime intra-op threads (0: their default)
     backends: list[str] | None = None  # torch, torch-cuda, onnxruntime, tensorrt; None: each model's own
     pipeline: bool = True  # also batch-by-batch vs pipelined throughput from encoded frames
-    pipeline_batches: int = 4  # per round
+    pipeline_batches: int = 16  # per run (long enough that filling and draining the loop is not most of it)
     pipeline_rounds: int = 6
     cuda_graphs: str = "both"  # TensorRT rows: both, on, off
     slots: int = 2
@@ -447,7 +447,8 @@ def run_benchmarks(models: list[Any], config: BenchConfig,
                         result.stages_ms = _stage_p50(backend.stats.stages)
                     if config.pipeline and graphs is not False:
                         # at least 32 inputs per run: a run of a few tiny batches is mostly start and drain
-                        per_run = max(config.pipeline_batches, -(-32 // batch))
+                        # up to pipeline_batches (at least 4) per run, 1024 inputs at most unless 4 batches hold more
+                        per_run = max(-(-32 // batch), min(config.pipeline_batches, max(4, -(-1024 // batch))))
                         result.pipeline = bench_pipeline(backend, batch, per_run, config.pipeline_rounds,
                                                          config.slots)
                     if kind == "tensorrt":

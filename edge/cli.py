@@ -351,8 +351,8 @@ def bench(
     threads: int = typer.Option(0, help="torch / ONNX Runtime threads (0: their default)."),
     pipeline: bool = typer.Option(True, "--pipeline/--no-pipeline", help="Also measure batch-by-batch against "
                                                                          "the pipelined loop from PNG frames."),
-    rounds: int = typer.Option(6, help="Pipeline comparison: alternating pairs of runs (4 batches and at "
-                                           "least 32 inputs each)."),
+    rounds: int = typer.Option(6, help="Pipeline comparison: alternating pairs of runs (4-16 batches, up to "
+                                           "1024 and at least 32 inputs each)."),
     cuda_graphs: str = typer.Option("both", help="TensorRT rows: both, on or off."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
 ) -> None:

@@ -187,8 +187,8 @@ def stage_bench(ctx: DemoContext) -> None:
     from .runtime.factory import installed
 
     backends = ["torch", "torch-cuda", "onnxruntime", *(["openvino"] if installed("openvino") else []), "tensorrt"]
-    config = BenchConfig(batches=[16], warmup=2, iters=5, backends=backends, pipeline=True, pipeline_batches=2,
-                         pipeline_rounds=2)
+    config = BenchConfig(batches=[16], warmup=2, iters=5, backends=backends, pipeline=True, pipeline_batches=8,
+                         pipeline_rounds=4)
     with console.status("benchmarking every backend") as status:
         report = run_benchmarks(models, config, progress=lambda what: status.update(f"benchmarking {what}"))
     if left_out:

@@ -163,3 +163,22 @@ def test_bad_settings():
         Pipeline(FakeBackend(), slots=0)
     with pytest.raises(ConfigError):
         Pipeline(FakeBackend(), on_backend_error="ignore")
+
+
+@pytest.mark.skipif(not hasattr(threading, "get_native_id") or not hasattr(__import__("os"), "setpriority"),
+                    reason="threads have no priority of their own on this platform")
+def test_decoding_threads_run_at_lower_priority():
+    import os
+
+    seen: list[int] = []
+
+    def prepare(value: int) -> np.ndarray:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return np.full((1, 4, 4, 1), value, dtype=np.uint8)
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    with Pipeline(FakeBackend(), batch_size=2, workers=2, decode_nice=5) as pipeline:
+        results = pipeline.score_all(range(6), prepare)
+    assert [r.index for r in results] == list(range(6)) and all(r.ok for r in results)
+    assert seen and set(seen) == {min(19, base + 5)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the caller keeps its own

@@ -21,6 +21,7 @@ the run instead).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +36,11 @@ from ..scores import Scores
 from .base import Backend
 
 Prepare = Callable[[Any], "np.ndarray | tuple[np.ndarray, Any]"]
+# Decoding threads run this much nicer than the rest of the process: they fill the cycles the backend leaves
+# idle rather than delay the batch in flight. Measured on 2 cores, 8 line-scan strips 256x2048 (3528 tiles,
+# decoding and tiling 3.5 % of the work), onnxruntime INT8, 10 interleaved pairs: pipelined / batch-by-batch
+# 1.011 at nice 0, 1.021 at nice 5 (10 of 10 pairs faster either way).
+DECODE_NICE = 5
 
 
 @dataclass
@@ -147,13 +153,15 @@ class _Pending:
 class Pipeline:
     """Runs items through ``prepare``, batching and ``slots`` in-flight batches on ``backend``.
 
-    ``workers``: decoding threads (0: prepare on the calling thread). ``lookahead``: items prepared ahead.
+    ``workers``: decoding threads (0: prepare on the calling thread), ``decode_nice`` lower in priority than the
+    rest of the process (Linux). ``lookahead``: items prepared ahead.
     ``compute_workers``: threads that call a synchronous backend (1 keeps one batch computing at a time, with
     the rest waiting in their slots; more only helps a backend that leaves cores idle).
     """
 
     def __init__(self, backend: Backend, batch_size: int = 64, slots: int = 2, workers: int | None = None,
-                 lookahead: int | None = None, compute_workers: int = 1, on_backend_error: str = "item") -> None:
+                 lookahead: int | None = None, compute_workers: int = 1, on_backend_error: str = "item",
+                 decode_nice: int = DECODE_NICE) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         if slots < 1:
@@ -167,6 +175,7 @@ class Pipeline:
         self.lookahead = lookahead or max(2, 2 * self.workers + slots)
         self.compute_workers = max(1, compute_workers)
         self.on_backend_error = on_backend_error
+        self.decode_nice = decode_nice
         self.stats = LoopStats()
         self._compute: ThreadPoolExecutor | None = None
         self._decode: ThreadPoolExecutor | None = None
@@ -176,7 +185,8 @@ class Pipeline:
         if self._compute is None and not has_native_slots(self.backend):
             self._compute = ThreadPoolExecutor(self.compute_workers, thread_name_prefix="gedge-compute")
         if self._decode is None and decode and self.workers:
-            self._decode = ThreadPoolExecutor(self.workers, thread_name_prefix="gedge-decode")
+            self._decode = ThreadPoolExecutor(self.workers, thread_name_prefix="gedge-decode",
+                                              initializer=_lower_priority, initargs=(self.decode_nice,))
         return self._compute, self._decode if decode else None
 
     def close(self) -> None:
@@ -342,6 +352,17 @@ class _Done:
         if self.error is not None:
             raise self.error
         return self.value
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's scheduling priority (Linux: per thread), so decoding fills the cores the
+    backend leaves idle instead of taking them from it; nothing where threads have no priority of their own."""
+    if nice <= 0 or not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
+    except OSError:
+        pass
 
 
 def _call(prepare: Prepare, item: Any) -> _Done:
