@@ -313,6 +313,8 @@ class BenchConfig:
     pipeline_rounds: int = 6
     cuda_graphs: str = "both"  # TensorRT rows: both, on, off
     slots: int = 2
+    openvino_performance: str = "latency"  # OpenVINO rows: latency or throughput hint
+    openvino_streams: int = 0  # with throughput (0: OpenVINO's choice)
 
     def __post_init__(self) -> None:
         if not self.batches or any(b < 1 for b in self.batches):
@@ -415,7 +417,8 @@ def run_benchmarks(models: list[Any], config: BenchConfig,
                 import torch
 
                 torch.cuda.reset_peak_memory_stats()
-            backend = open_backend(model, kind, threads=config.threads, slots=config.slots, info=info)
+            backend = open_backend(model, kind, threads=config.threads, slots=config.slots, info=info,
+                                   performance=config.openvino_performance, streams=config.openvino_streams)
         except GedgeError as exc:
             skipped.append({"backend": kind, "model": name, "reason": exc.problem})
             continue

@@ -301,8 +301,9 @@ def build(
 
 @app.command()
 def inspect(
-    model: Path = typer.Argument(..., help="Model: gedge checkpoint (.pt), ONNX graph (.onnx) or TensorRT engine "
-                                           "(.engine); preprocessing and threshold come from it."),
+    model: Path = typer.Argument(..., help="Model: gedge checkpoint (.pt), ONNX graph (.onnx), OpenVINO IR (.xml) "
+                                           "or TensorRT engine (.engine); preprocessing and threshold come from "
+                                           "it."),
     inputs: list[Path] = typer.Argument(..., help="Image files or folders (boards, line-scan strips)."),
     backend: str | None = typer.Option(None, help="torch, torch-cuda, onnxruntime, openvino or tensorrt "
                                                      "(default: the model file's own; for an .onnx graph the "
@@ -321,6 +322,10 @@ def inspect(
     threads: int = typer.Option(0, help="torch / ONNX Runtime threads (0: their default)."),
     workers: int | None = typer.Option(None, help="Decoding threads (default: up to 4)."),
     slots: int = typer.Option(2, help="Batches in flight."),
+    performance: str = typer.Option("latency", help="OpenVINO performance hint: latency (one stream, all "
+                                                    "threads) or throughput (a batch split across streams)."),
+    streams: int = typer.Option(0, help="OpenVINO streams with --performance throughput (0: OpenVINO's "
+                                        "choice)."),
     convert: bool = typer.Option(False, "--convert", help="Convert images to the model's channel count."),
     json_out: bool = typer.Option(False, "--json", help="JSON lines: one per image, then the summary."),
 ) -> None:
@@ -333,13 +338,14 @@ def inspect(
     from .commands_inspect import check_backend, run_inspect
 
     run_inspect(model, inputs, check_backend(backend), device, overlap, batch_size, threshold, overlays, truth,
-                all_tiles, threads, workers, slots, convert, json_out)
+                all_tiles, threads, workers, slots, convert, json_out, performance, streams)
 
 
 @app.command()
 def bench(
     models: list[Path] = typer.Argument(..., help="Models: .pt (torch eager; torch CUDA where there is a GPU), "
-                                                  ".onnx (onnxruntime FP32/FP16/INT8), .engine (TensorRT)."),
+                                                  ".onnx (onnxruntime or OpenVINO, FP32/FP16/INT8), .xml "
+                                                  "(OpenVINO IR), .engine (TensorRT)."),
     backend: list[str] = typer.Option([], "--backend", help="Only these backends: torch, torch-cuda, "
                                                             "onnxruntime, openvino, tensorrt (repeatable; "
                                                             "default: an .onnx graph runs on the fastest "
@@ -354,6 +360,10 @@ def bench(
     rounds: int = typer.Option(6, help="Pipeline comparison: alternating pairs of runs (4-16 batches, up to "
                                            "1024 and at least 32 inputs each)."),
     cuda_graphs: str = typer.Option("both", help="TensorRT rows: both, on or off."),
+    performance: str = typer.Option("latency", help="OpenVINO performance hint: latency (one stream, all "
+                                                    "threads) or throughput (a batch split across streams)."),
+    streams: int = typer.Option(0, help="OpenVINO streams with --performance throughput (0: OpenVINO's "
+                                        "choice)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
 ) -> None:
     """Latency p50/p90/p99, throughput and peak memory of every backend, with ratios against torch eager.
@@ -365,7 +375,8 @@ def bench(
     """
     from .commands_bench import run_bench
 
-    run_bench(models, backend, batch, warmup, iters, seconds, threads, pipeline, rounds, cuda_graphs, json_out)
+    run_bench(models, backend, batch, warmup, iters, seconds, threads, pipeline, rounds, cuda_graphs, json_out,
+              performance, streams)
 
 
 # --- INT8 calibration / CPU speed --------------------------------------------------------------------------

@@ -16,13 +16,14 @@ def quiet_openmp() -> None:
 
 def run_bench(models: list[Path], backends: list[str], batches: list[int], warmup: int, iters: int | None,
               seconds: float | None, threads: int, pipeline: bool, rounds: int, cuda_graphs: str,
-              json_out: bool) -> None:
+              json_out: bool, performance: str = "latency", streams: int = 0) -> None:
     quiet_openmp()
     from gedge.bench.report import bench_table
     from gedge.bench.runner import BenchConfig, run_benchmarks
 
     config = BenchConfig(batches=batches or [1, 16], warmup=warmup, iters=iters, seconds=seconds, threads=threads,
-                         backends=backends or None, pipeline=pipeline, pipeline_rounds=rounds, cuda_graphs=cuda_graphs)
+                         backends=backends or None, pipeline=pipeline, pipeline_rounds=rounds, cuda_graphs=cuda_graphs,
+                         openvino_performance=performance, openvino_streams=streams)
     if json_out:
         report = run_benchmarks(models, config)
         print_json(report.to_dict())

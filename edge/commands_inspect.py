@@ -30,7 +30,7 @@ def run_synth_strips(out: Path, count: int, height: int, length: int, seed: int,
 def run_inspect(model: Path, inputs: list[Path], backend_kind: str | None, device: str, overlap: float,
                 batch_size: int, threshold: float | None, overlays: Path | None, truth: Path | None,
                 all_tiles: bool, threads: int, workers: int | None, slots: int, convert: bool,
-                json_out: bool) -> None:
+                json_out: bool, performance: str = "latency", streams: int = 0) -> None:
     from .commands import _expand_inputs
     from .inspect import InspectOptions, Inspector
     from .runtime.factory import model_info, open_backend
@@ -54,7 +54,7 @@ def run_inspect(model: Path, inputs: list[Path], backend_kind: str | None, devic
             err_console.print(f"backend: {choice.kind} {choice.precision} ({choice.reason}; --backend to choose)")
     want_amap = overlays is not None and info.has_amap
     backend = open_backend(model, backend_kind, threads=threads, device=device, with_amap=want_amap,
-                           slots=slots, info=info)
+                           slots=slots, info=info, performance=performance, streams=streams)
     stats = None
     if "checkpoint" in info.details:
         stats = info.details["checkpoint"].score_stats

@@ -171,6 +171,20 @@ def test_parity_cli_takes_an_openvino_ir(nncf_ir, scorer_graphs):
 
 
 @needs_openvino
+def test_inspect_cli_openvino_streams(nncf_ir, scorer_graphs):
+    path, _, _ = nncf_ir
+    images = str(scorer_graphs["data"] / "test" / "good")
+    result = subprocess.run([sys.executable, "-m", "gedge.cli", "inspect", str(path), images, "--performance",
+                             "throughput", "--streams", "2", "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])["summary"]
+    assert summary["backend"].startswith("openvino-cpu-int8") and summary["images"] > 0 and summary["errors"] == 0
+    bad = subprocess.run([sys.executable, "-m", "gedge.cli", "inspect", str(path), images, "--performance", "fast"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "latency or throughput" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@needs_openvino
 def test_calibrate_cli_openvino(scorer_graphs, tmp_path):
     out = tmp_path / "cal"
     result = subprocess.run([sys.executable, "-m", "gedge.cli", "calibrate", str(scorer_graphs["checkpoint"]),
