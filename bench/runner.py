@@ -345,7 +345,7 @@ def plan_runs(models: list[Any], backends: list[str] | None) -> tuple[list[tuple
     """(model, backend kind) pairs to run and the pairs left out, with the reason."""
     from pathlib import Path
 
-    from gedge.runtime.factory import CAN_RUN, auto_backend, kind_of
+    from gedge.runtime.factory import CAN_RUN, auto_backend, kind_of, model_info, refusal
 
     runs, skipped = [], []
     for model in models:
@@ -358,6 +358,10 @@ def plan_runs(models: list[Any], backends: list[str] | None) -> tuple[list[tuple
         for kind in kinds:
             wanted = kind in backends if backends else (kind != "torch-cuda" or _torch_cuda_available())
             if not wanted:
+                continue
+            refused = refusal(kind, natural, model_info(model).precision) if kind == "openvino" else None
+            if refused:
+                skipped.append({"backend": kind, "model": Path(model).name, "reason": refused})
                 continue
             if kind == "torch-cuda" and not _torch_cuda_available():
                 skipped.append({"backend": kind, "model": Path(model).name, "reason": "torch sees no CUDA GPU"})

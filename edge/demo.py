@@ -187,8 +187,8 @@ def stage_bench(ctx: DemoContext) -> None:
     from .runtime.factory import installed
 
     backends = ["torch", "torch-cuda", "onnxruntime", *(["openvino"] if installed("openvino") else []), "tensorrt"]
-    config = BenchConfig(batches=[16], warmup=2, iters=5, backends=backends, pipeline=True, pipeline_batches=8,
-                         pipeline_rounds=4)
+    config = BenchConfig(batches=[16], warmup=2, iters=5, backends=backends, pipeline=True, pipeline_batches=16,
+                         pipeline_rounds=8)
     with console.status("benchmarking every backend") as status:
         report = run_benchmarks(models, config, progress=lambda what: status.update(f"benchmarking {what}"))
     if left_out:
@@ -230,6 +230,29 @@ def stage_calibrate(ctx: DemoContext) -> None:
             report = parity_check(ctx.checkpoint_path, f.path, ctx.data, progress=update)
         console.print(parity_table(report, title=f"Parity INT8 {FLAVOUR_TITLES[f.target]} on the test split"))
         ctx.summary["calibrate"]["test_parity"][f.target] = {
+            "passed": report.passed, "agreement": report.decisions.agreement,
+            "auroc_reference": report.output("score").auroc_reference,
+            "auroc_int8": report.output("score").auroc_candidate}
+    from .runtime.factory import installed
+
+    if not installed("openvino"):
+        console.print("OpenVINO is not installed (pip install 'gedge[openvino]'): no NNCF INT8 IR")
+        return
+    from .calibrate.nncf_int8 import calibrate_openvino
+
+    options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=ctx.graphs["fp32"], seed=ctx.seed,
+                               target="openvino")
+    with progress_bar("calibrate openvino") as update:
+        ov = calibrate_openvino(options, lambda stage, done, total: update(done, total, info=stage))
+    console.print(parity_table(ov.report, title=f"INT8 gate, OpenVINO NNCF IR: {ov.path.name} (same calibration "
+                                                f"set, sha256 {ov.set_sha256[:16]})"))
+    ctx.summary["calibrate"]["openvino"] = {"ir": str(ov.path), "written": ov.written, "passed": ov.passed,
+                                            "float_residuals": ov.float_residuals or "ok"}
+    if ov.written:
+        with progress_bar("parity int8 openvino") as update:
+            report = parity_check(ctx.checkpoint_path, ov.path, ctx.data, progress=update)
+        console.print(parity_table(report, title="Parity INT8 OpenVINO NNCF IR on the test split"))
+        ctx.summary["calibrate"]["test_parity"]["openvino"] = {
             "passed": report.passed, "agreement": report.decisions.agreement,
             "auroc_reference": report.output("score").auroc_reference,
             "auroc_int8": report.output("score").auroc_candidate}

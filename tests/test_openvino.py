@@ -254,3 +254,18 @@ def test_flops_per_image_counts_every_convolution(scorer_graphs):
     with torch.no_grad():
         module(torch.zeros((1, size, size, 3), dtype=torch.uint8))
     assert flops_per_image(scorer_graphs["fp32"]) == 2 * sum(macs) > 0
+
+
+def test_int8_qdq_graphs_run_only_where_they_were_gated(int8_graphs):
+    """An INT8 Q/DQ graph is gated on onnxruntime: OpenVINO is refused for it (with or without OpenVINO
+    installed), by the factory and by the benchmark's plan."""
+    from gedge.bench.runner import plan_runs
+    from gedge.runtime import factory
+
+    graph = int8_graphs["cpu"]
+    with pytest.raises(ConfigError, match="gated on onnxruntime"):
+        factory.open_backend(graph, "openvino")
+    assert factory.auto_backend(graph).kind == "onnxruntime"
+    runs, skipped = plan_runs([graph], ["onnxruntime", "openvino"])
+    assert runs == [(graph, "onnxruntime")]
+    assert any(s["backend"] == "openvino" and "gated on onnxruntime" in s["reason"] for s in skipped)

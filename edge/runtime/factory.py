@@ -32,12 +32,13 @@ SUFFIX_KIND = {".pt": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".
 CAN_RUN = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "openvino"), "openvino": ("openvino",),
            "tensorrt": ("tensorrt",)}
 # Fastest first, per precision, on an x86 CPU (fused scorer, 64x64, batch 16; see bench/cpu_speed.py).
-# INT8 Q/DQ graphs run on onnxruntime first: they are gated (AUROC, decision agreement) on onnxruntime, and
-# OpenVINO's execution of them fails it on an AVX2-only CPU (score relative L2 0.61 against onnxruntime on the
-# demo model): they quantize the latent 4x4 -> 1x1 convolutions, whose int8 kernel in OpenVINO 2026.4 is wrong
-# there (see gedge.calibrate.nncf_int8, whose IR keeps them float); an NNCF IR (.xml) opens on OpenVINO.
+# INT8 Q/DQ graphs run on onnxruntime only (`refusal`): they are gated (AUROC, decision agreement) on
+# onnxruntime, and OpenVINO's execution of them fails it on an AVX2-only CPU (score relative L2 0.61 against
+# onnxruntime on the demo model): they quantize the latent 4x4 -> 1x1 convolutions, whose int8 kernel in
+# OpenVINO 2026.4 is wrong there (see gedge.calibrate.nncf_int8, whose IR keeps them float); an NNCF IR (.xml)
+# opens on OpenVINO.
 CPU_RANKING: dict[str, tuple[str, ...]] = {
-    "int8": ("onnxruntime", "openvino"),
+    "int8": ("onnxruntime",),
     "bf16": ("openvino",),
     "fp32": ("openvino", "onnxruntime"),
     "fp16": ("onnxruntime",),
@@ -70,6 +71,16 @@ def kind_of(path: str | Path) -> str:
         raise ConfigError(f"{Path(path).name}: not a model file (expected .pt checkpoint, .onnx graph, .engine or "
                           "OpenVINO .xml)")
     return SUFFIX_KIND[suffix]
+
+
+def refusal(kind: str, natural: str, precision: str) -> str | None:
+    """Why backend ``kind`` must not run a model file of kind ``natural`` at ``precision`` (None: it may). Every
+    INT8 artifact runs on the backend its accuracy gate ran on."""
+    if kind == "openvino" and natural == "onnxruntime" and precision == "int8":
+        return ("an INT8 Q/DQ graph is gated on onnxruntime, and OpenVINO computes these wrongly on some CPUs "
+                "(its int8 kernel for the latent convolutions); OpenVINO INT8 runs the NNCF IR from "
+                "`gedge calibrate --target openvino`")
+    return None
 
 
 def installed(kind: str) -> bool:
@@ -105,10 +116,11 @@ class BackendChoice:
 
 
 def auto_backend(path: str | Path, precision: str | None = None, info: ModelInfo | None = None) -> BackendChoice:
-    """The backend for a model file when the user names none: the file's own for a checkpoint or an engine;
-    for a graph or IR the fastest installed CPU backend that can run it at ``precision`` (default: the file's)."""
+    """The backend for a model file when the user names none: the file's own for a checkpoint, an engine or an
+    OpenVINO IR; for an ONNX graph the fastest installed CPU backend that can run it at ``precision`` (default:
+    the file's)."""
     natural = kind_of(path)
-    if natural in ("torch", "tensorrt"):
+    if natural in ("torch", "tensorrt", "openvino"):  # a checkpoint, an engine, an IR: one backend runs each
         return BackendChoice(natural, precision or (info.precision if info else "fp32"), "the file's own backend")
     info = info or model_info(path)
     want = precision or info.precision
@@ -188,6 +200,9 @@ def open_backend(path: str | Path, kind: str | None = None, precision: str | Non
     if threads < 0:
         raise ConfigError(f"threads must be 0 (the runtime's default) or more, got {threads}")
     info = info or model_info(path)
+    refused = refusal(kind, natural, info.precision)
+    if refused:
+        raise ConfigError(f"{path.name}: {refused}")
     if kind == "openvino":
         from .openvino_backend import OpenVINOBackend
 
