@@ -381,6 +381,8 @@ def _label(kind: str, backend: Any, info: Any) -> str:
     if kind == "torch-cuda":
         return "torch eager (cuda)"
     flavour = info.details.get("flavour")
+    if kind == "openvino" and flavour == "openvino":
+        flavour = "nncf"
     extra = f" ({flavour})" if flavour else ""
     if kind == "onnxruntime" and getattr(backend, "fp16_emulated", False):
         extra += " (fp16 emulated)"
