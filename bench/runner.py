@@ -341,8 +341,11 @@ def _torch_cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def plan_runs(models: list[Any], backends: list[str] | None) -> tuple[list[tuple[Any, str]], list[dict[str, str]]]:
-    """(model, backend kind) pairs to run and the pairs left out, with the reason."""
+def plan_runs(models: list[Any], backends: list[str] | None, measure_batch: int | None = None, threads: int = 0,
+              choices: dict[str, str] | None = None) -> tuple[list[tuple[Any, str]], list[dict[str, str]]]:
+    """(model, backend kind) pairs to run and the pairs left out, with the reason. Without ``backends`` a graph
+    runs on the fastest installed CPU backend (measured at ``measure_batch`` where given); ``choices`` collects
+    why, per model file name."""
     from pathlib import Path
 
     from gedge.runtime.factory import CAN_RUN, auto_backend, kind_of, model_info, refusal
@@ -354,7 +357,13 @@ def plan_runs(models: list[Any], backends: list[str] | None) -> tuple[list[tuple
         if natural == "torch":
             kinds = ["torch", "torch-cuda"]
         elif natural in CAN_RUN["onnxruntime"]:  # a graph or IR: the CPU backends that can run it
-            kinds = [k for k in CAN_RUN[natural] if k in backends] if backends else [auto_backend(model).kind]
+            if backends:
+                kinds = [k for k in CAN_RUN[natural] if k in backends]
+            else:
+                choice = auto_backend(model, measure_batch=measure_batch, threads=threads)
+                kinds = [choice.kind]
+                if choices is not None:
+                    choices[Path(model).name] = f"{choice.kind} ({choice.reason}; --backend to choose)"
         for kind in kinds:
             wanted = kind in backends if backends else (kind != "torch-cuda" or _torch_cuda_available())
             if not wanted:
@@ -405,15 +414,10 @@ def run_benchmarks(models: list[Any], config: BenchConfig,
 
     from .report import BenchReport
 
-    runs, skipped = plan_runs(models, config.backends)
+    choices: dict[str, str] = {}
+    runs, skipped = plan_runs(models, config.backends, max(config.batches), config.threads, choices)
     report = BenchReport(machine=machine_facts(), settings={**asdict(config), "input_size": None}, skipped=skipped)
-    if not config.backends:
-        from gedge.runtime.factory import CAN_RUN, auto_backend, kind_of
-
-        for model in dict.fromkeys(m for m, _ in runs):
-            if kind_of(model) in CAN_RUN["onnxruntime"]:
-                choice = auto_backend(model)
-                report.notes.append(f"{Path(model).name}: {choice.kind} ({choice.reason}; --backend to choose)")
+    report.notes.extend(f"{name}: {why}" for name, why in choices.items())
     for model, kind in runs:
         name = Path(model).name
         try:

@@ -48,7 +48,7 @@ def run_inspect(model: Path, inputs: list[Path], backend_kind: str | None, devic
         from .render import err_console
         from .runtime.factory import auto_backend
 
-        choice = auto_backend(model, info=info)
+        choice = auto_backend(model, info=info, measure_batch=batch_size, threads=threads)
         backend_kind = choice.kind
         if choice.reason != "the file's own backend":
             err_console.print(f"backend: {choice.kind} {choice.precision} ({choice.reason}; --backend to choose)")

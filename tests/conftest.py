@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The measured backend choice is remembered under GEDGE_CACHE_DIR: keep the tests' choices out of ~/.cache
+# (the CLI tests' subprocesses inherit it).
+os.environ["GEDGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="gedge-test-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 WOOD_VSB = REPO.parent / "shared" / "data" / "wood_vsb256"

@@ -269,3 +269,35 @@ def test_int8_qdq_graphs_run_only_where_they_were_gated(int8_graphs):
     runs, skipped = plan_runs([graph], ["onnxruntime", "openvino"])
     assert runs == [(graph, "onnxruntime")]
     assert any(s["backend"] == "openvino" and "gated on onnxruntime" in s["reason"] for s in skipped)
+
+
+def test_measured_choice_times_both_and_remembers(scorer_graphs, monkeypatch, tmp_path):
+    from gedge.runtime import choice, factory
+
+    monkeypatch.setenv("GEDGE_CACHE_DIR", str(tmp_path / "cache"))
+    candidates = ["onnxruntime", "openvino"] if HAVE_OPENVINO else ["onnxruntime"]
+    first = choice.measured_choice(scorer_graphs["fp32"], candidates, "fp32", batch_size=8, threads=1)
+    assert first.kind in candidates and set(first.images_per_second) == set(candidates) and not first.cached
+    assert all(rate > 0 for rate in first.images_per_second.values())
+    assert first.kind == max(first.images_per_second, key=first.images_per_second.get)
+    again = choice.measured_choice(scorer_graphs["fp32"], candidates, "fp32", batch_size=8, threads=1)
+    assert again.cached and again.kind == first.kind and "remembered" in again.describe()
+    other_batch = choice.measured_choice(scorer_graphs["fp32"], candidates, "fp32", batch_size=4, threads=1)
+    assert not other_batch.cached  # the key holds the batch size
+    choice.cache_file().write_text("{not json")  # a broken cache costs only the measurement
+    assert not choice.measured_choice(scorer_graphs["fp32"], candidates, "fp32", 8, 1).cached
+    if HAVE_OPENVINO:
+        picked = factory.auto_backend(scorer_graphs["fp32"], measure_batch=8, threads=1)
+        assert picked.kind == first.kind and "measured here" in picked.reason
+    # one runnable backend: nothing to measure
+    assert "measured" not in factory.auto_backend(scorer_graphs["fp16"], measure_batch=8).reason
+
+
+def test_time_backends_rotates_and_reports_every_backend(scorer_graphs):
+    from gedge.runtime.choice import time_backends
+    from gedge.runtime.onnxruntime_backend import OrtBackend
+
+    batch = tiles(scorer_graphs, 4)
+    rates = time_backends({"one": OrtBackend(scorer_graphs["fp32"], threads=1),
+                           "two": OrtBackend(scorer_graphs["fp32"], threads=2)}, batch, rounds=2)
+    assert set(rates) == {"one", "two"} and all(r > 0 for r in rates.values())

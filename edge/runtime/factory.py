@@ -6,10 +6,10 @@
 * ``.xml`` (``gedge calibrate --target openvino``): OpenVINO IR (NNCF INT8), facts in ``<ir>.xml.json``.
 
 An ``.onnx`` graph runs on onnxruntime or OpenVINO. Where the user names no backend, :func:`auto_backend`
-picks the fastest installed CPU backend for the graph's precision (:data:`CPU_RANKING`, measured by
-``python -m gedge.bench.cpu_speed``: OpenVINO first for FP32, onnxruntime first for INT8 Q/DQ graphs)
-and says why; OpenVINO is an optional
-extra (``gedge[openvino]``) and everything falls back to onnxruntime without it.
+picks the fastest installed CPU backend for the graph's precision and says why: measured on the graph
+(:mod:`gedge.runtime.choice`) where the caller gives a batch size and two backends can run it, else by the
+static :data:`CPU_RANKING`. OpenVINO is an optional extra (``gedge[openvino]``) and everything falls back
+to onnxruntime without it.
 
 :func:`model_info` reads the preprocessing, the threshold and the precision without opening a backend
 (from the checkpoint, the graph's metadata or the engine's manifest), so ``gedge inspect`` and ``gedge bench``
@@ -115,10 +115,13 @@ class BackendChoice:
     reason: str
 
 
-def auto_backend(path: str | Path, precision: str | None = None, info: ModelInfo | None = None) -> BackendChoice:
+def auto_backend(path: str | Path, precision: str | None = None, info: ModelInfo | None = None,
+                 measure_batch: int | None = None, threads: int = 0) -> BackendChoice:
     """The backend for a model file when the user names none: the file's own for a checkpoint, an engine or an
     OpenVINO IR; for an ONNX graph the fastest installed CPU backend that can run it at ``precision`` (default:
-    the file's)."""
+    the file's). ``measure_batch``: where two or more installed backends can run the graph, time them here at
+    this batch size (:mod:`gedge.runtime.choice`, remembered per graph and machine) instead of trusting the
+    static ranking."""
     natural = kind_of(path)
     if natural in ("torch", "tensorrt", "openvino"):  # a checkpoint, an engine, an IR: one backend runs each
         return BackendChoice(natural, precision or (info.precision if info else "fp32"), "the file's own backend")
@@ -135,6 +138,12 @@ def auto_backend(path: str | Path, precision: str | None = None, info: ModelInfo
     reason = f"fastest installed CPU backend for {want}"
     if missing:
         reason += f" ({', '.join(missing)} not installed)"
+    runnable = [k for k in ranked if installed(k)]
+    if measure_batch and len(runnable) > 1 and want != "bf16":
+        from .choice import measured_choice
+
+        measured = measured_choice(path, runnable, want, measure_batch, threads)
+        return BackendChoice(measured.kind, want, f"{reason}, {measured.describe()}")
     return BackendChoice(kind, want, reason)
 
 

@@ -1,0 +1,124 @@
+"""Which installed CPU backend is fastest for one graph on this machine: measured once, then remembered.
+
+A static ranking (:data:`gedge.runtime.factory.CPU_RANKING`) is right for the graph it was measured on and
+can be wrong for another: on 2 AVX2 cores OpenVINO ran the 64x64 scorer 4 % faster than onnxruntime, but
+the 32x32 demo scorer 25 % slower. So where two or more backends can run a graph, :func:`measured_choice`
+times each on random inputs of the graph's shape at the batch size of the run (interleaved rounds, median
+per backend) and keeps the fastest. The result is cached in ``backend-choice.json`` under ``$GEDGE_CACHE_DIR``
+(default ``~/.cache/gedge``), keyed by the graph's sha256, precision, batch size, threads, the CPU and the
+backends' versions, so the next run on the same machine starts without measuring. A cache that cannot be
+read or written only costs the measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+CACHE_NAME = "backend-choice.json"
+ROUNDS = 3
+
+
+@dataclass
+class MeasuredChoice:
+    kind: str
+    images_per_second: dict[str, float]  # per candidate backend
+    cached: bool
+
+    def describe(self) -> str:
+        rates = ", ".join(f"{k} {v:.0f} img/s" for k, v in sorted(self.images_per_second.items(),
+                                                                 key=lambda kv: -kv[1]))
+        return f"measured here: {rates}" + ("; remembered from an earlier run" if self.cached else "")
+
+
+def cache_file() -> Path:
+    root = os.environ.get("GEDGE_CACHE_DIR") or Path.home() / ".cache" / "gedge"
+    return Path(root) / CACHE_NAME
+
+
+def cache_key(path: Path, precision: str, batch: int, threads: int, candidates: list[str]) -> str:
+    from importlib import metadata
+
+    from gedge.atomic import sha256_file
+    from gedge.bench.runner import cpu_model
+
+    versions = []
+    for kind in candidates:
+        try:
+            versions.append(f"{kind}={metadata.version(kind)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{kind}=?")
+    return "|".join([sha256_file(path), precision, f"b{batch}", f"t{threads}", cpu_model(), str(os.cpu_count()),
+                     *versions])
+
+
+def _read_cache() -> dict:
+    try:
+        payload = json.loads(cache_file().read_text())
+        return payload if isinstance(payload, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(key: str, choice: MeasuredChoice) -> None:
+    from gedge.atomic import write_json
+
+    entries = _read_cache()
+    entries[key] = {"kind": choice.kind, "images_per_second": choice.images_per_second,
+                    "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    try:
+        write_json(cache_file(), entries)
+    except OSError:
+        pass
+
+
+def time_backends(backends: dict[str, object], batch: np.ndarray, rounds: int = ROUNDS) -> dict[str, float]:
+    """Images/s of each opened backend on ``batch``: one warm-up call each, then ``rounds`` interleaved calls
+    (the order rotates every round), median per backend."""
+    for backend in backends.values():
+        backend.score(batch)
+    seconds: dict[str, list[float]] = {name: [] for name in backends}
+    names = list(backends)
+    for round_index in range(rounds):
+        for name in names[round_index % len(names):] + names[:round_index % len(names)]:
+            started = time.perf_counter()
+            backends[name].score(batch)
+            seconds[name].append(time.perf_counter() - started)
+    return {name: round(len(batch) / float(np.median(times)), 1) for name, times in seconds.items()}
+
+
+def measured_choice(path: str | Path, candidates: list[str], precision: str, batch_size: int, threads: int = 0,
+                    use_cache: bool = True) -> MeasuredChoice:
+    """The fastest of ``candidates`` (installed backend kinds that can run ``path``) at ``batch_size``."""
+    from .factory import open_backend
+
+    path = Path(path)
+    key = cache_key(path, precision, batch_size, threads, candidates)
+    if use_cache:
+        hit = _read_cache().get(key)
+        if isinstance(hit, dict) and hit.get("kind") in candidates:
+            return MeasuredChoice(hit["kind"], dict(hit.get("images_per_second") or {}), cached=True)
+    opened = {}
+    try:
+        for kind in candidates:
+            opened[kind] = open_backend(path, kind, threads=threads)
+        spec = next(iter(opened.values())).input_spec
+        rng = np.random.default_rng(0)
+        batch = rng.integers(0, 256, (batch_size, spec.size, spec.size, spec.channels), dtype=np.uint8)
+        rates = time_backends(opened, batch)
+    finally:
+        for backend in opened.values():
+            backend.close()
+    choice = MeasuredChoice(max(rates, key=rates.get), rates, cached=False)
+    if use_cache:
+        _write_cache(key, choice)
+    return choice
+
+
+def to_dict(choice: MeasuredChoice) -> dict:
+    return asdict(choice)
