@@ -200,6 +200,13 @@ def stage_bench(ctx: DemoContext) -> None:
                             for r in report.results}
 
 
+def split_parity_summary(report) -> dict:
+    """An INT8 graph's parity on the test split, for the demo's JSON summary."""
+    return {"passed": report.passed, "agreement": report.decisions.agreement,
+            "auroc_reference": report.output("score").auroc_reference,
+            "auroc_int8": report.output("score").auroc_candidate}
+
+
 def stage_calibrate(ctx: DemoContext) -> None:
     """INT8: calibration on the demo's normal training images, both flavours, the gate's tables, and parity of
     both INT8 graphs against the reference on the synthetic test split."""
@@ -229,10 +236,7 @@ def stage_calibrate(ctx: DemoContext) -> None:
         with progress_bar(f"parity int8 {f.target}") as update:
             report = parity_check(ctx.checkpoint_path, f.path, ctx.data, progress=update)
         console.print(parity_table(report, title=f"Parity INT8 {FLAVOUR_TITLES[f.target]} on the test split"))
-        ctx.summary["calibrate"]["test_parity"][f.target] = {
-            "passed": report.passed, "agreement": report.decisions.agreement,
-            "auroc_reference": report.output("score").auroc_reference,
-            "auroc_int8": report.output("score").auroc_candidate}
+        ctx.summary["calibrate"]["test_parity"][f.target] = split_parity_summary(report)
     from .runtime.factory import installed
 
     if not installed("openvino"):
@@ -252,10 +256,7 @@ def stage_calibrate(ctx: DemoContext) -> None:
         with progress_bar("parity int8 openvino") as update:
             report = parity_check(ctx.checkpoint_path, ov.path, ctx.data, progress=update)
         console.print(parity_table(report, title="Parity INT8 OpenVINO NNCF IR on the test split"))
-        ctx.summary["calibrate"]["test_parity"]["openvino"] = {
-            "passed": report.passed, "agreement": report.decisions.agreement,
-            "auroc_reference": report.output("score").auroc_reference,
-            "auroc_int8": report.output("score").auroc_candidate}
+        ctx.summary["calibrate"]["test_parity"]["openvino"] = split_parity_summary(report)
 
 
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
