@@ -85,7 +85,7 @@ def bench_table(report: BenchReport, title: str = "Benchmark") -> Group:
                                                            "cuda_python")
                          if m.get(k))
     s = report.settings
-    amount = f"{s.get('iters')} iterations" if s.get("iters") else f"{s.get('seconds')} s"
+    amount = f"{s.get('seconds')} s" if s.get("seconds") else f"{s.get('iters') or 10} iterations"
     caption = ("Latency p50/p90/p99 and H2D/compute/D2H in ms per batch. "
                f"{m.get('cpu')}, {m.get('usable_cores')} cores (load {load}); GPU: {m.get('gpu') or 'none'}; "
                f"{versions}; OMP_WAIT_POLICY={m.get('omp_wait_policy')}. Warm-up {s.get('warmup')}, {amount} per "
