@@ -96,6 +96,7 @@ def step_machine(steps: Steps) -> str:
     from gedge.export.tensorrt_compat import import_tensorrt
 
     facts = machine_facts()
+    steps.data["gpu"] = facts.get("gpu")
     trt, why = import_tensorrt()
     steps.data["trt"] = trt
     steps.data["trt_reason"] = why
@@ -137,6 +138,8 @@ def step_torch_parity(steps: Steps) -> str:
 def step_cuda_buffers(steps: Steps) -> str:
     from gedge.runtime.cuda_buffers import load_cuda, self_test
 
+    if not steps.data.get("gpu") and not Path("/dev/nvidia0").exists():
+        raise Skip("no NVIDIA GPU on this machine (nvidia-smi finds none)")
     api = load_cuda()
     steps.data["cuda"] = api
     facts = self_test(api, nbytes=8 << 20, replays=20)
@@ -338,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, status, detail, seconds in steps.rows:
         table.add_row(name, f"[{colour[status]}]{status}[/]", f"{seconds:.1f}", detail)
     console.print(table)
+    if not steps.data.get("gpu") and "cuda" not in steps.data:
+        console.print("no GPU here: the GPU steps were skipped; run `make gpu-check` on the GPU machine")
     return 1 if steps.failed else 0
 
 
