@@ -301,3 +301,35 @@ def test_time_backends_rotates_and_reports_every_backend(scorer_graphs):
     rates = time_backends({"one": OrtBackend(scorer_graphs["fp32"], threads=1),
                            "two": OrtBackend(scorer_graphs["fp32"], threads=2)}, batch, rounds=2)
     assert set(rates) == {"one", "two"} and all(r > 0 for r in rates.values())
+
+
+@needs_openvino
+def test_bad_ir_files_give_one_line(nncf_ir, tmp_path):
+    """A missing .bin, a truncated .xml and a missing sidecar: one line naming the file, exit code 2."""
+    import shutil
+
+    path, _, _ = nncf_ir
+    cases = {}
+    lonely = tmp_path / "lonely.xml"  # no .bin
+    shutil.copy(path, lonely)
+    shutil.copy(path.with_name(path.name + ".json"), lonely.with_name("lonely.xml.json"))
+    cases[lonely] = "does not exist"
+    cut = tmp_path / "cut.xml"
+    cut.write_text(path.read_text()[:300])
+    shutil.copy(path.with_suffix(".bin"), cut.with_suffix(".bin"))
+    shutil.copy(path.with_name(path.name + ".json"), cut.with_name("cut.xml.json"))
+    cases[cut] = "truncated or corrupt"
+    bare = tmp_path / "bare.xml"  # no sidecar
+    shutil.copy(path, bare)
+    shutil.copy(path.with_suffix(".bin"), bare.with_suffix(".bin"))
+    cases[bare] = "no sidecar"
+    image = tmp_path / "board.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(image)
+    for model, words in cases.items():
+        result = subprocess.run([sys.executable, "-m", "gedge.cli", "inspect", str(model), str(image)],
+                                capture_output=True, text=True, timeout=300)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (model.name, result.stderr[-1500:])
+        assert model.stem in lines[0] and words in lines[0] and "Traceback" not in result.stderr

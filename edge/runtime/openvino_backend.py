@@ -53,6 +53,14 @@ def ir_sidecar_path(xml: str | Path) -> Path:
     return xml.with_name(xml.name + ".json")
 
 
+def openvino_reason(exc: BaseException) -> str:
+    """The informative line of an OpenVINO exception (its text starts with 'Exception from <source file>' and
+    'Check ... failed at ...' lines; the reason is the last line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Exception from", "Check "))]
+    return (useful or lines or [exc.__class__.__name__])[-1][:200]
+
+
 def read_ir_facts(xml: str | Path):
     """The gedge facts of a saved IR, from its sidecar (``<ir>.xml.json``)."""
     from gedge.export.metadata import GraphFacts
@@ -111,8 +119,8 @@ class OpenVINOBackend:
         try:
             model_obj = self.core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long texts
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
-            raise ArtifactError(f"OpenVINO cannot read the model: {first}", self.path) from None
+            raise ArtifactError(f"OpenVINO cannot read the model (truncated or corrupt?): {openvino_reason(exc)}",
+                                self.path) from None
         hint = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
         mode = props.hint.PerformanceMode.LATENCY if performance == "latency" else \
             props.hint.PerformanceMode.THROUGHPUT
@@ -124,8 +132,7 @@ class OpenVINOBackend:
         try:
             self.compiled = self.core.compile_model(model_obj, device, config)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
-            raise ArtifactError(f"OpenVINO cannot compile the model: {first}", self.path) from None
+            raise ArtifactError(f"OpenVINO cannot compile the model: {openvino_reason(exc)}", self.path) from None
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
         missing = [n for n in OUTPUT_NAMES if n not in self.output_names]
         if missing:
