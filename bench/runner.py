@@ -436,6 +436,8 @@ def run_benchmarks(models: list[Any], config: BenchConfig,
         report.settings["input_size"] = f"{spec.size}x{spec.size}x{spec.channels}"
         variants: list[bool | None] = [None]
         if kind == "tensorrt":
+            if getattr(backend, "slot_note", ""):
+                report.notes.append(f"{name}: {backend.slot_note}")
             can = bool(getattr(backend, "cuda_graphs", False))
             variants = {"both": [False, True], "on": [True], "off": [False]}[config.cuda_graphs]
             if not can and True in variants:

@@ -259,6 +259,8 @@ def build(
     opt_batch: int = typer.Option(0, help="Optimisation profile: the batch TensorRT tunes for (0: 8, or the "
                                           "largest batch if smaller)."),
     max_batch: int = typer.Option(32, help="Optimisation profile: largest batch."),
+    profiles: int = typer.Option(2, help="Identical optimisation profiles, one per batch in flight at run time "
+                                         "(execution contexts in concurrent use each need their own)."),
     workspace_mb: int | None = typer.Option(None, help="Builder workspace limit in MiB (default: TensorRT's)."),
     opt_level: int | None = typer.Option(None, help="Builder optimisation level 0-5 (TensorRT 8.6+; default 3)."),
     timing_cache: Path | None = typer.Option(None, help="Timing cache file, read if present and updated, so "
@@ -293,7 +295,8 @@ def build(
     from .commands_build import run_build
 
     run_build(graph, precision, out, min_batch, opt_batch, max_batch, workspace_mb, opt_level, timing_cache,
-              compute_capability, calibration_cache, typing, module, dry_run, assume, ref, data, progress, json_out)
+              compute_capability, calibration_cache, typing, module, dry_run, assume, ref, data, progress, json_out,
+              profiles)
 
 
 # --- inspect / bench ---------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def run_build(graph: Path, precision: str, out: Path | None, min_batch: int, opt
               workspace_mb: int | None, opt_level: int | None, timing_cache: Path | None,
               compute_capabilities: list[str], calibration_cache: Path | None, typing: str, module: str | None,
               dry_run: bool, assume: str | None, ref: Path | None, data: Path | None, progress: bool,
-              json_out: bool) -> None:
+              json_out: bool, profiles: int = 2) -> None:
     from gedge.export.build_plan import BuildRequest
     from gedge.export.engine_build import build_engine
     from gedge.export.engine_build import dry_run as plan_only
@@ -97,7 +97,7 @@ def run_build(graph: Path, precision: str, out: Path | None, min_batch: int, opt
         max_batch=max_batch, workspace_mb=workspace_mb, opt_level=opt_level,
         timing_cache=str(timing_cache) if timing_cache else "",
         compute_capabilities=tuple(compute_capabilities), progress=progress,
-        calibration_cache=str(calibration_cache) if calibration_cache else "")
+        calibration_cache=str(calibration_cache) if calibration_cache else "", profiles=profiles)
     if dry_run:
         prepared = plan_only(graph, request, assume, module)
         if json_out:

@@ -275,7 +275,7 @@ class Inspector:
         self.pipeline = Pipeline(backend, batch_size=options.batch_size, slots=options.slots,
                                  workers=options.workers)
         self.summary = InspectSummary(str(info.path), getattr(backend, "name", "?"), self.threshold,
-                                      options.overlap, options.batch_size)
+                                      options.overlap, self.pipeline.batch_size)
         self._overlay_names: set[str] = set()
 
     def prepare(self, path: Path) -> tuple[np.ndarray, Tiling]:

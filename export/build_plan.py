@@ -245,6 +245,7 @@ class BuildRequest:
     compute_capabilities: tuple[str, ...] = ()
     calibration_cache: str = ""
     progress: bool = True
+    profiles: int = 2  # identical optimisation profiles: one per execution context running concurrently
 
 
 @dataclass
@@ -269,6 +270,7 @@ class BuildPlan:
     calibration_cache: str = ""
     calibrator: str = ""
     profile: dict[str, Any] = field(default_factory=dict)  # input, min, opt, max shapes
+    profiles: int = 1  # copies of that profile in the engine (one per in-flight slot of the runtime)
     workspace_mb: int | None = None
     workspace_api: str = ""
     opt_level: int | None = None
@@ -300,7 +302,8 @@ class BuildPlan:
             ("cleared flags", ", ".join(self.cleared_flags) or "none"),
             ("FP32 pinned", self.fp32_pinned or ("none: the graph's types decide" if self.strongly_typed else "none")),
             ("profile", f"{profile.get('input')}: min {profile.get('min')}, opt {profile.get('opt')}, "
-                        f"max {profile.get('max')}"),
+                        f"max {profile.get('max')}" + (f"; {self.profiles} identical profiles (one per in-flight "
+                                                       "slot)" if self.profiles > 1 else "")),
             ("workspace", f"{self.workspace_mb} MiB ({self.workspace_api})" if self.workspace_mb
              else "TensorRT's default"),
             ("optimisation level", "TensorRT's default" if self.opt_level is None else str(self.opt_level)),
@@ -489,6 +492,9 @@ def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphIn
     if plan.explicit_batch_flag:
         plan.notes.append(f"{caps.label} needs the EXPLICIT_BATCH network flag (implicit batch exists until 10.0)")
 
+    if request.profiles < 1:
+        raise ConfigError(f"--profiles must be at least 1, got {request.profiles}")
+    plan.profiles = request.profiles
     plan.profile = {"input": graph.input_name,
                     "min": [request.min_batch, *graph.input_shape],
                     "opt": [_opt_batch(request), *graph.input_shape],

@@ -390,10 +390,14 @@ def _serialize(trt: TensorRT, prepared: Prepared, graph_model: onnx.ModelProto, 
             config.clear_flag(flag)
     pinned = _pin_residuals(parsed, graph_model) if plan.fp32_pinned else 0
 
-    profile = builder.create_optimization_profile()
     shapes = plan.profile
-    profile.set_shape(shapes["input"], tuple(shapes["min"]), tuple(shapes["opt"]), tuple(shapes["max"]))
-    config.add_optimization_profile(profile)
+    profiles = []
+    for _ in range(max(1, plan.profiles)):  # identical: execution contexts in concurrent use need one each
+        profile = builder.create_optimization_profile()
+        profile.set_shape(shapes["input"], tuple(shapes["min"]), tuple(shapes["opt"]), tuple(shapes["max"]))
+        config.add_optimization_profile(profile)
+        profiles.append(profile)
+    profile = profiles[0]
     if plan.workspace_mb:
         if prepared.caps.memory_pool_limit:
             config.set_memory_pool_limit(module.MemoryPoolType.WORKSPACE, plan.workspace_mb << 20)
@@ -505,6 +509,7 @@ def build_engine(graph: str | Path, request: BuildRequest, module: str | None = 
         "precision": plan.precision,
         "network": plan.network,
         "profile": plan.profile,
+        "profiles": plan.profiles,
         "input": {"name": prepared.info.input_name, "kind": input_kind,
                   "dtype": "uint8" if input_kind == "uint8-nhwc" else "float32",
                   "layout": "NHWC" if input_kind == "uint8-nhwc" else "NCHW",

@@ -101,8 +101,9 @@ def engines(tmp_path_factory):
     qdq = make_qdq_graph(fp32, root / "scorer.int8.qdq.onnx", tiles)
     built = {}
     for precision, graph in (("fp32", fp32), ("fp16", fp32), ("int8", qdq)):
-        built[precision] = build_engine(graph, BuildRequest(precision, max_batch=16, progress=False))
-    return {"root": root, "qdq": qdq, **built}
+        # one profile: the sizes compare how each precision stores the weights (every profile adds kernels)
+        built[precision] = build_engine(graph, BuildRequest(precision, max_batch=16, progress=False, profiles=1))
+    return {"root": root, "qdq": qdq, "fp32_graph": fp32, **built}
 
 
 @needs_trt
@@ -130,6 +131,15 @@ def test_fp32_fp16_int8_engines_and_manifests(engines):
     # Real engines holding their weights in the engine's precision.
     assert sizes["fp32"] > weights["fp32"] > 20e6
     assert sizes["int8"] < 0.4 * sizes["fp32"] and sizes["fp16"] < 0.6 * sizes["fp32"]
+    assert all(engines[p].manifest["profiles"] == 1 for p in sizes)
+
+
+@needs_trt
+def test_one_profile_per_slot_by_default(engines, tmp_path):
+    """`gedge build` makes two identical profiles by default, so two slots can run concurrently."""
+    two = build_engine(engines["fp32_graph"], BuildRequest("fp32", out=str(tmp_path / "two.engine"), max_batch=16,
+                                                           progress=False))
+    assert two.manifest["profiles"] == 2 and two.engine_bytes > engines["fp32"].engine_bytes
     # The FP16 engine came from the FP16 graph derived next to the FP32 one.
     fp16 = engines["fp16"]
     assert fp16.fp16_graph_written and (engines["root"] / "scorer.fp16.onnx").is_file()

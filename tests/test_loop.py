@@ -182,3 +182,22 @@ def test_decoding_threads_run_at_lower_priority():
     assert [r.index for r in results] == list(range(6)) and all(r.ok for r in results)
     assert seen and set(seen) == {min(19, base + 5)}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the caller keeps its own
+
+
+def test_batch_size_capped_at_the_backends_max_batch():
+    """An engine's profile takes at most max_batch per call: the loop batches to that, not to what was asked."""
+
+    class Capped(FakeBackend):
+        max_batch = 3
+
+        def score(self, batch: np.ndarray) -> Scores:
+            assert len(batch) <= self.max_batch
+            return super().score(batch)
+
+    backend = Capped()
+    items = [np.full((2, 4, 4, 1), i, dtype=np.uint8) for i in range(5)]
+    with Pipeline(backend, batch_size=64, workers=0) as pipeline:
+        results = pipeline.score_all(items)
+    assert pipeline.batch_size == 3 and pipeline.requested_batch_size == 64
+    assert all(r.ok for r in results) and [len(r.scores) for r in results] == [2] * 5
+    assert backend.batches == [3, 3, 3, 1]

@@ -123,9 +123,11 @@ class FakeCuda(CudaApi):
         self.counts["graphs"] -= 1
 
 
-def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8):
-    """A module with the TensorRT runtime calls the backend makes; scores are the mean pixel value (+ index)."""
+def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8, profiles: int = 2):
+    """A module with the TensorRT runtime calls the backend makes; scores are the mean pixel value (+ index).
+    ``selected`` on the module lists the optimisation profile each new context chose (never shared)."""
     outputs = [*OUTPUT_NAMES, "amap"]
+    selected: list[int] = []
 
     def view(ptr: int, dtype, shape):
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
@@ -138,6 +140,12 @@ def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8):
         def set_input_shape(self, name, shape):
             assert min_batch <= shape[0] <= max_batch
             self.n = shape[0]
+            return True
+
+        def set_optimization_profile_async(self, index, stream):
+            assert 0 <= index < profiles and index not in selected and isinstance(stream, int)
+            selected.append(index)
+            return True
 
         def get_tensor_shape(self, name):
             return {"pixels": (self.n, SIZE, SIZE, 3), "amap": (self.n, SIZE, SIZE)}.get(name, (self.n,))
@@ -163,6 +171,7 @@ def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8):
 
     class Engine:
         num_io_tensors = 1 + len(outputs)
+        num_optimization_profiles = profiles
         device_memory_size_v2 = 1000
 
         def get_tensor_name(self, i):
@@ -185,6 +194,7 @@ def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8):
 
     class Module:
         __name__ = "tensorrt"
+        profiles_selected = selected
         __version__ = "10.3.0"
 
         class ILogger:
@@ -227,10 +237,11 @@ def write_engine(folder: Path, data: bytes = b"FAKE engine", flavour: str = "ten
 RUNTIME = RuntimeInfo("tensorrt", "10.3.0", "Fake GPU", "SM87")
 
 
-def open_fake(folder: Path, **kwargs) -> tuple[TensorRTBackend, FakeCuda]:
+def open_fake(folder: Path, profiles: int = 2, **kwargs) -> tuple[TensorRTBackend, FakeCuda]:
     api = FakeCuda()
     engine = kwargs.pop("engine", None) or write_engine(folder)
-    backend = TensorRTBackend(engine, cuda_api=api, trt_module=fake_tensorrt(api), runtime_info=RUNTIME, **kwargs)
+    backend = TensorRTBackend(engine, cuda_api=api, trt_module=fake_tensorrt(api, profiles=profiles),
+                              runtime_info=RUNTIME, **kwargs)
     return backend, api
 
 
@@ -253,10 +264,15 @@ def test_scores_padding_splitting_graphs_and_release(tmp_path):
         np.testing.assert_allclose(scores.d1, expected(batch), rtol=1e-6)
         np.testing.assert_allclose(scores.score, expected(batch) + OUTPUT_NAMES.index("score"), rtol=1e-6)
     stats = backend.stats
-    # slot, batch: (0, 2) (1, 5) (0, 8) (1, 8) (0, 5), then (1, 5) and (0, 2) replay their graphs
-    assert stats.captures == 5 and stats.graph_launches == 7 and stats.plain_launches == 0 and len(stats.stages) == 7
+    # slot, batch: (0, 2) (1, 5) (0, 8) (1, 8) (0, 5) (1, 5) (0, 2): every slot's shape changes each time, and a
+    # slot keeps the graph of its current shape only (a context that ran another shape is captured again)
+    assert stats.captures == 7 and stats.graph_launches == 7 and stats.plain_launches == 0 and len(stats.stages) == 7
     assert all(s.total >= 0 for s in stats.stages) and backend.device_bytes > 2000
-    assert api.counts["graphs"] == stats.captures
+    assert api.counts["graphs"] == 2  # one live graph per slot
+    for _ in range(2):  # the same shape again on both slots: replays, no capture
+        backend.score(batch_of(2, 2))
+        backend.score(batch_of(5, 5))
+    assert stats.captures == 9 and stats.graph_launches == 11 and api.counts["graphs"] == 2
     backend.close()
     assert api.memory == {} and api.counts["streams"] == 0 and api.counts["graphs"] == 0
     backend.close()  # twice is fine
@@ -374,3 +390,16 @@ def test_cuda_buffers_streams_and_graphs_on_the_gpu():
         pytest.skip(str(exc))
     facts = self_test(api, nbytes=1 << 16, replays=3)
     assert facts["copy_ok"] and facts["graph_ok"] in (True, None)
+
+
+def test_one_optimisation_profile_per_slot(tmp_path):
+    """Contexts in concurrent use each select their own profile; an engine with fewer profiles than the slots
+    asked for gets fewer slots, and says so."""
+    backend, _ = open_fake(tmp_path, profiles=3, slots=3)
+    assert backend.slots == 3 and backend.trt.profiles_selected == [0, 1, 2] and not backend.slot_note
+    backend.close()
+    single, _ = open_fake(tmp_path, profiles=1, slots=2)
+    assert single.slots == 1 and single.trt.profiles_selected == [] and "--profiles 2" in single.slot_note
+    batch = batch_of(13, 1)  # split 8 + 5 over the one slot
+    np.testing.assert_allclose(single.score(batch).d1, expected(batch), rtol=1e-6)
+    single.close()

@@ -153,6 +153,7 @@ class _Pending:
 class Pipeline:
     """Runs items through ``prepare``, batching and ``slots`` in-flight batches on ``backend``.
 
+    ``batch_size`` is capped at the backend's ``max_batch`` where it has one (a TensorRT engine's profile).
     ``workers``: decoding threads (0: prepare on the calling thread), ``decode_nice`` lower in priority than the
     rest of the process (Linux). ``lookahead``: items prepared ahead.
     ``compute_workers``: threads that call a synchronous backend (1 keeps one batch computing at a time, with
@@ -169,7 +170,9 @@ class Pipeline:
         if on_backend_error not in ("item", "raise"):
             raise ConfigError(f"on_backend_error must be item or raise, got {on_backend_error!r}")
         self.backend = backend
-        self.batch_size = batch_size
+        self.requested_batch_size = batch_size
+        limit = getattr(backend, "max_batch", None)  # an engine's profile caps the batch it takes in one call
+        self.batch_size = min(batch_size, int(limit)) if isinstance(limit, int) and limit > 0 else batch_size
         self.slots = slots
         self.workers = min(4, os.cpu_count() or 1) if workers is None else max(0, workers)
         self.lookahead = lookahead or max(2, 2 * self.workers + slots)

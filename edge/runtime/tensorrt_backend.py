@@ -165,6 +165,15 @@ class TensorRTBackend:
         shape = tuple(int(d) for d in self.engine.get_tensor_shape(self.input_name))
         self.min_batch, _, self.max_batch = (int(s[0]) for s in self.engine.get_tensor_profile_shape(self.input_name,
                                                                                                    0))
+        # Execution contexts running concurrently need an optimisation profile each (TensorRT's rule for dynamic
+        # shapes): `gedge build --profiles N` makes N identical ones, and there are at most that many slots.
+        self.profiles = int(getattr(self.engine, "num_optimization_profiles", 1) or 1)
+        self.slot_note = ""
+        if slots > self.profiles:
+            self.slot_note = (f"{slots} slots asked for but the engine has {self.profiles} optimisation "
+                              f"profile{'s' if self.profiles > 1 else ''}: {self.profiles} slot"
+                              f"{'s' if self.profiles > 1 else ''} (rebuild with --profiles {slots})")
+            slots = self.profiles
         self.row_shape = shape[1:]
         self.precision = str(manifest.get("precision", "?"))
         self.name = f"tensorrt-{self.precision}"
@@ -173,8 +182,8 @@ class TensorRTBackend:
         self.stats = TensorRTStats()
         self._next = 0
         try:
-            for _ in range(slots):
-                self._slots.append(self._make_slot())
+            for index in range(slots):
+                self._slots.append(self._make_slot(index))
         except Exception:
             self.close()
             raise
@@ -182,11 +191,17 @@ class TensorRTBackend:
 
     # --- setup ------------------------------------------------------------------------------------------
 
-    def _make_slot(self) -> _Slot:
+    def _make_slot(self, index: int) -> _Slot:
         context = self.engine.create_execution_context()
         if context is None:
             raise CudaError("TensorRT could not create an execution context (out of GPU memory?)")
-        context.set_input_shape(self.input_name, (self.max_batch, *self.row_shape))
+        stream = Stream(self.api)
+        if self.profiles > 1:
+            if not context.set_optimization_profile_async(index, stream.ptr):
+                stream.destroy()
+                raise CudaError(f"TensorRT could not select optimisation profile {index} for slot {index}")
+            stream.synchronize()
+        self._set_batch(context, self.max_batch)
         host_input = HostBuffer(self.api, (self.max_batch, *self.row_shape), self.input_dtype)
         device_input = DeviceBuffer(self.api, (self.max_batch, *self.row_shape), self.input_dtype)
         context.set_tensor_address(self.input_name, device_input.ptr)
@@ -198,7 +213,7 @@ class TensorRTBackend:
             context.set_tensor_address(name, device_outputs[name].ptr)
             if name in self.copied:
                 host_outputs[name] = HostBuffer(self.api, out_shape, dtype)
-        return _Slot(context, Stream(self.api), host_input, device_input, device_outputs, host_outputs,
+        return _Slot(context, stream, host_input, device_input, device_outputs, host_outputs,
                      shape_batch=self.max_batch)
 
     def _device_bytes(self) -> int:
@@ -221,9 +236,19 @@ class TensorRTBackend:
             np.multiply(batch.transpose(0, 3, 1, 2), np.float32(1 / 127.5), out=out, casting="unsafe")
             out -= 1.0
 
+    def _set_batch(self, context: Any, n: int) -> None:
+        if context.set_input_shape(self.input_name, (n, *self.row_shape)) is False:
+            detail = "; ".join(self.logger.messages[-2:])
+            raise CudaError(f"TensorRT refused the input shape {(n, *self.row_shape)}{': ' + detail if detail else ''}")
+
     def _execute(self, slot: _Slot, n: int) -> None:
         if slot.shape_batch != n:
-            slot.context.set_input_shape(self.input_name, (n, *self.row_shape))
+            # A captured graph holds the context's state at its shape; after the context runs another shape its
+            # resources may move, so the slot keeps graphs for one shape only and captures again on a change.
+            for graph in slot.graphs.values():
+                graph.destroy()
+            slot.graphs.clear()
+            self._set_batch(slot.context, n)
             slot.shape_batch = n
         graph = slot.graphs.get(n) if self.cuda_graphs else None
         if graph is None and self.cuda_graphs:
@@ -274,15 +299,22 @@ class TensorRTBackend:
         if n > real:  # pad to the profile's smallest batch with copies of the last input
             staged[real:] = staged[real - 1]
         stream = slot.stream
-        stream.mark(0)
-        self.api.h2d(slot.device_input.ptr, slot.host_input.ptr, n * slot.device_input.row_bytes, stream.handle)
-        stream.mark(1)
-        self._execute(slot, n)
-        stream.mark(2)
-        for name in self.copied:
-            device = slot.device_outputs[name]
-            self.api.d2h(slot.host_outputs[name].ptr, device.ptr, n * device.row_bytes, stream.handle)
-        stream.mark(3)
+        try:
+            stream.mark(0)
+            self.api.h2d(slot.device_input.ptr, slot.host_input.ptr, n * slot.device_input.row_bytes, stream.handle)
+            stream.mark(1)
+            self._execute(slot, n)
+            stream.mark(2)
+            for name in self.copied:
+                device = slot.device_outputs[name]
+                self.api.d2h(slot.host_outputs[name].ptr, device.ptr, n * device.row_bytes, stream.handle)
+            stream.mark(3)
+        except Exception:
+            try:  # what was queued before the failure still reads the slot's buffers: let it finish
+                stream.synchronize()
+            except CudaError:
+                pass
+            raise
         slot.pending, slot.real = n, real
 
     def collect(self, slot_index: int) -> Scores:
@@ -324,9 +356,8 @@ class TensorRTBackend:
             return
         self._closed = True
         for slot in self._slots:
-            try:
-                if slot.pending:
-                    slot.stream.synchronize()
+            try:  # always: an enqueue that failed half-way may have left copies or kernels queued
+                slot.stream.synchronize()
             except CudaError:
                 pass
             for graph in slot.graphs.values():
