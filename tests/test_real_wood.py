@@ -26,7 +26,8 @@ def test_real_wood_default_tiling(wood_vsb):
 def test_real_wood_openvino_int8_passes_its_gate(wood_vsb, tmp_path):
     """A short training run on the real boards, its FP32 graph, and the NNCF INT8 IR from `gedge calibrate
     --target openvino --strict`: the accuracy gate (AUROC drop <= 0.01, agreement >= 98 %) passes, the IR is
-    written and its residual arithmetic is float. About two minutes on 2 cores (900 steps: a model that ranks the gate images, AUROC 0.87, so the drop is not noise)."""
+    written and its residual arithmetic is float. About two minutes on 2 cores (900 steps: a model that ranks
+    the gate images, AUROC 0.87, so the drop is not noise)."""
     import json
     import subprocess
     import sys
