@@ -123,11 +123,13 @@ class FakeCuda(CudaApi):
         self.counts["graphs"] -= 1
 
 
-def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8, profiles: int = 2):
+def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8, profiles: int = 2, rtx: bool = False):
     """A module with the TensorRT runtime calls the backend makes; scores are the mean pixel value (+ index).
-    ``selected`` on the module lists the optimisation profile each new context chose (never shared)."""
+    ``profiles_selected`` lists the optimisation profiles held by live contexts (never shared); ``rtx`` adds
+    TensorRT-RTX's runtime config, whose graph strategy each new context records in ``strategies``."""
     outputs = [*OUTPUT_NAMES, "amap"]
     selected: list[int] = []
+    strategies: list[str] = []
 
     def view(ptr: int, dtype, shape):
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
@@ -135,7 +137,11 @@ def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8, profile
 
     class Context:
         def __init__(self) -> None:
-            self.n, self.addresses = max_batch, {}
+            self.n, self.addresses, self.profile = max_batch, {}, None
+
+        def __del__(self) -> None:
+            if self.profile in selected:
+                selected.remove(self.profile)
 
         def set_input_shape(self, name, shape):
             assert min_batch <= shape[0] <= max_batch
@@ -145,6 +151,7 @@ def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8, profile
         def set_optimization_profile_async(self, index, stream):
             assert 0 <= index < profiles and index not in selected and isinstance(stream, int)
             selected.append(index)
+            self.profile = index
             return True
 
         def get_tensor_shape(self, name):
@@ -189,12 +196,24 @@ def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8, profile
         def get_tensor_profile_shape(self, name, profile):
             return [(b, SIZE, SIZE, 3) for b in (min_batch, 4, max_batch)]
 
-        def create_execution_context(self):
+        def create_execution_context(self, config=None):
+            if config is not None:
+                strategies.append(config.cuda_graph_strategy)
             return Context()
+
+    class RuntimeConfig:
+        cuda_graph_strategy = "disabled"
+
+    class CudaGraphStrategy:
+        DISABLED, WHOLE_GRAPH_CAPTURE = "disabled", "whole"
+
+    if rtx:
+        Engine.create_runtime_config = lambda self: RuntimeConfig()
 
     class Module:
         __name__ = "tensorrt"
         profiles_selected = selected
+        context_strategies = strategies
         __version__ = "10.3.0"
 
         class ILogger:
@@ -217,6 +236,8 @@ def fake_tensorrt(api: FakeCuda, min_batch: int = 2, max_batch: int = 8, profile
             def deserialize_cuda_engine(self, data):
                 return Engine() if data.startswith(b"FAKE") else None
 
+    if rtx:
+        Module.CudaGraphStrategy = CudaGraphStrategy
     return Module()
 
 
@@ -237,10 +258,10 @@ def write_engine(folder: Path, data: bytes = b"FAKE engine", flavour: str = "ten
 RUNTIME = RuntimeInfo("tensorrt", "10.3.0", "Fake GPU", "SM87")
 
 
-def open_fake(folder: Path, profiles: int = 2, **kwargs) -> tuple[TensorRTBackend, FakeCuda]:
+def open_fake(folder: Path, profiles: int = 2, rtx: bool = False, **kwargs) -> tuple[TensorRTBackend, FakeCuda]:
     api = FakeCuda()
     engine = kwargs.pop("engine", None) or write_engine(folder)
-    backend = TensorRTBackend(engine, cuda_api=api, trt_module=fake_tensorrt(api, profiles=profiles),
+    backend = TensorRTBackend(engine, cuda_api=api, trt_module=fake_tensorrt(api, profiles=profiles, rtx=rtx),
                               runtime_info=RUNTIME, **kwargs)
     return backend, api
 
@@ -403,3 +424,24 @@ def test_one_optimisation_profile_per_slot(tmp_path):
     batch = batch_of(13, 1)  # split 8 + 5 over the one slot
     np.testing.assert_allclose(single.score(batch).d1, expected(batch), rtol=1e-6)
     single.close()
+
+
+def test_tensorrt_rtx_uses_its_own_graphs(tmp_path):
+    """With TensorRT-RTX's runtime config the contexts carry the WHOLE_GRAPH_CAPTURE strategy and the backend
+    captures nothing itself; switching graphs off gives the slots new contexts on the same profiles and
+    buffers, and the scores stay right either way."""
+    backend, api = open_fake(tmp_path, rtx=True)
+    assert backend.graph_mode == "runtime" and backend.cuda_graphs
+    assert backend.trt.context_strategies == ["whole", "whole"] and backend.trt.profiles_selected == [0, 1]
+    batch = batch_of(13, 3)
+    np.testing.assert_allclose(backend.score(batch).d1, expected(batch), rtol=1e-6)
+    assert backend.stats.captures == 0 and api.counts["graphs"] == 0 and backend.stats.graph_launches == 2
+    backend.set_cuda_graphs(False)
+    assert backend.trt.context_strategies[-2:] == ["disabled", "disabled"]
+    assert sorted(backend.trt.profiles_selected) == [0, 1]
+    np.testing.assert_allclose(backend.score(batch).d3, expected(batch) + 2, rtol=1e-6)
+    assert backend.stats.plain_launches == 2
+    backend.set_cuda_graphs(True)
+    assert backend.trt.context_strategies[-2:] == ["whole", "whole"]
+    backend.close()
+    assert api.memory == {} and api.counts["streams"] == 0

@@ -10,8 +10,14 @@ Then, per in-flight *slot* (two by default, so the copy of batch k+1 overlaps th
 * a pinned host input buffer and device buffers for the optimisation profile's largest batch, bound once with
   ``set_tensor_address``;
 * pinned host buffers only for the outputs that are copied back: the scores, and the anomaly map when asked;
-* one CUDA graph per batch size, captured around ``execute_async_v3`` on the first batch of that size (after
-  one uncaptured run, which lets TensorRT finish its lazy setup) and replayed after that.
+* its own optimisation profile (``gedge build --profiles``, one per slot: contexts in concurrent use need one
+  each);
+* CUDA graphs. Classic TensorRT: the slot captures a graph around ``execute_async_v3`` for its current batch
+  size (after one uncaptured run, which lets TensorRT finish its lazy setup), replays it while the size stays,
+  and captures again when it changes. TensorRT-RTX: its own graphs (``IRuntimeConfig.cuda_graph_strategy =
+  WHOLE_GRAPH_CAPTURE``, captured per shape once the shape-specialised kernels exist), because capturing an
+  RTX engine's stream by hand needs engines built with ``REQUIRE_USER_ALLOCATION`` (TensorRT-RTX 1.2 release
+  notes) and would keep the fallback kernels it runs first.
 
 :meth:`TensorRTBackend.enqueue` and :meth:`TensorRTBackend.collect` are what the pipelined loop
 (:mod:`gedge.runtime.loop`) drives; :meth:`TensorRTBackend.score` is the synchronous Backend call built on them.
@@ -90,6 +96,7 @@ class _Slot:
     host_outputs: dict[str, HostBuffer]
     graphs: dict[int, CudaGraph] = field(default_factory=dict)
     shape_batch: int = 0  # the batch the context's input shape is set to
+    index: int = 0  # the slot's number, and its optimisation profile
     pending: int = 0  # rows enqueued and not yet collected (padded batch)
     real: int = 0  # rows of those that are real inputs
 
@@ -177,7 +184,11 @@ class TensorRTBackend:
         self.row_shape = shape[1:]
         self.precision = str(manifest.get("precision", "?"))
         self.name = f"tensorrt-{self.precision}"
-        self.cuda_graphs = bool(cuda_graphs) and self.api.supports_graphs
+        # "runtime": TensorRT-RTX captures and replays graphs itself; "manual": this backend captures them
+        runtime_graphs = hasattr(self.trt, "CudaGraphStrategy") and hasattr(self.engine, "create_runtime_config")
+        self.graph_mode = "runtime" if runtime_graphs else "manual"
+        self.graphs_possible = runtime_graphs or self.api.supports_graphs
+        self.cuda_graphs = bool(cuda_graphs) and self.graphs_possible
         self.graph_note = "" if self.cuda_graphs or not cuda_graphs else f"{self.api.name}: no CUDA graphs"
         self.stats = TensorRTStats()
         self._next = 0
@@ -191,16 +202,31 @@ class TensorRTBackend:
 
     # --- setup ------------------------------------------------------------------------------------------
 
-    def _make_slot(self, index: int) -> _Slot:
-        context = self.engine.create_execution_context()
+    def _new_context(self, index: int, stream: Stream) -> Any:
+        """An execution context on optimisation profile ``index``; for TensorRT-RTX with the graph strategy of
+        ``self.cuda_graphs``."""
+        if self.graph_mode == "runtime":
+            config = self.engine.create_runtime_config()
+            strategies = self.trt.CudaGraphStrategy
+            config.cuda_graph_strategy = strategies.WHOLE_GRAPH_CAPTURE if self.cuda_graphs else strategies.DISABLED
+            context = self.engine.create_execution_context(config)
+        else:
+            context = self.engine.create_execution_context()
         if context is None:
             raise CudaError("TensorRT could not create an execution context (out of GPU memory?)")
-        stream = Stream(self.api)
         if self.profiles > 1:
             if not context.set_optimization_profile_async(index, stream.ptr):
-                stream.destroy()
                 raise CudaError(f"TensorRT could not select optimisation profile {index} for slot {index}")
             stream.synchronize()
+        return context
+
+    def _make_slot(self, index: int) -> _Slot:
+        stream = Stream(self.api)
+        try:
+            context = self._new_context(index, stream)
+        except Exception:
+            stream.destroy()
+            raise
         self._set_batch(context, self.max_batch)
         host_input = HostBuffer(self.api, (self.max_batch, *self.row_shape), self.input_dtype)
         device_input = DeviceBuffer(self.api, (self.max_batch, *self.row_shape), self.input_dtype)
@@ -214,7 +240,25 @@ class TensorRTBackend:
             if name in self.copied:
                 host_outputs[name] = HostBuffer(self.api, out_shape, dtype)
         return _Slot(context, stream, host_input, device_input, device_outputs, host_outputs,
-                     shape_batch=self.max_batch)
+                     shape_batch=self.max_batch, index=index)
+
+    def set_cuda_graphs(self, on: bool) -> None:
+        """Switch CUDA graphs on or off between batches (the benchmark's with/without rows). TensorRT-RTX's
+        graph strategy belongs to the context, so its slots get new contexts, bound to the same buffers."""
+        on = bool(on) and self.graphs_possible
+        if on == self.cuda_graphs:
+            return
+        self.cuda_graphs = on
+        if self.graph_mode != "runtime":
+            return
+        for slot in self._slots:
+            slot.stream.synchronize()
+            slot.context = None  # frees its optimisation profile for the new context
+            slot.context = self._new_context(slot.index, slot.stream)
+            self._set_batch(slot.context, slot.shape_batch)
+            slot.context.set_tensor_address(self.input_name, slot.device_input.ptr)
+            for name, buffer in slot.device_outputs.items():
+                slot.context.set_tensor_address(name, buffer.ptr)
 
     def _device_bytes(self) -> int:
         buffers = sum(s.device_input.nbytes + sum(b.nbytes for b in s.device_outputs.values()) for s in self._slots)
@@ -250,6 +294,15 @@ class TensorRTBackend:
             slot.graphs.clear()
             self._set_batch(slot.context, n)
             slot.shape_batch = n
+        if self.graph_mode == "runtime":  # TensorRT-RTX captures and replays by itself when graphs are on
+            if not slot.context.execute_async_v3(slot.stream.ptr):
+                detail = "; ".join(self.logger.messages[-2:])
+                raise CudaError(f"execute_async_v3 failed for a batch of {n}{': ' + detail if detail else ''}")
+            if self.cuda_graphs:
+                self.stats.graph_launches += 1
+            else:
+                self.stats.plain_launches += 1
+            return
         graph = slot.graphs.get(n) if self.cuda_graphs else None
         if graph is None and self.cuda_graphs:
             graph = self._capture(slot, n)
