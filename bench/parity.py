@@ -329,6 +329,7 @@ def open_parity(checkpoint_path: str | Path, graph_path: str | Path, data: str |
     if kind == "torch":
         raise ConfigError(f"{Path(graph_path).name}: the candidate is a deployed model (.onnx, OpenVINO .xml or "
                           ".engine), not a checkpoint")
+    info = None
     if kind == "onnxruntime":
         candidate = OrtBackend(graph_path, threads=threads)
     else:
@@ -350,7 +351,7 @@ def open_parity(checkpoint_path: str | Path, graph_path: str | Path, data: str |
     reference = TorchBackend(checkpoint, with_amap=getattr(candidate, "with_amap", False))
     source = parity_data(data)
     images = load_prepared(source.paths, checkpoint.preprocess)
-    precision = getattr(facts, "precision", None) or model_info(graph_path).precision
+    precision = getattr(facts, "precision", None) or (info or model_info(graph_path)).precision
     return ParitySetup(checkpoint, reference, candidate, source, images, notes, precision)
 
 

@@ -450,10 +450,7 @@ def run_benchmarks(models: list[Any], config: BenchConfig,
                         progress(f"{kind} {name} batch {batch}" + ("" if graphs is None else
                                                                    f" graphs {'on' if graphs else 'off'}"))
                     if graphs is not None:
-                        if hasattr(backend, "set_cuda_graphs"):
-                            backend.set_cuda_graphs(graphs)
-                        else:
-                            backend.cuda_graphs = graphs
+                        backend.set_cuda_graphs(graphs)
                         backend.reset_stats()
                     latency, ips = bench_latency(backend, batch, config.warmup, config.iters, config.seconds)
                     result = BenchResult(

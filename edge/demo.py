@@ -213,7 +213,7 @@ def stage_calibrate(ctx: DemoContext) -> None:
     from .bench.parity import parity_check
     from .bench.tables import parity_table
     from .calibrate.pipeline import CalibrateOptions, calibrate
-    from .commands_calibrate import FLAVOUR_TITLES, calibrate_summary
+    from .commands_calibrate import FLAVOUR_TITLES, calibrate_summary, openvino_summary
 
     options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=ctx.graphs["fp32"], seed=ctx.seed)
     with progress_bar("calibrate") as update:
@@ -250,8 +250,7 @@ def stage_calibrate(ctx: DemoContext) -> None:
         ov = calibrate_openvino(options, lambda stage, done, total: update(done, total, info=stage))
     console.print(parity_table(ov.report, title=f"INT8 gate, OpenVINO NNCF IR: {ov.path.name} (same calibration "
                                                 f"set, sha256 {ov.set_sha256[:16]})"))
-    ctx.summary["calibrate"]["openvino"] = {"ir": str(ov.path), "written": ov.written, "passed": ov.passed,
-                                            "float_residuals": ov.float_residuals or "ok"}
+    ctx.summary["calibrate"]["openvino"] = openvino_summary(ov)
     if ov.written:
         with progress_bar("parity int8 openvino") as update:
             report = parity_check(ctx.checkpoint_path, ov.path, ctx.data, progress=update)

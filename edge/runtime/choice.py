@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +118,3 @@ def measured_choice(path: str | Path, candidates: list[str], precision: str, bat
     if use_cache:
         _write_cache(key, choice)
     return choice
-
-
-def to_dict(choice: MeasuredChoice) -> dict:
-    return asdict(choice)

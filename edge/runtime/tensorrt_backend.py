@@ -94,7 +94,7 @@ class _Slot:
     device_input: DeviceBuffer
     device_outputs: dict[str, DeviceBuffer]
     host_outputs: dict[str, HostBuffer]
-    graphs: dict[int, CudaGraph] = field(default_factory=dict)
+    graph: CudaGraph | None = None  # captured at shape_batch (classic TensorRT); dropped when the shape changes
     shape_batch: int = 0  # the batch the context's input shape is set to
     index: int = 0  # the slot's number, and its optimisation profile
     pending: int = 0  # rows enqueued and not yet collected (padded batch)
@@ -230,17 +230,23 @@ class TensorRTBackend:
         self._set_batch(context, self.max_batch)
         host_input = HostBuffer(self.api, (self.max_batch, *self.row_shape), self.input_dtype)
         device_input = DeviceBuffer(self.api, (self.max_batch, *self.row_shape), self.input_dtype)
-        context.set_tensor_address(self.input_name, device_input.ptr)
         device_outputs, host_outputs = {}, {}
-        for name in self.output_names:  # every output needs an address; only the copied ones get host memory
+        for name in self.output_names:  # every output needs a buffer; only the copied ones get host memory
             out_shape = tuple(int(d) for d in context.get_tensor_shape(name))
             dtype = _numpy_dtype(self.trt, self.engine.get_tensor_dtype(name))
             device_outputs[name] = DeviceBuffer(self.api, out_shape, dtype)
-            context.set_tensor_address(name, device_outputs[name].ptr)
             if name in self.copied:
                 host_outputs[name] = HostBuffer(self.api, out_shape, dtype)
-        return _Slot(context, stream, host_input, device_input, device_outputs, host_outputs,
+        slot = _Slot(context, stream, host_input, device_input, device_outputs, host_outputs,
                      shape_batch=self.max_batch, index=index)
+        self._bind(slot)
+        return slot
+
+    def _bind(self, slot: _Slot) -> None:
+        """Give the slot's context the addresses of the slot's device buffers."""
+        slot.context.set_tensor_address(self.input_name, slot.device_input.ptr)
+        for name, buffer in slot.device_outputs.items():
+            slot.context.set_tensor_address(name, buffer.ptr)
 
     def set_cuda_graphs(self, on: bool) -> None:
         """Switch CUDA graphs on or off between batches (the benchmark's with/without rows). TensorRT-RTX's
@@ -256,9 +262,7 @@ class TensorRTBackend:
             slot.context = None  # frees its optimisation profile for the new context
             slot.context = self._new_context(slot.index, slot.stream)
             self._set_batch(slot.context, slot.shape_batch)
-            slot.context.set_tensor_address(self.input_name, slot.device_input.ptr)
-            for name, buffer in slot.device_outputs.items():
-                slot.context.set_tensor_address(name, buffer.ptr)
+            self._bind(slot)
 
     def _device_bytes(self) -> int:
         buffers = sum(s.device_input.nbytes + sum(b.nbytes for b in s.device_outputs.values()) for s in self._slots)
@@ -289,31 +293,24 @@ class TensorRTBackend:
         if slot.shape_batch != n:
             # A captured graph holds the context's state at its shape; after the context runs another shape its
             # resources may move, so the slot keeps graphs for one shape only and captures again on a change.
-            for graph in slot.graphs.values():
-                graph.destroy()
-            slot.graphs.clear()
+            if slot.graph is not None:
+                slot.graph.destroy()
+                slot.graph = None
             self._set_batch(slot.context, n)
             slot.shape_batch = n
-        if self.graph_mode == "runtime":  # TensorRT-RTX captures and replays by itself when graphs are on
-            if not slot.context.execute_async_v3(slot.stream.ptr):
-                detail = "; ".join(self.logger.messages[-2:])
-                raise CudaError(f"execute_async_v3 failed for a batch of {n}{': ' + detail if detail else ''}")
-            if self.cuda_graphs:
+        if self.cuda_graphs and self.graph_mode == "manual":
+            graph = slot.graph or self._capture(slot, n)
+            if graph is not None:
+                graph.launch(slot.stream)
                 self.stats.graph_launches += 1
-            else:
-                self.stats.plain_launches += 1
-            return
-        graph = slot.graphs.get(n) if self.cuda_graphs else None
-        if graph is None and self.cuda_graphs:
-            graph = self._capture(slot, n)
-        if graph is not None:
-            graph.launch(slot.stream)
-            self.stats.graph_launches += 1
-            return
+                return
         if not slot.context.execute_async_v3(slot.stream.ptr):
             detail = "; ".join(self.logger.messages[-2:])
             raise CudaError(f"execute_async_v3 failed for a batch of {n}{': ' + detail if detail else ''}")
-        self.stats.plain_launches += 1
+        if self.cuda_graphs:  # TensorRT-RTX: the runtime captured or replayed its own graph
+            self.stats.graph_launches += 1
+        else:
+            self.stats.plain_launches += 1
 
     def _capture(self, slot: _Slot, n: int) -> CudaGraph | None:
         """The CUDA graph of this slot for batch ``n``; None (and graphs off, with the reason) if it cannot be."""
@@ -333,7 +330,7 @@ class TensorRTBackend:
         except CudaError as exc:
             self.cuda_graphs, self.graph_note = False, f"CUDA graph capture failed, running without: {exc}"
             return None
-        slot.graphs[n] = graph
+        slot.graph = graph
         self.stats.captures += 1
         return graph
 
@@ -413,9 +410,9 @@ class TensorRTBackend:
                 slot.stream.synchronize()
             except CudaError:
                 pass
-            for graph in slot.graphs.values():
-                graph.destroy()
-            slot.graphs.clear()
+            if slot.graph is not None:
+                slot.graph.destroy()
+                slot.graph = None
             slot.context = None
             slot.stream.destroy()
             for buffer in [slot.host_input, slot.device_input, *slot.device_outputs.values(),
