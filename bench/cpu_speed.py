@@ -34,11 +34,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from gedge.core.machine import load_average
 
 Progress = Callable[[int, int], None]
+
+
 TORCH = "torch eager"
+
+
 TORCH_SPIN = "torch eager (OpenMP spin)"
+
+
 OPENVINO_ROWS = ("openvino fp32", "openvino bf16", "openvino int8 (nncf)")
+
+
 REFERENCE_ORDER = (TORCH, "onnxruntime fp32", "onnxruntime int8 (tensorrt q/dq)", "onnxruntime int8 (cpu)")
 
 
@@ -76,13 +85,6 @@ class SpeedReport:
         return asdict(self)
 
 
-def load_average() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover - not on Linux/macOS
-        return []
-
-
 def environment(threads: int) -> dict:
     import onnxruntime
 
@@ -109,17 +111,14 @@ def environment(threads: int) -> dict:
     return env
 
 
-# --- the model and its graphs --------------------------------------------------------------------------------
-
-
 def random_checkpoint(isize: int = 64, seed: int = 0):
     """A randomly initialised checkpoint of ``ModelConfig(isize)`` (default widths) with non-trivial BatchNorm
     statistics, for timing only."""
     import torch
-    from gedge.checkpoint import Checkpoint
-    from gedge.data import Preprocess
-    from gedge.model import ModelConfig, build_networks
-    from gedge.scoring import ScoreCalibration
+    from gedge.core.decision import ScoreCalibration
+    from gedge.core.preprocess import Preprocess
+    from gedge.reference.checkpoint import Checkpoint
+    from gedge.reference.model import ModelConfig, build_networks
 
     config = ModelConfig(isize=isize)
     netg, netd = build_networks(config, seed=seed)
@@ -138,8 +137,8 @@ def bench_graphs(checkpoint, folder: Path, patches: np.ndarray | None = None, se
     ``openvino`` the NNCF INT8 IR (``openvino int8 (nncf)``, calibrated on the same patches)."""
     from gedge.calibrate.quantize import quantize_graph
     from gedge.calibrate.ranges import PatchReader, collect_ranges
-    from gedge.export.metadata import facts_from_checkpoint, read_facts, write_sidecar
-    from gedge.export.onnx_export import ExportOptions, export_model, serialize
+    from gedge.core.artifacts.graph import read_facts, write_sidecar
+    from gedge.export.onnx_export import ExportOptions, export_model, facts_from_checkpoint, serialize
 
     folder.mkdir(parents=True, exist_ok=True)
     options = ExportOptions()
@@ -166,12 +165,9 @@ def bench_graphs(checkpoint, folder: Path, patches: np.ndarray | None = None, se
     return paths
 
 
-# --- torch eager with OpenMP's default spin-wait, in a child process ---------------------------------------
-
-
 def _spin_torch_worker(checkpoint_path: str, threads: int, conn) -> None:  # pragma: no cover - child process
     import torch
-    from gedge.checkpoint import load_checkpoint
+    from gedge.reference.checkpoint import load_checkpoint
     from gedge.runtime.torch_backend import TorchBackend
 
     torch.set_num_threads(threads)
@@ -221,13 +217,10 @@ class SpinTorch:
             self.process.kill()
 
 
-# --- timing ------------------------------------------------------------------------------------------------
-
-
 def _time_calls(score: Callable[[np.ndarray], object], batch: np.ndarray, budget_s: float,
                 min_calls: int) -> list[float]:
     """Seconds per call for ``budget_s`` (at least ``min_calls``): the shared timing of gedge.bench.runner."""
-    from .runner import timed_calls
+    from gedge.core.timing import timed_calls
 
     return [ms / 1e3 for ms in timed_calls(lambda: score(batch), warmup=0, seconds=budget_s, min_iters=min_calls)]
 
@@ -275,8 +268,8 @@ def run_cpu_benchmark(checkpoint_path: str | Path | None = None, isize: int = 64
     (passive and, with ``spin_torch``, spinning OpenMP), ONNX Runtime FP32/INT8, OpenVINO FP32/BF16/INT8
     (``openvino``: default where it is installed)."""
     import torch
-    from gedge.checkpoint import load_checkpoint
-    from gedge.errors import ConfigError
+    from gedge.core.errors import ConfigError
+    from gedge.reference.checkpoint import load_checkpoint
     from gedge.runtime.onnxruntime_backend import OrtBackend
     from gedge.runtime.torch_backend import TorchBackend
 
@@ -295,7 +288,7 @@ def run_cpu_benchmark(checkpoint_path: str | Path | None = None, isize: int = 64
         notes.append(f"ModelConfig(isize={isize}) with default widths, random initialisation (speed does not "
                      "depend on the weights); INT8 ranges by min/max on random patches")
     from gedge.bench.flops import flops_per_image
-    from gedge.runtime.factory import installed
+    from gedge.runtime.registry import installed
 
     if openvino is None:
         openvino = installed("openvino")
@@ -310,7 +303,7 @@ def run_cpu_benchmark(checkpoint_path: str | Path | None = None, isize: int = 64
         backends: dict[str, object] = {TORCH: TorchBackend(checkpoint)}
         try:
             if spin_torch:
-                from gedge.checkpoint import save_checkpoint
+                from gedge.reference.checkpoint import save_checkpoint
 
                 path = checkpoint_path or save_checkpoint(checkpoint, Path(tmp) / "bench.pt")
                 spin = SpinTorch(path, threads)
@@ -385,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from gedge.render import console, print_json
+    from gedge.cli.render import console, print_json
 
     report = run_cpu_benchmark(args.checkpoint, args.isize, tuple(args.batch or (1, 16)), args.threads, args.rounds)
     if args.json:

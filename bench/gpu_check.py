@@ -72,11 +72,11 @@ class Skip(Exception):
 
 def small_model(folder: Path, given: Path | None) -> tuple[Path, Path]:
     """A checkpoint (given, or a random demo-sized one with defaults calibrated) and a tiny wood data set."""
-    from gedge.checkpoint import Checkpoint, save_checkpoint
-    from gedge.data import Preprocess
-    from gedge.model import ModelConfig, build_networks
-    from gedge.scoring import ScoreCalibration
-    from gedge.synth import SynthWoodConfig, write_synthetic_wood
+    from gedge.core.decision import ScoreCalibration
+    from gedge.core.preprocess import Preprocess
+    from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
+    from gedge.reference.checkpoint import Checkpoint, save_checkpoint
+    from gedge.reference.model import ModelConfig, build_networks
 
     data = folder / "wood"
     write_synthetic_wood(data, SynthWoodConfig(size=128, n_train=12, n_test_good=6, n_test_per_defect=2, seed=0))
@@ -92,8 +92,8 @@ def small_model(folder: Path, given: Path | None) -> tuple[Path, Path]:
 
 
 def step_machine(steps: Steps) -> str:
-    from gedge.bench.runner import machine_facts
-    from gedge.export.tensorrt_compat import import_tensorrt
+    from gedge.core.machine import machine_facts
+    from gedge.core.tensorrt import import_tensorrt
 
     facts = machine_facts()
     steps.data["gpu"] = facts.get("gpu")
@@ -112,9 +112,9 @@ def step_machine(steps: Steps) -> str:
 
 def step_torch_parity(steps: Steps) -> str:
     import torch
-    from gedge.checkpoint import load_checkpoint
+    from gedge.core.scores import OUTPUT_NAMES
+    from gedge.reference.checkpoint import load_checkpoint
     from gedge.runtime.torch_backend import TorchBackend
-    from gedge.scores import OUTPUT_NAMES
 
     if not torch.cuda.is_available():
         raise Skip("torch sees no CUDA GPU")
@@ -136,7 +136,7 @@ def step_torch_parity(steps: Steps) -> str:
 
 
 def step_cuda_buffers(steps: Steps) -> str:
-    from gedge.runtime.cuda_buffers import load_cuda, self_test
+    from gedge.runtime.cuda import load_cuda, self_test
 
     if not steps.data.get("gpu") and not Path("/dev/nvidia0").exists():
         raise Skip("no NVIDIA GPU on this machine (nvidia-smi finds none)")
@@ -158,8 +158,8 @@ class CopyEngine:
     name = "cuda-copy"
 
     def __init__(self, api: Any, size: int, max_batch: int = 16, slots: int = 2) -> None:
-        from gedge.runtime.base import InputSpec
-        from gedge.runtime.cuda_buffers import CudaGraph, DeviceBuffer, HostBuffer, Stream
+        from gedge.core.inputs import InputSpec
+        from gedge.runtime.cuda import CudaGraph, DeviceBuffer, HostBuffer, Stream
 
         self.api, self.input_spec, self.max_batch = api, InputSpec(size=size, channels=3), max_batch
         shape = (max_batch, size, size, 3)
@@ -200,7 +200,7 @@ class CopyEngine:
         s["n"] = n
 
     def collect(self, index: int):
-        from gedge.scores import OUTPUT_NAMES, Scores
+        from gedge.core.scores import OUTPUT_NAMES, Scores
 
         s = self._slots[index]
         s["stream"].synchronize()
@@ -244,7 +244,7 @@ def step_loop_on_gpu(steps: Steps) -> str:
 
 
 def step_engines(steps: Steps, folder: Path) -> str:
-    from gedge.export.tensorrt_compat import cuda_device
+    from gedge.core.machine import cuda_device
 
     trt = steps.data.get("trt")
     if trt is None:
@@ -253,13 +253,15 @@ def step_engines(steps: Steps, folder: Path) -> str:
         raise Skip(f"{trt.name} is installed but there is no CUDA GPU to run its engines on")
     from gedge.calibrate.quantize import quantize_graph
     from gedge.calibrate.ranges import PatchReader, collect_ranges
-    from gedge.checkpoint import load_checkpoint
-    from gedge.data import grid_patches, list_images, load_prepared
+    from gedge.core.artifacts.graph import load_graph, read_facts
+    from gedge.data.images import list_images
+    from gedge.data.sampling import grid_patches
+    from gedge.data.tiles import load_prepared
     from gedge.export.build_plan import BuildRequest
     from gedge.export.engine_build import build_engine
     from gedge.export.fp16 import write_fp16_graph
-    from gedge.export.metadata import load_graph, read_facts
     from gedge.export.onnx_export import ExportOptions, export_checkpoint, serialize
+    from gedge.reference.checkpoint import load_checkpoint
 
     model, data = steps.data["model"], steps.data["data"]
     checkpoint = load_checkpoint(model)
@@ -290,7 +292,7 @@ def step_engines(steps: Steps, folder: Path) -> str:
 def step_bench(steps: Steps) -> str:
     from gedge.bench.report import bench_table
     from gedge.bench.runner import BenchConfig, run_benchmarks
-    from gedge.render import console
+    from gedge.cli.render import console
 
     models = [steps.data["model"], *steps.data.get("engines", {}).values()]
     config = BenchConfig(batches=[1, 16], warmup=10, iters=50, pipeline=True, pipeline_batches=8,
@@ -331,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         if "model" in steps.data:
             steps.run("TensorRT engines + parity", lambda: step_engines(steps, folder), need=90)
             steps.run("bench", lambda: step_bench(steps), need=30)
-    from gedge.render import console
+    from gedge.cli.render import console
     from rich.table import Table
 
     table = Table(title=f"gpu-check ({time.perf_counter() - steps.started:.0f} s)", title_justify="left")

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gedge.render import fmt
+from gedge.bench.runner import BenchResult
+from gedge.cli.render import fmt
 from rich import box
 from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-
-from .runner import BenchResult
 
 REFERENCE_KIND = "torch"  # torch eager on the CPU: the row every other is compared with
 

@@ -18,160 +18,16 @@
 from __future__ import annotations
 
 import io
-import os
-import platform
-import resource
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from gedge.errors import ConfigError
-from gedge.runtime.base import Backend
+from gedge.core.backend import Backend
+from gedge.core.errors import ConfigError
+from gedge.core.machine import machine_facts, peak_rss_bytes, reset_peak_rss
+from gedge.core.timing import latency_summary, percentile, timed_calls
 from gedge.runtime.loop import Pipeline, batch_by_batch
-
-PERCENTILES = (50, 90, 99)
-
-
-# --- timing (shared) --------------------------------------------------------------------------------------
-
-
-def timed_calls(fn: Callable[[], Any], warmup: int = 3, iters: int | None = None, seconds: float | None = None,
-                min_iters: int = 3) -> list[float]:
-    """Milliseconds of each timed call of ``fn``: ``warmup`` untimed calls, then ``iters`` calls, or calls until
-    ``seconds`` have passed (at least ``min_iters``)."""
-    if iters is not None and iters < 1:
-        raise ConfigError(f"iterations must be at least 1, got {iters}")
-    if seconds is not None and seconds <= 0:
-        raise ConfigError(f"duration must be positive, got {seconds}")
-    if warmup < 0:
-        raise ConfigError(f"warm-up must be 0 or more, got {warmup}")
-    for _ in range(warmup):
-        fn()
-    samples: list[float] = []
-    deadline = None if seconds is None else time.perf_counter() + seconds
-    while True:
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-        if deadline is None:
-            if len(samples) >= (iters or 10):
-                return samples
-        elif time.perf_counter() >= deadline and len(samples) >= min_iters:
-            return samples
-
-
-def percentile(samples: list[float] | np.ndarray, q: float) -> float:
-    """Nearest-rank percentile (a value that was measured, never an interpolation)."""
-    ordered = np.sort(np.asarray(samples, dtype=np.float64))
-    if not len(ordered):
-        return float("nan")
-    rank = int(np.ceil(q / 100.0 * len(ordered))) - 1
-    return float(ordered[min(max(rank, 0), len(ordered) - 1)])
-
-
-def latency_summary(samples_ms: list[float]) -> dict[str, float]:
-    """p50/p90/p99, mean, min and max of per-call milliseconds, and the number of calls."""
-    values = np.asarray(samples_ms, dtype=np.float64)
-    summary = {f"p{q}": percentile(values, q) for q in PERCENTILES}
-    summary.update(mean=float(values.mean()) if len(values) else float("nan"),
-                   min=float(values.min()) if len(values) else float("nan"),
-                   max=float(values.max()) if len(values) else float("nan"), n=int(len(values)))
-    return summary
-
-
-# --- memory -----------------------------------------------------------------------------------------------
-
-
-def _vm_value(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Reset the process's peak RSS (Linux ``clear_refs`` 5); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_bytes() -> int:
-    peak = _vm_value("VmHWM")
-    if peak is not None:
-        return peak
-    scale = 1 if sys.platform == "darwin" else 1024
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
-
-
-# --- machine facts ----------------------------------------------------------------------------------------
-
-
-def _version(package: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_facts(probe_gpu: bool = True) -> dict[str, Any]:
-    """What the numbers were measured on."""
-    from gedge import __version__
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
-    facts: dict[str, Any] = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable,
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(), "python": platform.python_version(), "gedge": __version__,
-        "numpy": np.__version__, "torch": _version("torch"), "onnxruntime": _version("onnxruntime"),
-        "openvino": _version("openvino"),
-        "tensorrt": _version("tensorrt") or _version("tensorrt-cu12") or _version("tensorrt-cu13"),
-        "tensorrt_rtx": _version("tensorrt-rtx-cu13") or _version("tensorrt_rtx"),
-        "cuda_python": _version("cuda-python") or _version("cuda-bindings"), "pycuda": _version("pycuda"),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
-        "gpu": None,
-    }
-    if probe_gpu:
-        from gedge.export.tensorrt_compat import cuda_device
-
-        device, why = cuda_device()
-        facts["gpu"] = f"{device.name} ({device.compute_capability})" if device else None
-        if device is None:
-            facts["gpu_note"] = why
-    if "torch" in sys.modules:  # only if already imported: importing it would cost seconds
-        torch = sys.modules["torch"]
-        facts["torch_threads"] = torch.get_num_threads()
-        facts["torch_cuda"] = bool(torch.cuda.is_available())
-    return facts
-
-
-# --- one backend ------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -200,7 +56,7 @@ class BenchResult:
 
 def synthetic_batch(spec, batch: int, seed: int = 0) -> np.ndarray:
     """A uint8 NHWC batch of wood-like tiles (what the line sends), for timing."""
-    from gedge.synth import render_board
+    from gedge.data.synth import render_board
 
     rng = np.random.default_rng(seed)
     side = max(64, spec.size * 2)
@@ -297,9 +153,6 @@ def bench_pipeline(backend: Backend, batch: int, batches: int = 4, rounds: int =
             "pairs_faster": sum(r > 1.0 for r in pairs), "rounds": rounds, "batches": batches, "slots": slots}
 
 
-# --- the suite: models x backends x batch sizes -----------------------------------------------------------
-
-
 @dataclass
 class BenchConfig:
     batches: list[int] = field(default_factory=lambda: [1, 16])
@@ -348,7 +201,7 @@ def plan_runs(models: list[Any], backends: list[str] | None, measure_batch: int 
     why, per model file name."""
     from pathlib import Path
 
-    from gedge.runtime.factory import CAN_RUN, auto_backend, kind_of, model_info, refusal
+    from gedge.runtime.registry import CAN_RUN, auto_backend, kind_of, model_info, refusal
 
     runs, skipped = [], []
     for model in models:
@@ -409,10 +262,9 @@ def run_benchmarks(models: list[Any], config: BenchConfig,
     """Every (model, backend) pair at every batch size; a :class:`gedge.bench.report.BenchReport`."""
     from pathlib import Path
 
-    from gedge.errors import GedgeError
-    from gedge.runtime.factory import model_info, open_backend
-
-    from .report import BenchReport
+    from gedge.bench.report import BenchReport
+    from gedge.core.errors import GedgeError
+    from gedge.runtime.registry import model_info, open_backend
 
     choices: dict[str, str] = {}
     runs, skipped = plan_runs(models, config.backends, max(config.batches), config.threads, choices)

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gedge.bench.parity import ParityLimits, ParityReport, compare_scores, limits_for
-from gedge.data import load_prepared
-from gedge.errors import DataError
-from gedge.evaluate import score_images
-from gedge.proxy import KINDS, proxy_set
-from gedge.scores import Scores
+from gedge.compare.comparator import ParityReport, compare_scores
+from gedge.compare.limits import ParityLimits, limits_for
+from gedge.core.errors import DataError
+from gedge.core.scores import Scores
+from gedge.data.proxy import KINDS, proxy_set
+from gedge.data.tiles import load_prepared, score_images
 
 MIN_GATE_IMAGES = 100
 

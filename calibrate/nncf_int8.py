@@ -36,14 +36,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from gedge.atomic import sha256_file, write_json
-from gedge.errors import ArtifactError, ConfigError
+from gedge.core.artifacts.ir import write_ir_sidecar
+from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.hashing import sha256_file
 
 IR_SUFFIX = ".int8.ov.xml"
+
+
 FLOAT_PREFIXES = ("camera/", "scores/")
-# Op types of the residual arithmetic and the reductions: never quantized, whatever their names (OpenVINO
-# names an op that produces a graph output after the output, e.g. the ReduceMean of ``d1`` is called ``d1``).
+
+
 FLOAT_TYPES = ("Abs", "Power", "Sqrt", "ReduceMean", "ReduceMax", "ReduceSum", "AvgPool", "Divide")
+
+
 CONVOLUTION_TYPES = ("Convolution", "ConvolutionBackpropData", "GroupConvolution", "GroupConvolutionBackpropData")
 
 
@@ -64,9 +69,8 @@ def ir_path(graph: str | Path, out_dir: str | Path | None = None) -> Path:
 
 def float_scope(fp32_onnx, quantize_image_convs: bool = False) -> dict:
     """What stays in float: regex patterns of friendly names (NNCF ``IgnoredScope(patterns=...)``)."""
-    from gedge.scores import OUTPUT_NAMES
-
-    from .quantize import image_convolutions
+    from gedge.calibrate.quantize import image_convolutions
+    from gedge.core.scores import OUTPUT_NAMES
 
     patterns = [f"^{re.escape(p)}.*" for p in FLOAT_PREFIXES]
     patterns.append("^(" + "|".join(re.escape(n) for n in (*OUTPUT_NAMES, "amap")) + ")$")
@@ -116,7 +120,7 @@ def quantize_nncf(fp32_path: str | Path, patches: np.ndarray, batch_size: int = 
     narrows weights to 7 bits against int16 saturation on CPUs without VNNI; on this AVX2 CPU the unfixed IR
     runs exactly as its FakeQuantize graph simulated in float, and the accuracy gate checks every IR anyway.
     """
-    from gedge.export.metadata import load_graph, read_facts
+    from gedge.core.artifacts.graph import load_graph, read_facts
 
     nncf, ov = import_nncf()
     fp32_path = Path(fp32_path)
@@ -245,14 +249,6 @@ def save_ir(model, out: str | Path) -> Path:
     return out
 
 
-def write_ir_sidecar(out: Path, facts, extra: dict) -> Path:
-    from gedge.runtime.openvino_backend import ir_sidecar_path
-
-    payload = {"graph": out.name, "graph_sha256": sha256_file(out), "weights": out.with_suffix(".bin").name,
-               "weights_sha256": sha256_file(out.with_suffix(".bin")), **facts.to_dict(), **extra}
-    return write_json(ir_sidecar_path(out), payload)
-
-
 def write_openvino_int8(fp32_path: str | Path, patches: np.ndarray, out: str | Path, set_facts: dict,
                         batch_size: int = 16, quantize_image_convs: bool = False,
                         **nncf_options) -> tuple[Path, object, dict]:
@@ -268,15 +264,11 @@ def write_openvino_int8(fp32_path: str | Path, patches: np.ndarray, out: str | P
     return path, int8_facts, quantization
 
 
-# --- the gate ---------------------------------------------------------------------------------------------
-
-
 def run_openvino_gate(checkpoint, ir: str | Path, gate, reference, limits=None, threads: int = 0,
                       batch_size: int = 64, progress=None):
     """:func:`gedge.calibrate.gate.run_gate` for the OpenVINO IR: the same images, reference and limits."""
+    from gedge.calibrate.gate import gate_backend
     from gedge.runtime.openvino_backend import OpenVINOBackend
-
-    from .gate import gate_backend
 
     report = gate_backend(checkpoint, OpenVINOBackend(ir, threads=threads), gate, reference, limits, batch_size,
                           progress)
@@ -308,11 +300,10 @@ def calibrate_openvino(options, progress=None) -> OpenVINOCalibration:
     ``options`` is a :class:`gedge.calibrate.pipeline.CalibrateOptions` (checkpoint, graph, data, n_patches,
     seed, strict, out_dir, limits, threads, batch size).
     """
-    from gedge.checkpoint import load_checkpoint
-
-    from .gate import gate_set, gate_summary, reference_scores
-    from .patches import calibration_set_from, save_calibration_set
-    from .pipeline import _open_graph, output_paths, split_sources
+    from gedge.calibrate.gate import gate_set, gate_summary, reference_scores
+    from gedge.calibrate.patches import calibration_set_from, save_calibration_set
+    from gedge.calibrate.pipeline import _open_graph, output_paths, split_sources
+    from gedge.reference.checkpoint import load_checkpoint
 
     import_nncf()
     started = time.time()
@@ -343,7 +334,7 @@ def calibrate_openvino(options, progress=None) -> OpenVINOCalibration:
         _, ov = import_nncf()
         residuals = float_residuals(ov.Core().read_model(str(tmp)))
         written = report.passed or not options.strict
-        from gedge.runtime.openvino_backend import ir_sidecar_path, read_ir_facts
+        from gedge.core.artifacts.ir import ir_sidecar_path, read_ir_facts
 
         facts = read_ir_facts(tmp)
         if written:
@@ -354,7 +345,7 @@ def calibrate_openvino(options, progress=None) -> OpenVINOCalibration:
     finally:
         for leftover in (tmp, tmp.with_suffix(".bin")):
             leftover.unlink(missing_ok=True)
-        from gedge.runtime.openvino_backend import ir_sidecar_path
+        from gedge.core.artifacts.ir import ir_sidecar_path
 
         ir_sidecar_path(tmp).unlink(missing_ok=True)
     return OpenVINOCalibration(out, written, report, facts.quantization, set_path, cal.sha256, gate.description,

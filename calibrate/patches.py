@@ -24,9 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gedge.atomic import atomic_path, write_json
-from gedge.data import GOOD, Preprocess, grid_patches, list_images, load_prepared, open_dataset
-from gedge.errors import ArtifactError, ConfigError, DataError
+from gedge.core.atomic import atomic_path, write_json
+from gedge.core.errors import ArtifactError, ConfigError, DataError
+from gedge.core.preprocess import Preprocess
+from gedge.data.datasets import GOOD, open_dataset
+from gedge.data.images import list_images
+from gedge.data.sampling import grid_patches
+from gedge.data.tiles import load_prepared
 
 DEFAULT_PATCHES = 512
 MIN_RECOMMENDED = 300

@@ -19,18 +19,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gedge.atomic import sha256_file, write_bytes, write_json
-from gedge.bench.parity import ParityLimits, ParityReport, limits_for
-from gedge.checkpoint import load_checkpoint
-from gedge.data import split_validation
-from gedge.errors import ArtifactError, ConfigError
-from gedge.export.metadata import load_graph, read_facts
-
-from .cache import DEFAULT_TRT_VERSION, cache_from_ranges, write_cache
-from .gate import gate_set, gate_summary, recorded_validation, reference_scores, run_gate
-from .patches import DEFAULT_PATCHES, CalibrationSet, calibration_set_from, calibration_sources, save_calibration_set
-from .quantize import FLAVOURS, flavour, inspect_qdq, quantize_graph
-from .ranges import DEFAULT_PERCENTILE, METHODS, CalibrationRanges, PatchReader, collect_ranges
+from gedge.calibrate.cache import DEFAULT_TRT_VERSION, cache_from_ranges
+from gedge.calibrate.gate import gate_set, gate_summary, recorded_validation, reference_scores, run_gate
+from gedge.calibrate.patches import (
+    DEFAULT_PATCHES,
+    CalibrationSet,
+    calibration_set_from,
+    calibration_sources,
+    save_calibration_set,
+)
+from gedge.calibrate.quantize import FLAVOURS, flavour, inspect_qdq, quantize_graph
+from gedge.calibrate.ranges import DEFAULT_PERCENTILE, METHODS, CalibrationRanges, PatchReader, collect_ranges
+from gedge.compare.comparator import ParityReport
+from gedge.compare.limits import ParityLimits, limits_for
+from gedge.core.artifacts.calib_cache import write_cache
+from gedge.core.artifacts.graph import load_graph, read_facts
+from gedge.core.atomic import write_bytes, write_json
+from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.hashing import sha256_file
+from gedge.data.datasets import split_validation
+from gedge.reference.checkpoint import load_checkpoint
 
 TARGETS = ("tensorrt", "cpu", "all", "openvino")  # openvino: NNCF INT8 IR (gedge.calibrate.nncf_int8)
 DEFAULT_METHOD = "minmax"  # measured: entropy and percentile clip the tails the local scores live on

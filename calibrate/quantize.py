@@ -30,11 +30,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import onnx
-from gedge.errors import ConfigError
-from gedge.export.metadata import read_facts, with_precision, write_facts
+from gedge.calibrate.ranges import QUANTIZED_OPS, CalibrationRanges, known_bounds
+from gedge.core.artifacts.graph import read_facts, with_precision, write_facts
+from gedge.core.errors import ConfigError
 from onnx import TensorProto, numpy_helper
-
-from .ranges import QUANTIZED_OPS, CalibrationRanges, known_bounds
 
 
 @dataclass(frozen=True)

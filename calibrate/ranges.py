@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import onnx
-from gedge.errors import ConfigError
+from gedge.core.errors import ConfigError
 from onnx import TensorProto, helper
 
 METHODS = ("entropy", "percentile", "minmax")

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from gedge.errors import ConfigError
+from gedge.core.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 TYPINGS = ("auto", "strong", "weak")
@@ -385,9 +385,8 @@ def _choose_typing(caps: TensorRTCapabilities, request: BuildRequest, graph: Gra
 
 def graph_info(model: Any, path: str | Path) -> GraphInfo:
     """A :class:`GraphInfo` of a loaded ONNX ModelProto (its gedge facts, first input, Q/DQ nodes)."""
+    from gedge.core.artifacts.graph import read_facts
     from onnx import TensorProto
-
-    from .metadata import read_facts
 
     facts = read_facts(model, path)
     graph = model.graph

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import onnx
-from gedge.errors import ArtifactError, ConfigError
-
-from .metadata import load_graph
-from .tensorrt_compat import ParsedNetwork, ParserIssue, import_tensorrt
+from gedge.core.artifacts.graph import load_graph
+from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.tensorrt import import_tensorrt
+from gedge.export.tensorrt_parse import ParsedNetwork, ParserIssue
 
 
 @dataclass

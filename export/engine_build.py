@@ -27,10 +27,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import onnx
-from gedge.atomic import sha256_file, write_bytes
-from gedge.errors import ArtifactError, ConfigError, GedgeError
-
-from .build_plan import (
+from gedge.core.artifacts.engine import read_manifest, write_manifest
+from gedge.core.artifacts.graph import GraphFacts, load_graph, read_facts
+from gedge.core.atomic import write_bytes
+from gedge.core.errors import ArtifactError, ConfigError, GedgeError
+from gedge.core.hashing import sha256_file
+from gedge.core.machine import cuda_device
+from gedge.core.tensorrt import TensorRT, creation_flags, import_tensorrt, member
+from gedge.export.build_plan import (
     RTX_DEFAULT_TARGETS,
     BuildPlan,
     BuildRequest,
@@ -40,10 +44,8 @@ from .build_plan import (
     graph_info,
     plan_build,
 )
-from .fp16 import FP16_OPS, write_fp16_graph
-from .manifest import read_manifest, write_manifest
-from .metadata import GraphFacts, load_graph, read_facts
-from .tensorrt_compat import ParsedNetwork, TensorRT, creation_flags, cuda_device, import_tensorrt, member
+from gedge.export.fp16 import FP16_OPS, write_fp16_graph
+from gedge.export.tensorrt_parse import ParsedNetwork
 
 
 class BuildProgress(Protocol):
@@ -318,13 +320,14 @@ def build_time_parity(engine: Path, graph: Path, ref: Path | None, data: Path | 
         reason = "not measured: give --ref CHECKPOINT --data DIR to measure parity at build time"
         return {"engine": {"status": "not measured", "reason": reason},
                 "graph": {"status": "not measured", "reason": reason}}
-    from gedge.bench.parity import ParitySetup, limits_for, open_parity, parity_data, run_setup
+    from gedge.compare.driver import ParitySetup, open_parity, parity_data, run_setup
+    from gedge.compare.limits import limits_for
 
     result: dict[str, Any] = {}
     backend, why = (None, device_reason) if device is None else _engine_backend(engine)
     if backend is not None:
-        from gedge.checkpoint import load_checkpoint
-        from gedge.data import load_prepared
+        from gedge.data.tiles import load_prepared
+        from gedge.reference.checkpoint import load_checkpoint
         from gedge.runtime.torch_backend import TorchBackend
 
         checkpoint = load_checkpoint(ref)

@@ -26,21 +26,37 @@ from pathlib import Path
 
 import onnx
 import torch
-from gedge.atomic import sha256_file, write_bytes
-from gedge.checkpoint import Checkpoint, load_checkpoint
-from gedge.errors import ArtifactError, ConfigError
-from gedge.scores import OUTPUT_NAMES
-from gedge.scoring import DeployedScorer, FusedScorer
+from gedge.core.artifacts.graph import GraphFacts, read_facts, write_facts, write_sidecar
+from gedge.core.atomic import write_bytes
+from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.hashing import sha256_file
+from gedge.core.scores import OUTPUT_NAMES
+from gedge.reference.checkpoint import Checkpoint, load_checkpoint
+from gedge.reference.scoring import DeployedScorer, FusedScorer
 from torch import nn
 
-from .metadata import GraphFacts, facts_from_checkpoint, read_facts, write_facts, write_sidecar
 
-# Graph input per input kind: (tensor name, element type, layout).
+def facts_from_checkpoint(checkpoint: Checkpoint, source_name: str, source_sha256: str,
+                          options: ExportOptions) -> GraphFacts:
+    from gedge import __version__
+
+    return GraphFacts(
+        gedge_version=__version__, precision="fp32", input=options.input, input_name=options.input_name,
+        outputs=options.output_names, model=checkpoint.model.to_dict(), preprocess=checkpoint.preprocess.to_dict(),
+        calibration=checkpoint.calibration.to_dict(), score_stats=dict(checkpoint.score_stats),
+        source_checkpoint=source_name, source_sha256=source_sha256,
+        training={"checkpoint_gedge_version": checkpoint.gedge_version, **checkpoint.facts})
+
+
 INPUT_KINDS: dict[str, tuple[str, str, str]] = {
     "uint8-nhwc": ("pixels", "uint8", "NHWC"),
     "float-nchw": ("images", "float32", "NCHW"),
 }
+
+
 DEFAULT_OPSET = 18
+
+
 OUTPUT_DOCS = {
     "d1": "mean |f(x) - f(G(x))| over discriminator features (seed paper D1)",
     "d2": "RMS of f(x) - f(G(x)) over discriminator features (seed paper D2)",
@@ -85,9 +101,6 @@ class ExportResult:
     seconds: float
 
 
-# --- BatchNorm folding ------------------------------------------------------------------------------------
-
-
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """A copy of ``module`` (eval mode) with each Conv/ConvTranspose + BatchNorm pair of a Sequential fused."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -101,9 +114,6 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
                 seq._modules[first] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
                 seq._modules[second] = nn.Identity()
     return folded
-
-
-# --- naming -----------------------------------------------------------------------------------------------
 
 
 def _module_of(node: onnx.NodeProto) -> str:
@@ -142,9 +152,6 @@ def name_graph(model: onnx.ModelProto) -> None:
         node.output[:] = [renames.get(n, n) for n in node.output]
     for info in graph.value_info:
         info.name = renames.get(info.name, info.name)
-
-
-# --- export -----------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -222,7 +229,7 @@ def export_checkpoint(checkpoint_path: str | Path, out: str | Path, options: Exp
     facts = facts_from_checkpoint(checkpoint, checkpoint_path.name, sha256_file(checkpoint_path), options)
     model = export_model(checkpoint, options, facts)
     if precision == "fp16":
-        from .fp16 import convert_to_fp16
+        from gedge.export.fp16 import convert_to_fp16
 
         model = convert_to_fp16(model)
     out = Path(out)

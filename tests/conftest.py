@@ -33,13 +33,14 @@ def _calibrated_checkpoint(data: Path, out: Path):
 
     import numpy as np
     import torch
-    from gedge.checkpoint import Checkpoint, save_checkpoint
-    from gedge.data import Preprocess, load_prepared, open_dataset
-    from gedge.evaluate import score_images
-    from gedge.model import ModelConfig, build_networks
+    from gedge.core.decision import ScoreCalibration
+    from gedge.core.preprocess import Preprocess
+    from gedge.data.datasets import open_dataset
+    from gedge.data.tiles import load_prepared, score_images
+    from gedge.reference.checkpoint import Checkpoint, save_checkpoint
+    from gedge.reference.decision_fit import calibrate_scores
+    from gedge.reference.model import ModelConfig, build_networks
     from gedge.runtime.torch_backend import TorchBackend
-    from gedge.scoring import ScoreCalibration
-    from gedge.thresholds import calibrate_scores
 
     config = ModelConfig(isize=16, nz=16, ngf=8, ndf=8)
     pre = Preprocess(mode="patch", isize=16, stride=16, scale=0.5)
@@ -71,9 +72,9 @@ def _calibrated_checkpoint(data: Path, out: Path):
 def scorer_graphs(tmp_path_factory):
     """Small synthetic wood (64x64: 16 test images of 4 tiles at scale 0.5), a tiny calibrated checkpoint, and
     its FP32 (uint8 input, with amap), FP32 float-input and FP16 graphs."""
+    from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
     from gedge.export.fp16 import write_fp16_graph
     from gedge.export.onnx_export import ExportOptions, export_checkpoint
-    from gedge.synth import SynthWoodConfig, write_synthetic_wood
 
     root = tmp_path_factory.mktemp("scorer")
     data = root / "wood"
@@ -98,8 +99,8 @@ def int8_graphs(scorer_graphs, tmp_path_factory):
     from dataclasses import replace
 
     from gedge.calibrate.pipeline import CalibrateOptions, calibrate
-    from gedge.checkpoint import save_checkpoint
-    from gedge.data import open_dataset
+    from gedge.data.datasets import open_dataset
+    from gedge.reference.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("int8")
     train = open_dataset(scorer_graphs["data"]).train

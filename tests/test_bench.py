@@ -16,16 +16,14 @@ from gedge.bench.runner import (
     bench_pipeline,
     encoded_frames,
     frame_decoder,
-    latency_summary,
-    machine_facts,
-    percentile,
     plan_runs,
     run_benchmarks,
-    timed_calls,
 )
-from gedge.errors import ConfigError
-from gedge.render import console
-from gedge.runtime.base import InputSpec
+from gedge.cli.render import console
+from gedge.core.errors import ConfigError
+from gedge.core.inputs import InputSpec
+from gedge.core.machine import machine_facts
+from gedge.core.timing import latency_summary, percentile, timed_calls
 from test_loop import FakeBackend
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from gedge.errors import ConfigError
+from gedge.core.errors import ConfigError
+from gedge.core.tensorrt import import_tensorrt
 from gedge.export.build_plan import (
     ASSUMED,
     BuildRequest,
@@ -18,7 +19,6 @@ from gedge.export.build_plan import (
     plan_build,
 )
 from gedge.export.engine_build import residual_layers
-from gedge.export.tensorrt_compat import import_tensorrt
 
 SHAPE = (16, 16, 3)
 FP32 = GraphInfo("out/scorer.onnx", "fp32", "pixels", SHAPE)

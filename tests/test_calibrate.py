@@ -9,16 +9,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from gedge.atomic import sha256_file
-from gedge.bench.parity import compare_scores, limits_for
-from gedge.calibrate.cache import (
-    cache_from_ranges,
-    hex_scale,
-    parse_cache,
-    read_cache,
-    scale_hex,
-    version_code,
-)
+from gedge.calibrate.cache import cache_from_ranges
 from gedge.calibrate.patches import (
     CalibrationSet,
     calibration_sources,
@@ -28,10 +19,14 @@ from gedge.calibrate.patches import (
 )
 from gedge.calibrate.quantize import inspect_qdq
 from gedge.calibrate.ranges import _Histogram, choose_amax
-from gedge.data import Preprocess
-from gedge.errors import ArtifactError, ConfigError, DataError
-from gedge.export.metadata import load_graph, read_facts, read_sidecar
-from gedge.scores import OUTPUT_NAMES, Scores
+from gedge.compare.comparator import compare_scores
+from gedge.compare.limits import limits_for
+from gedge.core.artifacts.calib_cache import hex_scale, parse_cache, read_cache, scale_hex, version_code
+from gedge.core.artifacts.graph import load_graph, read_facts, read_sidecar
+from gedge.core.errors import ArtifactError, ConfigError, DataError
+from gedge.core.hashing import sha256_file
+from gedge.core.preprocess import Preprocess
+from gedge.core.scores import OUTPUT_NAMES, Scores
 from onnx import numpy_helper
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]
@@ -72,7 +67,7 @@ def test_patches_are_seeded_stratified_and_round_trip(tmp_path):
 
 
 def test_sources_leave_out_validation_and_never_use_test_images(int8_graphs, scorer_graphs):
-    from gedge.checkpoint import load_checkpoint
+    from gedge.reference.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(int8_graphs["checkpoint"])
     sources = calibration_sources(checkpoint)
@@ -237,8 +232,8 @@ def test_int8_limits_gate_the_primary_drop_and_agreement_only():
 
 
 def test_tensorrt_parses_and_builds_the_qdq_graph(int8_graphs, scorer_graphs):
+    from gedge.core.tensorrt import import_tensorrt
     from gedge.export.check import check_graph
-    from gedge.export.tensorrt_compat import import_tensorrt
 
     trt, why = import_tensorrt()
     if trt is None:
@@ -289,7 +284,7 @@ def test_speed_measure_interleaves_and_ratios():
     import time
 
     from gedge.bench.cpu_speed import TORCH, SpeedReport, measure, speed_table
-    from gedge.render import console
+    from gedge.cli.render import console
 
     class Sleeper:
         def __init__(self, per_image: float) -> None:
@@ -308,7 +303,7 @@ def test_speed_measure_interleaves_and_ratios():
 
 
 def test_demo_has_a_calibrate_stage():
-    from gedge.demo import STAGES
+    from gedge.cli.demo import STAGES
 
     names = [name for name, _ in STAGES]
     assert names.index("calibrate") > names.index("export")

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gedge.checkpoint import save_checkpoint
-from gedge.data import Preprocess, open_dataset
-from gedge.model import ModelConfig
-from gedge.train import TrainConfig, train
+from gedge.core.preprocess import Preprocess
+from gedge.data.datasets import open_dataset
+from gedge.reference.checkpoint import save_checkpoint
+from gedge.reference.model import ModelConfig
+from gedge.reference.train import TrainConfig, train
 from helpers import make_mvtec, textured, write_png
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]

@@ -1,18 +1,11 @@
 import numpy as np
 import pytest
-from gedge.data import (
-    PatchSampler,
-    Preprocess,
-    grid_patches,
-    network_inputs,
-    open_dataset,
-    prepare,
-    read_image,
-    split_validation,
-    tile_grid,
-    tile_origins,
-)
-from gedge.errors import ConfigError, DataError
+from gedge.core.errors import ConfigError, DataError
+from gedge.core.preprocess import Preprocess
+from gedge.data.datasets import open_dataset, split_validation
+from gedge.data.images import read_image
+from gedge.data.sampling import PatchSampler, grid_patches
+from gedge.data.tiles import network_inputs, prepare, tile_grid, tile_origins
 from helpers import make_mvtec, textured, write_png
 
 

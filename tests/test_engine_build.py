@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from gedge.errors import ArtifactError, ConfigError
+from gedge.core.artifacts.engine import RuntimeInfo, read_manifest, verify_engine, verify_manifest
+from gedge.core.artifacts.graph import load_graph, read_facts, with_precision, write_facts
+from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.tensorrt import import_tensorrt
 from gedge.export.build_plan import BuildRequest
 from gedge.export.engine_build import build_engine, cache_header, int8_facts
-from gedge.export.manifest import RuntimeInfo, read_manifest, verify_engine, verify_manifest
-from gedge.export.metadata import load_graph, read_facts, with_precision, write_facts
-from gedge.export.tensorrt_compat import import_tensorrt
 
 REPO = Path(__file__).resolve().parents[1]
 TRT, WHY_NOT = import_tensorrt()
@@ -34,7 +34,7 @@ def run(*args) -> subprocess.CompletedProcess:
 
 def cli(capsys, *args) -> tuple[int, str, str]:
     """`gedge ARGS` in this process (the subprocess start costs seconds): exit code, stdout, stderr."""
-    from gedge.cli import main
+    from gedge.cli.app import main
 
     argv = sys.argv
     sys.argv = ["gedge", *map(str, args)]
@@ -83,11 +83,11 @@ def engines(tmp_path_factory):
     (16x16 input, 192 channels: 5.9 M parameters, so the weights and not the kernels make the engine size)."""
     if TRT is None:
         pytest.skip(f"no TensorRT module importable: {WHY_NOT}")
-    from gedge.checkpoint import Checkpoint, save_checkpoint
-    from gedge.data import Preprocess
+    from gedge.core.decision import ScoreCalibration
+    from gedge.core.preprocess import Preprocess
     from gedge.export.onnx_export import ExportOptions, export_checkpoint
-    from gedge.model import ModelConfig, build_networks
-    from gedge.scoring import ScoreCalibration
+    from gedge.reference.checkpoint import Checkpoint, save_checkpoint
+    from gedge.reference.model import ModelConfig, build_networks
 
     root = tmp_path_factory.mktemp("engines")
     config = ModelConfig(isize=16, nz=64, ngf=192, ndf=192)
@@ -285,8 +285,8 @@ def test_build_cli_with_parity_at_build_time(scorer_graphs, tmp_path, capsys):
 
 
 def test_demo_engine_stage_says_when_no_tensorrt(monkeypatch, capsys, tmp_path):
-    import gedge.export.tensorrt_compat as compat
-    from gedge.demo import STAGES, DemoContext, stage_engines
+    import gedge.core.tensorrt as compat
+    from gedge.cli.demo import STAGES, DemoContext, stage_engines
 
     names = [name for name, _ in STAGES]
     assert names.index("engines") > names.index("export")  # and after calibrate, where there is one
@@ -299,7 +299,7 @@ def test_demo_engine_stage_says_when_no_tensorrt(monkeypatch, capsys, tmp_path):
 
 @needs_trt
 def test_demo_engine_stage_builds(scorer_graphs, tmp_path):
-    from gedge.demo import DemoContext, stage_engines
+    from gedge.cli.demo import DemoContext, stage_engines
 
     ctx = DemoContext(out=tmp_path, steps=0, seed=0, graphs={"fp16": scorer_graphs["fp16"]})
     ctx.graphs["fp32"] = Path(shutil.copy(scorer_graphs["fp32_float"], tmp_path / "scorer.onnx"))

@@ -10,15 +10,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from gedge.atomic import sha256_file
-from gedge.errors import ArtifactError, ConfigError
+from gedge.core.artifacts.graph import load_graph, read_facts, read_sidecar, sidecar_path
+from gedge.core.backend import Backend
+from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.hashing import sha256_file
+from gedge.core.inputs import InputSpec
+from gedge.core.scores import OUTPUT_NAMES
 from gedge.export.fp16 import convert_to_fp16, node_precisions
-from gedge.export.metadata import load_graph, read_facts, read_sidecar, sidecar_path
 from gedge.export.onnx_export import fold_batchnorm
-from gedge.runtime.base import Backend, InputSpec
 from gedge.runtime.onnxruntime_backend import OrtBackend
 from gedge.runtime.torch_backend import TorchBackend
-from gedge.scores import OUTPUT_NAMES
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]
 RESIDUAL_OPS = {"Sub", "Abs", "Pow", "Sqrt", "ReduceMean", "Div", "Slice", "Reshape"}
@@ -239,13 +240,13 @@ def test_export_bad_inputs_are_one_line_errors(scorer_graphs, tmp_path):
 
 def test_other_architectures_grayscale_extralayers_padding4_float_input(tmp_path):
     """One export covering the variants: 1 channel, extra layers, anomalib's first padding, float input, FP16."""
-    from gedge.checkpoint import Checkpoint, save_checkpoint
-    from gedge.data import Preprocess
+    from gedge.core.decision import ScoreCalibration
+    from gedge.core.preprocess import Preprocess
     from gedge.export.check import check_graph
     from gedge.export.fp16 import write_fp16_graph
     from gedge.export.onnx_export import ExportOptions, export_checkpoint
-    from gedge.model import ModelConfig, build_networks
-    from gedge.scoring import ScoreCalibration
+    from gedge.reference.checkpoint import Checkpoint, save_checkpoint
+    from gedge.reference.model import ModelConfig, build_networks
 
     config = ModelConfig(isize=32, nc=1, nz=8, ngf=4, ndf=4, extralayers=1, first_padding=4)
     netg, netd = build_networks(config, seed=1)

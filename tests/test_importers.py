@@ -12,10 +12,10 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from gedge.checkpoint import load_checkpoint, save_checkpoint
-from gedge.errors import ArtifactError, ConfigError
-from gedge.importers import UNCALIBRATED_RULE, detect_format, import_anomalib, import_file, import_ganomaly
-from gedge.model import ModelConfig, NetD, NetG
+from gedge.core.errors import ArtifactError, ConfigError
+from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
+from gedge.reference.importers import UNCALIBRATED_RULE, detect_format, import_anomalib, import_file, import_ganomaly
+from gedge.reference.model import ModelConfig, NetD, NetG
 from torch import nn
 
 TRIPPED: list[str] = []

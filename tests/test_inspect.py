@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gedge.data import Preprocess
-from gedge.errors import ConfigError
-from gedge.inspect import InspectOptions, Inspector, merge_boxes, tile_image
-from gedge.runtime.base import InputSpec
-from gedge.runtime.factory import ModelInfo
-from gedge.scores import OUTPUT_NAMES, Scores
-from gedge.strips import read_truth, render_strip, score_strip, write_strips
+from gedge.core.errors import ConfigError
+from gedge.core.inputs import InputSpec
+from gedge.core.preprocess import Preprocess
+from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.data.strips import read_truth, render_strip, score_strip, write_strips
+from gedge.inspection import InspectOptions, Inspector, merge_boxes, tile_image
+from gedge.runtime.registry import ModelInfo
 from helpers import write_png
 from PIL import Image
 

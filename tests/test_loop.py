@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 import pytest
-from gedge.errors import ConfigError, DataError
-from gedge.evaluate import score_inputs
-from gedge.runtime.base import InputSpec
+from gedge.core.errors import ConfigError, DataError
+from gedge.core.inputs import InputSpec
+from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.data.tiles import score_inputs
 from gedge.runtime.loop import Pipeline, batch_by_batch
-from gedge.scores import OUTPUT_NAMES, Scores
 
 SPEC = InputSpec(size=4, channels=1)
 

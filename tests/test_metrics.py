@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from gedge.metrics import auroc, best_f1_threshold, decision_metrics, tpr_at_fpr
+from gedge.core.metrics import auroc, best_f1_threshold, decision_metrics, tpr_at_fpr
 
 
 def brute_force_auroc(labels, scores):

@@ -1,7 +1,7 @@
 import pytest
 import torch
-from gedge.errors import ConfigError
-from gedge.model import ModelConfig, build_networks
+from gedge.core.errors import ConfigError
+from gedge.reference.model import ModelConfig, build_networks
 
 
 @pytest.mark.parametrize("isize", [16, 32, 64, 128])

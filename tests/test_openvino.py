@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
-from gedge.bench.parity import error_stats
-from gedge.errors import ConfigError
-from gedge.scores import OUTPUT_NAMES
+from gedge.compare.comparator import error_stats
+from gedge.core.errors import ConfigError
+from gedge.core.scores import OUTPUT_NAMES
 
 try:
     import nncf  # noqa: F401
@@ -27,7 +27,8 @@ FP32_REL_L2 = 1e-5  # the fp32 parity limit (gedge.bench.parity.DEFAULT_LIMITS)
 
 
 def tiles(graphs, n: int = 12, seed: int = 0) -> np.ndarray:
-    from gedge.data import load_prepared, network_inputs, open_dataset
+    from gedge.data.datasets import open_dataset
+    from gedge.data.tiles import load_prepared, network_inputs
 
     model = graphs["model"]
     images = load_prepared(open_dataset(graphs["data"]).test.paths[:6], model.preprocess)
@@ -96,7 +97,7 @@ def nncf_ir(scorer_graphs, tmp_path_factory):
 def test_nncf_keeps_residuals_in_float(nncf_ir, scorer_graphs, reference):
     import openvino as ov
     from gedge.calibrate.nncf_int8 import fake_quantize_summary, float_residuals
-    from gedge.runtime.factory import model_info, open_backend
+    from gedge.runtime.registry import model_info, open_backend
 
     path, facts, quantization = nncf_ir
     assert path.is_file() and path.with_suffix(".bin").is_file()
@@ -131,7 +132,7 @@ def test_int8_kernels_compute_the_fake_quantize_graph(nncf_ir, scorer_graphs, re
     OpenVINO 2026.4 returned their outputs ~2e4 times too small on an AVX2 CPU (relative error 1.0)."""
     import openvino as ov
     from gedge.calibrate.nncf_int8 import latent_convolutions
-    from gedge.export.metadata import load_graph
+    from gedge.core.artifacts.graph import load_graph
 
     path, _, quantization = nncf_ir
     latent = latent_convolutions(load_graph(scorer_graphs["fp32"]))
@@ -204,7 +205,7 @@ def test_calibrate_cli_openvino(scorer_graphs, tmp_path):
 
 
 def test_auto_choice_falls_back_without_openvino(scorer_graphs, monkeypatch):
-    from gedge.runtime import factory
+    from gedge.runtime import registry as factory
 
     if HAVE_OPENVINO:
         assert factory.fastest_cpu_backend("fp32") == "openvino"
@@ -260,7 +261,7 @@ def test_int8_qdq_graphs_run_only_where_they_were_gated(int8_graphs):
     """An INT8 Q/DQ graph is gated on onnxruntime: OpenVINO is refused for it (with or without OpenVINO
     installed), by the factory and by the benchmark's plan."""
     from gedge.bench.runner import plan_runs
-    from gedge.runtime import factory
+    from gedge.runtime import registry as factory
 
     graph = int8_graphs["cpu"]
     with pytest.raises(ConfigError, match="gated on onnxruntime"):
@@ -272,7 +273,8 @@ def test_int8_qdq_graphs_run_only_where_they_were_gated(int8_graphs):
 
 
 def test_measured_choice_times_both_and_remembers(scorer_graphs, monkeypatch, tmp_path):
-    from gedge.runtime import choice, factory
+    from gedge.runtime import choice
+    from gedge.runtime import registry as factory
 
     monkeypatch.setenv("GEDGE_CACHE_DIR", str(tmp_path / "cache"))
     candidates = ["onnxruntime", "openvino"] if HAVE_OPENVINO else ["onnxruntime"]

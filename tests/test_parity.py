@@ -8,19 +8,13 @@ import sys
 
 import numpy as np
 import pytest
-from gedge.bench.parity import (
-    DEFAULT_LIMITS,
-    compare_scores,
-    error_stats,
-    limits_for,
-    parity_check,
-    parity_data,
-    spearman,
-)
-from gedge.bench.tables import parity_table
-from gedge.errors import ConfigError
-from gedge.render import console
-from gedge.scores import OUTPUT_NAMES, Scores
+from gedge.cli.render import console
+from gedge.cli.render_parity import parity_table
+from gedge.compare.comparator import compare_scores, error_stats, spearman
+from gedge.compare.driver import parity_check, parity_data
+from gedge.compare.limits import DEFAULT_LIMITS, limits_for
+from gedge.core.errors import ConfigError
+from gedge.core.scores import OUTPUT_NAMES, Scores
 from helpers import make_mvtec
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]

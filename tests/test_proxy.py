@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from gedge.proxy import KINDS, paint_proxy, proxy_set
+from gedge.data.proxy import KINDS, paint_proxy, proxy_set
 
 
 @pytest.mark.parametrize("shape", [(64, 64, 3), (128, 96, 3), (40, 200, 1)])

@@ -1,7 +1,10 @@
 """Checks on the real wood boards (../shared/data/wood_vsb256); skipped with the reason where it is absent."""
 
 import numpy as np
-from gedge.data import Preprocess, load_prepared, network_inputs, open_dataset, read_image
+from gedge.core.preprocess import Preprocess
+from gedge.data.datasets import open_dataset
+from gedge.data.images import read_image
+from gedge.data.tiles import load_prepared, network_inputs
 
 
 def test_real_wood_layout_and_masks(wood_vsb):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gedge.errors import ConfigError, DataError
-from gedge.synth import (
+from gedge.core.errors import ConfigError, DataError
+from gedge.data.synth import (
     DEFECT_CLASSES,
     SynthWoodConfig,
     SynthWoodSummary,

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gedge.errors import ArtifactError, ConfigError
-from gedge.export.manifest import RuntimeInfo, write_manifest
-from gedge.runtime.cuda_buffers import CudaApi
-from gedge.runtime.factory import model_info
+from gedge.core.artifacts.engine import RuntimeInfo, write_manifest
+from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.scores import OUTPUT_NAMES
+from gedge.runtime.cuda import CudaApi
 from gedge.runtime.loop import Pipeline
+from gedge.runtime.registry import model_info
 from gedge.runtime.tensorrt_backend import TensorRTBackend
-from gedge.scores import OUTPUT_NAMES
 
 SIZE = 4
 
@@ -343,7 +343,7 @@ def test_manifest_is_verified_before_anything_is_loaded(tmp_path):
 
 
 def test_without_a_gpu_the_error_is_one_line(tmp_path):
-    from gedge.export.tensorrt_compat import cuda_device
+    from gedge.core.machine import cuda_device
 
     if cuda_device()[0] is not None:
         pytest.skip("this machine has a GPU; the no-GPU error path does not apply")
@@ -358,7 +358,8 @@ def test_without_a_gpu_the_error_is_one_line(tmp_path):
 
 
 def _gpu_and_tensorrt() -> str:
-    from gedge.export.tensorrt_compat import cuda_device, import_tensorrt
+    from gedge.core.machine import cuda_device
+    from gedge.core.tensorrt import import_tensorrt
 
     device, why = cuda_device()
     if device is None:
@@ -367,7 +368,7 @@ def _gpu_and_tensorrt() -> str:
     if trt is None:
         return f"no TensorRT ({reason})"
     try:
-        from gedge.runtime.cuda_buffers import load_cuda
+        from gedge.runtime.cuda import load_cuda
 
         load_cuda()
     except ConfigError as exc:
@@ -402,7 +403,7 @@ def test_real_engine_matches_the_reference(request, tmp_path):
 
 
 def test_cuda_buffers_streams_and_graphs_on_the_gpu():
-    from gedge.runtime.cuda_buffers import load_cuda, self_test
+    from gedge.runtime.cuda import load_cuda, self_test
 
     try:
         api = load_cuda()

@@ -12,8 +12,9 @@ import sys
 
 import onnx
 import pytest
+from gedge.core.tensorrt import import_tensorrt
 from gedge.export.check import check_graph
-from gedge.export.tensorrt_compat import ParsedNetwork, import_tensorrt
+from gedge.export.tensorrt_parse import ParsedNetwork
 from onnx import TensorProto, helper
 
 TRT, WHY_NOT = import_tensorrt()

@@ -1,14 +1,15 @@
 import numpy as np
 import pytest
 import torch
-from gedge.checkpoint import load_checkpoint, save_checkpoint
-from gedge.data import Preprocess, open_dataset
-from gedge.errors import ArtifactError
-from gedge.evaluate import evaluate_backend
-from gedge.model import ModelConfig
+from gedge.core.errors import ArtifactError
+from gedge.core.preprocess import Preprocess
+from gedge.core.scores import SCORE_NAMES
+from gedge.data.datasets import open_dataset
+from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
+from gedge.reference.evaluate import evaluate_backend
+from gedge.reference.model import ModelConfig
+from gedge.reference.train import TrainConfig, train
 from gedge.runtime.torch_backend import TorchBackend
-from gedge.scores import SCORE_NAMES
-from gedge.train import TrainConfig, train
 from helpers import make_mvtec
 
 TINY = ModelConfig(isize=16, nz=16, ngf=8, ndf=8)

@@ -44,8 +44,8 @@ def cache_file() -> Path:
 def cache_key(path: Path, precision: str, batch: int, threads: int, candidates: list[str]) -> str:
     from importlib import metadata
 
-    from gedge.atomic import sha256_file
-    from gedge.bench.runner import cpu_model
+    from gedge.core.hashing import sha256_file
+    from gedge.core.machine import cpu_model
 
     versions = []
     for kind in candidates:
@@ -66,7 +66,7 @@ def _read_cache() -> dict:
 
 
 def _write_cache(key: str, choice: MeasuredChoice) -> None:
-    from gedge.atomic import write_json
+    from gedge.core.atomic import write_json
 
     entries = _read_cache()
     entries[key] = {"kind": choice.kind, "images_per_second": choice.images_per_second,
@@ -95,7 +95,7 @@ def time_backends(backends: dict[str, object], batch: np.ndarray, rounds: int = 
 def measured_choice(path: str | Path, candidates: list[str], precision: str, batch_size: int, threads: int = 0,
                     use_cache: bool = True) -> MeasuredChoice:
     """The fastest of ``candidates`` (installed backend kinds that can run ``path``) at ``batch_size``."""
-    from .factory import open_backend
+    from gedge.runtime.registry import open_backend
 
     path = Path(path)
     key = cache_key(path, precision, batch_size, threads, candidates)

@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from ..errors import ConfigError, GedgeError
-from ..scores import Scores
-from .base import Backend
+from gedge.core.backend import Backend
+from gedge.core.errors import ConfigError, GedgeError
+from gedge.core.scores import Scores
 
 Prepare = Callable[[Any], "np.ndarray | tuple[np.ndarray, Any]"]
 # Decoding threads run this much nicer than the rest of the process: they fill the cycles the backend leaves

@@ -17,10 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from ..errors import ArtifactError, ConfigError
-from ..scores import OUTPUT_NAMES, Scores
-from .base import InputSpec
+from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.inputs import InputSpec
+from gedge.core.scores import OUTPUT_NAMES, Scores
 
 _ORT_TYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16"}
 
@@ -38,7 +37,7 @@ class OrtBackend:
 
     def __init__(self, graph: str | Path, threads: int = 0, providers: list[str] | None = None,
                  fp16: str = "auto", spin: bool = False, optimization: str = "all") -> None:
-        from gedge.export.metadata import load_graph, read_facts
+        from gedge.core.artifacts.graph import load_graph, read_facts
 
         if fp16 not in ("auto", "emulate", "native"):
             raise ConfigError(f"fp16 must be auto, emulate or native, got {fp16!r}")
@@ -52,7 +51,7 @@ class OrtBackend:
         cpu_only = self.providers == ["CPUExecutionProvider"]
         self.fp16_emulated = self.facts.precision == "fp16" and (fp16 == "emulate" or (fp16 == "auto" and cpu_only))
         if self.fp16_emulated:
-            from gedge.export.fp16 import rounding_emulation
+            from gedge.runtime.fp16_emulation import rounding_emulation
 
             model = rounding_emulation(model)
             optimization = "basic" if optimization == "all" else optimization

@@ -18,18 +18,18 @@ Performance: ``latency`` (one stream using all threads: one batch as fast as pos
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-
-from ..errors import ArtifactError, ConfigError
-from ..scores import OUTPUT_NAMES, Scores
-from .base import InputSpec
+from gedge.core.artifacts.ir import read_model_facts
+from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.inputs import InputSpec
+from gedge.core.scores import OUTPUT_NAMES, Scores
 
 PRECISIONS = ("fp32", "bf16", "int8")
+
+
 PERFORMANCE_MODES = ("latency", "throughput")
-IR_SUFFIX = ".xml"
 
 
 def import_openvino():
@@ -48,45 +48,12 @@ def openvino_available() -> bool:
     return True
 
 
-def ir_sidecar_path(xml: str | Path) -> Path:
-    xml = Path(xml)
-    return xml.with_name(xml.name + ".json")
-
-
 def openvino_reason(exc: BaseException) -> str:
     """The informative line of an OpenVINO exception (its text starts with 'Exception from <source file>' and
     'Check ... failed at ...' lines; the reason is the last line)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     useful = [line for line in lines if not line.startswith(("Exception from", "Check "))]
     return (useful or lines or [exc.__class__.__name__])[-1][:200]
-
-
-def read_ir_facts(xml: str | Path):
-    """The gedge facts of a saved IR, from its sidecar (``<ir>.xml.json``)."""
-    from gedge.export.metadata import GraphFacts
-
-    side = ir_sidecar_path(xml)
-    if not side.is_file():
-        raise ArtifactError("OpenVINO IR has no sidecar (written by `gedge calibrate --target openvino`?)", side)
-    try:
-        payload = json.loads(side.read_text())
-        names = set(GraphFacts.__dataclass_fields__)
-        facts = GraphFacts(**{k: v for k, v in payload.items() if k in names})
-    except (OSError, ValueError, TypeError) as exc:
-        raise ArtifactError(f"IR sidecar does not parse: {exc}", side) from None
-    return facts
-
-
-def read_model_facts(path: str | Path):
-    """Facts of an ONNX graph (its metadata) or an IR (its sidecar)."""
-    path = Path(path)
-    if path.suffix.lower() == IR_SUFFIX:
-        if not path.is_file() or not path.with_suffix(".bin").is_file():
-            raise ArtifactError("OpenVINO IR (.xml and its .bin) does not exist", path)
-        return read_ir_facts(path)
-    from gedge.export.metadata import load_graph, read_facts
-
-    return read_facts(load_graph(path, load_weights=False), path)
 
 
 class OpenVINOBackend:

@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from ..errors import ArtifactError, ConfigError, DataError
-from ..scores import OUTPUT_NAMES, Scores
-from .base import InputSpec
-from .cuda_buffers import CudaApi, CudaError, CudaGraph, DeviceBuffer, HostBuffer, StageTimes, Stream, load_cuda
+from gedge.core.errors import ArtifactError, ConfigError, DataError
+from gedge.core.inputs import InputSpec
+from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.runtime.cuda import CudaApi, CudaError, CudaGraph, DeviceBuffer, HostBuffer, StageTimes, Stream, load_cuda
 
 _DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "UINT8": np.uint8, "INT32": np.int32,
            "INT64": np.int64, "BOOL": np.bool_}
@@ -117,7 +116,7 @@ class TensorRTBackend:
     def __init__(self, engine: str | Path, with_amap: bool = False, slots: int = 2, cuda_graphs: bool = True,
                  device: int = 0, cuda_api: str | CudaApi | None = None, trt_module: Any = None,
                  runtime_info: Any = None) -> None:
-        from gedge.export.manifest import RuntimeInfo, read_manifest, read_verified_engine
+        from gedge.core.artifacts.engine import RuntimeInfo, read_manifest, read_verified_engine
 
         if slots < 1:
             raise ConfigError(f"slots must be at least 1, got {slots}")
@@ -131,7 +130,7 @@ class TensorRTBackend:
         self.trt_version = str(getattr(self.trt, "__version__", "unknown"))
         self.api = cuda_api if isinstance(cuda_api, CudaApi) else load_cuda(cuda_api, device)
         if runtime_info is None:
-            from gedge.export.tensorrt_compat import cuda_device
+            from gedge.core.machine import cuda_device
 
             gpu, why = cuda_device(device)
             if gpu is None:

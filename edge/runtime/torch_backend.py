@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from ..checkpoint import Checkpoint
-from ..scores import OUTPUT_NAMES, Scores
-from ..scoring import DeployedScorer
-from .base import InputSpec
+from gedge.core.inputs import InputSpec
+from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.reference.checkpoint import Checkpoint
+from gedge.reference.scoring import DeployedScorer
 
 
 class TorchBackend:

@@ -1,0 +1,1 @@
+"""gedge.cli: the command line. Parses, calls the library, renders."""

@@ -1,0 +1,5 @@
+"""``python -m gedge.cli``."""
+
+from gedge.cli.app import main
+
+main()

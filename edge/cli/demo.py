@@ -1,0 +1,284 @@
+"""`gedge demo`: the whole pipeline on the built-in synthetic wood, as a sequence of stages.
+
+Each stage takes the shared :class:`DemoContext`, does one job and prints its table; later stages
+(export, calibration, engines, benchmarks) append themselves to :data:`STAGES`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gedge.cli.render import console, evaluation_table, print_json, progress_bar
+from rich.rule import Rule
+
+
+@dataclass
+class DemoContext:
+    out: Path
+    steps: int
+    seed: int
+    data: Path = Path()
+    checkpoint_path: Path = Path()
+    graphs: dict[str, Path] = field(default_factory=dict)  # precision -> exported ONNX graph
+    summary: dict = field(default_factory=dict)
+
+
+DEMO_MODEL = {"isize": 32, "ngf": 32, "ndf": 32, "nz": 100}
+
+
+DEMO_PREPROCESS = {"mode": "patch", "isize": 32, "scale": 0.5}
+
+
+def stage_data(ctx: DemoContext) -> None:
+    from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
+
+    ctx.data = ctx.out / "synthetic-wood"
+    config = SynthWoodConfig(seed=ctx.seed)
+    with progress_bar("synthetic wood") as update:
+        summary = write_synthetic_wood(ctx.data, config, progress=update)
+    console.print(f"synthetic wood in {ctx.data}: {summary.counts}")
+    ctx.summary["data"] = {"path": str(ctx.data), "counts": summary.counts}
+
+
+def stage_train(ctx: DemoContext) -> None:
+    from gedge.core.preprocess import Preprocess
+    from gedge.data.datasets import open_dataset
+    from gedge.reference.checkpoint import save_checkpoint
+    from gedge.reference.model import ModelConfig
+    from gedge.reference.train import TrainCallbacks, TrainConfig, train
+
+    ctx.checkpoint_path = ctx.out / "model.pt"
+    config = TrainConfig(steps=ctx.steps, val_every=max(1, ctx.steps // 4), seed=ctx.seed)
+    with progress_bar("training", total=config.steps) as update:
+        callbacks = TrainCallbacks(on_step=lambda step, losses: update(step, info=f"g {losses['g']:.3f}"))
+        result = train(open_dataset(ctx.data), ModelConfig(**DEMO_MODEL), Preprocess(**DEMO_PREPROCESS), config,
+                       ctx.checkpoint_path, callbacks)
+    save_checkpoint(result.checkpoint, ctx.checkpoint_path)
+    cal = result.checkpoint.calibration
+    console.print(f"checkpoint {ctx.checkpoint_path}: best step {result.best_step}, primary {cal.primary}, "
+                  f"{result.seconds:.0f} s")
+    ctx.summary["train"] = {"checkpoint": str(ctx.checkpoint_path), "best_step": result.best_step,
+                            "primary": cal.primary, "seconds": round(result.seconds, 1)}
+
+
+def stage_evaluate(ctx: DemoContext) -> None:
+    from gedge.data.datasets import open_dataset
+    from gedge.reference.checkpoint import load_checkpoint
+    from gedge.reference.evaluate import evaluate_backend
+    from gedge.runtime.torch_backend import TorchBackend
+
+    checkpoint = load_checkpoint(ctx.checkpoint_path)
+    dataset = open_dataset(ctx.data)
+    with progress_bar("evaluating") as update:
+        report, _ = evaluate_backend(TorchBackend(checkpoint), dataset.test, checkpoint.preprocess,
+                                     checkpoint.calibration.primary, checkpoint.calibration.threshold,
+                                     "synthetic wood (test)", progress=update)
+    console.print(evaluation_table(report))
+    ctx.summary["evaluate"] = {"auroc": report.rows[0].auroc, "best_score": report.best_score}
+
+
+def stage_export(ctx: DemoContext) -> None:
+    from gedge.core.artifacts.graph import load_graph
+    from gedge.export.check import check_graph
+    from gedge.export.fp16 import write_fp16_graph
+    from gedge.export.onnx_export import ExportOptions, export_checkpoint
+
+    ctx.summary["export"] = {}
+    fp32 = export_checkpoint(ctx.checkpoint_path, ctx.out / "scorer.onnx", ExportOptions())
+    ctx.graphs = {"fp32": fp32.path, "fp16": write_fp16_graph(fp32.path, ctx.out / "scorer.fp16.onnx")}
+    for precision, path in ctx.graphs.items():
+        nodes = len(load_graph(path).graph.node)
+        check = check_graph(path, build=True)
+        trt = check.tensorrt
+        verdict = (f"{trt.module} {trt.version}: parsed, engine {trt.engine_bytes / 1e6:.2f} MB for "
+                   f"{', '.join(trt.compute_capabilities) or 'its default targets'}" if trt and trt.parsed and trt.built
+                   else f"TensorRT: {check.tensorrt_skipped or [i.line() for i in trt.issues] or trt.build_error}")
+        console.print(f"{precision.upper()} graph {path}: {nodes} nodes, onnx.checker "
+                      f"{'ok' if check.onnx_ok else 'FAILED'}; {verdict}")
+        ctx.summary["export"][precision] = {"graph": str(path), "nodes": nodes, "check_ok": check.ok,
+                                            "engine_bytes": trt.engine_bytes if trt else None}
+
+
+def stage_parity(ctx: DemoContext) -> None:
+    from gedge.cli.render_parity import parity_table
+    from gedge.compare.driver import parity_check
+
+    ctx.summary["parity"] = {}
+    for precision, graph in ctx.graphs.items():
+        with progress_bar(f"parity {precision}") as update:
+            report = parity_check(ctx.checkpoint_path, graph, ctx.data, progress=update)
+        console.print(parity_table(report))
+        for note in report.notes:
+            console.print(f"note: {note}")
+        ctx.summary["parity"][precision] = {
+            "passed": report.passed, "agreement": report.decisions.agreement,
+            "rel_l2": {row.name: row.rel_l2 for row in report.outputs}, "candidate": report.candidate}
+
+
+def stage_engines(ctx: DemoContext) -> None:
+    """TensorRT engines and manifests for every graph there is, where a TensorRT is installed."""
+    from gedge.core.tensorrt import import_tensorrt
+    from gedge.export.build_plan import BuildRequest
+    from gedge.export.engine_build import build_engine
+    from rich.table import Table
+
+    trt, reason = import_tensorrt()
+    if trt is None:
+        console.print(f"[yellow]no TensorRT is installed here[/] ({reason}): no engines built. Install "
+                      "tensorrt-rtx-cu13 (builds ahead of time, no GPU needed) or run on a Jetson with JetPack; "
+                      "`gedge build scorer.onnx --precision fp16 --dry-run --assume trt-10.3` prints the plan.")
+        ctx.summary["engines"] = {"skipped": reason}
+        return
+    qdq = ctx.graphs.get("int8") or ctx.out / "scorer.int8.qdq.onnx"
+    graphs = {"fp32": ctx.graphs.get("fp32"), "fp16": ctx.graphs.get("fp16"), "int8": qdq if qdq.is_file() else None}
+    table = Table(title=f"TensorRT engines ({trt.name} {trt.version})", title_justify="left")
+    for column in ("precision", "graph", "engine", "MB", "build s", "network", "target"):
+        table.add_column(column, justify="right" if column in ("MB", "build s") else "left")
+    ctx.summary["engines"] = {}
+    for precision, graph in graphs.items():
+        if graph is None:
+            why = "no Q/DQ graph (scorer.int8.qdq.onnx; `gedge calibrate`)" if precision == "int8" else "no graph"
+            table.add_row(precision, "-", f"not built: {why}", "", "", "", "")
+            continue
+        # Graph parity was measured by the parity stage; `gedge build --ref --data` records it in the manifest.
+        result = build_engine(graph, BuildRequest(precision, progress=False))
+        table.add_row(precision, Path(result.plan.graph).name, result.engine.name, f"{result.engine_bytes / 1e6:.2f}",
+                      f"{result.build_seconds:.1f}", result.plan.network, result.manifest["target"]["description"])
+        ctx.summary["engines"][precision] = {"engine": str(result.engine), "bytes": result.engine_bytes,
+                                             "weight_bytes": result.manifest["source_graph"]["weight_bytes"],
+                                             "manifest": str(result.manifest_path)}
+    console.print(table)
+    built = ctx.summary["engines"]
+    if "fp32" in built and "int8" in built:
+        ratio = built["int8"]["bytes"] / built["fp32"]["bytes"]
+        weights = built["int8"]["weight_bytes"] / built["fp32"]["weight_bytes"]
+        console.print(f"INT8 engine: {ratio:.0%} of the FP32 engine's size (its weights: {weights:.0%})"
+                      + ("; TensorRT-RTX engines also carry their kernels' CUDA source, which a model this small "
+                         "does not outweigh" if trt.is_rtx and ratio > 0.4 else ""))
+    console.print("each engine has its manifest (<engine>.json); engine parity is measured where the engine runs "
+                  "(a GPU with TensorRT): `gedge build ... --ref model.pt --data DIR` records it in the manifest")
+
+
+def stage_bench(ctx: DemoContext) -> None:
+    """Every backend this machine has, side by side: torch eager (and CUDA), onnxruntime FP32 and INT8, TensorRT."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from gedge.bench.report import bench_table
+    from gedge.bench.runner import BenchConfig, run_benchmarks
+
+    models: list[Path] = [ctx.checkpoint_path]
+    left_out = []
+    for name in ("scorer.onnx", "scorer.int8.cpu.onnx", "scorer.fp16.onnx", "scorer.int8.qdq.onnx"):
+        path = ctx.out / name
+        if not path.is_file():
+            continue
+        if name in ("scorer.fp16.onnx", "scorer.int8.qdq.onnx"):  # TensorRT's graphs: emulated/slow on the CPU
+            left_out.append(name)
+            continue
+        models.append(path)
+    models.extend(sorted(ctx.out.glob("scorer*.xml")))  # OpenVINO IRs, where `gedge calibrate` wrote one
+    for entry in (ctx.summary.get("engines") or {}).values():
+        if isinstance(entry, dict) and entry.get("engine"):
+            models.append(Path(entry["engine"]))
+    from gedge.runtime.registry import installed
+
+    backends = ["torch", "torch-cuda", "onnxruntime", *(["openvino"] if installed("openvino") else []), "tensorrt"]
+    config = BenchConfig(batches=[16], warmup=2, iters=5, backends=backends, pipeline=True, pipeline_batches=16,
+                         pipeline_rounds=8)
+    with console.status("benchmarking every backend") as status:
+        report = run_benchmarks(models, config, progress=lambda what: status.update(f"benchmarking {what}"))
+    if left_out:
+        report.notes.append(f"not benchmarked on the CPU: {', '.join(left_out)} (TensorRT's graphs; their engines "
+                            "are benchmarked where a GPU runs them)")
+    console.print(bench_table(report, title="Every backend on this machine (batch 16)"))
+    ctx.summary["bench"] = {r.label: {"images_per_second": round(r.images_per_second, 1),
+                                      "p50_ms": round(r.latency_ms["p50"], 2), "vs_torch_eager": r.vs_torch_eager}
+                            for r in report.results}
+
+
+def split_parity_summary(report) -> dict:
+    """An INT8 graph's parity on the test split, for the demo's JSON summary."""
+    return {"passed": report.passed, "agreement": report.decisions.agreement,
+            "auroc_reference": report.output("score").auroc_reference,
+            "auroc_int8": report.output("score").auroc_candidate}
+
+
+def stage_calibrate(ctx: DemoContext) -> None:
+    """INT8: calibration on the demo's normal training images, both flavours, the gate's tables, and parity of
+    both INT8 graphs against the reference on the synthetic test split."""
+    from gedge.calibrate.pipeline import CalibrateOptions, calibrate
+    from gedge.cli.commands_calibrate import FLAVOUR_TITLES, calibrate_summary, openvino_summary
+    from gedge.cli.render_parity import parity_table
+    from gedge.compare.driver import parity_check
+
+    options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=ctx.graphs["fp32"], seed=ctx.seed)
+    with progress_bar("calibrate") as update:
+        result = calibrate(options, lambda stage, done, total: update(done, total, info=stage))
+    cal = result.calibration
+    console.print(f"calibration set {result.set_path}: {len(cal)} patches from {len(cal.sources)} normal images, "
+                  f"sha256 {cal.sha256[:16]}; {result.ranges.method} ranges of {len(result.ranges.tensors)} tensors; "
+                  f"TensorRT cache {result.cache_path}")
+    for f in result.flavours:
+        console.print(parity_table(f.report, title=f"INT8 gate, {FLAVOUR_TITLES[f.target]}: {f.path.name}"))
+        if f.tensorrt_parse:
+            console.print(f"{f.path.name}: {f.tensorrt_parse}")
+    ctx.summary["calibrate"] = calibrate_summary(result)
+    ctx.summary["calibrate"]["test_parity"] = {}
+    for f in result.flavours:
+        if not f.written:
+            continue
+        if f.target == "tensorrt":
+            ctx.graphs["int8"] = f.path  # the graph TensorRT engines are built from
+        with progress_bar(f"parity int8 {f.target}") as update:
+            report = parity_check(ctx.checkpoint_path, f.path, ctx.data, progress=update)
+        console.print(parity_table(report, title=f"Parity INT8 {FLAVOUR_TITLES[f.target]} on the test split"))
+        ctx.summary["calibrate"]["test_parity"][f.target] = split_parity_summary(report)
+    from gedge.runtime.registry import installed
+
+    if not installed("openvino"):
+        console.print("OpenVINO is not installed (pip install 'gedge[openvino]'): no NNCF INT8 IR")
+        return
+    from gedge.calibrate.nncf_int8 import calibrate_openvino
+
+    options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=ctx.graphs["fp32"], seed=ctx.seed,
+                               target="openvino")
+    with progress_bar("calibrate openvino") as update:
+        ov = calibrate_openvino(options, lambda stage, done, total: update(done, total, info=stage))
+    console.print(parity_table(ov.report, title=f"INT8 gate, OpenVINO NNCF IR: {ov.path.name} (same calibration "
+                                                f"set, sha256 {ov.set_sha256[:16]})"))
+    ctx.summary["calibrate"]["openvino"] = openvino_summary(ov)
+    if ov.written:
+        with progress_bar("parity int8 openvino") as update:
+            report = parity_check(ctx.checkpoint_path, ov.path, ctx.data, progress=update)
+        console.print(parity_table(report, title="Parity INT8 OpenVINO NNCF IR on the test split"))
+        ctx.summary["calibrate"]["test_parity"]["openvino"] = split_parity_summary(report)
+
+
+STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
+    ("data", stage_data),
+    ("train", stage_train),
+    ("evaluate", stage_evaluate),
+    ("export", stage_export),
+    ("parity", stage_parity),
+    ("calibrate", stage_calibrate),  # before engines: they build the INT8 engine from its Q/DQ graph
+    ("engines", stage_engines),
+    ("bench", stage_bench),  # last: every backend available here
+]
+
+
+def run_demo(out: Path, steps: int, seed: int, json_out: bool) -> dict:
+    ctx = DemoContext(out=Path(out), steps=steps, seed=seed)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    for name, stage in STAGES:
+        console.print(Rule(f"[bold]{name}"))
+        stage(ctx)
+    ctx.summary["seconds"] = round(time.time() - started, 1)
+    console.print(f"demo finished in {ctx.summary['seconds']:.0f} s; artifacts in {ctx.out}")
+    if json_out:
+        print_json(ctx.summary)
+    return ctx.summary

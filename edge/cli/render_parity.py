@@ -1,0 +1,62 @@
+"""Rich tables for bench reports (parity). Rendering only: the numbers come from :mod:`gedge.bench.parity`."""
+
+from __future__ import annotations
+
+from gedge.cli.render import fmt
+from gedge.compare.comparator import ParityReport
+from rich import box
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+
+def _sci(value: float | None) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:.1e}"
+
+
+def limits_text(lim) -> str:
+    parts = []
+    if lim.max_rel_l2 is not None:
+        parts.append(f"rel L2 <= {lim.max_rel_l2:g}")
+    if lim.min_spearman is not None:
+        parts.append(f"Spearman >= {lim.min_spearman:g}")
+    if lim.auroc_scores == "primary":
+        parts.append(f"primary AUROC drop <= {lim.max_auroc_delta:g}")
+    else:
+        parts.append(f"|AUROC delta| <= {lim.max_auroc_delta:g}")
+    parts.append(f"agreement >= {lim.min_agreement:.1%}")
+    return ", ".join(parts)
+
+
+def parity_table(report: ParityReport, title: str | None = None) -> Group:
+    """One row per output: errors over every network input, ranks and AUROC over images, pass/fail;
+    then the decisions, the limits and the verdict."""
+    lim = report.limits
+    table = Table(title=title or f"Parity {report.precision.upper()} against the reference",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    for column in ("output", "max abs", "max rel", "rel L2", "Spearman"):
+        table.add_column(column, justify="left" if column == "output" else "right", no_wrap=True)
+    if report.labelled:
+        for column in ("AUROC", "cand", "delta"):
+            table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("", justify="center", no_wrap=True)
+    for row in report.outputs:
+        cells = [row.name, _sci(row.max_abs), _sci(row.max_rel), _sci(row.rel_l2),
+                 "-" if row.spearman is None else f"{row.spearman:.5f}"]
+        if report.labelled:
+            delta = "-" if row.auroc_delta is None else f"{row.auroc_delta:+.4f}"
+            cells += [fmt(row.auroc_reference, 4), fmt(row.auroc_candidate, 4), delta]
+        cells.append("[green]ok[/]" if row.passed else "[red]FAIL[/]")
+        table.add_row(*cells)
+    d = report.decisions
+    verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
+    summary = (
+        f"candidate {escape(report.candidate)}, reference {escape(report.reference)}; {report.n_images} images, "
+        f"{report.n_inputs} network inputs ({escape(report.data)}); decisions at threshold "
+        f"{d.threshold:.3f}: agreement {d.agreement:.2%} ({d.n_disagree} differ; rejected {d.rejected_reference} "
+        f"ref / {d.rejected_candidate} cand). Limits {report.precision}: {limits_text(lim)}. {verdict}")
+    return Group(table, Text.from_markup(summary))

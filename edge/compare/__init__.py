@@ -1,0 +1,1 @@
+"""gedge.compare: reference against candidate (parity, gates), limits and verdicts."""

@@ -1,0 +1,1 @@
+"""gedge.reference: the PyTorch reference (networks, fused scorer, checkpoints, importers, training, evaluation)."""

@@ -1,0 +1,98 @@
+"""The fused scorer: generator, discriminator and residual scores in one module.
+
+Given a batch ``x`` (float NCHW in [-1, 1]) it computes ``G(x)``, runs the discriminator's feature
+extractor once on ``[x; G(x)]`` and returns, per image (seed paper, eqs. 1-3, averaged instead of summed
+so values do not depend on the image size; rankings and AUROC are unchanged):
+
+* ``d1``     mean |f(x) - f(G(x))|          (L1 of discriminator features)
+* ``d2``     sqrt(mean (f(x) - f(G(x)))^2)  (L2 of discriminator features, RMS)
+* ``d3``     mean |x - G(x)|                (L1 of the images)
+* ``latent`` mean (z - z')^2                (GANomaly's encoder-latent score)
+* ``d1_local`` D1 per position of D's first pyramid level (isize/4 square), maximum over positions
+* ``d3_local`` D3 averaged over a k x k window (k = isize/8, odd), maximum over windows
+
+The two local scores are gedge's addition: wood defects (knots, cracks, holes) cover a few percent of a
+tile, and a mean over the whole tile dilutes them; the same distances taken at the defect's scale keep
+them visible (measured on real wood boards: see the README).
+* ``score``  the primary score normalised with validation-normal statistics: (s - mean) / std
+* ``amap``   |x - G(x)| averaged over channels, (N, H, W)
+
+The reference runs in eval mode (BatchNorm with running statistics), which is what every exported
+graph and TensorRT engine computes after folding BatchNorm into the convolutions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from gedge.core.decision import ScoreCalibration
+from gedge.core.scores import SCORE_NAMES
+from gedge.reference.model import NetD, NetG
+from torch import nn
+
+
+class FusedScorer(nn.Module):
+    """G, D and the residual scores as one module; outputs (d1, d2, d3, latent, score[, amap])."""
+
+    def __init__(self, netg: NetG, netd: NetD, calibration: ScoreCalibration, with_amap: bool = False) -> None:
+        super().__init__()
+        self.netg = netg
+        self.features = netd.features
+        self.with_amap = with_amap
+        # D's features up to and including the first pyramid level (after its BatchNorm and LeakyReLU).
+        first_bn = next(i for i, m in enumerate(netd.features) if isinstance(m, nn.BatchNorm2d) and
+                        isinstance(netd.features[i - 1], nn.Conv2d) and netd.features[i - 1].stride == (2, 2))
+        self.mid_level = first_bn + 2
+        isize = _input_size(netg)
+        self.window = max(3, (isize // 8) | 1)
+        self.primary_index = SCORE_NAMES.index(calibration.primary)
+        self.register_buffer("score_mean", torch.tensor(float(calibration.mean)))
+        self.register_buffer("score_std", torch.tensor(float(calibration.std)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        n = x.shape[0]
+        fake, latent_i, latent_o = self.netg(x)
+        mid = self.features[: self.mid_level](torch.cat([x, fake], dim=0))
+        feats = self.features[self.mid_level:](mid).flatten(1)
+        feat_diff = feats[:n] - feats[n:]
+        image_diff = (x - fake).abs()
+        amap = image_diff.mean(dim=1, keepdim=True)
+        d1 = feat_diff.abs().mean(dim=1)
+        d2 = feat_diff.pow(2).mean(dim=1).sqrt()
+        d3 = image_diff.flatten(1).mean(dim=1)
+        latent = (latent_i - latent_o).flatten(1).pow(2).mean(dim=1)
+        d1_local = (mid[:n] - mid[n:]).abs().mean(dim=1).flatten(1).amax(dim=1)
+        d3_local = F.avg_pool2d(amap, self.window, stride=1).flatten(1).amax(dim=1)
+        scores = (d1, d2, d3, latent, d1_local, d3_local)
+        score = (scores[self.primary_index] - self.score_mean) / self.score_std
+        if self.with_amap:
+            return (*scores, score, amap.squeeze(1))
+        return (*scores, score)
+
+
+def _input_size(netg: NetG) -> int:
+    """The generator's input side: 4 doubled once per ConvTranspose after the first."""
+    n_up = sum(isinstance(m, nn.ConvTranspose2d) for m in netg.decoder.main) - 1
+    return 4 * 2**n_up
+
+
+class CameraInput(nn.Module):
+    """uint8 NHWC camera bytes to float NCHW in [-1, 1]; the scorer's deployment front end.
+
+    The cast comes first: TensorRT takes uint8 only into a Cast (its parser rejects a Transpose of uint8).
+    """
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return pixels.to(torch.float32).permute(0, 3, 1, 2) / 127.5 - 1.0
+
+
+class DeployedScorer(nn.Module):
+    """The deployed graph: camera bytes in, scores out (what ``gedge export`` writes to ONNX)."""
+
+    def __init__(self, scorer: FusedScorer, uint8_input: bool = True) -> None:
+        super().__init__()
+        self.camera = CameraInput() if uint8_input else nn.Identity()
+        self.scorer = scorer
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.scorer(self.camera(pixels))
