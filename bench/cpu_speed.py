@@ -115,7 +115,7 @@ def random_checkpoint(isize: int = 64, seed: int = 0):
     """A randomly initialised checkpoint of ``ModelConfig(isize)`` (default widths) with non-trivial BatchNorm
     statistics, for timing only."""
     import torch
-    from gedge.core.decision import ScoreCalibration
+    from gedge.core.decision import DecisionRule
     from gedge.core.preprocess import Preprocess
     from gedge.reference.checkpoint import Checkpoint
     from gedge.reference.model import ModelConfig, build_networks
@@ -127,7 +127,7 @@ def random_checkpoint(isize: int = 64, seed: int = 0):
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.copy_(torch.rand(module.num_features, generator=generator) * 0.2 - 0.1)
             module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-    return Checkpoint(config, Preprocess(mode="patch", isize=isize), ScoreCalibration(), netg.state_dict(),
+    return Checkpoint(config, Preprocess(mode="patch", isize=isize), DecisionRule(), netg.state_dict(),
                       netd.state_dict(), facts={"note": "random initialisation, for timing"})
 
 

@@ -72,7 +72,7 @@ class Skip(Exception):
 
 def small_model(folder: Path, given: Path | None) -> tuple[Path, Path]:
     """A checkpoint (given, or a random demo-sized one with defaults calibrated) and a tiny wood data set."""
-    from gedge.core.decision import ScoreCalibration
+    from gedge.core.decision import DecisionRule
     from gedge.core.preprocess import Preprocess
     from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
     from gedge.reference.checkpoint import Checkpoint, save_checkpoint
@@ -84,7 +84,7 @@ def small_model(folder: Path, given: Path | None) -> tuple[Path, Path]:
         return given, data
     config = ModelConfig(isize=32, nz=100, ngf=32, ndf=32)
     netg, netd = build_networks(config, seed=0)
-    checkpoint = Checkpoint(config, Preprocess(mode="patch", isize=32, scale=0.5), ScoreCalibration(),
+    checkpoint = Checkpoint(config, Preprocess(mode="patch", isize=32, scale=0.5), DecisionRule(),
                             netg.state_dict(), netd.state_dict(), facts={"data": str(data), "note": "gpu-check"})
     path = folder / "model.pt"
     save_checkpoint(checkpoint, path)

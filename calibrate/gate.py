@@ -94,7 +94,7 @@ def gate_backend(checkpoint, candidate, gate: GateSet, reference: Reference, lim
         images, inputs = score_images(candidate, gate.images, checkpoint.preprocess, batch_size, progress)
     finally:
         candidate.close()
-    return compare_scores(reference.inputs, inputs, reference.images, images, checkpoint.calibration.threshold,
+    return compare_scores(reference.inputs, inputs, reference.images, images, checkpoint.decision.threshold,
                           limits or limits_for("int8"), gate.labels, gate.names, reference.name, candidate.name,
                           gate.description)
 

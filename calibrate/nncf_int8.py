@@ -39,6 +39,7 @@ import numpy as np
 from gedge.core.artifacts.ir import write_ir_sidecar
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.hashing import sha256_file
+from gedge.core.inputs import graph_input
 
 IR_SUFFIX = ".int8.ov.xml"
 
@@ -148,12 +149,7 @@ def quantize_nncf(fp32_path: str | Path, patches: np.ndarray, batch_size: int = 
     extra = {} if estimators[ranges] is None else {"activations_range_estimator_params": estimators[ranges]}
     advanced = AdvancedQuantizationParameters(overflow_fix=fixes[overflow_fix], **extra)
     model = ov.Core().read_model(str(fp32_path))
-    if facts.input == "uint8-nhwc":
-        feed = np.ascontiguousarray
-    else:
-        def feed(batch):
-            return np.ascontiguousarray(batch.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(127.5) - 1)
-    items = [feed(patches[i:i + batch_size]) for i in range(0, len(patches), batch_size)]
+    items = [graph_input(patches[i:i + batch_size], facts.input) for i in range(0, len(patches), batch_size)]
     dataset = nncf.Dataset(items)
     nncf_log = logging.getLogger("nncf")
     level = nncf_log.level

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import onnx
 from gedge.core.errors import ConfigError
+from gedge.core.inputs import graph_input
 from onnx import TensorProto, helper
 
 METHODS = ("entropy", "percentile", "minmax")
@@ -76,10 +77,7 @@ class PatchReader(_ReaderBase):  # type: ignore[misc, valid-type]
         return -(-len(self.patches) // self.batch_size)
 
     def feed(self, batch: np.ndarray) -> np.ndarray:
-        if self.input_kind == "uint8-nhwc":
-            return np.ascontiguousarray(batch)
-        return np.ascontiguousarray(batch.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(127.5)
-                                    - np.float32(1.0))
+        return graph_input(batch, self.input_kind)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._next >= len(self.patches):
@@ -164,9 +162,9 @@ def known_bounds(model: onnx.ModelProto) -> dict[str, tuple[float, float]]:
     (Cast, Transpose, scalar Div/Mul/Sub/Add), Tanh outputs and Concats of bounded tensors."""
     inits = {t.name: t for t in model.graph.initializer}
     bounds: dict[str, tuple[float, float]] = {}
-    for graph_input in model.graph.input:
-        elem = graph_input.type.tensor_type.elem_type
-        bounds[graph_input.name] = (0.0, 255.0) if elem == TensorProto.UINT8 else (-1.0, 1.0)
+    for value in model.graph.input:
+        elem = value.type.tensor_type.elem_type
+        bounds[value.name] = (0.0, 255.0) if elem == TensorProto.UINT8 else (-1.0, 1.0)
     for node in model.graph.node:
         ins = [bounds.get(name) for name in node.input[:2]]
         result = None

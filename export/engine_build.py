@@ -236,7 +236,7 @@ def int8_facts(model: onnx.ModelProto, plan: BuildPlan, cache: bytes | None) -> 
     quantisation) and, for an implicit build, from the calibration cache."""
     if plan.precision != "int8":
         return None
-    ignore = {"calibration", "primary_score", "threshold"}  # the score calibration, not INT8's
+    ignore = {"decision", "primary_score", "threshold"}  # the score calibration, not INT8's
     found: dict[str, Any] = {}
     for prop in model.metadata_props:
         name = prop.key.removeprefix("gedge.")
@@ -522,7 +522,7 @@ def build_engine(graph: str | Path, request: BuildRequest, module: str | None = 
         "score_stats": facts.score_stats,
         "primary_score": facts.primary,
         "threshold": facts.threshold,
-        "score_calibration": facts.calibration,
+        "decision": facts.decision,
         "calibration_set": int8_facts(graph_model, plan, cache),
         "model": facts.model,
         "preprocess": facts.preprocess,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from gedge.core.artifacts.graph import load_graph, read_facts, with_precision, write_facts, write_sidecar
+from gedge.core.artifacts.graph import load_graph, read_facts, tensor_types, with_precision, write_facts, write_sidecar
 from gedge.core.atomic import write_bytes
 from gedge.core.errors import ConfigError
 from gedge.core.hashing import sha256_file
@@ -31,20 +31,7 @@ FP16_OPS = frozenset({"Conv", "ConvTranspose", "LeakyRelu", "Relu", "Tanh", "Con
 
 
 FLOAT = TensorProto.FLOAT
-
-
 HALF = TensorProto.FLOAT16
-
-
-def _float_tensors(model: onnx.ModelProto) -> dict[str, int]:
-    """Element type of every typed tensor in the (shape-inferred) graph."""
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    types = {}
-    for info in [*inferred.graph.input, *inferred.graph.output, *inferred.graph.value_info]:
-        types[info.name] = info.type.tensor_type.elem_type
-    for init in inferred.graph.initializer:
-        types[init.name] = init.data_type
-    return types
 
 
 def _retype_value_info(source: onnx.ModelProto, graph: onnx.GraphProto, produced_half: set[str],
@@ -80,7 +67,7 @@ def convert_to_fp16(model: onnx.ModelProto, fp16_ops: frozenset[str] = FP16_OPS,
     if facts.precision != "fp32":
         raise ConfigError(f"FP16 conversion needs an FP32 graph; this one is {facts.precision}")
     source_sha = source_sha256 or hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
-    types = _float_tensors(model)
+    types = tensor_types(model)
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
@@ -157,7 +144,7 @@ def write_fp16_graph(fp32_graph: str | Path, out: str | Path) -> Path:
 
 def node_precisions(model: onnx.ModelProto) -> dict[str, str]:
     """The float type each node computes in (``float16``/``float32``), from its first float input or output."""
-    types = _float_tensors(model)
+    types = tensor_types(model)
     names = {FLOAT: "float32", HALF: "float16"}
     result = {}
     for node in model.graph.node:

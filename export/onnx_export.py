@@ -43,7 +43,7 @@ def facts_from_checkpoint(checkpoint: Checkpoint, source_name: str, source_sha25
     return GraphFacts(
         gedge_version=__version__, precision="fp32", input=options.input, input_name=options.input_name,
         outputs=options.output_names, model=checkpoint.model.to_dict(), preprocess=checkpoint.preprocess.to_dict(),
-        calibration=checkpoint.calibration.to_dict(), score_stats=dict(checkpoint.score_stats),
+        decision=checkpoint.decision.to_dict(), score_stats=dict(checkpoint.score_stats),
         source_checkpoint=source_name, source_sha256=source_sha256,
         training={"checkpoint_gedge_version": checkpoint.gedge_version, **checkpoint.facts})
 

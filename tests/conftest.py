@@ -33,12 +33,12 @@ def _calibrated_checkpoint(data: Path, out: Path):
 
     import numpy as np
     import torch
-    from gedge.core.decision import ScoreCalibration
+    from gedge.core.decision import DecisionRule
     from gedge.core.preprocess import Preprocess
     from gedge.data.datasets import open_dataset
     from gedge.data.tiles import load_prepared, score_images
     from gedge.reference.checkpoint import Checkpoint, save_checkpoint
-    from gedge.reference.decision_fit import calibrate_scores
+    from gedge.reference.decision_fit import fit_decision_rule
     from gedge.reference.model import ModelConfig, build_networks
     from gedge.runtime.torch_backend import TorchBackend
 
@@ -50,19 +50,19 @@ def _calibrated_checkpoint(data: Path, out: Path):
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.copy_(torch.rand(module.num_features, generator=generator) * 0.4 - 0.2)
             module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-    checkpoint = Checkpoint(config, pre, ScoreCalibration(), netg.state_dict(), netd.state_dict(),
+    checkpoint = Checkpoint(config, pre, DecisionRule(), netg.state_dict(), netd.state_dict(),
                             facts={"data": str(data), "steps": 0})
     dataset = open_dataset(data)
     backend = TorchBackend(checkpoint)
     images, tiles = score_images(backend, load_prepared(dataset.train, pre), pre)
-    calibration, stats = calibrate_scores(tiles, images, "d1", 0.99)
-    checkpoint = replace(checkpoint, calibration=calibration, score_stats=stats)
+    decision, stats = fit_decision_rule(tiles, images, "d1", 0.99)
+    checkpoint = replace(checkpoint, decision=decision, score_stats=stats)
     test_scores, _ = score_images(TorchBackend(checkpoint), load_prepared(dataset.test.paths, pre), pre)
     ordered = np.sort(test_scores.score)
     middle = ordered[len(ordered) // 4: 3 * len(ordered) // 4 + 1]
     gap = int(np.argmax(np.diff(middle)))
     threshold = float((middle[gap] + middle[gap + 1]) / 2)
-    checkpoint = replace(checkpoint, calibration=replace(calibration, threshold=threshold,
+    checkpoint = replace(checkpoint, decision=replace(decision, threshold=threshold,
                                                          threshold_rule="tests: middle of the widest gap"))
     save_checkpoint(checkpoint, out)
     return checkpoint
@@ -94,7 +94,7 @@ def scorer_graphs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def int8_graphs(scorer_graphs, tmp_path_factory):
     """`gedge calibrate`'s library call on the tiny fixture: a copy of its checkpoint that records two of the
-    training images as validation images (so they must stay out of the calibration set), 64 patches (a warning),
+    training images as validation images (so they must stay out of the decision set), 64 patches (a warning),
     both flavours, min/max ranges."""
     from dataclasses import replace
 

@@ -83,7 +83,7 @@ def engines(tmp_path_factory):
     (16x16 input, 192 channels: 5.9 M parameters, so the weights and not the kernels make the engine size)."""
     if TRT is None:
         pytest.skip(f"no TensorRT module importable: {WHY_NOT}")
-    from gedge.core.decision import ScoreCalibration
+    from gedge.core.decision import DecisionRule
     from gedge.core.preprocess import Preprocess
     from gedge.export.onnx_export import ExportOptions, export_checkpoint
     from gedge.reference.checkpoint import Checkpoint, save_checkpoint
@@ -93,7 +93,7 @@ def engines(tmp_path_factory):
     config = ModelConfig(isize=16, nz=64, ngf=192, ndf=192)
     netg, netd = build_networks(config, seed=0)
     checkpoint = Checkpoint(config, Preprocess(mode="patch", isize=16, stride=16, scale=0.5),
-                            ScoreCalibration(threshold=2.5), netg.state_dict(), netd.state_dict(),
+                            DecisionRule(threshold=2.5), netg.state_dict(), netd.state_dict(),
                             score_stats={"d1": {"mean": 0.1, "std": 0.02}})
     fp32 = export_checkpoint(save_checkpoint(checkpoint, root / "wide.pt"), root / "scorer.onnx",
                              ExportOptions(with_amap=True)).path

@@ -134,8 +134,8 @@ def test_metadata_round_trip_and_sidecar(scorer_graphs, tmp_path):
     assert facts.precision == "fp32" and facts.input == "uint8-nhwc" and facts.input_name == "pixels"
     assert facts.model == checkpoint.model.to_dict()
     assert facts.preprocess_config() == checkpoint.preprocess
-    assert facts.score_calibration() == checkpoint.calibration
-    assert facts.primary == checkpoint.calibration.primary and facts.threshold == checkpoint.calibration.threshold
+    assert facts.decision_rule() == checkpoint.decision
+    assert facts.primary == checkpoint.decision.primary and facts.threshold == checkpoint.decision.threshold
     assert facts.score_stats == checkpoint.score_stats
     assert facts.source_sha256 == sha256_file(scorer_graphs["checkpoint"])
     assert facts.source_checkpoint == "model.pt" and facts.gedge_version
@@ -144,7 +144,7 @@ def test_metadata_round_trip_and_sidecar(scorer_graphs, tmp_path):
     assert props["gedge.primary_score"] == "d1" and float(props["gedge.threshold"]) == facts.threshold
     sidecar = read_sidecar(scorer_graphs["fp32"])
     assert sidecar["graph_sha256"] == sha256_file(scorer_graphs["fp32"])
-    assert sidecar["calibration"] == facts.calibration and sidecar["source_sha256"] == facts.source_sha256
+    assert sidecar["decision"] == facts.decision and sidecar["source_sha256"] == facts.source_sha256
     # A graph that no longer matches its sidecar is caught.
     copy = tmp_path / "scorer.onnx"
     copy.write_bytes(scorer_graphs["fp32"].read_bytes())
@@ -240,7 +240,7 @@ def test_export_bad_inputs_are_one_line_errors(scorer_graphs, tmp_path):
 
 def test_other_architectures_grayscale_extralayers_padding4_float_input(tmp_path):
     """One export covering the variants: 1 channel, extra layers, anomalib's first padding, float input, FP16."""
-    from gedge.core.decision import ScoreCalibration
+    from gedge.core.decision import DecisionRule
     from gedge.core.preprocess import Preprocess
     from gedge.export.check import check_graph
     from gedge.export.fp16 import write_fp16_graph
@@ -251,7 +251,7 @@ def test_other_architectures_grayscale_extralayers_padding4_float_input(tmp_path
     config = ModelConfig(isize=32, nc=1, nz=8, ngf=4, ndf=4, extralayers=1, first_padding=4)
     netg, netd = build_networks(config, seed=1)
     checkpoint = Checkpoint(config, Preprocess(mode="resize", isize=32, channels=1),
-                            ScoreCalibration(primary="latent", mean=0.01, std=0.02), netg.state_dict(),
+                            DecisionRule(primary="latent", mean=0.01, std=0.02), netg.state_dict(),
                             netd.state_dict())
     save_checkpoint(checkpoint, tmp_path / "gray.pt")
     graph = export_checkpoint(tmp_path / "gray.pt", tmp_path / "gray.onnx", ExportOptions(input="float-nchw")).path

@@ -31,7 +31,7 @@ def test_training_keeps_best_and_records_facts(trained):
     assert [h.step for h in result.history] == [6, 12]
     assert result.best_step in (6, 12)
     assert facts["n_validation_images"] == 2 and facts["n_train_images"] == 8
-    assert result.checkpoint.calibration.primary in SCORE_NAMES
+    assert result.checkpoint.decision.primary in SCORE_NAMES
     assert (out.parent / "model.pt.state").is_file()
 
 
@@ -39,7 +39,7 @@ def test_checkpoint_round_trip_gives_identical_scores(trained):
     root, out, result = trained
     loaded = load_checkpoint(out)
     assert loaded.model == TINY and loaded.preprocess == TINY_PRE
-    assert loaded.calibration == result.checkpoint.calibration
+    assert loaded.decision == result.checkpoint.decision
     batch = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
     a = TorchBackend(result.checkpoint).score(batch)
     b = TorchBackend(loaded).score(batch)
@@ -52,7 +52,7 @@ def test_normalised_score_is_the_standardised_primary(trained):
     ck = load_checkpoint(out)
     batch = np.random.default_rng(1).integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
     s = TorchBackend(ck).score(batch)
-    expected = (s.named(ck.calibration.primary) - ck.calibration.mean) / ck.calibration.std
+    expected = (s.named(ck.decision.primary) - ck.decision.mean) / ck.decision.std
     np.testing.assert_allclose(s.score, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -60,7 +60,7 @@ def test_evaluation_report_rows(trained):
     root, out, _ = trained
     ck = load_checkpoint(out)
     report, scores = evaluate_backend(TorchBackend(ck), open_dataset(root).test, ck.preprocess,
-                                      ck.calibration.primary, ck.calibration.threshold, "tiny")
+                                      ck.decision.primary, ck.decision.threshold, "tiny")
     assert [r.name for r in report.rows] == ["all", "knot"]
     assert len(scores) == 12 and all(0.0 <= v <= 1.0 for v in report.rows[0].auroc.values())
 

@@ -53,7 +53,7 @@ def run_train(args: dict) -> None:
         result = train(dataset, model_config, pre, config, out,
                        TrainCallbacks(on_step=on_step, on_validate=on_validate), resume=args["resume"])
     save_checkpoint(result.checkpoint, out)
-    cal = result.checkpoint.calibration
+    cal = result.checkpoint.decision
     summary = {"checkpoint": str(out), "best_step": result.best_step, "primary": cal.primary,
                "threshold": cal.threshold, "seconds": round(result.seconds, 1),
                "proxy_auroc": result.checkpoint.facts["proxy_auroc"]}
@@ -86,8 +86,8 @@ def run_evaluate(checkpoint_path: Path, data: Path, batch_size: int, json_out: b
     exclude = checkpoint.facts.get("contaminated_with", []) if same_data else []
     backend = TorchBackend(checkpoint)
     with progress_bar("scoring") as update:
-        report, _ = evaluate_backend(backend, dataset.test, checkpoint.preprocess, checkpoint.calibration.primary,
-                                     checkpoint.calibration.threshold, str(data), batch_size, update, exclude)
+        report, _ = evaluate_backend(backend, dataset.test, checkpoint.preprocess, checkpoint.decision.primary,
+                                     checkpoint.decision.threshold, str(data), batch_size, update, exclude)
     if json_out:
         print_json(report)
     else:
@@ -118,7 +118,7 @@ def run_score(checkpoint_path: Path, inputs: list[Path], batch_size: int, json_o
     images = load_prepared(files, checkpoint.preprocess)
     backend = TorchBackend(checkpoint)
     image_scores, _ = score_images(backend, images, checkpoint.preprocess, batch_size)
-    threshold = checkpoint.calibration.threshold
+    threshold = checkpoint.decision.threshold
     records = []
     for i, path in enumerate(files):
         record = {"path": str(path), **{k: float(v[i]) for k, v in image_scores.as_dict().items()}}
@@ -128,7 +128,7 @@ def run_score(checkpoint_path: Path, inputs: list[Path], batch_size: int, json_o
         for record in records:
             print_json(record)
         return
-    table = Table(title=f"Scores (primary {checkpoint.calibration.primary}, threshold {threshold:.3f})",
+    table = Table(title=f"Scores (primary {checkpoint.decision.primary}, threshold {threshold:.3f})",
                   title_justify="left")
     for column in ("image", *SCORE_NAMES, "score", "decision"):
         table.add_column(column, justify="left" if column == "image" else "right")
@@ -141,7 +141,7 @@ def run_score(checkpoint_path: Path, inputs: list[Path], batch_size: int, json_o
 
 def run_import(sources: list[Path], out: Path, data: Path | None, primary: str, json_out: bool) -> None:
     from gedge.reference.checkpoint import save_checkpoint
-    from gedge.reference.decision_fit import calibrate_on_normals
+    from gedge.reference.decision_fit import refit_on_normals
     from gedge.reference.importers import detect_format, import_anomalib, import_ganomaly
 
     if not 1 <= len(sources) <= 2:
@@ -158,11 +158,11 @@ def run_import(sources: list[Path], out: Path, data: Path | None, primary: str, 
                           "(expected netG.pth + netD.pth, or one anomalib .ckpt)")
     if data is not None:
         dataset = open_dataset(data)
-        checkpoint = calibrate_on_normals(checkpoint, load_prepared(dataset.train, checkpoint.preprocess), primary)
+        checkpoint = refit_on_normals(checkpoint, load_prepared(dataset.train, checkpoint.preprocess), primary)
     save_checkpoint(checkpoint, out)
     summary = {"checkpoint": str(out), "imported_from": checkpoint.facts.get("imported_from"),
-               **checkpoint.model.to_dict(), "primary": checkpoint.calibration.primary,
-               "threshold": checkpoint.calibration.threshold, "calibrated": data is not None}
+               **checkpoint.model.to_dict(), "primary": checkpoint.decision.primary,
+               "threshold": checkpoint.decision.threshold, "calibrated": data is not None}
     if json_out:
         print_json(summary)
     else:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import typer
 from gedge.cli.render import console, evaluation_table, print_json, progress_bar
 from rich.rule import Rule
 
@@ -57,7 +58,7 @@ def stage_train(ctx: DemoContext) -> None:
         result = train(open_dataset(ctx.data), ModelConfig(**DEMO_MODEL), Preprocess(**DEMO_PREPROCESS), config,
                        ctx.checkpoint_path, callbacks)
     save_checkpoint(result.checkpoint, ctx.checkpoint_path)
-    cal = result.checkpoint.calibration
+    cal = result.checkpoint.decision
     console.print(f"checkpoint {ctx.checkpoint_path}: best step {result.best_step}, primary {cal.primary}, "
                   f"{result.seconds:.0f} s")
     ctx.summary["train"] = {"checkpoint": str(ctx.checkpoint_path), "best_step": result.best_step,
@@ -74,7 +75,7 @@ def stage_evaluate(ctx: DemoContext) -> None:
     dataset = open_dataset(ctx.data)
     with progress_bar("evaluating") as update:
         report, _ = evaluate_backend(TorchBackend(checkpoint), dataset.test, checkpoint.preprocess,
-                                     checkpoint.calibration.primary, checkpoint.calibration.threshold,
+                                     checkpoint.decision.primary, checkpoint.decision.threshold,
                                      "synthetic wood (test)", progress=update)
     console.print(evaluation_table(report))
     ctx.summary["evaluate"] = {"auroc": report.rows[0].auroc, "best_score": report.best_score}
@@ -282,3 +283,20 @@ def run_demo(out: Path, steps: int, seed: int, json_out: bool) -> dict:
     if json_out:
         print_json(ctx.summary)
     return ctx.summary
+
+
+app = typer.Typer(add_completion=False, rich_markup_mode="rich", help="The whole pipeline on synthetic wood.")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), help="Working folder for the demo's data and artifacts."),
+    steps: int = typer.Option(600, help="Training steps."),
+    seed: int = typer.Option(0, help="Seed."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary at the end."),
+) -> None:
+    """Synthetic wood, a short training run, its evaluation, FP32/FP16 export, INT8 calibration, parity tables.
+
+    Example: [bold]gedge demo --out demo-out[/]
+    """
+    run_demo(out, steps, seed, json_out)

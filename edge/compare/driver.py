@@ -154,7 +154,7 @@ def run_setup(setup: ParitySetup, limits: ParityLimits | None = None, batch_size
     limits = limits or limits_for(precision, **overrides)
     run = run_parity(setup.reference, setup.candidate, setup.images, checkpoint.preprocess, batch_size, progress)
     report = compare_scores(run.ref_inputs, run.cand_inputs, run.ref_images, run.cand_images,
-                            checkpoint.calibration.threshold, limits, setup.source.labels,
+                            checkpoint.decision.threshold, limits, setup.source.labels,
                             [p.name for p in setup.source.paths], setup.reference.name, setup.candidate.name,
                             setup.source.description)
     report.seconds = run.seconds

@@ -9,7 +9,7 @@ from gedge.core.scores import SCORE_NAMES
 
 
 @dataclass(frozen=True)
-class ScoreCalibration:
+class DecisionRule:
     """How the primary score is normalised and where the decision threshold lies (normalised units)."""
 
     primary: str = "d1"
@@ -28,5 +28,5 @@ class ScoreCalibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> ScoreCalibration:
+    def from_dict(cls, values: dict) -> DecisionRule:
         return cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values})

@@ -1,8 +1,18 @@
-"""User-facing errors: one line, naming the file and the problem; the CLI maps them to exit code 2."""
+"""gedge's errors, each one line naming the file and the problem, and the exit code the CLI gives it.
+
+* :class:`GedgeError` (and its kinds): bad input, exit code 2: a missing or unreadable file, an invalid option,
+  an artifact that is corrupt, tampered with or of another version.
+* :class:`CheckFailed`: a check that ran and failed (parity, a gate, a graph TensorRT rejects), exit code 1.
+* :class:`RuntimeFailure`: the machine failed while running (CUDA, TensorRT, a backend), exit code 3.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+
+def _located(message: str, path: str | Path | None) -> str:
+    return f"{path}: {message}" if path is not None else message
 
 
 class GedgeError(Exception):
@@ -11,7 +21,7 @@ class GedgeError(Exception):
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.path = None if path is None else str(path)
         self.problem = message
-        super().__init__(f"{self.path}: {message}" if self.path else message)
+        super().__init__(_located(message, self.path))
 
 
 class DataError(GedgeError):
@@ -24,3 +34,21 @@ class ConfigError(GedgeError):
 
 class ArtifactError(GedgeError):
     """A checkpoint, graph, engine or sidecar that is corrupt, tampered with or of another version."""
+
+
+class CheckFailed(Exception):
+    """A check ran and its verdict is a failure (the report says which limits were missed)."""
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = message
+        super().__init__(_located(message, self.path))
+
+
+class RuntimeFailure(RuntimeError):
+    """The hardware or a backend failed while running (CUDA, TensorRT, an inference session)."""
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = message
+        super().__init__(_located(message, self.path))

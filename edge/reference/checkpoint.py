@@ -1,4 +1,4 @@
-"""gedge's checkpoint: one self-describing file (config, G and D weights, score calibration, facts).
+"""gedge's checkpoint: one self-describing file (config, G and D weights, decision rule, facts).
 
 Loading needs only the model definition, never the training code. The file is a ``torch.save`` of plain
 types and tensors, read back with ``weights_only=True``.
@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from gedge import __version__
 from gedge.core.atomic import atomic_path
-from gedge.core.decision import ScoreCalibration
+from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError
 from gedge.core.preprocess import Preprocess
 from gedge.reference.model import ModelConfig, NetD, NetG
@@ -21,7 +21,8 @@ from gedge.reference.scoring import FusedScorer
 FORMAT = "gedge-checkpoint"
 
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 named the decision rule "calibration"
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Checkpoint:
 
     model: ModelConfig
     preprocess: Preprocess
-    calibration: ScoreCalibration
+    decision: DecisionRule
     netg_state: dict[str, torch.Tensor]
     netd_state: dict[str, torch.Tensor]
     score_stats: dict[str, dict[str, float]] = field(default_factory=dict)  # per score: mean, std of normals
@@ -50,7 +51,7 @@ class Checkpoint:
 
     def scorer(self, with_amap: bool = False) -> FusedScorer:
         netg, netd = self.networks()
-        return FusedScorer(netg, netd, self.calibration, with_amap=with_amap).eval()
+        return FusedScorer(netg, netd, self.decision, with_amap=with_amap).eval()
 
     def to_payload(self) -> dict:
         return {
@@ -59,7 +60,7 @@ class Checkpoint:
             "gedge_version": self.gedge_version,
             "model": self.model.to_dict(),
             "preprocess": self.preprocess.to_dict(),
-            "calibration": self.calibration.to_dict(),
+            "decision": self.decision.to_dict(),
             "score_stats": self.score_stats,
             "facts": self.facts,
             "netg": {k: v.detach().cpu() for k, v in self.netg_state.items()},
@@ -90,14 +91,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ArtifactError("not a gedge checkpoint (use `gedge import` for GANomaly or anomalib files)", path)
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ArtifactError(f"checkpoint format version {version}; this gedge ({__version__}) reads "
-                            f"version {FORMAT_VERSION}", path)
+                            f"versions {', '.join(map(str, READABLE_VERSIONS))}", path)
+    if version == 1:
+        payload["decision"] = payload.get("calibration")
     try:
         checkpoint = Checkpoint(
             model=ModelConfig.from_dict(payload["model"]),
             preprocess=Preprocess.from_dict(payload["preprocess"]),
-            calibration=ScoreCalibration.from_dict(payload["calibration"]),
+            decision=DecisionRule.from_dict(payload["decision"]),
             netg_state=payload["netg"],
             netd_state=payload["netd"],
             score_stats=payload.get("score_stats", {}),

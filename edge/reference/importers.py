@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from gedge.core.decision import ScoreCalibration
+from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.preprocess import Preprocess
 from gedge.reference.checkpoint import FORMAT as GEDGE_FORMAT
@@ -413,15 +413,15 @@ def _infer(g_src: dict[str, list[_Layer]], d_src: dict[str, list[_Layer]], g_pat
 
 
 def _checkpoint(config: ModelConfig, netg_state: dict, netd_state: dict, facts: dict, path: Path,
-                preprocess: Preprocess | None, calibration: ScoreCalibration | None) -> Checkpoint:
+                preprocess: Preprocess | None, decision: DecisionRule | None) -> Checkpoint:
     if preprocess is None:
         preprocess = Preprocess(mode="resize", isize=config.isize, channels=config.nc)
     elif preprocess.isize != config.isize or preprocess.channels != config.nc:
         raise ConfigError(f"preprocess is for {preprocess.isize}px, {preprocess.channels} channel(s) but the "
                           f"imported model takes {config.isize}px, {config.nc} channel(s)")
-    if calibration is None:
-        calibration = ScoreCalibration(primary="d1", threshold_rule=UNCALIBRATED_RULE)
-    checkpoint = Checkpoint(model=config, preprocess=preprocess, calibration=calibration,
+    if decision is None:
+        decision = DecisionRule(primary="d1", threshold_rule=UNCALIBRATED_RULE)
+    checkpoint = Checkpoint(model=config, preprocess=preprocess, decision=decision,
                             netg_state=netg_state, netd_state=netd_state, facts=facts)
     try:
         checkpoint.networks()
@@ -445,11 +445,11 @@ def _ganomaly_state(path: Path, want: str) -> tuple[dict[str, torch.Tensor], dic
 
 def import_ganomaly(netg_path: str | Path, netd_path: str | Path, *, isize: int | None = None,
                     nc: int | None = None, preprocess: Preprocess | None = None,
-                    calibration: ScoreCalibration | None = None) -> Checkpoint:
+                    decision: DecisionRule | None = None) -> Checkpoint:
     """A gedge checkpoint from the original GANomaly code's ``netG.pth`` and ``netD.pth``.
 
     ``isize`` and ``nc``, when given, must agree with the shapes in the files (they are inferred anyway).
-    The result is uncalibrated unless ``calibration`` is given.
+    The result is uncalibrated unless ``decision`` is given.
     """
     g_path, d_path = Path(netg_path), Path(netd_path)
     g_state, g_meta = _ganomaly_state(g_path, "ganomaly-netg")
@@ -465,7 +465,7 @@ def import_ganomaly(netg_path: str | Path, netd_path: str | Path, *, isize: int 
         facts["epoch"] = g_meta["epoch"]
     if "epoch" in d_meta:
         facts["epoch_netd"] = d_meta["epoch"]
-    return _checkpoint(config, netg_state, netd_state, facts, g_path, preprocess, calibration)
+    return _checkpoint(config, netg_state, netd_state, facts, g_path, preprocess, decision)
 
 
 def _find(tree, key: str, depth: int = 0):
@@ -511,7 +511,7 @@ def _anomalib_input_size(value, path: Path) -> int | None:
 
 def import_anomalib(ckpt_path: str | Path, *, isize: int | None = None, nc: int | None = None,
                     preprocess: Preprocess | None = None,
-                    calibration: ScoreCalibration | None = None) -> Checkpoint:
+                    decision: DecisionRule | None = None) -> Checkpoint:
     """A gedge checkpoint from an anomalib GANomaly Lightning checkpoint (``.ckpt``).
 
     The first encoder convolution pads by 4 as in anomalib (``ModelConfig.first_padding = 4``). The
@@ -576,7 +576,7 @@ def import_anomalib(ckpt_path: str | Path, *, isize: int | None = None, nc: int 
     hp_facts = {k: v for k, v in hp.items() if isinstance(v, (int, float, str, bool, list))}
     if hp_facts:
         facts["anomalib_hyper_parameters"] = hp_facts
-    return _checkpoint(config, netg_state, netd_state, facts, path, preprocess, calibration)
+    return _checkpoint(config, netg_state, netd_state, facts, path, preprocess, decision)
 
 
 def import_file(path: str | Path, netd_path: str | Path | None = None, **options) -> Checkpoint:

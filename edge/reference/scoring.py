@@ -23,10 +23,12 @@ graph and TensorRT engine computes after folding BatchNorm into the convolutions
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from gedge.core.decision import ScoreCalibration
-from gedge.core.scores import SCORE_NAMES
+from gedge.core.decision import DecisionRule
+from gedge.core.inputs import InputSpec, camera_to_nchw
+from gedge.core.scores import OUTPUT_NAMES, SCORE_NAMES, Scores
 from gedge.reference.model import NetD, NetG
 from torch import nn
 
@@ -34,7 +36,7 @@ from torch import nn
 class FusedScorer(nn.Module):
     """G, D and the residual scores as one module; outputs (d1, d2, d3, latent, score[, amap])."""
 
-    def __init__(self, netg: NetG, netd: NetD, calibration: ScoreCalibration, with_amap: bool = False) -> None:
+    def __init__(self, netg: NetG, netd: NetD, decision: DecisionRule, with_amap: bool = False) -> None:
         super().__init__()
         self.netg = netg
         self.features = netd.features
@@ -45,9 +47,9 @@ class FusedScorer(nn.Module):
         self.mid_level = first_bn + 2
         isize = _input_size(netg)
         self.window = max(3, (isize // 8) | 1)
-        self.primary_index = SCORE_NAMES.index(calibration.primary)
-        self.register_buffer("score_mean", torch.tensor(float(calibration.mean)))
-        self.register_buffer("score_std", torch.tensor(float(calibration.std)))
+        self.primary_index = SCORE_NAMES.index(decision.primary)
+        self.register_buffer("score_mean", torch.tensor(float(decision.mean)))
+        self.register_buffer("score_std", torch.tensor(float(decision.std)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n = x.shape[0]
@@ -83,7 +85,7 @@ class CameraInput(nn.Module):
     """
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return pixels.to(torch.float32).permute(0, 3, 1, 2) / 127.5 - 1.0
+        return camera_to_nchw(pixels)
 
 
 class DeployedScorer(nn.Module):
@@ -96,3 +98,29 @@ class DeployedScorer(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.scorer(self.camera(pixels))
+
+
+class ReferenceScorer:
+    """The reference: a checkpoint's fused scorer in eval mode on torch, scoring uint8 NHWC batches.
+
+    What every other backend is compared against (the runtime registers it as the ``torch`` backend).
+    """
+
+    def __init__(self, checkpoint, device: str = "cpu", with_amap: bool = False) -> None:
+        self.name = f"torch-{device}"
+        self.device = torch.device(device)
+        self.with_amap = with_amap
+        self.input_spec = InputSpec(size=checkpoint.model.isize, channels=checkpoint.model.nc)
+        self.module = DeployedScorer(checkpoint.scorer(with_amap=with_amap)).to(self.device).eval()
+
+    @torch.inference_mode()
+    def score(self, batch: np.ndarray) -> Scores:
+        self.input_spec.check(batch)
+        outputs = self.module(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device))
+        values = {name: t.float().cpu().numpy() for name, t in zip(OUTPUT_NAMES, outputs)}
+        if self.with_amap:
+            values["amap"] = outputs[len(OUTPUT_NAMES)].float().cpu().numpy()
+        return Scores.from_dict(values)
+
+    def close(self) -> None:
+        self.module = None  # type: ignore[assignment]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from gedge import __version__
 from gedge.core.atomic import atomic_path
-from gedge.core.decision import ScoreCalibration
+from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.metrics import auroc
 from gedge.core.preprocess import Preprocess
@@ -34,7 +34,7 @@ from gedge.data.proxy import proxy_set
 from gedge.data.sampling import PatchSampler
 from gedge.data.tiles import load_prepared, network_inputs
 from gedge.reference.checkpoint import Checkpoint
-from gedge.reference.decision_fit import calibrate_scores
+from gedge.reference.decision_fit import fit_decision_rule
 from gedge.reference.model import ModelConfig, NetD, NetG, build_networks, init_weights
 from gedge.reference.scoring import CameraInput, FusedScorer
 
@@ -134,7 +134,7 @@ class _Validator:
 
     @torch.inference_mode()
     def tile_scores(self, netg: NetG, netd: NetD, inputs: np.ndarray) -> Scores:
-        scorer = FusedScorer(netg, netd, ScoreCalibration())
+        scorer = FusedScorer(netg, netd, DecisionRule())
         parts = []
         for start in range(0, len(inputs), 128):
             x = self.camera(torch.from_numpy(inputs[start:start + 128]).to(self.device))
@@ -277,7 +277,7 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
                         avg_g, avg_d)
 
     assert best is not None
-    calibration, stats = calibrate_scores(best["normal_tiles"], best["normal_images"], best["result"].best_score,
+    decision, stats = fit_decision_rule(best["normal_tiles"], best["normal_images"], best["result"].best_score,
                                           config.threshold_quantile)
     facts = {
         "preset": config.preset, "losses": asdict(losses), "train_config": asdict(config),
@@ -290,7 +290,7 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
         "seconds": round(time.time() - start_time, 1), "torch_version": str(torch.__version__),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "gedge_version": __version__,
     }
-    checkpoint = Checkpoint(model=model_config, preprocess=pre, calibration=calibration,
+    checkpoint = Checkpoint(model=model_config, preprocess=pre, decision=decision,
                             netg_state={k: v.cpu() for k, v in best["netg"].items()},
                             netd_state={k: v.cpu() for k, v in best["netd"].items()},
                             score_stats=stats, facts=facts)

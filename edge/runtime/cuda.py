@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from gedge.core.errors import ConfigError
+from gedge.core.errors import ConfigError, RuntimeFailure
 
 APIS = ("cuda-python", "pycuda")
 
 
-class CudaError(RuntimeError):
+class CudaError(RuntimeFailure):
     """A CUDA call failed (out of memory, an invalid handle, a failed capture)."""
 
 

@@ -1,11 +1,14 @@
-"""TODO: docstring (split from gedge.export.fp16)."""
+"""FP16 graphs on FP32 runtimes: FP16 storage with FP32 arithmetic, as TensorRT's FP16 kernels compute."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
-from gedge.export.fp16 import FLOAT, HALF, _float_tensors
-from onnx import helper, numpy_helper
+from gedge.core.artifacts.graph import tensor_types
+from onnx import TensorProto, helper, numpy_helper
+
+FLOAT = TensorProto.FLOAT
+HALF = TensorProto.FLOAT16
 
 
 def rounding_emulation(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -17,7 +20,7 @@ def rounding_emulation(model: onnx.ModelProto) -> onnx.ModelProto:
     node whose FP16 inputs are cast up and whose outputs are cast back down to FP16 (and up again for the
     next node), which is FP16 storage with FP32 accumulation, the way TensorRT's FP16 kernels work.
     """
-    types = _float_tensors(model)
+    types = tensor_types(model)
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from gedge.core.errors import ArtifactError, ConfigError
-from gedge.core.inputs import InputSpec
+from gedge.core.inputs import InputSpec, graph_input
 from gedge.core.scores import OUTPUT_NAMES, Scores
 
 _ORT_TYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16"}
@@ -92,10 +92,7 @@ class OrtBackend:
 
     def feed(self, batch: np.ndarray) -> np.ndarray:
         """The graph's input for a uint8 NHWC batch."""
-        if self.input_layout == "NHWC":
-            return np.ascontiguousarray(batch)
-        return np.ascontiguousarray(batch.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(127.5)
-                                    - np.float32(1.0))
+        return graph_input(batch, "uint8-nhwc" if self.input_layout == "NHWC" else "float-nchw")
 
     def run(self, graph_input: np.ndarray) -> Scores:
         """Score the graph's own input (uint8 NHWC or float NCHW in [-1, 1]) as it is."""

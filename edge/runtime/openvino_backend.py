@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from gedge.core.artifacts.ir import read_model_facts
 from gedge.core.errors import ArtifactError, ConfigError
-from gedge.core.inputs import InputSpec
+from gedge.core.inputs import InputSpec, graph_input
 from gedge.core.scores import OUTPUT_NAMES, Scores
 
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -119,10 +119,7 @@ class OpenVINOBackend:
         self.version = ov.get_version()
 
     def feed(self, batch: np.ndarray) -> np.ndarray:
-        if self.input_layout == "NHWC":
-            return np.ascontiguousarray(batch)
-        return np.ascontiguousarray(batch.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(127.5)
-                                    - np.float32(1.0))
+        return graph_input(batch, "uint8-nhwc" if self.input_layout == "NHWC" else "float-nchw")
 
     def _collect(self, request) -> dict[str, np.ndarray]:
         return {name: np.array(request.get_tensor(name).data, dtype=np.float32) for name in self.output_names}

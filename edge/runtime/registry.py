@@ -157,7 +157,7 @@ def model_info(path: str | Path) -> ModelInfo:
         from gedge.reference.checkpoint import load_checkpoint
 
         checkpoint = load_checkpoint(path)
-        cal = checkpoint.calibration
+        cal = checkpoint.decision
         return ModelInfo(path, kind, "fp32", checkpoint.preprocess, float(cal.threshold), cal.primary, True,
                          {"checkpoint": checkpoint})
     if kind == "openvino":
@@ -179,13 +179,13 @@ def model_info(path: str | Path) -> ModelInfo:
     manifest = read_manifest(path)
     try:
         pre = Preprocess.from_dict(manifest["preprocess"])
-        calibration = manifest.get("score_calibration") or {}
-        threshold = float(manifest.get("threshold", calibration.get("threshold")))
+        decision = manifest.get("decision") or {}
+        threshold = float(manifest.get("threshold", decision.get("threshold")))
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"manifest lacks the scoring facts ({exc})", path) from None
     trt = manifest.get("tensorrt") or {}
     return ModelInfo(path, kind, str(manifest.get("precision", "?")), pre, threshold,
-                     str(manifest.get("primary_score", calibration.get("primary", ""))),
+                     str(manifest.get("primary_score", decision.get("primary", ""))),
                      "amap" in (manifest.get("outputs") or []),
                      {"tensorrt": f"{trt.get('flavour', '?')} {trt.get('version', '?')}"})
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 from gedge.core.errors import ArtifactError, ConfigError, DataError
-from gedge.core.inputs import InputSpec
+from gedge.core.inputs import InputSpec, graph_input
 from gedge.core.scores import OUTPUT_NAMES, Scores
 from gedge.runtime.cuda import CudaApi, CudaError, CudaGraph, DeviceBuffer, HostBuffer, StageTimes, Stream, load_cuda
 
@@ -277,11 +277,7 @@ class TensorRTBackend:
     # --- the asynchronous interface (the pipelined loop) ------------------------------------------------
 
     def _feed(self, batch: np.ndarray, out: np.ndarray) -> None:
-        if self.input_kind == "uint8-nhwc":
-            np.copyto(out, batch, casting="no")
-        else:  # float-nchw engines: the conversion the uint8 graph does inside
-            np.multiply(batch.transpose(0, 3, 1, 2), np.float32(1 / 127.5), out=out, casting="unsafe")
-            out -= 1.0
+        np.copyto(out, graph_input(batch, self.input_kind), casting="no")
 
     def _set_batch(self, context: Any, n: int) -> None:
         if context.set_input_shape(self.input_name, (n, *self.row_shape)) is False:

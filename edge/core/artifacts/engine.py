@@ -26,7 +26,7 @@ from gedge.core.errors import ArtifactError
 FORMAT = "gedge-engine"
 
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the decision rule is "decision" (was "calibration" / "score_calibration")
 
 
 def manifest_path(engine: str | Path) -> Path:

@@ -18,7 +18,7 @@ from gedge.core.errors import ArtifactError
 from gedge.core.hashing import sha256_file
 
 if TYPE_CHECKING:
-    from gedge.core.decision import ScoreCalibration
+    from gedge.core.decision import DecisionRule
     from gedge.core.inputs import InputSpec
     from gedge.core.preprocess import Preprocess
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 FORMAT = "gedge-scorer"
 
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the decision rule is "decision" (was "calibration" / "score_calibration")
 
 
 PREFIX = "gedge."
@@ -46,24 +46,24 @@ class GraphFacts:
     outputs: list[str]
     model: dict[str, Any]
     preprocess: dict[str, Any]
-    calibration: dict[str, Any]
+    decision: dict[str, Any]
     score_stats: dict[str, Any]
     source_checkpoint: str
     source_sha256: str
     training: dict[str, Any] = field(default_factory=dict)
     derived_from_sha256: str = ""  # an FP16/INT8 graph: sha256 of the FP32 graph it was made from
-    # An INT8 graph: flavour (tensorrt/cpu), calibration method, calibration set sha256 and size (`gedge calibrate`)
+    # An INT8 graph: flavour (tensorrt/cpu), decision method, decision set sha256 and size (`gedge calibrate`)
     quantization: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
     @property
     def primary(self) -> str:
-        return str(self.calibration.get("primary", ""))
+        return str(self.decision.get("primary", ""))
 
     @property
     def threshold(self) -> float:
-        return float(self.calibration.get("threshold", float("nan")))
+        return float(self.decision.get("threshold", float("nan")))
 
     @property
     def with_amap(self) -> bool:
@@ -77,10 +77,10 @@ class GraphFacts:
 
         return Preprocess.from_dict(self.preprocess)
 
-    def score_calibration(self) -> ScoreCalibration:
-        from gedge.core.decision import ScoreCalibration
+    def decision_rule(self) -> DecisionRule:
+        from gedge.core.decision import DecisionRule
 
-        return ScoreCalibration.from_dict(self.calibration)
+        return DecisionRule.from_dict(self.decision)
 
     def input_spec(self) -> InputSpec:
         from gedge.core.inputs import InputSpec
@@ -96,7 +96,7 @@ def write_facts(model: onnx.ModelProto, facts: GraphFacts) -> None:
     kept = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(PREFIX)]
     values = {f"{PREFIX}{k}": v if k in _STRING_FIELDS else json.dumps(v, sort_keys=True, default=str)
               for k, v in facts.to_dict().items()}
-    # Flat copies of the two facts people look for first (read back from `calibration`, not from these).
+    # Flat copies of the two facts people look for first (read back from `decision`, not from these).
     values[f"{PREFIX}primary_score"] = facts.primary
     values[f"{PREFIX}threshold"] = repr(facts.threshold)
     del model.metadata_props[:]
@@ -169,3 +169,14 @@ def read_sidecar(graph: str | Path, verify: bool = True) -> dict[str, Any]:
     if verify and payload.get("graph_sha256") != sha256_file(graph):
         raise ArtifactError("graph does not match its sidecar (sha256 differs: replaced or modified?)", graph)
     return payload
+
+
+def tensor_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every typed tensor in the (shape-inferred) graph."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    types = {}
+    for info in [*inferred.graph.input, *inferred.graph.output, *inferred.graph.value_info]:
+        types[info.name] = info.type.tensor_type.elem_type
+    for init in inferred.graph.initializer:
+        types[init.name] = init.data_type
+    return types

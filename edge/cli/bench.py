@@ -1,0 +1,67 @@
+"""`gedge` commands: speed: latency, throughput and memory of every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from gedge.cli.commands_bench import run_bench
+from gedge.cli.commands_calibrate import run_bench_cpu
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Speed: latency, throughput and memory of every backend.")
+
+
+@app.command()
+def bench(
+    models: list[Path] = typer.Argument(..., help="Models: .pt (torch eager; torch CUDA where there is a GPU), "
+                                                  ".onnx (onnxruntime or OpenVINO, FP32/FP16/INT8), .xml "
+                                                  "(OpenVINO IR), .engine (TensorRT)."),
+    backend: list[str] = typer.Option([], "--backend", help="Only these backends: torch, torch-cuda, "
+                                                            "onnxruntime, openvino, tensorrt (repeatable; "
+                                                            "default: an .onnx graph runs on the fastest "
+                                                            "installed CPU backend)."),
+    batch: list[int] = typer.Option([], "--batch", help="Batch size (repeatable; default 1 and 16)."),
+    warmup: int = typer.Option(3, help="Untimed calls before timing."),
+    iters: int | None = typer.Option(None, help="Timed calls per row (default 10)."),
+    seconds: float | None = typer.Option(None, help="Time each row for this long instead of --iters."),
+    threads: int = typer.Option(0, help="torch / ONNX Runtime threads (0: their default)."),
+    pipeline: bool = typer.Option(True, "--pipeline/--no-pipeline", help="Also measure batch-by-batch against "
+                                                                         "the pipelined loop from PNG frames."),
+    rounds: int = typer.Option(6, help="Pipeline comparison: alternating pairs of runs (4-16 batches, up to "
+                                           "1024 and at least 32 inputs each)."),
+    cuda_graphs: str = typer.Option("both", help="TensorRT rows: both, on or off."),
+    performance: str = typer.Option("latency", help="OpenVINO performance hint: latency (one stream, all "
+                                                    "threads) or throughput (a batch split across streams)."),
+    streams: int = typer.Option(0, help="OpenVINO streams with --performance throughput (0: OpenVINO's "
+                                        "choice)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+) -> None:
+    """Latency p50/p90/p99, throughput and peak memory of every backend, with ratios against torch eager.
+
+    TensorRT rows add the H2D, compute and D2H times and run with and without CUDA graphs. The machine's CPU,
+    GPU and versions are in the report.
+
+    Example: [bold]gedge bench model.pt scorer.onnx scorer.int8.cpu.onnx --batch 1 --batch 16 --iters 50[/]
+    """
+    run_bench(models, backend, batch, warmup, iters, seconds, threads, pipeline, rounds, cuda_graphs, json_out,
+              performance, streams)
+
+
+@app.command("bench-cpu")
+def bench_cpu(
+    checkpoint: Path | None = typer.Argument(None, help="gedge checkpoint (default: ModelConfig(isize) with "
+                                                        "random weights; speed does not depend on them)."),
+    isize: int = typer.Option(64, help="Input side of the random model."),
+    batch: list[int] = typer.Option([], "--batch", "-b", help="Batch size (repeatable; default 1 and 16)."),
+    threads: int = typer.Option(2, help="Threads for torch and ONNX Runtime."),
+    rounds: int = typer.Option(5, help="Interleaved rounds (each times every backend at every batch size)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+) -> None:
+    """CPU speed: torch eager against ONNX Runtime FP32 and both INT8 graphs, images/s and median latency.
+
+    torch runs with OMP_WAIT_POLICY=PASSIVE unless set otherwise; measure on a quiet machine.
+
+    Example: [bold]gedge bench-cpu --isize 64 -b 1 -b 16 --threads 2[/]
+    """
+    run_bench_cpu(checkpoint, isize, batch, threads, rounds, json_out)

@@ -1,0 +1,45 @@
+"""`gedge` commands: data sets: the built-in synthetic materials and line-scan strips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from gedge.cli.commands import run_synth_wood
+from gedge.cli.commands_inspect import run_synth_strips
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Data sets: the built-in synthetic materials and line-scan strips.")
+
+
+@app.command("synth-wood")
+def synth_wood(
+    out: Path = typer.Argument(..., help="Output folder (MVTec AD layout)."),
+    paper_size: bool = typer.Option(False, "--paper-size", help="The paper's 3,075 training and 740 test images."),
+    seed: int = typer.Option(0, help="Seed: the same seed gives the same images."),
+    size: int = typer.Option(256, help="Image side in pixels."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+) -> None:
+    """Write the procedural wood data set (normal boards and five defect classes with masks).
+
+    Example: [bold]gedge data synth-wood wood --seed 1[/]
+    """
+    run_synth_wood(out, paper_size, seed, size, json_out)
+
+
+@app.command("synth-strips")
+def synth_strips(
+    out: Path = typer.Argument(..., help="Output folder: strip PNGs and strips.json (the planted defect boxes)."),
+    count: int = typer.Option(8, help="Number of strips (every 4th has no defects, for false alarms)."),
+    height: int = typer.Option(256, help="Strip height in pixels (one board section is height x height)."),
+    length: int = typer.Option(2048, help="Strip length in pixels."),
+    max_defects: int = typer.Option(3, help="Defects per strip: 1 to this many."),
+    seed: int = typer.Option(0, help="Seed: the same seed gives the same strips."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+) -> None:
+    """Write synthetic line-scan strips (seamless wood, planted defects) with their ground truth.
+
+    Example: [bold]gedge data synth-strips strips --count 8 --length 2048 && gedge inspect model.pt strips
+    --truth strips/strips.json[/]
+    """
+    run_synth_strips(out, count, height, length, seed, max_defects, json_out)

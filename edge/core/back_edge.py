@@ -1,0 +1,1 @@
+from gedge.runtime import registry  # noqa: F401

@@ -1,0 +1,126 @@
+"""The architecture's rules, checked: one-way layers (import-linter), imports at module level, module and
+function sizes, and the paths a device runs without torch (docs/architecture.md says why each rule exists)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import layers  # noqa: E402  (tests/layers.py: the import-linter run)
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE_FOLDERS = ("edge", "export", "calibrate", "bench")
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 80
+MAX_PARAMETERS = 6
+# The one module that imports inside functions: optional heavy dependencies, named there.
+DEFERRED_IMPORTS_AT = {"edge/core/optional.py"}
+
+
+def package_files() -> list[Path]:
+    return sorted(p for folder in PACKAGE_FOLDERS for p in (REPO / folder).rglob("*.py")
+                  if "firmware" not in p.parts)
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+def test_layers_contract_is_kept():
+    result = layers.lint()
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "BROKEN" not in result.stdout and "KEPT" in result.stdout
+
+
+def test_a_back_edge_breaks_the_contract(tmp_path):
+    """The contract is not vacuous: a core module that imports the runtime (a back edge) fails it."""
+    root = layers.assemble(tmp_path / "pkg")
+    (root / "gedge" / "core" / "back_edge.py").write_text("from gedge.runtime import registry  # noqa: F401\n")
+    result = layers.lint(assembled=root)
+    assert result.returncode != 0
+    assert "gedge.core.back_edge -> gedge.runtime.registry" in result.stdout
+
+
+def _function_imports(tree: ast.AST) -> list[int]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += [inner.lineno for inner in ast.walk(node) if isinstance(inner, (ast.Import, ast.ImportFrom))]
+    return sorted(set(found))
+
+
+def test_imports_are_at_module_level():
+    """Imports sit at the top of a module, where import-linter sees them; deferred imports of optional heavy
+    dependencies go through gedge.core.optional.require."""
+    offenders = []
+    for path in package_files():
+        if rel(path) in DEFERRED_IMPORTS_AT:
+            continue
+        lines = _function_imports(ast.parse(path.read_text()))
+        if lines:
+            offenders.append(f"{rel(path)}: lines {lines}")
+    assert not offenders, "imports inside functions:\n" + "\n".join(offenders)
+
+
+def test_module_sizes():
+    long = [f"{rel(p)}: {n} lines" for p in package_files()
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
+    assert not long, f"modules over {MAX_MODULE_LINES} lines:\n" + "\n".join(long)
+
+
+def _is_typer_command(node: ast.FunctionDef) -> bool:
+    return any(isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr in ("command", "callback")
+               for d in node.decorator_list)
+
+
+def test_function_sizes_and_parameters():
+    """No function over 80 lines; no function over 6 parameters, except Typer command signatures, where each
+    parameter is one command-line option (they build an options dataclass and call the library)."""
+    long, wide = [], []
+    for path in package_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            size = node.end_lineno - node.lineno + 1
+            if size > MAX_FUNCTION_LINES:
+                long.append(f"{rel(path)}:{node.lineno} {node.name}: {size} lines")
+            args = node.args
+            names = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs] if a.arg not in ("self", "cls")]
+            if len(names) > MAX_PARAMETERS and not _is_typer_command(node):
+                wide.append(f"{rel(path)}:{node.lineno} {node.name}: {len(names)} parameters")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)
+    assert not wide, f"functions over {MAX_PARAMETERS} parameters:\n" + "\n".join(wide)
+
+
+TORCH_FREE = ["gedge.cli.app", "gedge.cli.inspection", "gedge.cli.build", "gedge.cli.bench",
+              "gedge.runtime.registry", "gedge.runtime.loop", "gedge.runtime.onnxruntime_backend",
+              "gedge.runtime.tensorrt_backend", "gedge.compare.driver", "gedge.inspection",
+              "gedge.export.engine_build", "gedge.export.check", "gedge.bench.runner"]
+
+
+def test_device_paths_import_without_torch():
+    """A Jetson runs `gedge inspect`, `gedge build` and `gedge bench` on engines without torch installed."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None  # an import of torch now fails, as on a device without it
+        import importlib
+        for name in {TORCH_FREE!r}:
+            importlib.import_module(name)
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("command", ["inspect", "build", "bench", "check"])
+def test_device_commands_show_help_without_torch(command):
+    script = ("import sys; sys.modules['torch'] = None; sys.argv = ['gedge', %r, '--help']; "
+              "from gedge.cli.app import main; main()" % command)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0 and "not available" not in result.stdout, result.stdout + result.stderr
