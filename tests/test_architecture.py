@@ -100,7 +100,7 @@ def test_function_sizes_and_parameters():
 
 TORCH_FREE = ["gedge.cli.app", "gedge.cli.inspection", "gedge.cli.build", "gedge.cli.bench",
               "gedge.runtime.registry", "gedge.runtime.loop", "gedge.runtime.onnxruntime_backend",
-              "gedge.runtime.tensorrt_backend", "gedge.compare.driver", "gedge.inspection",
+              "gedge.runtime.tensorrt_backend", "gedge.compare.driver", "gedge.inspection.session",
               "gedge.export.engine_build", "gedge.export.check", "gedge.bench.runner"]
 
 

@@ -14,7 +14,9 @@ from gedge.core.inputs import InputSpec
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import OUTPUT_NAMES, Scores
 from gedge.data.strips import read_truth, render_strip, score_strip, write_strips
-from gedge.inspection import InspectOptions, Inspector, merge_boxes, tile_image
+from gedge.inspection.boxes import merge_boxes
+from gedge.inspection.inspector import InspectOptions, Inspector
+from gedge.inspection.tiling import tile_image
 from gedge.runtime.registry import ModelInfo
 from helpers import write_png
 from PIL import Image

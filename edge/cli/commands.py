@@ -9,7 +9,7 @@ from gedge.core.errors import ConfigError, DataError
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import SCORE_NAMES
 from gedge.data.datasets import open_dataset
-from gedge.data.images import IMAGE_SUFFIXES, list_images
+from gedge.data.images import expand_inputs
 from gedge.data.tiles import load_prepared
 from rich.table import Table
 
@@ -94,27 +94,13 @@ def run_evaluate(checkpoint_path: Path, data: Path, batch_size: int, json_out: b
         console.print(evaluation_table(report))
 
 
-def _expand_inputs(inputs: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for item in inputs:
-        if item.is_dir():
-            files.extend(list_images(item))
-        elif item.exists():
-            if item.suffix.lower() not in IMAGE_SUFFIXES:
-                raise DataError(f"not an image file ({', '.join(IMAGE_SUFFIXES)})", item)
-            files.append(item)
-        else:
-            raise DataError("no such file or folder", item)
-    return files
-
-
 def run_score(checkpoint_path: Path, inputs: list[Path], batch_size: int, json_out: bool) -> None:
     from gedge.data.tiles import score_images
     from gedge.reference.checkpoint import load_checkpoint
     from gedge.runtime.torch_backend import TorchBackend
 
     checkpoint = load_checkpoint(checkpoint_path)
-    files = _expand_inputs(inputs)
+    files = expand_inputs(inputs)
     images = load_prepared(files, checkpoint.preprocess)
     backend = TorchBackend(checkpoint)
     image_scores, _ = score_images(backend, images, checkpoint.preprocess, batch_size)

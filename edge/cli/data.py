@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 from gedge.cli.commands import run_synth_wood
-from gedge.cli.commands_inspect import run_synth_strips
+from gedge.cli.render import console, key_value_table, print_json
+from gedge.data.strips import TRUTH_NAME, write_strips
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Data sets: the built-in synthetic materials and line-scan strips.")
@@ -43,3 +44,16 @@ def synth_strips(
     --truth strips/strips.json[/]
     """
     run_synth_strips(out, count, height, length, seed, max_defects, json_out)
+
+
+def run_synth_strips(out: Path, count: int, height: int, length: int, seed: int, max_defects: int,
+                     json_out: bool) -> None:
+    truth = write_strips(out, count, height, length, seed, max_defects)
+    planted = sum(len(s["defects"]) for s in truth["strips"])
+    clean = sum(not s["defects"] for s in truth["strips"])
+    summary = {"folder": str(out), "strips": count, "size": f"{length}x{height}", "defects": planted,
+               "clean strips": clean, "ground truth": str(out / TRUTH_NAME)}
+    if json_out:
+        print_json(summary)
+    else:
+        console.print(key_value_table(f"Synthetic line-scan strips written to {out}", summary))

@@ -5,10 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from gedge.cli.commands_inspect import check_backend, run_inspect
+from gedge.cli.render import console, err_console, fmt, key_value_table, print_json, progress_bar, warning_line
+from gedge.inspection.inspector import ImageReport, InspectOptions
+from gedge.inspection.session import (
+    BackendRequest,
+    InspectionResult,
+    InspectionSession,
+    InspectRequest,
+    TruthSummary,
+)
+from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Inspect images and line-scan strips with any deployed model.")
+MAX_ROWS = 40  # image rows in the table; the summary covers all
 
 
 @app.command()
@@ -47,5 +57,80 @@ def inspect(
 
     Example: [bold]gedge inspect scorer.onnx strips/ --overlap 0.5 --overlays overlays --json[/]
     """
-    run_inspect(model, inputs, check_backend(backend), device, overlap, batch_size, threshold, overlays, truth,
-                all_tiles, threads, workers, slots, convert, json_out, performance, streams)
+    request = InspectRequest(
+        model, tuple(inputs),
+        InspectOptions(overlap=overlap, batch_size=batch_size, threshold=threshold, overlays=overlays,
+                       convert=convert, all_tiles=all_tiles, workers=workers, slots=slots),
+        BackendRequest(backend, device, threads, performance, streams), truth)
+    render_inspection(request, json_out)
+
+
+def render_inspection(request: InspectRequest, json_out: bool) -> None:
+    """Run the request; JSON lines as images finish (then the summary), or the tables at the end."""
+    reports = []
+    with InspectionSession(request) as session:
+        if session.backend_note and not json_out:
+            err_console.print(f"backend: {session.backend_note}")
+        with progress_bar("inspecting", total=len(session.files), transient=json_out) as update:
+            for report in session.reports(update):
+                reports.append(report)
+                if json_out:
+                    print_json(report.to_record())
+    result = session.result()
+    if json_out:
+        print_json({"summary": result.to_dict()})
+        return
+    for report in result.failed:
+        warning_line(f"skipped {report.error}")
+    console.print(image_table(reports, result.summary.threshold))
+    if result.truth is not None:
+        console.print(truth_table(result.truth))
+    console.print(key_value_table("Inspection summary", summary_rows(result, request)))
+
+
+def summary_rows(result: InspectionResult, request: InspectRequest) -> dict[str, object]:
+    summary, info = result.summary, result.info
+    rows: dict[str, object] = {
+        "model": f"{summary.model} ({info.precision})", "backend": summary.backend,
+        "threshold": f"{summary.threshold:.3f} ({info.primary})",
+        "tiles": f"{summary.tiles} (overlap {summary.overlap:g}, batch {summary.batch_size})",
+        "images": summary.images, "rejected": summary.rejected, "accepted": summary.accepted,
+        "errors (skipped)": summary.errors, "defect boxes": summary.boxes,
+        "time": f"{summary.seconds:.2f} s ({summary.tiles_per_second:.0f} tiles/s)"}
+    if result.truth is not None:
+        truth = result.truth.to_dict()
+        rows["planted defects found"] = f"{truth['found']} of {truth['planted']} (recall {fmt(truth['recall'])})"
+        rows["false alarms"] = f"{truth['false_alarms']} boxes on {truth['strips']} strips"
+    if request.options.overlays is not None:
+        rows["overlays"] = str(request.options.overlays)
+    return rows
+
+
+def image_table(reports: list[ImageReport], threshold: float) -> Table:
+    table = Table(title=f"Inspection (threshold {threshold:.3f})", title_justify="left")
+    for column in ("image", "size", "tiles", "score", "decision", "tiles over", "boxes (x0,y0-x1,y1)"):
+        table.add_column(column, justify="left" if column in ("image", "boxes (x0,y0-x1,y1)") else "right")
+    shown = reports if len(reports) <= MAX_ROWS else [r for r in reports if not r.ok or r.anomalous][:MAX_ROWS]
+    for r in shown:
+        if not r.ok:
+            table.add_row(Path(r.path).name, "-", "-", "-", "[yellow]ERROR[/]", "-", r.error or "")
+            continue
+        decision = "[red]REJECT[/]" if r.anomalous else "[green]accept[/]"
+        boxes = "; ".join(f"{b.x0},{b.y0}-{b.x1},{b.y1} ({b.score:.1f})" for b in r.boxes[:3])
+        if len(r.boxes) > 3:
+            boxes += f"; +{len(r.boxes) - 3}"
+        table.add_row(Path(r.path).name, f"{r.width}x{r.height}", str(r.tiles), fmt(r.score, 2), decision,
+                      str(len(r.tiles_over)), boxes)
+    if len(shown) < len(reports):
+        table.caption = f"{len(reports) - len(shown)} accepted images not shown (--json lists every image)"
+    return table
+
+
+def truth_table(truth: TruthSummary) -> Table:
+    table = Table(title="Against the ground truth (strips.json)", title_justify="left")
+    for column in ("strip", "planted", "found", "recall", "false alarms", "decision"):
+        table.add_column(column, justify="left" if column == "strip" else "right")
+    for s in truth.strips:
+        table.add_row(s.file, str(s.planted), str(s.found), fmt(s.recall, 2), str(s.false_alarms),
+                      "REJECT" if s.rejected else "accept")
+    return table

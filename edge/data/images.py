@@ -56,3 +56,18 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     im = Image.fromarray(image[..., 0] if mode == "L" else image, mode)
     out = np.asarray(im.resize((width, height), Image.BILINEAR), dtype=np.uint8)
     return out[..., None] if out.ndim == 2 else out
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Image files from a list of files and folders (a folder gives its images, sorted)."""
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            files.extend(list_images(item))
+        elif item.exists():
+            if item.suffix.lower() not in IMAGE_SUFFIXES:
+                raise DataError(f"not an image file ({', '.join(IMAGE_SUFFIXES)})", item)
+            files.append(item)
+        else:
+            raise DataError("no such file or folder", item)
+    return files
