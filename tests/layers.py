@@ -28,15 +28,19 @@ def package_dirs(repo: Path = REPO) -> dict[str, Path]:
 
 
 def assemble(target: Path, repo: Path = REPO) -> Path:
-    """The package as installed, as symbolic links under ``target``; returns the folder to put on sys.path."""
-    for name, folder in sorted(package_dirs(repo).items(), key=lambda item: item[0].count(".")):
+    """The package as installed, under ``target``: real folders, each source file a symbolic link (so a test can
+    add a module to the copy without touching the sources); returns the folder to put on sys.path."""
+    for name, folder in package_dirs(repo).items():
         where = target.joinpath(*name.split("."))
-        where.mkdir(parents=True, exist_ok=True)
-        for entry in folder.iterdir():
-            link = where / entry.name
-            if entry.name == "__pycache__" or link.exists():
+        for source in folder.rglob("*.py"):
+            relative = source.relative_to(folder)
+            if "__pycache__" in relative.parts:
                 continue
-            link.symlink_to(entry, target_is_directory=entry.is_dir())
+            link = where / relative
+            if link.exists():
+                continue
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(source)
     return target
 
 

@@ -1,1 +1,0 @@
-from gedge.runtime import registry  # noqa: F401
