@@ -25,6 +25,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check edge export calibrate bench tests
+	$(BIN)/python tests/layers.py
 
 clean:
 	rm -rf demo-out .pytest_cache
