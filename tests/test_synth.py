@@ -8,16 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gedge.core.errors import ConfigError, DataError
-from gedge.data.synth import (
-    DEFECT_CLASSES,
-    SynthWoodConfig,
-    SynthWoodSummary,
-    add_defect,
-    image_rng,
-    render_board,
-    synth_sample,
-    write_synthetic_wood,
-)
+from gedge.data.synth import SynthWoodConfig, SynthWoodSummary, image_rng, synth_sample, write_synthetic_wood
+from gedge.data.wood_board import render_board
+from gedge.data.wood_defects import DEFECT_CLASSES, add_defect
 from PIL import Image
 
 SMALL = SynthWoodConfig(size=64, n_train=3, n_test_good=2, n_test_per_defect=2, seed=7)
