@@ -14,7 +14,7 @@ import pytest
 import torch
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
-from gedge.reference.importers import UNCALIBRATED_RULE, detect_format, import_anomalib, import_file, import_ganomaly
+from gedge.reference.importers import UNFITTED_RULE, detect_format, import_anomalib, import_file, import_ganomaly
 from gedge.reference.model import ModelConfig, NetD, NetG
 from torch import nn
 
@@ -271,7 +271,7 @@ def test_ganomaly_import_matches_original_forward(tmp_path):
     ckpt = import_ganomaly(g_path, d_path)
     assert ckpt.model == ModelConfig(isize=32, nc=3, nz=16, ngf=8, ndf=8, extralayers=0, first_padding=1)
     assert ckpt.preprocess.mode == "resize" and ckpt.preprocess.isize == 32 and ckpt.preprocess.channels == 3
-    assert ckpt.decision.primary == "d1" and ckpt.decision.threshold_rule == UNCALIBRATED_RULE
+    assert ckpt.decision.primary == "d1" and ckpt.decision.threshold_rule == UNFITTED_RULE
     assert ckpt.facts["imported_from"] == "ganomaly" and ckpt.facts["source"] == str(g_path)
     assert len(ckpt.facts["source_sha256"]) == 64 and ckpt.facts["epoch"] == 15
     assert "encoder1.main.0.weight" in ckpt.netg_state and "classifier.0.weight" in ckpt.netd_state
@@ -413,7 +413,7 @@ def test_anomalib_import_matches_padding4_forward(tmp_path, isize):
     assert not TRIPPED  # the foreign object in the checkpoint was never unpickled for real
     assert ckpt.model == ModelConfig(isize=isize, nc=3, nz=16, ngf=8, ndf=8, extralayers=0, first_padding=4)
     assert ckpt.preprocess.isize == isize and ckpt.preprocess.mode == "resize"
-    assert ckpt.decision.threshold_rule == UNCALIBRATED_RULE
+    assert ckpt.decision.threshold_rule == UNFITTED_RULE
     assert ckpt.facts["imported_from"] == "anomalib" and ckpt.facts["epoch"] == 3
     assert ckpt.facts["anomalib_hyper_parameters"]["input_size"] == [isize, isize]
     assert_same(model.generator, model.discriminator, ckpt, 3, isize)
