@@ -116,6 +116,7 @@ def _overlaps(a: list[int] | tuple[int, ...], b: list[int] | tuple[int, ...]) ->
 
 def score_strip(file: str, planted: list[list[int]], boxes: list[tuple[int, int, int, int]],
                 rejected: bool) -> StripScore:
+    """Count the planted defects some reported box overlaps, and the reported boxes that overlap none."""
     found = sum(any(_overlaps(p, b) for b in boxes) for p in planted)
     false = sum(not any(_overlaps(b, p) for p in planted) for b in boxes)
     return StripScore(file, len(planted), found, false, rejected)

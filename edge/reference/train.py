@@ -271,6 +271,7 @@ class _Run:
                      "normal_images": normal_images}
 
     def save(self, path: Path, model_config: ModelConfig) -> None:
+        """Write the training state (atomically), so that a run can resume from this step."""
         payload = {"step": self.step, "netg": self.netg.state_dict(), "netd": self.netd.state_dict(),
                    "opt_g": self.opt_g.state_dict(), "avg_g": self.avg_g.module.state_dict(),
                    "avg_d": self.avg_d.module.state_dict(), "opt_d": self.opt_d.state_dict(),
@@ -280,6 +281,7 @@ class _Run:
             torch.save(payload, tmp)
 
     def restore(self, path: Path, model_config: ModelConfig) -> None:
+        """Continue from a saved training state; it must have been made with the same model config."""
         if not path.is_file():
             raise ArtifactError("no training state to resume from", path)
         try:
