@@ -10,12 +10,16 @@ from __future__ import annotations
 import pickle
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.scores import SCORE_NAMES
 from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
-from gedge.reference.importers import UNCALIBRATED_RULE, detect_format, import_anomalib, import_file, import_ganomaly
+from gedge.reference.decision_fit import refit_on_normals
+from gedge.reference.importers import UNFITTED_RULE, detect_format, import_anomalib, import_file, import_ganomaly
 from gedge.reference.model import ModelConfig, NetD, NetG
+from gedge.reference.scoring import ReferenceScorer
 from torch import nn
 
 TRIPPED: list[str] = []
@@ -271,7 +275,7 @@ def test_ganomaly_import_matches_original_forward(tmp_path):
     ckpt = import_ganomaly(g_path, d_path)
     assert ckpt.model == ModelConfig(isize=32, nc=3, nz=16, ngf=8, ndf=8, extralayers=0, first_padding=1)
     assert ckpt.preprocess.mode == "resize" and ckpt.preprocess.isize == 32 and ckpt.preprocess.channels == 3
-    assert ckpt.decision.primary == "d1" and ckpt.decision.threshold_rule == UNCALIBRATED_RULE
+    assert ckpt.decision.primary == "d1" and ckpt.decision.threshold_rule == UNFITTED_RULE
     assert ckpt.facts["imported_from"] == "ganomaly" and ckpt.facts["source"] == str(g_path)
     assert len(ckpt.facts["source_sha256"]) == 64 and ckpt.facts["epoch"] == 15
     assert "encoder1.main.0.weight" in ckpt.netg_state and "classifier.0.weight" in ckpt.netd_state
@@ -316,6 +320,23 @@ def test_imported_checkpoint_saves_and_loads(tmp_path):
     assert back.model == ckpt.model and back.facts == ckpt.facts
     assert detect_format(tmp_path / "model.gedge") == "gedge"
     assert import_file(tmp_path / "model.gedge").model == ckpt.model
+
+
+def test_refit_on_normals_fits_the_rule_with_the_reference_scores(tmp_path):
+    _, _, g_path, d_path = save_ganomaly(tmp_path)
+    ckpt = import_ganomaly(g_path, d_path)
+    normals = [(images(3, 32, n=1, seed=k)[0].permute(1, 2, 0).numpy() * 127.5 + 127.5).astype(np.uint8)
+               for k in range(6)]
+    fitted = refit_on_normals(ckpt, normals, primary="d2", quantile=0.5)
+    tiles = ReferenceScorer(ckpt).score(np.stack(normals))
+    assert fitted.decision.primary == "d2" and fitted.decision.threshold_rule != UNFITTED_RULE
+    assert fitted.decision.mean == pytest.approx(float(tiles.d2.mean()), rel=1e-6)
+    assert fitted.decision.std == pytest.approx(float(tiles.d2.std()), rel=1e-5)
+    standardised = (tiles.d2 - fitted.decision.mean) / fitted.decision.std
+    assert fitted.decision.threshold == pytest.approx(float(np.median(standardised)), rel=1e-5, abs=1e-6)
+    assert fitted.facts["decision_fitted_on"] == 6 and fitted.facts["imported_from"] == "ganomaly"
+    assert set(fitted.score_stats) == set(SCORE_NAMES)
+    assert fitted.netg_state is ckpt.netg_state  # the weights are not touched
 
 
 def test_detect_format(tmp_path):
@@ -413,7 +434,7 @@ def test_anomalib_import_matches_padding4_forward(tmp_path, isize):
     assert not TRIPPED  # the foreign object in the checkpoint was never unpickled for real
     assert ckpt.model == ModelConfig(isize=isize, nc=3, nz=16, ngf=8, ndf=8, extralayers=0, first_padding=4)
     assert ckpt.preprocess.isize == isize and ckpt.preprocess.mode == "resize"
-    assert ckpt.decision.threshold_rule == UNCALIBRATED_RULE
+    assert ckpt.decision.threshold_rule == UNFITTED_RULE
     assert ckpt.facts["imported_from"] == "anomalib" and ckpt.facts["epoch"] == 3
     assert ckpt.facts["anomalib_hyper_parameters"]["input_size"] == [isize, isize]
     assert_same(model.generator, model.discriminator, ckpt, 3, isize)

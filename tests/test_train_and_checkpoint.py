@@ -6,7 +6,7 @@ from gedge.core.preprocess import Preprocess
 from gedge.core.scores import SCORE_NAMES
 from gedge.data.datasets import open_dataset
 from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
-from gedge.reference.evaluate import evaluate_backend
+from gedge.reference.evaluate import EvaluationOptions, evaluate_backend
 from gedge.reference.model import ModelConfig
 from gedge.reference.train import TrainConfig, train
 from gedge.runtime.torch_backend import TorchBackend
@@ -59,10 +59,15 @@ def test_normalised_score_is_the_standardised_primary(trained):
 def test_evaluation_report_rows(trained):
     root, out, _ = trained
     ck = load_checkpoint(out)
-    report, scores = evaluate_backend(TorchBackend(ck), open_dataset(root).test, ck.preprocess,
-                                      ck.decision.primary, ck.decision.threshold, "tiny")
+    report, scores = evaluate_backend(TorchBackend(ck), open_dataset(root).test, ck.preprocess, ck.decision, "tiny")
     assert [r.name for r in report.rows] == ["all", "knot"]
     assert len(scores) == 12 and all(0.0 <= v <= 1.0 for v in report.rows[0].auroc.values())
+    assert report.primary == ck.decision.primary and report.threshold == ck.decision.threshold
+    dropped = str(open_dataset(root).test.paths[-1])
+    fewer, fewer_scores = evaluate_backend(TorchBackend(ck), open_dataset(root).test, ck.preprocess, ck.decision,
+                                           "tiny", EvaluationOptions(batch_size=5, exclude=(dropped,)))
+    assert fewer.excluded == [dropped] and fewer.n_images == 11
+    np.testing.assert_allclose(fewer_scores.score, scores.score[:-1], rtol=1e-5, atol=1e-6)
 
 
 def test_resume_continues_to_the_same_result(trained, tmp_path):
@@ -70,8 +75,8 @@ def test_resume_continues_to_the_same_result(trained, tmp_path):
     ds = open_dataset(root)
     full = train(ds, TINY, TINY_PRE, TrainConfig(steps=12, val_every=6, batch_size=8), tmp_path / "a.pt")
     train(ds, TINY, TINY_PRE, TrainConfig(steps=6, val_every=6, batch_size=8), tmp_path / "b.pt")
-    resumed = train(ds, TINY, TINY_PRE, TrainConfig(steps=12, val_every=6, batch_size=8), tmp_path / "b.pt",
-                    resume=True)
+    resumed = train(ds, TINY, TINY_PRE, TrainConfig(steps=12, val_every=6, batch_size=8, resume=True),
+                    tmp_path / "b.pt")
     for key, value in full.checkpoint.netg_state.items():
         assert torch.allclose(value.float(), resumed.checkpoint.netg_state[key].float(), atol=1e-6), key
 

@@ -38,7 +38,8 @@ def run_train(args: dict) -> None:
                      stride=args["stride"])
     config = TrainConfig(preset=args["preset"], steps=args["steps"], batch_size=args["batch_size"],
                          val_every=args["val_every"], val_fraction=args["val_fraction"], seed=args["seed"],
-                         contamination=args["contamination"], device=args["device"], lr=args["lr"])
+                         contamination=args["contamination"], device=args["device"], lr=args["lr"],
+                         resume=args["resume"])
     dataset = open_dataset(args["data"])
     out: Path = args["out"]
     history_lines: list[str] = []
@@ -51,7 +52,7 @@ def run_train(args: dict) -> None:
             history_lines.append(result)
 
         result = train(dataset, model_config, pre, config, out,
-                       TrainCallbacks(on_step=on_step, on_validate=on_validate), resume=args["resume"])
+                       TrainCallbacks(on_step=on_step, on_validate=on_validate))
     save_checkpoint(result.checkpoint, out)
     cal = result.checkpoint.decision
     summary = {"checkpoint": str(out), "best_step": result.best_step, "primary": cal.primary,
@@ -75,7 +76,7 @@ def run_train(args: dict) -> None:
 
 def run_evaluate(checkpoint_path: Path, data: Path, batch_size: int, json_out: bool) -> None:
     from gedge.reference.checkpoint import load_checkpoint
-    from gedge.reference.evaluate import evaluate_backend
+    from gedge.reference.evaluate import EvaluationOptions, evaluate_backend
     from gedge.runtime.torch_backend import TorchBackend
 
     checkpoint = load_checkpoint(checkpoint_path)
@@ -86,8 +87,8 @@ def run_evaluate(checkpoint_path: Path, data: Path, batch_size: int, json_out: b
     exclude = checkpoint.facts.get("contaminated_with", []) if same_data else []
     backend = TorchBackend(checkpoint)
     with progress_bar("scoring") as update:
-        report, _ = evaluate_backend(backend, dataset.test, checkpoint.preprocess, checkpoint.decision.primary,
-                                     checkpoint.decision.threshold, str(data), batch_size, update, exclude)
+        report, _ = evaluate_backend(backend, dataset.test, checkpoint.preprocess, checkpoint.decision, str(data),
+                                     EvaluationOptions(batch_size, update, tuple(exclude)))
     if json_out:
         print_json(report)
     else:

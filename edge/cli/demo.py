@@ -68,15 +68,14 @@ def stage_train(ctx: DemoContext) -> None:
 def stage_evaluate(ctx: DemoContext) -> None:
     from gedge.data.datasets import open_dataset
     from gedge.reference.checkpoint import load_checkpoint
-    from gedge.reference.evaluate import evaluate_backend
+    from gedge.reference.evaluate import EvaluationOptions, evaluate_backend
     from gedge.runtime.torch_backend import TorchBackend
 
     checkpoint = load_checkpoint(ctx.checkpoint_path)
     dataset = open_dataset(ctx.data)
     with progress_bar("evaluating") as update:
         report, _ = evaluate_backend(TorchBackend(checkpoint), dataset.test, checkpoint.preprocess,
-                                     checkpoint.decision.primary, checkpoint.decision.threshold,
-                                     "synthetic wood (test)", progress=update)
+                                     checkpoint.decision, "synthetic wood (test)", EvaluationOptions(progress=update))
     console.print(evaluation_table(report))
     ctx.summary["evaluate"] = {"auroc": report.rows[0].auroc, "best_score": report.best_score}
 

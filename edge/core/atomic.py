@@ -32,15 +32,18 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 
 def write_with(target: str | Path, writer: Callable[[Path], None]) -> Path:
+    """Let ``writer`` fill a temporary path, then move it to ``target``."""
     with atomic_path(target) as tmp:
         writer(tmp)
     return Path(target)
 
 
 def write_bytes(target: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``target`` atomically."""
     return write_with(target, lambda tmp: tmp.write_bytes(data))
 
 
 def write_json(target: str | Path, payload: object) -> Path:
+    """Write ``payload`` as indented JSON (unknown types as strings) to ``target`` atomically."""
     text = json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n"
     return write_with(target, lambda tmp: tmp.write_text(text))

@@ -1,4 +1,9 @@
-"""TODO: docstring (split from gedge.scoring)."""
+"""The decision rule (:class:`DecisionRule`): which score is primary, how it is normalised, where the threshold is.
+
+Every artifact carries one; the deployed graph computes ``score = (primary - mean) / std`` and an image is
+abnormal above ``threshold``. It is fitted on normal images by :mod:`gedge.reference.decision_fit`; this is
+not INT8 calibration (:mod:`gedge.calibrate`).
+"""
 
 from __future__ import annotations
 

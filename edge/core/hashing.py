@@ -1,4 +1,4 @@
-"""TODO: docstring (split from gedge.atomic)."""
+"""SHA-256 of files, read in blocks: artifact sidecars and imported checkpoints record their sources' hashes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -1,4 +1,7 @@
-"""TODO: docstring (split from gedge.data)."""
+"""How a model turns images into network inputs (:class:`Preprocess`): resized whole, or scaled and tiled.
+
+A checkpoint, graph and engine each carry their Preprocess, so every stage prepares images the same way.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""TODO: docstring (split from gedge.data)."""
+"""Image files: listing a folder's images, reading one as uint8 HWC with clear errors, resizing.
+
+Images stay uint8, the bytes a camera delivers; a channel mismatch (grayscale file, RGB model) is an error
+unless conversion is asked for, so a wrong data set is not silently scored.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def list_images(folder: Path, what: str = "image folder") -> list[Path]:
+    """The image files of a folder, sorted; ``what`` names the folder in the error when there are none."""
     if not folder.exists():
         raise DataError(f"{what} does not exist", folder)
     if not folder.is_dir():
@@ -50,6 +55,7 @@ def read_image(path: Path, channels: int, convert: bool = False) -> np.ndarray:
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a uint8 HWC image (returned as is when it already has the size)."""
     if image.shape[0] == height and image.shape[1] == width:
         return image
     mode = "L" if image.shape[2] == 1 else "RGB"

@@ -14,7 +14,10 @@ import numpy as np
 KINDS = ("blob", "line", "smudge", "cutpaste")
 
 
-def _ellipse_mask(h: int, w: int, cy: float, cx: float, ry: float, rx: float, angle: float) -> np.ndarray:
+def _ellipse_mask(shape: tuple[int, int], centre: tuple[float, float], radii: tuple[float, float],
+                  angle: float) -> np.ndarray:
+    """Soft-edged ellipse of ``radii`` (ry, rx) at ``centre`` (cy, cx), turned by ``angle``: weights in [0, 1]."""
+    (h, w), (cy, cx), (ry, rx) = shape, centre, radii
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     dy, dx = yy - cy, xx - cx
     c, s = np.cos(angle), np.sin(angle)
@@ -23,6 +26,7 @@ def _ellipse_mask(h: int, w: int, cy: float, cx: float, ry: float, rx: float, an
 
 
 def _line_mask(h: int, w: int, rng: np.random.Generator, length: float, width: float) -> np.ndarray:
+    """Soft-edged wavy line of ``length`` and ``width`` at a random place and angle: weights in [0, 1]."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     y0, x0 = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w
     angle = rng.uniform(0, np.pi)
@@ -53,8 +57,9 @@ def paint_proxy(image: np.ndarray, rng: np.random.Generator, kind: str | None = 
         target = mean_colour * rng.uniform(0.15, 0.45)
     else:
         r = rng.uniform(0.02, 0.07) * side
-        alpha = _ellipse_mask(h, w, rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w,
-                              r * rng.uniform(0.6, 1.6), r * rng.uniform(0.6, 1.6), rng.uniform(0, np.pi))
+        centre = (rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w)
+        radii = (r * rng.uniform(0.6, 1.6), r * rng.uniform(0.6, 1.6))
+        alpha = _ellipse_mask((h, w), centre, radii, rng.uniform(0, np.pi))
         if kind == "blob":
             target = mean_colour * rng.uniform(0.2, 0.55)
         else:  # smudge: pale, desaturated

@@ -1,4 +1,6 @@
-"""TODO: docstring (split from gedge.data)."""
+"""Seeded crops of prepared images: random training batches (:class:`PatchSampler`, with flips and a resumable
+random state) and stratified patch sets (:func:`grid_patches`, half on the tile grid, half at random places).
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Synthetic line-scan strips with planted defects and their ground truth, and recall / false alarms per strip.
 
-A strip is one synthetic board (:func:`gedge.synth.render_board`, ``height`` square) repeated along the
+A strip is one synthetic board (:func:`gedge.data.wood_board.render_board`, ``height`` square) repeated along the
 strip, every other copy mirrored, so the grain and the lighting run on across each seam without a step (a
-seam would be a defect of its own). Defects (:func:`gedge.synth.add_defect`) are painted into distinct
+seam would be a defect of its own). Defects (:func:`gedge.data.wood_defects.add_defect`) are painted into distinct
 ``height``-wide sections; their boxes come from the defect masks. Strips without defects are part of every
 set, for counting false alarms.
 
@@ -21,10 +21,15 @@ from typing import Any
 import numpy as np
 from gedge.core.atomic import write_bytes, write_json
 from gedge.core.errors import ArtifactError, ConfigError
-from gedge.data.synth import DEFECT_CLASSES, add_defect, render_board
+from gedge.data.wood_board import render_board
+from gedge.data.wood_defects import DEFECT_CLASSES, add_defect
 from PIL import Image
 
 TRUTH_NAME = "strips.json"
+
+
+# Every fourth strip of a set is left clean, so that a set always has strips to count false alarms on.
+CLEAN_EVERY = 4
 
 
 def render_strip(rng: np.random.Generator, height: int = 256, length: int = 2048, defects: int = 0,
@@ -53,8 +58,8 @@ def render_strip(rng: np.random.Generator, height: int = 256, length: int = 2048
 
 
 def write_strips(out: str | Path, count: int = 8, height: int = 256, length: int = 2048, seed: int = 0,
-                 max_defects: int = 3, clean_every: int = 4) -> dict[str, Any]:
-    """``count`` strips as PNGs in ``out`` with ``strips.json``; every ``clean_every``-th strip has no defects,
+                 max_defects: int = 3) -> dict[str, Any]:
+    """``count`` strips as PNGs in ``out`` with ``strips.json``; every ``CLEAN_EVERY``-th strip has no defects,
     the others 1 to ``max_defects``."""
     if count < 1:
         raise ConfigError(f"count must be at least 1, got {count}")
@@ -63,7 +68,7 @@ def write_strips(out: str | Path, count: int = 8, height: int = 256, length: int
     rng = np.random.default_rng(seed)
     strips = []
     for i in range(count):
-        n = 0 if clean_every and i % clean_every == clean_every - 1 else int(rng.integers(1, max_defects + 1))
+        n = 0 if i % CLEAN_EVERY == CLEAN_EVERY - 1 else int(rng.integers(1, max_defects + 1))
         image, planted = render_strip(rng, height, length, n)
         name = f"strip_{i:03d}.png"
         buffer = io.BytesIO()
@@ -111,6 +116,7 @@ def _overlaps(a: list[int] | tuple[int, ...], b: list[int] | tuple[int, ...]) ->
 
 def score_strip(file: str, planted: list[list[int]], boxes: list[tuple[int, int, int, int]],
                 rejected: bool) -> StripScore:
+    """Count the planted defects some reported box overlaps, and the reported boxes that overlap none."""
     found = sum(any(_overlaps(p, b) for b in boxes) for p in planted)
     false = sum(not any(_overlaps(b, p) for p in planted) for b in boxes)
     return StripScore(file, len(planted), found, false, rejected)

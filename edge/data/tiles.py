@@ -1,4 +1,10 @@
-"""TODO: docstring (split from gedge.data, gedge.evaluate)."""
+"""From images to network inputs and back: preprocessing, tiling, and scoring images through any backend.
+
+:func:`prepare` applies a model's :class:`~gedge.core.preprocess.Preprocess` (resize, or scale for tiling);
+:func:`network_inputs` cuts prepared images into uint8 NHWC inputs; :func:`score_images` scores them in
+batches through a backend and takes each image's score as the maximum over its tiles. Training's validation,
+fitting the decision rule, evaluation and parity all score images through :func:`score_images`.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ def prepare(image: np.ndarray, pre: Preprocess, path: Path | None = None) -> np.
 
 
 def load_prepared(paths: list[Path], pre: Preprocess, convert: bool = False) -> list[np.ndarray]:
+    """Read and prepare every image; ``convert`` converts channel mismatches instead of refusing them."""
     return [prepare(read_image(p, pre.channels, convert), pre, p) for p in paths]
 
 

@@ -69,12 +69,14 @@ class Checkpoint:
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
+    """Write the checkpoint atomically (a half-written file never carries the name)."""
     with atomic_path(path) as tmp:
         torch.save(checkpoint.to_payload(), tmp)
     return Path(path)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a gedge checkpoint (format versions 1 and 2) and check its weights against its model config."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError("checkpoint file does not exist", path)

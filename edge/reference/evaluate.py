@@ -1,4 +1,8 @@
-"""Scoring image sets through any backend, and the evaluation report (the seed paper's Table II shape)."""
+"""The evaluation report of a labelled test set scored through any backend (the seed paper's Table II shape).
+
+AUROC of every score, overall and per defect class, and the decisions the checkpoint's decision rule makes at
+its threshold. Scoring goes through :func:`gedge.data.tiles.score_images`, like every other scoring of images.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from gedge.core.backend import Backend
+from gedge.core.decision import DecisionRule
 from gedge.core.metrics import auroc, best_f1_threshold, decision_metrics, has_both_classes, tpr_at_fpr
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import OUTPUT_NAMES, SCORE_NAMES, Scores
@@ -26,6 +31,8 @@ class ReportRow:
 
 @dataclass
 class EvaluationReport:
+    """Per-class AUROC rows, the best score, and the decisions at the primary score's threshold."""
+
     data: str
     primary: str
     threshold: float
@@ -41,9 +48,18 @@ class EvaluationReport:
         return asdict(self)
 
 
-def evaluate_scores(image_scores: Scores, test: LabeledImages, primary: str, threshold: float,
-                    data: str, excluded: list[str] | None = None) -> EvaluationReport:
-    """AUROC of every score overall and per defect class; decisions at the stored threshold."""
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How to run an evaluation: inputs per batch, a progress callback, image paths to leave out."""
+
+    batch_size: int = 64
+    progress: Progress | None = None
+    exclude: tuple[str, ...] = ()
+
+
+def evaluate_scores(image_scores: Scores, test: LabeledImages, decision: DecisionRule, data: str,
+                    excluded: list[str] | None = None) -> EvaluationReport:
+    """AUROC of every score overall and per defect class; decisions at the decision rule's threshold."""
     labels = test.labels
     if not has_both_classes(labels):
         raise ValueError("the test set needs both normal and anomalous images")
@@ -58,23 +74,23 @@ def evaluate_scores(image_scores: Scores, test: LabeledImages, primary: str, thr
     best_score = max(SCORE_NAMES, key=lambda s: overall[s])
     f1 = best_f1_threshold(labels, image_scores.score)
     return EvaluationReport(
-        data=data, primary=primary, threshold=threshold, rows=rows, best_score=best_score,
+        data=data, primary=decision.primary, threshold=decision.threshold, rows=rows, best_score=best_score,
         tpr_at_5pct_fpr=tpr_at_fpr(labels, image_scores.score, 0.05),
         best_f1={"threshold": f1.threshold, "f1": f1.f1, "precision": f1.precision, "recall": f1.recall},
-        at_threshold=decision_metrics(labels, image_scores.score, threshold),
+        at_threshold=decision_metrics(labels, image_scores.score, decision.threshold),
         excluded=excluded or [], n_images=int(labels.size))
 
 
-def evaluate_backend(backend: Backend, test: LabeledImages, pre: Preprocess, primary: str, threshold: float,
-                     data: str, batch_size: int = 64, progress: Progress | None = None,
-                     exclude: list[str] | None = None) -> tuple[EvaluationReport, Scores]:
-    """Score a labelled set with a backend and build the report; ``exclude`` drops images by path."""
+def evaluate_backend(backend: Backend, test: LabeledImages, pre: Preprocess, decision: DecisionRule, data: str,
+                     options: EvaluationOptions | None = None) -> tuple[EvaluationReport, Scores]:
+    """Score a labelled set with a backend and build the report; ``options.exclude`` drops images by path."""
+    options = options or EvaluationOptions()
     excluded: list[str] = []
-    if exclude:
-        drop = {str(Path(p).resolve()) for p in exclude}
+    if options.exclude:
+        drop = {str(Path(p).resolve()) for p in options.exclude}
         keep = np.array([str(Path(p).resolve()) not in drop for p in test.paths])
         excluded = [str(p) for p, k in zip(test.paths, keep) if not k]
         test = test.subset(keep)
     images = load_prepared(test.paths, pre)
-    image_scores, _ = score_images(backend, images, pre, batch_size, progress)
-    return evaluate_scores(image_scores, test, primary, threshold, data, excluded), image_scores
+    image_scores, _ = score_images(backend, images, pre, options.batch_size, options.progress)
+    return evaluate_scores(image_scores, test, decision, data, excluded), image_scores

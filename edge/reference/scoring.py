@@ -103,15 +103,31 @@ class DeployedScorer(nn.Module):
 class ReferenceScorer:
     """The reference: a checkpoint's fused scorer in eval mode on torch, scoring uint8 NHWC batches.
 
-    What every other backend is compared against (the runtime registers it as the ``torch`` backend).
+    What every other backend is compared against (the runtime registers it as the ``torch`` backend), and what
+    training validates with (:meth:`of_networks`) and the decision rule is fitted with: one implementation of
+    "score images with the reference".
     """
 
     def __init__(self, checkpoint, device: str = "cpu", with_amap: bool = False) -> None:
+        spec = InputSpec(size=checkpoint.model.isize, channels=checkpoint.model.nc)
+        self._attach(checkpoint.scorer(with_amap=with_amap), spec, device)
+
+    @classmethod
+    def of_networks(cls, netg: NetG, netd: NetD, input_spec: InputSpec, device: str = "cpu") -> ReferenceScorer:
+        """The reference over networks still in training (no checkpoint yet), with the neutral decision rule.
+
+        The networks are used in place, not copied, and are put in eval mode; ``score`` is then the raw d1.
+        """
+        scorer = cls.__new__(cls)
+        scorer._attach(FusedScorer(netg, netd, DecisionRule()), input_spec, device)
+        return scorer
+
+    def _attach(self, fused: FusedScorer, input_spec: InputSpec, device: str) -> None:
         self.name = f"torch-{device}"
         self.device = torch.device(device)
-        self.with_amap = with_amap
-        self.input_spec = InputSpec(size=checkpoint.model.isize, channels=checkpoint.model.nc)
-        self.module = DeployedScorer(checkpoint.scorer(with_amap=with_amap)).to(self.device).eval()
+        self.with_amap = fused.with_amap
+        self.input_spec = input_spec
+        self.module = DeployedScorer(fused).to(self.device).eval()
 
     @torch.inference_mode()
     def score(self, batch: np.ndarray) -> Scores:

@@ -6,8 +6,9 @@ reconstruction error and L_lat the L2 distance of the two encoder latents. The d
 BCE on real versus reconstructed inputs and is re-initialised when its loss collapses.
 
 Model selection never looks at the test set: every ``val_every`` steps the validation normals and proxy
-anomalies painted on them (:mod:`gedge.proxy`) are scored; the checkpoint with the best proxy AUROC is
-kept, and the score with the best proxy AUROC at that point becomes the primary score.
+anomalies painted on them (:mod:`gedge.data.proxy`) are scored with the reference scorer; the checkpoint with
+the best proxy AUROC is kept, the score with the best proxy AUROC at that point becomes the primary score, and
+the decision rule is fitted on that validation's normal scores (:mod:`gedge.reference.decision_fit`).
 """
 
 from __future__ import annotations
@@ -23,24 +24,30 @@ import torch
 import torch.nn.functional as F
 from gedge import __version__
 from gedge.core.atomic import atomic_path
-from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.inputs import InputSpec
 from gedge.core.metrics import auroc
 from gedge.core.preprocess import Preprocess
-from gedge.core.scores import SCORE_NAMES, Scores, aggregate_max
+from gedge.core.scores import SCORE_NAMES, Scores
 from gedge.data.datasets import Dataset, split_validation
 from gedge.data.images import read_image
 from gedge.data.proxy import proxy_set
 from gedge.data.sampling import PatchSampler
-from gedge.data.tiles import load_prepared, network_inputs
+from gedge.data.tiles import load_prepared, score_images
 from gedge.reference.checkpoint import Checkpoint
 from gedge.reference.decision_fit import fit_decision_rule
 from gedge.reference.model import ModelConfig, NetD, NetG, build_networks, init_weights
-from gedge.reference.scoring import CameraInput, FusedScorer
+from gedge.reference.scoring import CameraInput, ReferenceScorer
+
+# Inputs per batch when validation scores; a different batch size can change the scores' last bits (other
+# kernels), and with them which step is selected.
+VALIDATION_BATCH = 128
 
 
 @dataclass(frozen=True)
 class LossPreset:
+    """Loss weights (adversarial feature matching, reconstruction, latent) and the Adam settings."""
+
     w_adv: float
     w_con: float
     w_lat: float
@@ -63,6 +70,11 @@ PRESETS: dict[str, LossPreset] = {
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """How to train: loss preset, steps, batches, validation, seeds, contamination, threshold quantile, device.
+
+    ``resume`` continues from the training state saved next to the output (``<out>.state``).
+    """
+
     preset: str = "gedge"
     steps: int = 2000
     batch_size: int = 32
@@ -75,6 +87,7 @@ class TrainConfig:
     device: str = "cpu"
     lr: float | None = None  # overrides the preset
     ema: float = 0.99  # exponential moving average of G and D weights used for scoring; 0 disables
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -90,12 +103,15 @@ class TrainConfig:
 
     @property
     def losses(self) -> LossPreset:
+        """The preset's losses, with ``lr`` overriding its learning rate when given."""
         preset = PRESETS[self.preset]
         return preset if self.lr is None else LossPreset(**{**asdict(preset), "lr": self.lr})
 
 
 @dataclass
 class ValidationResult:
+    """One validation: proxy AUROC per score, the best score and its AUROC, the normals' mean D3."""
+
     step: int
     proxy_auroc: dict[str, float]
     best_score: str
@@ -105,6 +121,8 @@ class ValidationResult:
 
 @dataclass
 class TrainResult:
+    """The best checkpoint, every validation, the step the checkpoint comes from and the run's duration."""
+
     checkpoint: Checkpoint
     history: list[ValidationResult] = field(default_factory=list)
     best_step: int = 0
@@ -120,34 +138,22 @@ class TrainCallbacks:
 
 
 class _Validator:
-    """Validation normals and their proxy anomalies, prepared once; scores a G/D pair on them."""
+    """Validation normals and their proxy anomalies, painted once; scores networks in training on them."""
 
     def __init__(self, images: list[np.ndarray], pre: Preprocess, proxies_per_image: int, seed: int,
-                 device: torch.device) -> None:
+                 device: str) -> None:
         self.pre = pre
         self.device = device
-        proxies = proxy_set(images, proxies_per_image, seed)
-        self.normal_inputs, self.normal_counts = network_inputs(images, pre)
-        self.proxy_inputs, self.proxy_counts = network_inputs(proxies, pre)
-        self.labels = np.r_[np.zeros(len(images)), np.ones(len(proxies))]
-        self.camera = CameraInput()
-
-    @torch.inference_mode()
-    def tile_scores(self, netg: NetG, netd: NetD, inputs: np.ndarray) -> Scores:
-        scorer = FusedScorer(netg, netd, DecisionRule())
-        parts = []
-        for start in range(0, len(inputs), 128):
-            x = self.camera(torch.from_numpy(inputs[start:start + 128]).to(self.device))
-            outputs = scorer(x)
-            names = (*SCORE_NAMES, "score")
-            parts.append(Scores.from_dict({n: t.cpu().numpy() for n, t in zip(names, outputs, strict=True)}))
-        return Scores.concat(parts)
+        self.normals = images
+        self.proxies = proxy_set(images, proxies_per_image, seed)
+        self.labels = np.r_[np.zeros(len(images)), np.ones(len(self.proxies))]
+        self.input_spec = InputSpec(size=pre.isize, channels=pre.channels)
 
     def run(self, netg: NetG, netd: NetD, step: int) -> tuple[ValidationResult, Scores, Scores]:
-        normal_tiles = self.tile_scores(netg, netd, self.normal_inputs)
-        proxy_tiles = self.tile_scores(netg, netd, self.proxy_inputs)
-        normal = aggregate_max(normal_tiles, self.normal_counts)
-        proxy = aggregate_max(proxy_tiles, self.proxy_counts)
+        """Proxy AUROC of every score, the best one, and the normals' tile and image scores (for the rule)."""
+        scorer = ReferenceScorer.of_networks(netg, netd, self.input_spec, self.device)
+        normal, normal_tiles = score_images(scorer, self.normals, self.pre, VALIDATION_BATCH)
+        proxy, _ = score_images(scorer, self.proxies, self.pre, VALIDATION_BATCH)
         per_score = {s: auroc(self.labels, np.r_[normal.named(s), proxy.named(s)]) for s in SCORE_NAMES}
         best = max(SCORE_NAMES, key=lambda s: (per_score[s], -SCORE_NAMES.index(s)))
         result = ValidationResult(step, per_score, best, per_score[best], float(normal_tiles.d3.mean()))
@@ -155,6 +161,7 @@ class _Validator:
 
 
 def _contaminants(dataset: Dataset, fraction: float, n_train: int, seed: int) -> list[Path]:
+    """Abnormal test images mixed into training (a contaminated-data experiment), chosen with a seeded draw."""
     if fraction <= 0:
         return []
     pool = [] if dataset.test is None else [p for p, y in zip(dataset.test.paths, dataset.test.labels) if y == 1]
@@ -193,136 +200,196 @@ class WeightAverage:
         self.module.load_state_dict(module.state_dict())
 
 
-def _train_state_path(out: Path) -> Path:
-    return out.with_name(out.name + ".state")
+@dataclass
+class _TrainingData:
+    """The images one run trains and validates on, and where they came from (for the checkpoint's facts)."""
+
+    dataset: Dataset
+    pre: Preprocess
+    train_paths: list[Path]
+    val_paths: list[Path]
+    contaminants: list[Path]
+    train_images: list[np.ndarray]
+    val_images: list[np.ndarray]
 
 
-def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: TrainConfig, out: Path,
-          callbacks: TrainCallbacks | None = None, resume: bool = False) -> TrainResult:
-    """Train on ``dataset``'s normal images and return the best checkpoint (not yet written to ``out``)."""
-    callbacks = callbacks or TrainCallbacks()
-    start_time = time.time()
-    device = torch.device(config.device)
-    losses = config.losses
+def _training_data(dataset: Dataset, pre: Preprocess, config: TrainConfig) -> _TrainingData:
+    """Split off the validation normals, mix in contaminants, read and prepare every image once."""
     train_paths, val_paths = split_validation(dataset.train, config.val_fraction, config.seed)
     contaminants = _contaminants(dataset, config.contamination, len(train_paths), config.seed)
     if pre.mode == "resize" and pre.source_size is None:  # record the training image size once
         first = read_image(train_paths[0], pre.channels)
         pre = replace(pre, source_size=(int(first.shape[0]), int(first.shape[1])))
-    train_images = load_prepared(train_paths + contaminants, pre)
-    val_images = load_prepared(val_paths, pre)
+    return _TrainingData(dataset, pre, train_paths, val_paths, contaminants,
+                         train_images=load_prepared(train_paths + contaminants, pre),
+                         val_images=load_prepared(val_paths, pre))
 
-    torch.manual_seed(config.seed)
-    netg, netd = build_networks(model_config, seed=config.seed)
-    netg.to(device)
-    netd.to(device)
-    opt_g = torch.optim.Adam(netg.parameters(), lr=losses.lr, betas=(losses.beta1, 0.999))
-    opt_d = torch.optim.Adam(netd.parameters(), lr=losses.lr, betas=(losses.beta1, 0.999))
-    sampler = PatchSampler(train_images, pre, seed=config.seed)
-    validator = _Validator(val_images, pre, config.proxies_per_image, config.seed + 1, device)
-    camera = CameraInput()
 
-    step, history, d_resets = 0, [], 0
-    best: dict | None = None
-    state_path = _train_state_path(out)
-    avg_g, avg_d = WeightAverage(netg, config.ema), WeightAverage(netd, config.ema)
-    if resume:
-        step, history, best, d_resets = _restore(state_path, netg, netd, opt_g, opt_d, sampler, model_config,
-                                                 avg_g, avg_d)
+@dataclass
+class _Run:
+    """What a training run changes as it goes; the state file next to the output holds all of it (resume)."""
 
-    while step < config.steps:
-        netg.train()
-        netd.train()
-        x = camera(torch.from_numpy(sampler.sample(config.batch_size)).to(device))
-        fake, latent_i, latent_o = netg(x)
-        _, feat_real = netd(x)
-        _, feat_fake = netd(fake)
-        loss_adv = F.mse_loss(feat_fake, feat_real.detach())
-        loss_con = F.l1_loss(fake, x)
-        loss_lat = F.mse_loss(latent_o, latent_i)
-        loss_g = losses.w_adv * loss_adv + losses.w_con * loss_con + losses.w_lat * loss_lat
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+    netg: NetG
+    netd: NetD
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sampler: PatchSampler
+    avg_g: WeightAverage
+    avg_d: WeightAverage
+    step: int = 0
+    history: list[ValidationResult] = field(default_factory=list)
+    best: dict | None = None  # the best validation so far: result, weights, normal tile and image scores
+    d_resets: int = 0
 
-        logit_real, _ = netd(x)
-        logit_fake, _ = netd(fake.detach())
-        loss_d = 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-                        + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        if loss_d.item() < 1e-5:  # D has collapsed: start it again (as the original GANomaly does)
-            netd.apply(init_weights)
-            avg_d.reset_to(netd)
-            d_resets += 1
-        avg_g.update(netg)
-        avg_d.update(netd)
-        step += 1
-        if callbacks.on_step:
-            callbacks.on_step(step, {"g": loss_g.item(), "d": loss_d.item(), "adv": loss_adv.item(),
-                                     "con": loss_con.item(), "lat": loss_lat.item()})
+    @classmethod
+    def start(cls, model_config: ModelConfig, config: TrainConfig, data: _TrainingData) -> _Run:
+        """Fresh networks (seeded), their optimisers, the patch sampler and the weight averages."""
+        torch.manual_seed(config.seed)
+        netg, netd = build_networks(model_config, seed=config.seed)
+        netg.to(config.device)
+        netd.to(config.device)
+        losses = config.losses
+        opt_g = torch.optim.Adam(netg.parameters(), lr=losses.lr, betas=(losses.beta1, 0.999))
+        opt_d = torch.optim.Adam(netd.parameters(), lr=losses.lr, betas=(losses.beta1, 0.999))
+        sampler = PatchSampler(data.train_images, data.pre, seed=config.seed)
+        return cls(netg, netd, opt_g, opt_d, sampler, WeightAverage(netg, config.ema), WeightAverage(netd, config.ema))
 
-        if step % config.val_every == 0 or step == config.steps:
-            score_g, score_d = (avg_g.module, avg_d.module) if config.ema else (netg.eval(), netd.eval())
-            result, normal_tiles, normal_images = validator.run(score_g, score_d, step)
-            history.append(result)
-            if best is None or result.selection_auroc > best["result"].selection_auroc:
-                best = {"result": result, "netg": copy.deepcopy(score_g.state_dict()),
-                        "netd": copy.deepcopy(score_d.state_dict()), "normal_tiles": normal_tiles,
-                        "normal_images": normal_images}
-            if callbacks.on_validate:
-                callbacks.on_validate(result)
-            _save_state(state_path, step, netg, netd, opt_g, opt_d, sampler, history, best, d_resets, model_config,
-                        avg_g, avg_d)
+    def scoring_networks(self, ema: float) -> tuple[NetG, NetD]:
+        """The networks validation scores and the checkpoint keeps: the averaged ones, or the live ones in eval."""
+        if ema:
+            return self.avg_g.module, self.avg_d.module
+        return self.netg.eval(), self.netd.eval()
 
-    assert best is not None
-    decision, stats = fit_decision_rule(best["normal_tiles"], best["normal_images"], best["result"].best_score,
-                                          config.threshold_quantile)
-    facts = {
-        "preset": config.preset, "losses": asdict(losses), "train_config": asdict(config),
-        "data": str(dataset.root), "layout": dataset.layout,
-        "n_train_images": len(train_paths), "n_validation_images": len(val_paths),
-        "validation_images": [str(p) for p in val_paths],
-        "contaminated_with": [str(p) for p in contaminants],
-        "best_step": best["result"].step, "proxy_auroc": best["result"].proxy_auroc,
-        "history": [asdict(h) for h in history], "d_resets": d_resets,
+    def keep_if_best(self, result: ValidationResult, normal_tiles: Scores, normal_images: Scores,
+                     ema: float) -> None:
+        """Remember this validation's networks and normal scores when its proxy AUROC is the best so far."""
+        if self.best is not None and result.selection_auroc <= self.best["result"].selection_auroc:
+            return
+        score_g, score_d = self.scoring_networks(ema)
+        self.best = {"result": result, "netg": copy.deepcopy(score_g.state_dict()),
+                     "netd": copy.deepcopy(score_d.state_dict()), "normal_tiles": normal_tiles,
+                     "normal_images": normal_images}
+
+    def save(self, path: Path, model_config: ModelConfig) -> None:
+        """Write the training state (atomically), so that a run can resume from this step."""
+        payload = {"step": self.step, "netg": self.netg.state_dict(), "netd": self.netd.state_dict(),
+                   "opt_g": self.opt_g.state_dict(), "avg_g": self.avg_g.module.state_dict(),
+                   "avg_d": self.avg_d.module.state_dict(), "opt_d": self.opt_d.state_dict(),
+                   "sampler": self.sampler.state(), "history": self.history, "best": self.best,
+                   "d_resets": self.d_resets, "model": model_config.to_dict(), "rng": torch.get_rng_state()}
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    def restore(self, path: Path, model_config: ModelConfig) -> None:
+        """Continue from a saved training state; it must have been made with the same model config."""
+        if not path.is_file():
+            raise ArtifactError("no training state to resume from", path)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise ArtifactError(f"training state is unreadable ({exc.__class__.__name__})", path) from None
+        if payload.get("model") != model_config.to_dict():
+            raise ArtifactError("training state was made with another model config", path)
+        self.netg.load_state_dict(payload["netg"])
+        self.netd.load_state_dict(payload["netd"])
+        self.opt_g.load_state_dict(payload["opt_g"])
+        self.opt_d.load_state_dict(payload["opt_d"])
+        self.avg_g.module.load_state_dict(payload["avg_g"])
+        self.avg_d.module.load_state_dict(payload["avg_d"])
+        self.sampler.restore(payload["sampler"])
+        torch.set_rng_state(payload["rng"])
+        self.step, self.history, self.best = payload["step"], payload["history"], payload["best"]
+        self.d_resets = payload["d_resets"]
+
+
+def _train_step(run: _Run, x: torch.Tensor, losses: LossPreset) -> dict[str, float]:
+    """One generator and one discriminator update on the batch ``x``; returns the losses."""
+    netg, netd = run.netg.train(), run.netd.train()
+    fake, latent_i, latent_o = netg(x)
+    _, feat_real = netd(x)
+    _, feat_fake = netd(fake)
+    loss_adv = F.mse_loss(feat_fake, feat_real.detach())
+    loss_con = F.l1_loss(fake, x)
+    loss_lat = F.mse_loss(latent_o, latent_i)
+    loss_g = losses.w_adv * loss_adv + losses.w_con * loss_con + losses.w_lat * loss_lat
+    run.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    run.opt_g.step()
+
+    logit_real, _ = netd(x)
+    logit_fake, _ = netd(fake.detach())
+    loss_d = 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+                    + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+    run.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    run.opt_d.step()
+    if loss_d.item() < 1e-5:  # D has collapsed: start it again (as the original GANomaly does)
+        netd.apply(init_weights)
+        run.avg_d.reset_to(netd)
+        run.d_resets += 1
+    run.avg_g.update(netg)
+    run.avg_d.update(netd)
+    run.step += 1
+    return {"g": loss_g.item(), "d": loss_d.item(), "adv": loss_adv.item(), "con": loss_con.item(),
+            "lat": loss_lat.item()}
+
+
+def _facts(run: _Run, data: _TrainingData, config: TrainConfig, start_time: float) -> dict:
+    """What the checkpoint records about its training: settings, data, selection history, versions."""
+    return {
+        "preset": config.preset, "losses": asdict(config.losses), "train_config": asdict(config),
+        "data": str(data.dataset.root), "layout": data.dataset.layout,
+        "n_train_images": len(data.train_paths), "n_validation_images": len(data.val_paths),
+        "validation_images": [str(p) for p in data.val_paths],
+        "contaminated_with": [str(p) for p in data.contaminants],
+        "best_step": run.best["result"].step, "proxy_auroc": run.best["result"].proxy_auroc,
+        "history": [asdict(h) for h in run.history], "d_resets": run.d_resets,
         "seconds": round(time.time() - start_time, 1), "torch_version": str(torch.__version__),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "gedge_version": __version__,
     }
-    checkpoint = Checkpoint(model=model_config, preprocess=pre, decision=decision,
-                            netg_state={k: v.cpu() for k, v in best["netg"].items()},
-                            netd_state={k: v.cpu() for k, v in best["netd"].items()},
-                            score_stats=stats, facts=facts)
-    return TrainResult(checkpoint, history, best["result"].step, time.time() - start_time)
 
 
-def _save_state(path: Path, step: int, netg, netd, opt_g, opt_d, sampler: PatchSampler, history, best,
-                d_resets: int, model_config: ModelConfig, avg_g: WeightAverage, avg_d: WeightAverage) -> None:
-    payload = {"step": step, "netg": netg.state_dict(), "netd": netd.state_dict(), "opt_g": opt_g.state_dict(),
-               "avg_g": avg_g.module.state_dict(), "avg_d": avg_d.module.state_dict(),
-               "opt_d": opt_d.state_dict(), "sampler": sampler.state(), "history": history, "best": best,
-               "d_resets": d_resets, "model": model_config.to_dict(), "rng": torch.get_rng_state()}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+def _best_checkpoint(run: _Run, data: _TrainingData, model_config: ModelConfig, config: TrainConfig,
+                     start_time: float) -> Checkpoint:
+    """The best validation's networks, with the decision rule fitted on its validation-normal scores."""
+    best = run.best
+    decision, stats = fit_decision_rule(best["normal_tiles"], best["normal_images"], best["result"].best_score,
+                                        config.threshold_quantile)
+    return Checkpoint(model=model_config, preprocess=data.pre, decision=decision,
+                      netg_state={k: v.cpu() for k, v in best["netg"].items()},
+                      netd_state={k: v.cpu() for k, v in best["netd"].items()},
+                      score_stats=stats, facts=_facts(run, data, config, start_time))
 
 
-def _restore(path: Path, netg, netd, opt_g, opt_d, sampler: PatchSampler, model_config: ModelConfig,
-             avg_g: WeightAverage, avg_d: WeightAverage):
-    if not path.is_file():
-        raise ArtifactError("no training state to resume from", path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ArtifactError(f"training state is unreadable ({exc.__class__.__name__})", path) from None
-    if payload.get("model") != model_config.to_dict():
-        raise ArtifactError("training state was made with another model config", path)
-    netg.load_state_dict(payload["netg"])
-    netd.load_state_dict(payload["netd"])
-    opt_g.load_state_dict(payload["opt_g"])
-    opt_d.load_state_dict(payload["opt_d"])
-    avg_g.module.load_state_dict(payload["avg_g"])
-    avg_d.module.load_state_dict(payload["avg_d"])
-    sampler.restore(payload["sampler"])
-    torch.set_rng_state(payload["rng"])
-    return payload["step"], payload["history"], payload["best"], payload["d_resets"]
+def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: TrainConfig, out: Path,
+          callbacks: TrainCallbacks | None = None) -> TrainResult:
+    """Train on ``dataset``'s normal images and return the best checkpoint (not yet written to ``out``).
+
+    The training state is saved next to ``out`` (``out.state``) at every validation; ``config.resume``
+    continues from it.
+    """
+    callbacks = callbacks or TrainCallbacks()
+    start_time = time.time()
+    data = _training_data(dataset, pre, config)
+    run = _Run.start(model_config, config, data)
+    validator = _Validator(data.val_images, data.pre, config.proxies_per_image, config.seed + 1, config.device)
+    camera = CameraInput()
+    state_path = out.with_name(out.name + ".state")
+    if config.resume:
+        run.restore(state_path, model_config)
+
+    while run.step < config.steps:
+        x = camera(torch.from_numpy(run.sampler.sample(config.batch_size)).to(config.device))
+        losses = _train_step(run, x, config.losses)
+        if callbacks.on_step:
+            callbacks.on_step(run.step, losses)
+        if run.step % config.val_every == 0 or run.step == config.steps:
+            result, normal_tiles, normal_images = validator.run(*run.scoring_networks(config.ema), run.step)
+            run.history.append(result)
+            run.keep_if_best(result, normal_tiles, normal_images, config.ema)
+            if callbacks.on_validate:
+                callbacks.on_validate(result)
+            run.save(state_path, model_config)
+
+    checkpoint = _best_checkpoint(run, data, model_config, config, start_time)
+    return TrainResult(checkpoint, run.history, run.best["result"].step, time.time() - start_time)
