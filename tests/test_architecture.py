@@ -120,7 +120,7 @@ def test_device_paths_import_without_torch():
 
 @pytest.mark.parametrize("command", ["inspect", "build", "bench", "check"])
 def test_device_commands_show_help_without_torch(command):
-    script = ("import sys; sys.modules['torch'] = None; sys.argv = ['gedge', %r, '--help']; "
-              "from gedge.cli.app import main; main()" % command)
+    script = (f"import sys; sys.modules['torch'] = None; sys.argv = ['gedge', {command!r}, '--help']; "
+              "from gedge.cli.app import main; main()")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0 and "not available" not in result.stdout, result.stdout + result.stderr
