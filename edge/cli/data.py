@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from gedge.cli.commands import run_synth_wood
-from gedge.cli.render import console, key_value_table, print_json
+from gedge.cli.render import console, key_value_table, print_json, progress_bar
 from gedge.data.strips import TRUTH_NAME, write_strips
+from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Data sets: the built-in synthetic materials and line-scan strips.")
@@ -25,7 +25,14 @@ def synth_wood(
 
     Example: [bold]gedge data synth-wood wood --seed 1[/]
     """
-    run_synth_wood(out, paper_size, seed, size, json_out)
+    config = SynthWoodConfig.paper_size(seed=seed, size=size) if paper_size else SynthWoodConfig(seed=seed, size=size)
+    with progress_bar("synthetic wood") as update:
+        summary = write_synthetic_wood(out, config, progress=update)
+    if json_out:
+        print_json(summary)
+    else:
+        console.print(key_value_table(f"Synthetic wood written to {out}", {
+            "seed": seed, "size": f"{size}x{size}", **summary.counts}))
 
 
 @app.command("synth-strips")
@@ -43,16 +50,10 @@ def synth_strips(
     Example: [bold]gedge data synth-strips strips --count 8 --length 2048 && gedge inspect model.pt strips
     --truth strips/strips.json[/]
     """
-    run_synth_strips(out, count, height, length, seed, max_defects, json_out)
-
-
-def run_synth_strips(out: Path, count: int, height: int, length: int, seed: int, max_defects: int,
-                     json_out: bool) -> None:
     truth = write_strips(out, count, height, length, seed, max_defects)
-    planted = sum(len(s["defects"]) for s in truth["strips"])
-    clean = sum(not s["defects"] for s in truth["strips"])
-    summary = {"folder": str(out), "strips": count, "size": f"{length}x{height}", "defects": planted,
-               "clean strips": clean, "ground truth": str(out / TRUTH_NAME)}
+    summary = {"folder": str(out), "strips": count, "size": f"{length}x{height}",
+               "defects": sum(len(s["defects"]) for s in truth["strips"]),
+               "clean strips": sum(not s["defects"] for s in truth["strips"]), "ground truth": str(out / TRUTH_NAME)}
     if json_out:
         print_json(summary)
     else:

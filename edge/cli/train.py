@@ -5,7 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from gedge.cli.commands import run_evaluate, run_import, run_score, run_train
+from gedge.cli.render import console, evaluation_table, fmt, key_value_table, print_json, progress_bar
+from gedge.core.preprocess import Preprocess
+from gedge.core.scores import SCORE_NAMES
+from gedge.reference.model import ModelConfig
+from gedge.reference.train import TrainCallbacks, TrainConfig, TrainResult
+from gedge.reference.workflows import (
+    ImportRequest,
+    TrainRequest,
+    import_checkpoint,
+    prepare_evaluation,
+    prepare_training,
+    score_files,
+    train_summary,
+)
+from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="The reference: training, evaluation, scoring and importing checkpoints.")
@@ -43,7 +57,36 @@ def train(
 
     Example: [bold]gedge train ../shared/data/wood_vsb256 -o wood.pt --steps 1500 --seed 0[/]
     """
-    run_train(locals())
+    request = TrainRequest(
+        data, out, ModelConfig(isize=isize, nc=channels, nz=nz, ngf=ngf, ndf=ndf, extralayers=extralayers),
+        Preprocess(mode=mode, isize=isize, channels=channels, scale=scale, stride=stride),
+        TrainConfig(preset=preset, steps=steps, batch_size=batch_size, val_every=val_every, val_fraction=val_fraction,
+                    seed=seed, contamination=contamination, device=device, lr=lr, resume=resume))
+    job = prepare_training(request)
+    with progress_bar("training", total=request.config.steps) as update:
+        def on_step(step: int, losses: dict[str, float]) -> None:
+            if step % 5 == 0 or step == request.config.steps:
+                update(step, info=" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
+
+        result = job.run(TrainCallbacks(on_step=on_step))
+    summary = train_summary(result, out)
+    if json_out:
+        print_json(summary)
+        return
+    console.print(validation_table(result))
+    console.print(f"wrote {out}: best step {result.best_step}, primary score {summary['primary']}, "
+                  f"threshold {summary['threshold']:.3f} ({summary['threshold_rule']}), {result.seconds:.0f} s")
+
+
+def validation_table(result: TrainResult) -> Table:
+    table = Table(title="Validation (held-out normals vs proxy anomalies; the test set is not used)",
+                  title_justify="left")
+    for column in ("step", *SCORE_NAMES, "recon L1"):
+        table.add_column(column, justify="right")
+    for h in result.history:
+        marker = " *" if h.step == result.best_step else ""
+        table.add_row(f"{h.step}{marker}", *(fmt(h.proxy_auroc[s]) for s in SCORE_NAMES), fmt(h.recon_l1, 4))
+    return table
 
 
 @app.command()
@@ -57,7 +100,13 @@ def evaluate(
 
     Example: [bold]gedge evaluate model.pt wood --json[/]
     """
-    run_evaluate(checkpoint, data, batch_size, json_out)
+    job = prepare_evaluation(checkpoint, data)
+    with progress_bar("scoring") as update:
+        report = job.run(batch_size, update)
+    if json_out:
+        print_json(report)
+    else:
+        console.print(evaluation_table(report))
 
 
 @app.command()
@@ -71,11 +120,24 @@ def score(
 
     Example: [bold]gedge score model.pt board_017.png boards/ --json[/]
     """
-    run_score(checkpoint, inputs, batch_size, json_out)
+    scored = score_files(checkpoint, inputs, batch_size)
+    records = scored.records()
+    if json_out:
+        for record in records:
+            print_json(record)
+        return
+    table = Table(title=f"Scores (primary {scored.primary}, threshold {scored.threshold:.3f})", title_justify="left")
+    for column in ("image", *SCORE_NAMES, "score", "decision"):
+        table.add_column(column, justify="left" if column == "image" else "right")
+    for r in records:
+        decision = "[red]REJECT[/]" if r["anomalous"] else "[green]accept[/]"
+        table.add_row(r["path"], *(fmt(r[k], 4) for k in SCORE_NAMES), fmt(r["score"], 2), decision)
+    console.print(table)
+    console.print(f"{sum(r['anomalous'] for r in records)} of {len(records)} images rejected")
 
 
 @app.command("import")
-def import_checkpoint(
+def import_command(
     sources: list[Path] = typer.Argument(..., help="netG.pth [netD.pth] (original GANomaly) or an anomalib .ckpt."),
     out: Path = typer.Option(Path("imported.pt"), "-o", "--out", help="gedge checkpoint to write."),
     data: Path | None = typer.Option(None, help="Calibrate the score statistics and threshold on the "
@@ -87,4 +149,8 @@ def import_checkpoint(
 
     Example: [bold]gedge import output/ganomaly/wood/train/weights/netG.pth netD.pth -o wood.pt --data wood[/]
     """
-    run_import(sources, out, data, primary, json_out)
+    result = import_checkpoint(ImportRequest(tuple(sources), out, data, primary))
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        console.print(key_value_table(f"Imported into {out}", result.to_dict()))
