@@ -1,0 +1,1 @@
+"""The bottom layer: artifact facts and their verification (see /work/shared/design.md, Layers)."""
