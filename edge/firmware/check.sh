@@ -33,54 +33,10 @@ CXX_BIN="$(command -v g++ || command -v c++ || true)"
 [ -d "$HEADERS/10.3/include" ] && [ -d "$HEADERS/11.1/include" ] ||
     skip "TensorRT headers not found at ../shared/third_party/tensorrt-headers (10.3 and 11.1)"
 
-# --- system packages ------------------------------------------------------------------------------------------
-have_nlohmann() { [ -f /usr/include/nlohmann/json.hpp ] || [ -f /usr/local/include/nlohmann/json.hpp ]; }
-APT_UPDATED=0
-apt_install() {  # apt_install PACKAGE...: as root only; 0 when installed
-    [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1 || return 1
-    if [ "$APT_UPDATED" = "0" ]; then
-        apt-get update -qq >/dev/null 2>&1 || true
-        APT_UPDATED=1
-    fi
-    say "installing $* (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
-}
-if ! have_nlohmann; then
-    apt_install nlohmann-json3-dev && have_nlohmann ||
-        skip "nlohmann/json is not installed and cannot be installed here (as root: apt-get install nlohmann-json3-dev)"
-fi
-if [ ! -f /usr/include/openssl/evp.h ]; then
-    apt_install libssl-dev && [ -f /usr/include/openssl/evp.h ] ||
-        skip "OpenSSL headers are not installed and cannot be installed here (as root: apt-get install libssl-dev)"
-fi
-if [ ! -f /usr/include/png.h ]; then
-    apt_install libpng-dev || say "no libpng headers: gedge-score is built for raw frames only"
-fi
-
-# --- valijson (header-only; only its nlohmann adapter is used) -------------------------------------------------
-VALIJSON_NOTE=""
-VALIJSON_INCLUDE=""
-if [ -f /usr/include/valijson/validator.hpp ]; then
-    VALIJSON_INCLUDE=/usr/include
-    VALIJSON_NOTE="valijson (system package)"
-elif [ -f "$BUILD/deps/valijson/usr/include/valijson/validator.hpp" ]; then
-    VALIJSON_INCLUDE="$BUILD/deps/valijson/usr/include"
-    VALIJSON_NOTE="valijson (Debian libvalijson-dev, headers unpacked in build/firmware/deps)"
-elif command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
-    mkdir -p "$BUILD/deps"
-    fetch() { (cd "$BUILD/deps" && apt-get download libvalijson-dev >/dev/null 2>&1); }
-    if ! fetch && [ "$(id -u)" = "0" ] && [ "$APT_UPDATED" = "0" ]; then
-        apt-get update -qq >/dev/null 2>&1 || true
-        APT_UPDATED=1
-        fetch
-    fi
-    deb="$(ls "$BUILD"/deps/libvalijson-dev_*.deb 2>/dev/null | head -n 1)"
-    if [ -n "$deb" ] && dpkg-deb -x "$deb" "$BUILD/deps/valijson"; then
-        VALIJSON_INCLUDE="$BUILD/deps/valijson/usr/include"
-        VALIJSON_NOTE="valijson (Debian libvalijson-dev, headers unpacked in build/firmware/deps)"
-    fi
-fi
-[ -n "$VALIJSON_NOTE" ] || VALIJSON_NOTE="OFF: valijson could not be fetched; typed checks of the fields the runtime uses only"
+# --- nlohmann/json, OpenSSL, libpng, valijson (deps.sh) -------------------------------------------------------
+# shellcheck source=edge/firmware/deps.sh
+source edge/firmware/deps.sh
+firmware_deps
 
 # --- CUDA 13 runtime headers from PyPI wheels ------------------------------------------------------------------
 CUDA_INCLUDE="$CUDA_HEADERS/nvidia/cu13/include"
