@@ -1,1 +1,1 @@
-"""The bottom layer: artifact facts and their verification (see /work/shared/design.md, Layers)."""
+"""The bottom layer of gedge: artifact facts and their verification (the design card's "artifacts" layer)."""

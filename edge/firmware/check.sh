@@ -44,7 +44,8 @@ if [ ! -f "$CUDA_INCLUDE/cuda_runtime_api.h" ] || [ ! -f "$CUDA_INCLUDE/crt/host
     PY="$ROOT/.venv/bin/python"
     [ -x "$PY" ] || PY="$(command -v python3 || true)"
     [ -n "$PY" ] && "$PY" -m pip --version >/dev/null 2>&1 || skip "no python3 with pip to fetch the CUDA headers wheels"
-    say "fetching CUDA $CUDA_WHEELS_VERSION runtime headers (nvidia-cuda-runtime, nvidia-cuda-crt) into build/firmware/cuda-headers"
+    say "fetching CUDA $CUDA_WHEELS_VERSION runtime headers (nvidia-cuda-runtime, nvidia-cuda-crt wheels)" \
+        "into build/firmware/cuda-headers"
     rm -rf "$CUDA_HEADERS"
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$PY" -m pip install --quiet --no-deps --target "$CUDA_HEADERS" \
         "nvidia-cuda-runtime==$CUDA_WHEELS_VERSION" "nvidia-cuda-crt==$CUDA_WHEELS_VERSION" 2>&1 |
@@ -62,8 +63,11 @@ SUMMARY=()
 for version in 10.3 11.1; do
     dir="$BUILD/trt-$version"
     say "TensorRT $version headers: configure, build (-Wall -Wextra -Werror), unit tests"
-    [ -f "$dir/CMakeCache.txt" ] && ! grep -q "CMAKE_GENERATOR:INTERNAL=${GENERATOR[1]:-Unix Makefiles}" "$dir/CMakeCache.txt" &&
+    # A build folder configured with another generator (Ninja appeared or went) is started afresh.
+    if [ -f "$dir/CMakeCache.txt" ] &&
+        ! grep -q "CMAKE_GENERATOR:INTERNAL=${GENERATOR[1]:-Unix Makefiles}" "$dir/CMakeCache.txt"; then
         rm -rf "$dir"
+    fi
     if ! cmake -S edge/firmware -B "$dir" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER="$CXX_BIN" \
         -DGEDGE_LINK_TENSORRT=OFF -DGEDGE_BUILD_TESTS=ON -DGEDGE_WARNINGS_AS_ERRORS=ON \
         -DGEDGE_TENSORRT_INCLUDE_DIR="$HEADERS/$version/include" -DGEDGE_CUDA_INCLUDE_DIR="$CUDA_INCLUDE" \

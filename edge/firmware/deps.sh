@@ -50,5 +50,6 @@ firmware_deps() {  # sets VALIJSON_INCLUDE and VALIJSON_NOTE; skips (exit 0) whe
             VALIJSON_NOTE="valijson (Debian libvalijson-dev, headers unpacked in build/firmware/deps)"
         fi
     fi
-    [ -n "$VALIJSON_NOTE" ] || VALIJSON_NOTE="OFF: valijson could not be fetched; typed checks of the fields the runtime uses only"
+    [ -n "$VALIJSON_NOTE" ] ||
+        VALIJSON_NOTE="OFF: valijson could not be fetched; typed checks of the fields the runtime uses only"
 }

@@ -3,8 +3,8 @@
  * gedge_open reads <engine>.json (the manifest `gedge build` writes), checks it against the engine's bytes
  * (sha256), this TensorRT (version) and this GPU (name, compute capability), refuses an engine whose manifest
  * records failed parity unless GEDGE_OPEN_ALLOW_FAILED_PARITY is given, deserialises the engine and binds its
- * input and outputs by name. Every call returns a status; gedge_last_error() says why the last call of this
- * thread failed ("" after a success). No call aborts or lets an exception out. An engine is used by one thread
+ * input and outputs by name. Calls return a status; gedge_last_error() says why the last of them failed in this
+ * thread ("" after a success). No call aborts or lets an exception out. An engine is used by one thread
  * at a time. Link: -lgedge -lnvinfer -lcudart -lcrypto (see docs/firmware.md). */
 #ifndef GEDGE_ENGINE_H
 #define GEDGE_ENGINE_H
@@ -71,7 +71,8 @@ const char* gedge_warning(const gedge_engine* engine);
 /* Waits for the engine's work, releases everything; NULL is ignored. */
 void gedge_close(gedge_engine* engine);
 
-/* One line naming the file and the problem of this thread's last failed call; "" when the last call succeeded. */
+/* One line naming the file and the problem of this thread's last call that returned a gedge_status; "" when that
+ * call succeeded. */
 const char* gedge_last_error(void);
 
 #ifdef __cplusplus

@@ -84,7 +84,8 @@ Status Engine::open_checked(const std::string& engine_path, const OpenOptions& o
                         manifest_.input_dtype + " " + manifest_.input_layout);
 
     status = platform_.deserialize(plan.data(), plan.size(), model_);
-    if (!status.ok()) return fail(Code::tensorrt, engine_path, "TensorRT cannot deserialise the engine: " + status.message());
+    if (!status.ok())
+        return fail(Code::tensorrt, engine_path, "TensorRT cannot deserialise the engine: " + status.message());
     plan.clear();
     plan.shrink_to_fit();
     status = bind(engine_path);

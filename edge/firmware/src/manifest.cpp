@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -78,7 +79,8 @@ public:
     }
 
     void problem(const char* pointer, const std::string& what) {
-        if (status_.ok()) status_ = fail(Code::manifest, path_, std::string("manifest field ") + (pointer + 1) + " " + what);
+        if (status_.ok())
+            status_ = fail(Code::manifest, path_, std::string("manifest field ") + (pointer + 1) + " " + what);
     }
 
 private:
@@ -156,12 +158,16 @@ Status check_facts(const Manifest& m, const std::string& path) {
     if (!one_of(m.input_dtype, {"uint8", "float32"}))
         return bad("field input/dtype must be uint8 or float32, got " + m.input_dtype);
     if (m.input_shape.size() != 4) return bad("field input/shape must have 4 dimensions");
-    for (const auto* shape : {&m.profile_min, &m.profile_opt, &m.profile_max}) {
-        if (shape->size() != 4) return bad("profile shapes must have 4 dimensions");
+    const std::pair<const char*, const std::vector<int64_t>*> profile[] = {
+        {"min", &m.profile_min}, {"opt", &m.profile_opt}, {"max", &m.profile_max}};
+    for (const auto& [name, shape] : profile) {
+        const std::string field = std::string("field profile/") + name;
+        if (shape->size() != 4) return bad(field + " must have 4 dimensions");
         for (int64_t d : *shape)
-            if (d < 1) return bad("profile shapes must be positive");
+            if (d < 1) return bad(field + " must be positive");
         for (size_t i = 1; i < 4; ++i)
-            if ((*shape)[i] != m.input_shape[i]) return bad("profile shapes differ from input/shape beyond the batch");
+            if ((*shape)[i] != m.input_shape[i])
+                return bad(field + ": profile shapes differ from input/shape beyond the batch");
     }
     if (m.profile_min[0] > m.profile_max[0]) return bad("profile min batch is larger than its max batch");
     bool has_score = false;
@@ -221,7 +227,9 @@ Status parse_manifest(const std::string& text, const std::string& path, Manifest
 Status read_manifest(const std::string& engine_path, Manifest& out) {
     const std::string path = manifest_path(engine_path);
     std::ifstream probe(path);
-    if (!probe) return fail(Code::manifest, engine_path, "engine has no manifest (" + path + "); build engines with `gedge build`");
+    if (!probe)
+        return fail(Code::manifest, engine_path,
+                    "engine has no manifest (" + path + "); build engines with `gedge build`");
     std::string text;
     Status read = read_file(path, text);
     if (!read.ok()) return read;

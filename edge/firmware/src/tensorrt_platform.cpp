@@ -161,7 +161,9 @@ public:
         return Status();
     }
 
-    Status host_alloc(size_t bytes, void** out) override { return cuda_status(cudaMallocHost(out, bytes), "cudaMallocHost"); }
+    Status host_alloc(size_t bytes, void** out) override {
+        return cuda_status(cudaMallocHost(out, bytes), "cudaMallocHost");
+    }
     void host_free(void* pointer) override { (void)cudaFreeHost(pointer); }
     Status device_alloc(size_t bytes, void** out) override { return cuda_status(cudaMalloc(out, bytes), "cudaMalloc"); }
     void device_free(void* pointer) override { (void)cudaFree(pointer); }

@@ -39,8 +39,10 @@ std::string describe(const A& a, const B& b) {
     static void name()
 #define CHECK(cond) \
     ((cond) ? (void)0 : harness::failure(__FILE__, __LINE__, "CHECK(" #cond ")"))
-#define CHECK_EQ(a, b) \
-    (((a) == (b)) ? (void)0 : harness::failure(__FILE__, __LINE__, "CHECK_EQ(" #a ", " #b "): " + harness::describe((a), (b))))
+#define CHECK_EQ(a, b)                                                                                    \
+    (((a) == (b)) ? (void)0                                                                               \
+                  : harness::failure(__FILE__, __LINE__,                                                  \
+                                     "CHECK_EQ(" #a ", " #b "): " + harness::describe((a), (b))))
 #define REQUIRE(cond)                                                           \
     do {                                                                        \
         if (!(cond)) {                                                          \

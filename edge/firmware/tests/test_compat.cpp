@@ -59,7 +59,8 @@ TEST(target_differences_read_like_the_python_ones) {
     CHECK_EQ(gedge::target_problem(target, runtime), "");
     runtime.gpu_name = "NVIDIA H200";
     runtime.compute_capability = "SM90";
-    CHECK_EQ(gedge::target_problem(target, runtime), "the engine was built on Orin (SM87) but this GPU is NVIDIA H200 (SM90)");
+    CHECK_EQ(gedge::target_problem(target, runtime),
+             "the engine was built on Orin (SM87) but this GPU is NVIDIA H200 (SM90)");
     runtime = orin();
     runtime.gpu_name = "Xavier";
     CHECK_EQ(gedge::target_problem(target, runtime), "the engine was built on Orin but this GPU is Xavier");
@@ -80,14 +81,16 @@ TEST(verify_engine_refuses_changed_bytes_other_tensorrt_and_other_gpu) {
 
     gedge::Status status = gedge::verify_engine(manifest, "engine bytez", 12, orin(), "a.engine");
     CHECK(status.code() == Code::mismatch);
-    CHECK_EQ(status.message(), "a.engine: engine does not match its manifest (sha256 differs: replaced, modified or truncated?)");
+    CHECK_EQ(status.message(),
+             "a.engine: engine does not match its manifest (sha256 differs: replaced, modified or truncated?)");
 
     gedge::RuntimeInfo newer = orin();
     newer.version = "10.4.0";
     status = gedge::verify_engine(manifest, bytes.data(), bytes.size(), newer, "a.engine");
     CHECK(status.code() == Code::mismatch);
-    CHECK_EQ(status.message(), "a.engine: engine was built with tensorrt 10.3.0 but this runtime is 10.4.0 (engines load "
-                               "only on the TensorRT version that built them); rebuild it with `gedge build` on this machine");
+    CHECK_EQ(status.message(),
+             "a.engine: engine was built with tensorrt 10.3.0 but this runtime is 10.4.0 (engines load only on the "
+             "TensorRT version that built them); rebuild it with `gedge build` on this machine");
 
     manifest.tensorrt_flavour = "tensorrt_rtx";
     manifest.tensorrt_version = "1.7.1.116";
