@@ -6,7 +6,7 @@ EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gedge-installed-$(EXTRAS)
 
-.PHONY: demo test lint venv clean gpu-check
+.PHONY: demo test lint venv clean gpu-check firmware-check
 
 venv: $(STAMP)
 
@@ -21,7 +21,13 @@ demo: $(STAMP)
 	$(BIN)/gedge demo --out demo-out
 
 test: $(STAMP)
+	bash edge/firmware/check.sh
 	$(BIN)/python -m pytest -q
+
+# The C++ firmware runtime (edge/firmware): compiled against TensorRT 10.3 and 11.1 headers with -Werror, unit
+# tests on stand-ins; skipped with the reason where there is no C++ compiler or CMake. Outputs in build/firmware.
+firmware-check:
+	bash edge/firmware/check.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check edge export calibrate bench tests

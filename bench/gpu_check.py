@@ -7,7 +7,9 @@
    H2D, a captured device copy, D2H), results checked byte for byte and in order;
 5. where TensorRT is installed: FP32, FP16 and INT8 (Q/DQ) engines built from a small model, engine parity
    against torch (measured by ``gedge build`` and recorded in each manifest), and ``gedge bench`` of every
-   backend with the H2D/compute/D2H split and with and without CUDA graphs.
+   backend with the H2D/compute/D2H split and with and without CUDA graphs;
+6. the C++ firmware runtime (edge/firmware) linked against this TensorRT: its gedge-score on the engines against
+   ``gedge score --json`` on the same frames (gedge.bench.firmware_check).
 
 Each step reports ok / FAIL / skipped (with the reason); a failing step does not stop the others. Exit code 1
 when any step failed. ``--model`` uses a trained checkpoint instead of a small random one (the speed does not
@@ -306,6 +308,16 @@ def step_bench(steps: Steps) -> str:
     return f"{len(report.results)} rows; fastest {best.label} batch {best.batch}: {best.images_per_second:.0f} img/s"
 
 
+def step_firmware(steps: Steps, folder: Path) -> str:
+    from gedge.bench.firmware_check import FirmwareSkip
+    from gedge.bench.firmware_check import step_firmware as compare_firmware
+
+    try:
+        return compare_firmware(steps.data, folder)
+    except FirmwareSkip as exc:
+        raise Skip(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="A trained gedge checkpoint (default: random).")
@@ -333,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         if "model" in steps.data:
             steps.run("TensorRT engines + parity", lambda: step_engines(steps, folder), need=90)
             steps.run("bench", lambda: step_bench(steps), need=30)
+            steps.run("firmware gedge-score vs gedge score", lambda: step_firmware(steps, folder), need=20)
     from gedge.cli.render import console
     from rich.table import Table
 

@@ -7,4 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
+# The C++ firmware runtime linked against this machine's TensorRT, built before the timed check so compile time does
+# not eat its budget (prints why it cannot be built where there is no TensorRT, CUDA toolkit or compiler).
+PYTHON="$PY" GEDGE_JOBS="${GEDGE_JOBS:-$(nproc)}" bash edge/firmware/gpu_build.sh || true
 exec timeout --signal=INT --kill-after=15 300 "$PY" -m gedge.bench.gpu_check "$@"

@@ -1,0 +1,116 @@
+"""The firmware step of ``make gpu-check``: the C++ runtime's ``gedge-score`` against ``gedge score --json``.
+
+Builds edge/firmware linked against this machine's TensorRT and CUDA (``edge/firmware/gpu_build.sh``), writes the
+test images of the check's data set as frames at the model's scale (what a camera pipeline hands the firmware),
+and scores them twice: ``gedge-score --prescaled`` on each engine the check built, and ``gedge score --json`` on
+the same checkpoint with its frame scale set to 1 (the frames are already scaled; tiles and weights are the same).
+The FP32 engine must agree with the PyTorch reference (relative L2 per score <= 1e-4, equal decisions away from the
+threshold) and give identical numbers with and without CUDA graphs; FP16 and INT8 are reported. Skipped with the
+reason where no engine was built or the runtime cannot be built here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FP32_MAX_REL_L2 = 1e-4
+NEAR_THRESHOLD = 1e-3
+
+
+class FirmwareSkip(Exception):
+    """The step cannot run here (the reason is the message)."""
+
+
+def build_gedge_score() -> Path:
+    env = {**os.environ, "PYTHON": sys.executable, "GEDGE_JOBS": os.environ.get("GEDGE_JOBS", str(os.cpu_count() or 2))}
+    run = subprocess.run(["bash", str(ROOT / "edge/firmware/gpu_build.sh")], capture_output=True, text=True, env=env,
+                         check=False)
+    last = (run.stdout.strip().splitlines() or [""])[-1]
+    if run.returncode == 3:
+        raise FirmwareSkip(last.removeprefix("skip: "))
+    if run.returncode != 0:
+        raise AssertionError(f"the firmware build failed: {(run.stdout + run.stderr).strip()[-600:]}")
+    return Path(last)
+
+
+def write_frames(checkpoint: Any, data: Path, folder: Path) -> list[Path]:
+    """The data set's test images, prepared (scaled) as the model does, as PNG frames."""
+    from gedge.data import list_images, prepare, read_image
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = [p for d in sorted((data / "test").iterdir()) if d.is_dir() for p in list_images(d)]
+    frames = []
+    for i, source in enumerate(sources):
+        image = prepare(read_image(source, checkpoint.preprocess.channels), checkpoint.preprocess, source)
+        path = folder / f"{i:03d}_{source.parent.name}.png"
+        Image.fromarray(image[..., 0] if image.shape[2] == 1 else image).save(path)
+        frames.append(path)
+    return frames
+
+
+def json_lines(command: list[str], what: str) -> list[dict[str, Any]]:
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise AssertionError(f"{what} failed (exit {run.returncode}): {run.stderr.strip()[-400:]}")
+    return [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+
+
+def compare(reference: list[dict], candidate: list[dict], threshold: float) -> tuple[dict[str, float], int]:
+    """Relative L2 error per score and the number of decisions that differ away from the threshold."""
+    if [r["path"] for r in reference] != [c["path"] for c in candidate]:
+        raise AssertionError("gedge-score and gedge score list different frames")
+    names = [k for k in reference[0] if k not in ("path", "anomalous")]
+    errors = {}
+    for name in names:
+        a = np.array([r[name] for r in reference], dtype=np.float64)
+        b = np.array([c[name] for c in candidate], dtype=np.float64)
+        errors[name] = float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12))
+    differ = sum(1 for r, c in zip(reference, candidate)
+                 if r["anomalous"] != c["anomalous"] and abs(r["score"] - threshold) > NEAR_THRESHOLD)
+    return errors, differ
+
+
+def step_firmware(data: dict[str, Any], folder: Path) -> str:
+    """gpu_check's step; ``data`` is the check's shared facts (model, data, engines)."""
+    from gedge.checkpoint import load_checkpoint, save_checkpoint
+
+    engines: dict[str, Path] = data.get("engines") or {}
+    if not engines:
+        raise FirmwareSkip("no engines were built (see the TensorRT step)")
+    manifest = json.loads(Path(str(engines["fp32"]) + ".json").read_text())
+    if manifest.get("format_version") != 2:
+        raise FirmwareSkip(f"the engines' manifests are format {manifest.get('format_version')}; the firmware reads 2")
+    gedge_score = build_gedge_score()
+    checkpoint = load_checkpoint(data["model"])
+    frames = write_frames(checkpoint, Path(data["data"]), folder / "frames")
+    unscaled = dataclasses.replace(checkpoint, preprocess=dataclasses.replace(checkpoint.preprocess, scale=1.0))
+    save_checkpoint(unscaled, folder / "model.frames.pt")
+    cli = [sys.executable, "-c", "from gedge.cli import main; main()"]
+    reference = json_lines([*cli, "score", str(folder / "model.frames.pt"), *map(str, frames), "--json"],
+                           "gedge score")
+    threshold = float(manifest["decision"]["threshold"])
+    lines = []
+    for precision, engine in engines.items():
+        run = [str(gedge_score), "--prescaled", str(engine), *map(str, frames)]
+        candidate = json_lines(run, f"gedge-score {precision}")
+        errors, differ = compare(reference, candidate, threshold)
+        worst = max(errors, key=errors.get)
+        lines.append(f"{precision} rel L2 {errors[worst]:.1e} ({worst}), {differ} decisions differ")
+        if precision != "fp32":
+            continue
+        if errors[worst] > FP32_MAX_REL_L2 or differ:
+            raise AssertionError(f"FP32 engine through gedge-score vs torch: {lines[-1]} (limit {FP32_MAX_REL_L2})")
+        graphs = json_lines([run[0], "--cuda-graphs", *run[1:]], "gedge-score --cuda-graphs")
+        if graphs != candidate:
+            raise AssertionError("gedge-score gives other numbers with --cuda-graphs")
+    return f"{len(frames)} frames vs gedge score (torch): " + "; ".join(lines) + "; FP32 with CUDA graphs identical"
