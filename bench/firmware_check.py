@@ -44,7 +44,8 @@ def build_gedge_score() -> Path:
 
 def write_frames(checkpoint: Any, data: Path, folder: Path) -> list[Path]:
     """The data set's test images, prepared (scaled) as the model does, as PNG frames."""
-    from gedge.data import list_images, prepare, read_image
+    from gedge.data.images import list_images, read_image
+    from gedge.data.tiles import prepare
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,7 +83,7 @@ def compare(reference: list[dict], candidate: list[dict], threshold: float) -> t
 
 def step_firmware(data: dict[str, Any], folder: Path) -> str:
     """gpu_check's step; ``data`` is the check's shared facts (model, data, engines)."""
-    from gedge.checkpoint import load_checkpoint, save_checkpoint
+    from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
 
     engines: dict[str, Path] = data.get("engines") or {}
     if not engines:
@@ -95,7 +96,7 @@ def step_firmware(data: dict[str, Any], folder: Path) -> str:
     frames = write_frames(checkpoint, Path(data["data"]), folder / "frames")
     unscaled = dataclasses.replace(checkpoint, preprocess=dataclasses.replace(checkpoint.preprocess, scale=1.0))
     save_checkpoint(unscaled, folder / "model.frames.pt")
-    cli = [sys.executable, "-c", "from gedge.cli import main; main()"]
+    cli = [sys.executable, "-c", "from gedge.cli.app import main; main()"]
     reference = json_lines([*cli, "score", str(folder / "model.frames.pt"), *map(str, frames), "--json"],
                            "gedge score")
     threshold = float(manifest["decision"]["threshold"])

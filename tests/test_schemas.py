@@ -10,8 +10,8 @@ import pytest
 
 jsonschema = pytest.importorskip("jsonschema")
 
+from gedge.core.errors import ArtifactError, ConfigError  # noqa: E402
 from gedge.core.schemas import SCHEMA_DIR, SCHEMA_FILES, load_schema, validate_artifact_json  # noqa: E402
-from gedge.errors import ArtifactError, ConfigError  # noqa: E402
 
 EXAMPLES = SCHEMA_DIR / "examples"
 EXAMPLE_FILES = {"engine": "engine-manifest.example.json", "graph": "graph-sidecar.example.json",
