@@ -300,7 +300,8 @@ def test_speed_measure_interleaves_and_ratios():
             time.sleep(self.per_image * len(batch))
 
     sleepers = {TORCH: Sleeper("slow", 0.002), "fast": Sleeper("fast", 0.001)}
-    rows = measure(sleepers, [1, 4], InputSpec(size=8, channels=3), Rounds(rounds=2, warmup=2, seconds=0.02, min_calls=2))
+    plan = Rounds(rounds=2, warmup=2, seconds=0.02, min_calls=2)
+    rows = measure(sleepers, [1, 4], InputSpec(size=8, channels=3), plan)
     report = BenchReport(BENCH_CPU, {"cpu": "test"}, {"model": {"isize": 8}, "threads": 1, "batches": [1, 4]}, rows,
                          reference=TORCH)
     report.add_ratios(digits=3)
