@@ -1,6 +1,6 @@
 """TensorRT backend: a gedge engine (``gedge build``) on the GPU, classic ``tensorrt`` or ``tensorrt_rtx``.
 
-Loading goes through the engine's manifest first (:func:`gedge.export.manifest.read_verified_engine`): the
+Loading goes through the engine's manifest first (:func:`gedge.core.artifacts.engine.read_verified_engine`): the
 bytes must match the recorded sha256, and the installed TensorRT flavour and version and this GPU must be the
 ones the engine was built for; the bytes that were checked are the bytes deserialised.
 
