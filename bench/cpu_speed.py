@@ -28,6 +28,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ def measure(backends: dict[str, Backend], batches: list[int], spec: InputSpec, p
     batch size and round); rows in backend order, labelled by the keys of ``backends``."""
     rng = np.random.default_rng(seed)
     inputs = {b: rng.integers(0, 256, (b, spec.size, spec.size, spec.channels), dtype=np.uint8) for b in batches}
-    calls = {(name, b): _score_call(backend, inputs[b]) for name, backend in backends.items() for b in batches}
+    calls = {(name, b): partial(backend.score, inputs[b]) for name, backend in backends.items() for b in batches}
     groups = [[(name, b) for name in backends] for b in batches]
     samples = interleaved(calls, plan, groups, progress)
     rows = []
@@ -145,10 +146,6 @@ def measure(backends: dict[str, Backend], batches: list[int], spec: InputSpec, p
             rows.append(BenchRow(name, backend.name, info.kind, "", info.precision, b, latency,
                                  round(b / (percentile(ms, 50) / 1e3), 2)))
     return rows
-
-
-def _score_call(backend: Backend, batch: np.ndarray) -> Callable[[], Any]:
-    return lambda: backend.score(batch)
 
 
 def _open_backends(graphs: dict[str, Path], checkpoint: Path, config: CpuBenchConfig,

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +75,9 @@ def _write_cache(key: str, choice: MeasuredChoice) -> None:
 def time_backends(backends: Mapping[str, Backend], batch: np.ndarray, rounds: int = ROUNDS) -> dict[str, float]:
     """Images/s of each opened backend on ``batch``: one warm-up call each, then ``rounds`` interleaved calls
     (the order rotates every round), median per backend (nearest rank)."""
-    calls = {name: partial_score(backend, batch) for name, backend in backends.items()}
+    calls = {name: partial(backend.score, batch) for name, backend in backends.items()}
     samples = interleaved(calls, Rounds(rounds=rounds, warmup=1, calls=1))
     return {name: round(len(batch) / (percentile(ms, 50) / 1e3), 1) for name, ms in samples.items()}
-
-
-def partial_score(backend: Backend, batch: np.ndarray) -> Callable[[], object]:
-    return lambda: backend.score(batch)
 
 
 def choose_by_measuring(path: Path, openers: Mapping[str, Callable[[], Backend]], precision: str, batch_size: int,
