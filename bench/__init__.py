@@ -1,1 +1,2 @@
-"""gedge.bench: parity against the PyTorch reference, latency and throughput, reports."""
+"""gedge.bench: speed. The ``gedge bench`` suite, ``gedge bench-cpu``, ``gedge gpu-check`` and their one report
+(no rendering here: :mod:`gedge.cli.render_bench` draws the tables)."""

@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gedge.data.images import list_images, read_image
+from gedge.data.tiles import prepare
+from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 FP32_MAX_REL_L2 = 1e-4
@@ -44,10 +48,6 @@ def build_gedge_score() -> Path:
 
 def write_frames(checkpoint: Any, data: Path, folder: Path) -> list[Path]:
     """The data set's test images, prepared (scaled) as the model does, as PNG frames."""
-    from gedge.data.images import list_images, read_image
-    from gedge.data.tiles import prepare
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
     sources = [p for d in sorted((data / "test").iterdir()) if d.is_dir() for p in list_images(d)]
     frames = []
@@ -83,8 +83,6 @@ def compare(reference: list[dict], candidate: list[dict], threshold: float) -> t
 
 def step_firmware(data: dict[str, Any], folder: Path) -> str:
     """gpu_check's step; ``data`` is the check's shared facts (model, data, engines)."""
-    from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
-
     engines: dict[str, Path] = data.get("engines") or {}
     if not engines:
         raise FirmwareSkip("no engines were built (see the TensorRT step)")

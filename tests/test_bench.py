@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from gedge.bench.report import bench_table
 from gedge.bench.runner import (
     BenchConfig,
     bench_latency,
@@ -20,10 +19,11 @@ from gedge.bench.runner import (
     run_benchmarks,
 )
 from gedge.cli.render import console
+from gedge.cli.render_bench import bench_table
 from gedge.core.errors import ConfigError
 from gedge.core.inputs import InputSpec
-from gedge.core.machine import machine_facts
-from gedge.core.timing import latency_summary, percentile, timed_calls
+from gedge.core.machine import CPU_FLAGS, machine_facts
+from gedge.core.timing import Rounds, interleaved, latency_summary, percentile, rotated, summarize, timed_calls
 from test_loop import FakeBackend
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]
@@ -44,6 +44,26 @@ def test_percentiles_are_nearest_rank_and_timing_counts_calls():
         BenchConfig(iters=5, seconds=1.0)
     with pytest.raises(ConfigError):
         BenchConfig(backends=["tpu"])
+
+
+def test_interleaved_rounds_rotate_the_order_and_warm_every_callable():
+    calls: list[str] = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    samples = interleaved(fns, Rounds(rounds=3, warmup=1, calls=2))
+    assert calls[:3] == ["a", "b", "c"]  # warm-up, once each
+    turns = [calls[i] for i in range(3, len(calls), 2)]  # two calls per turn
+    assert turns == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert all(len(ms) == 6 for ms in samples.values())
+    groups = [[(n, 1) for n in "ab"], [(n, 2) for n in "ab"]]
+    seen: list[tuple[str, int]] = []
+    progress: list[tuple[int, int]] = []
+    interleaved({key: (lambda key=key: seen.append(key)) for g in groups for key in g},
+                Rounds(rounds=2, warmup=0, calls=1), groups, lambda done, total: progress.append((done, total)))
+    assert seen == [("a", 1), ("b", 1), ("a", 2), ("b", 2), ("b", 1), ("a", 1), ("b", 2), ("a", 2)]
+    assert progress[-1] == (8, 8) and rotated([1, 2, 3], 4) == [2, 3, 1]
+    assert summarize([4.0, 1.0, 3.0, 2.0]).p50 == 2.0  # nearest rank: a measured value, not 2.5
+    with pytest.raises(ConfigError, match="not both"):
+        Rounds(calls=3, seconds=1.0)
 
 
 def test_frames_decode_to_tiles_and_the_pipeline_is_compared_with_batch_by_batch():
@@ -81,7 +101,10 @@ def test_suite_on_torch_and_onnxruntime_with_ratio(scorer_graphs):
         console.print(bench_table(report))
     text = captured.get()
     assert "torch eager (cpu)" in text and "1.00x" in text and "pipelined" in text
-    json.dumps(report.to_dict())
+    assert "cores" in text and ("avx" in text or "none of" in text)  # the CPU flags are printed with the numbers
+    payload = report.to_dict()
+    assert payload["suite"] == "bench" and {"machine", "settings", "results", "skipped", "notes"} <= set(payload)
+    json.dumps(payload)
 
 
 def test_bench_cli_json_and_a_missing_backend(scorer_graphs):
@@ -99,3 +122,22 @@ def test_bench_cli_json_and_a_missing_backend(scorer_graphs):
 def test_machine_facts_without_gpu_probe():
     facts = machine_facts(probe_gpu=False)
     assert facts["cores"] >= 1 and facts["onnxruntime"] and facts["gpu"] is None
+    assert set(facts["cpu_flags"]) <= set(CPU_FLAGS) and facts["omp_wait_policy"]
+
+
+def test_gpu_check_skips_cuda_steps_without_a_gpu(tmp_path):
+    """On a machine without an NVIDIA GPU the CUDA steps are skipped with the reason and nothing fails."""
+    from gedge.bench.gpu_check import GpuCheckOptions, run_gpu_check
+    from gedge.core.machine import cuda_device
+
+    if cuda_device()[0] is not None:
+        pytest.skip("this machine has a GPU; the no-GPU path does not apply")
+    seen = []
+    result = run_gpu_check(GpuCheckOptions(out=tmp_path, budget_s=28), on_step=seen.append)  # no time to bench
+    status = {step.name: step for step in result.steps}
+    assert status["machine"].status == "ok" and "CPU" in status["machine"].detail
+    assert status["CUDA buffers/streams/graphs"].status == "skipped"
+    assert "no NVIDIA GPU" in status["CUDA buffers/streams/graphs"].detail
+    assert status["pipelined loop on the GPU"].status == "skipped" and not result.failed
+    assert "not enough time" in status["bench"].detail and [s.name for s in seen] == [s.name for s in result.steps]
+    json.dumps(result.to_dict())

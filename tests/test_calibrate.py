@@ -283,20 +283,34 @@ def test_calibrate_options_and_inputs_are_checked_first(int8_graphs, scorer_grap
 def test_speed_measure_interleaves_and_ratios():
     import time
 
-    from gedge.bench.cpu_speed import TORCH, SpeedReport, measure, speed_table
+    from gedge.bench.cpu_speed import TORCH, measure
+    from gedge.bench.report import BENCH_CPU, BenchReport
     from gedge.cli.render import console
+    from gedge.cli.render_bench import speed_table
+    from gedge.core.backend import BackendInfo
+    from gedge.core.inputs import InputSpec
+    from gedge.core.timing import Rounds
 
     class Sleeper:
-        def __init__(self, per_image: float) -> None:
-            self.per_image = per_image
+        def __init__(self, name: str, per_image: float) -> None:
+            self.name, self.per_image = name, per_image
+            self.info = BackendInfo(kind="sleep", label=name, precision="fp32")
 
         def score(self, batch):
             time.sleep(self.per_image * len(batch))
 
-    rows = measure({TORCH: Sleeper(0.002), "fast": Sleeper(0.001)}, [1, 4], 8, 3, rounds=2, budget_s=0.02)
-    fast = next(r for r in rows if r.backend == "fast" and r.batch == 4)
-    assert 1.5 < fast.ratio_vs_torch < 2.5 and fast.calls >= 4
-    report = SpeedReport(rows, {"isize": 8}, 1, [1, 4], 2, [0.1], [0.1], {"OMP_WAIT_POLICY": "PASSIVE"})
+    sleepers = {TORCH: Sleeper("slow", 0.002), "fast": Sleeper("fast", 0.001)}
+    plan = Rounds(rounds=2, warmup=2, seconds=0.02, min_calls=2)
+    rows = measure(sleepers, [1, 4], InputSpec(size=8, channels=3), plan)
+    report = BenchReport(BENCH_CPU, {"cpu": "test"}, {"model": {"isize": 8}, "threads": 1, "batches": [1, 4]}, rows,
+                         reference=TORCH)
+    report.add_ratios(digits=3)
+    fast = report.row("fast", 4)
+    assert 1.5 < fast.vs_torch_eager < 2.5 and fast.latency_ms["n"] >= 4
+    assert fast.latency_ms["p10"] <= fast.latency_ms["p50"] <= fast.latency_ms["p90"]
+    legacy = report.to_dict()["rows"]  # the keys `gedge bench-cpu --json` has always had
+    assert {"backend", "batch", "calls", "median_ms", "p10_ms", "p90_ms", "images_per_s", "ratio_vs_torch"} <= set(
+        legacy[0])
     with console.capture() as captured:
         console.print(speed_table(report))
     assert "fast" in captured.get() and "vs torch" in captured.get()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gedge.core.backend import BackendInfo
 from gedge.core.errors import ConfigError
 from gedge.core.inputs import InputSpec
 from gedge.core.preprocess import Preprocess
@@ -28,6 +29,7 @@ class DarkSpotBackend:
     """Scores a tile by how dark its darkest pixels are: a black square is a defect, wood is not."""
 
     name = "dark-spot"
+    info = BackendInfo(kind="dark-spot", label="dark spot", precision="fp32")
 
     def __init__(self, size: int) -> None:
         self.input_spec = InputSpec(size=size, channels=3)

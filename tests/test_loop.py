@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from gedge.core.backend import AsyncBackend, BackendInfo
 from gedge.core.errors import ConfigError, DataError
 from gedge.core.inputs import InputSpec
 from gedge.core.scores import OUTPUT_NAMES, Scores
@@ -26,6 +27,7 @@ class FakeBackend:
 
     name = "fake"
     input_spec = SPEC
+    info = BackendInfo(kind="fake", label="fake", precision="fp32")
 
     def __init__(self, delay: float = 0.0, fail_on: int | None = None) -> None:
         self.delay, self.fail_on = delay, fail_on
@@ -50,7 +52,7 @@ class SlotBackend(FakeBackend):
 
     def __init__(self, slots: int = 3) -> None:
         super().__init__()
-        self.slots = slots
+        self.info = BackendInfo(kind="fake", label="fake", precision="fp32", slots=slots)
         self.held: dict[int, np.ndarray] = {}
         self.order: list[int] = []
 
@@ -133,10 +135,11 @@ def test_stopping_early_leaves_no_work_behind():
 
 def test_native_slots_are_used_round_robin_in_order():
     backend = SlotBackend(slots=3)
+    assert isinstance(backend, AsyncBackend) and not isinstance(FakeBackend(), AsyncBackend)
     items = [item(k, k % 3 + 1) for k in range(8)]
     results = Pipeline(backend, batch_size=2, slots=4).score_all(items)
     assert all(r.ok for r in results) and [float(r.scores.d1[0]) for r in results] == list(range(8))
-    assert backend.order[:4] == [0, 1, 2, 0] and not backend.held  # min(4, backend.slots) = 3 slots
+    assert backend.order[:4] == [0, 1, 2, 0] and not backend.held  # min(4, backend.info.slots) = 3 slots
 
 
 def test_loop_matches_batch_by_batch_on_onnxruntime(scorer_graphs):
@@ -163,6 +166,8 @@ def test_bad_settings():
         Pipeline(FakeBackend(), slots=0)
     with pytest.raises(ConfigError):
         Pipeline(FakeBackend(), on_backend_error="ignore")
+    with pytest.raises(ConfigError, match="unexpected keyword"):
+        Pipeline(FakeBackend(), batchsize=4)
 
 
 @pytest.mark.skipif(not hasattr(threading, "get_native_id") or not hasattr(__import__("os"), "setpriority"),
@@ -188,10 +193,10 @@ def test_batch_size_capped_at_the_backends_max_batch():
     """An engine's profile takes at most max_batch per call: the loop batches to that, not to what was asked."""
 
     class Capped(FakeBackend):
-        max_batch = 3
+        info = BackendInfo(kind="fake", label="capped", precision="fp32", max_batch=3)
 
         def score(self, batch: np.ndarray) -> Scores:
-            assert len(batch) <= self.max_batch
+            assert len(batch) <= self.info.max_batch
             return super().score(batch)
 
     backend = Capped()

@@ -278,16 +278,16 @@ def test_measured_choice_times_both_and_remembers(scorer_graphs, monkeypatch, tm
 
     monkeypatch.setenv("GEDGE_CACHE_DIR", str(tmp_path / "cache"))
     candidates = ["onnxruntime", "openvino"] if HAVE_OPENVINO else ["onnxruntime"]
-    first = choice.measured_choice(scorer_graphs["fp32"], candidates, "fp32", batch_size=8, threads=1)
+    first = factory.measured_choice(scorer_graphs["fp32"], candidates, "fp32", batch_size=8, threads=1)
     assert first.kind in candidates and set(first.images_per_second) == set(candidates) and not first.cached
     assert all(rate > 0 for rate in first.images_per_second.values())
     assert first.kind == max(first.images_per_second, key=first.images_per_second.get)
-    again = choice.measured_choice(scorer_graphs["fp32"], candidates, "fp32", batch_size=8, threads=1)
+    again = factory.measured_choice(scorer_graphs["fp32"], candidates, "fp32", batch_size=8, threads=1)
     assert again.cached and again.kind == first.kind and "remembered" in again.describe()
-    other_batch = choice.measured_choice(scorer_graphs["fp32"], candidates, "fp32", batch_size=4, threads=1)
+    other_batch = factory.measured_choice(scorer_graphs["fp32"], candidates, "fp32", batch_size=4, threads=1)
     assert not other_batch.cached  # the key holds the batch size
     choice.cache_file().write_text("{not json")  # a broken cache costs only the measurement
-    assert not choice.measured_choice(scorer_graphs["fp32"], candidates, "fp32", 8, 1).cached
+    assert not factory.measured_choice(scorer_graphs["fp32"], candidates, "fp32", 8, 1).cached
     if HAVE_OPENVINO:
         picked = factory.auto_backend(scorer_graphs["fp32"], measure_batch=8, threads=1)
         assert picked.kind == first.kind and "measured here" in picked.reason

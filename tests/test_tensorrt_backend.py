@@ -24,7 +24,7 @@ from gedge.core.scores import OUTPUT_NAMES
 from gedge.runtime.cuda import CudaApi
 from gedge.runtime.loop import Pipeline
 from gedge.runtime.registry import model_info
-from gedge.runtime.tensorrt_backend import TensorRTBackend
+from gedge.runtime.tensorrt_backend import TensorRTBackend, TensorRTParts
 
 SIZE = 4
 
@@ -261,8 +261,8 @@ RUNTIME = RuntimeInfo("tensorrt", "10.3.0", "Fake GPU", "SM87")
 def open_fake(folder: Path, profiles: int = 2, rtx: bool = False, **kwargs) -> tuple[TensorRTBackend, FakeCuda]:
     api = FakeCuda()
     engine = kwargs.pop("engine", None) or write_engine(folder)
-    backend = TensorRTBackend(engine, cuda_api=api, trt_module=fake_tensorrt(api, profiles=profiles, rtx=rtx),
-                              runtime_info=RUNTIME, **kwargs)
+    parts = TensorRTParts(cuda_api=api, trt_module=fake_tensorrt(api, profiles=profiles, rtx=rtx), runtime_info=RUNTIME)
+    backend = TensorRTBackend(engine, parts=parts, **kwargs)
     return backend, api
 
 
@@ -276,7 +276,12 @@ def expected(batch: np.ndarray) -> np.ndarray:
 
 def test_scores_padding_splitting_graphs_and_release(tmp_path):
     backend, api = open_fake(tmp_path)
-    assert (backend.min_batch, backend.max_batch, backend.slots, backend.name) == (2, 8, 2, "tensorrt-fp16")
+    info = backend.info
+    assert (backend.min_batch, info.max_batch, info.slots, backend.name) == (2, 8, 2, "tensorrt-fp16")
+    assert (info.kind, info.label, info.precision, info.device, info.cuda_graphs, info.notes) == (
+        "tensorrt", "tensorrt FP16", "fp16", "cuda", True, ())
+    assert info.artifact.kind == "engine" and info.artifact.model == {"isize": SIZE, "nc": 3}
+    assert "sha256" in info.artifact.verification and info.runtime == "tensorrt 10.3.0"
     assert backend.copied == list(OUTPUT_NAMES)  # no amap unless asked
     for n in (1, 5, 8, 13, 5, 1):  # 1: padded to the profile's 2; 13: split 8 + 5 over both slots
         batch = batch_of(n, n)
@@ -288,7 +293,8 @@ def test_scores_padding_splitting_graphs_and_release(tmp_path):
     # slot, batch: (0, 2) (1, 5) (0, 8) (1, 8) (0, 5) (1, 5) (0, 2): every slot's shape changes each time, and a
     # slot keeps the graph of its current shape only (a context that ran another shape is captured again)
     assert stats.captures == 7 and stats.graph_launches == 7 and stats.plain_launches == 0 and len(stats.stages) == 7
-    assert all(s.total >= 0 for s in stats.stages) and backend.device_bytes > 2000
+    assert all(s.total >= 0 for s in stats.stages) and backend.info.device_memory_bytes > 2000
+    assert all(len(times) == 7 for times in backend.stage_times_ms().values())
     assert api.counts["graphs"] == 2  # one live graph per slot
     for _ in range(2):  # the same shape again on both slots: replays, no capture
         backend.score(batch_of(2, 2))
@@ -329,8 +335,8 @@ def test_manifest_is_verified_before_anything_is_loaded(tmp_path):
     engine = write_engine(tmp_path)
     api = FakeCuda()
     with pytest.raises(ArtifactError, match="rebuild"):
-        TensorRTBackend(engine, cuda_api=api, trt_module=fake_tensorrt(api),
-                        runtime_info=RuntimeInfo("tensorrt", "10.4.0", "Fake GPU", "SM87"))
+        TensorRTBackend(engine, parts=TensorRTParts(api, fake_tensorrt(api),
+                                                    RuntimeInfo("tensorrt", "10.4.0", "Fake GPU", "SM87")))
     bad = write_engine(tmp_path, data=b"not an engine")
     with pytest.raises(ArtifactError, match="could not deserialise"):
         open_fake(tmp_path, engine=bad)
@@ -398,7 +404,7 @@ def test_real_engine_matches_the_reference(request, tmp_path):
         for name in OUTPUT_NAMES:
             np.testing.assert_allclose(got.named(name), ref.named(name), rtol=2e-3, atol=2e-3)
         np.testing.assert_allclose(got.amap, ref.amap, atol=2e-3)
-        assert (backend.stats.graph_launches > 0) == (graphs and backend.cuda_graphs)
+        assert (backend.stats.graph_launches > 0) == (graphs and backend.info.cuda_graphs)
         backend.close()
 
 
@@ -418,10 +424,10 @@ def test_one_optimisation_profile_per_slot(tmp_path):
     """Contexts in concurrent use each select their own profile; an engine with fewer profiles than the slots
     asked for gets fewer slots, and says so."""
     backend, _ = open_fake(tmp_path, profiles=3, slots=3)
-    assert backend.slots == 3 and backend.trt.profiles_selected == [0, 1, 2] and not backend.slot_note
+    assert backend.info.slots == 3 and backend.trt.profiles_selected == [0, 1, 2] and not backend.info.notes
     backend.close()
     single, _ = open_fake(tmp_path, profiles=1, slots=2)
-    assert single.slots == 1 and single.trt.profiles_selected == [] and "--profiles 2" in single.slot_note
+    assert single.info.slots == 1 and single.trt.profiles_selected == [] and "--profiles 2" in single.info.notes[0]
     batch = batch_of(13, 1)  # split 8 + 5 over the one slot
     np.testing.assert_allclose(single.score(batch).d1, expected(batch), rtol=1e-6)
     single.close()
@@ -432,13 +438,13 @@ def test_tensorrt_rtx_uses_its_own_graphs(tmp_path):
     captures nothing itself; switching graphs off gives the slots new contexts on the same profiles and
     buffers, and the scores stay right either way."""
     backend, api = open_fake(tmp_path, rtx=True)
-    assert backend.graph_mode == "runtime" and backend.cuda_graphs
+    assert backend.graph_mode == "runtime" and backend.info.cuda_graphs
     assert backend.trt.context_strategies == ["whole", "whole"] and backend.trt.profiles_selected == [0, 1]
     batch = batch_of(13, 3)
     np.testing.assert_allclose(backend.score(batch).d1, expected(batch), rtol=1e-6)
     assert backend.stats.captures == 0 and api.counts["graphs"] == 0 and backend.stats.graph_launches == 2
     backend.set_cuda_graphs(False)
-    assert backend.trt.context_strategies[-2:] == ["disabled", "disabled"]
+    assert backend.trt.context_strategies[-2:] == ["disabled", "disabled"] and backend.info.cuda_graphs is False
     assert sorted(backend.trt.profiles_selected) == [0, 1]
     np.testing.assert_allclose(backend.score(batch).d3, expected(batch) + 2, rtol=1e-6)
     assert backend.stats.plain_launches == 2

@@ -44,6 +44,7 @@ COMMANDS: dict[str, Entry] = {
     "inspect": Entry("gedge.cli.inspection", "Inspect images and line-scan strips: tiles, decisions, boxes."),
     "bench": Entry("gedge.cli.bench", "Latency, throughput and memory of every backend."),
     "bench-cpu": Entry("gedge.cli.bench", "CPU speed: torch eager against ONNX Runtime and OpenVINO."),
+    "gpu-check": Entry("gedge.cli.bench", "On a GPU machine: CUDA, the loop, TensorRT engines, parity and speed."),
     "demo": Entry("gedge.cli.demo", "The whole pipeline on synthetic wood, on a CPU."),
 }
 

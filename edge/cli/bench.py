@@ -1,12 +1,15 @@
-"""`gedge` commands: speed: latency, throughput and memory of every backend."""
+"""`gedge` commands: speed: latency, throughput and memory of every backend (`bench`), the CPU backends side by
+side (`bench-cpu`), and what a GPU machine proves in five minutes (`gpu-check`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
-from gedge.cli.commands_bench import run_bench
-from gedge.cli.commands_calibrate import run_bench_cpu
+from gedge.bench.cpu_speed import CpuBenchConfig
+from gedge.bench.gpu_check import GpuCheckOptions
+from gedge.bench.runner import BenchConfig
+from gedge.cli.commands_bench import run_bench, run_bench_cpu, run_gpu_check_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Speed: latency, throughput and memory of every backend.")
@@ -44,8 +47,10 @@ def bench(
 
     Example: [bold]gedge bench model.pt scorer.onnx scorer.int8.cpu.onnx --batch 1 --batch 16 --iters 50[/]
     """
-    run_bench(models, backend, batch, warmup, iters, seconds, threads, pipeline, rounds, cuda_graphs, json_out,
-              performance, streams)
+    config = BenchConfig(batches=batch or [1, 16], warmup=warmup, iters=iters, seconds=seconds, threads=threads,
+                         backends=backend or None, pipeline=pipeline, pipeline_rounds=rounds, cuda_graphs=cuda_graphs,
+                         openvino_performance=performance, openvino_streams=streams)
+    run_bench(models, config, json_out)
 
 
 @app.command("bench-cpu")
@@ -64,4 +69,26 @@ def bench_cpu(
 
     Example: [bold]gedge bench-cpu --isize 64 -b 1 -b 16 --threads 2[/]
     """
-    run_bench_cpu(checkpoint, isize, batch, threads, rounds, json_out)
+    run_bench_cpu(CpuBenchConfig(checkpoint=checkpoint, isize=isize, batches=tuple(batch or (1, 16)), threads=threads,
+                                 rounds=rounds), json_out)
+
+
+@app.command("gpu-check")
+def gpu_check(
+    model: Path | None = typer.Option(None, "--model", help="A trained gedge checkpoint (default: a small random "
+                                                            "one; speed and parity do not depend on the weights)."),
+    budget: float = typer.Option(280.0, help="Seconds for everything; a step that needs more than is left is "
+                                             "skipped."),
+    out: Path | None = typer.Option(None, help="Working folder (default: a temporary one)."),
+    build_without_gpu: bool = typer.Option(False, "--build-without-gpu", help="Build the engines even with no GPU "
+                                                                              "(TensorRT-RTX builds ahead of time)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
+) -> None:
+    """On a machine with a GPU: torch CUDA vs CPU parity, CUDA buffers/streams/graphs, the pipelined loop on the
+    GPU, TensorRT engines with parity and a benchmark, in under five minutes. Each step is ok, FAIL or skipped
+    (with the reason); exit code 1 when a step failed.
+
+    Example: [bold]gedge gpu-check --model model.pt[/]
+    """
+    run_gpu_check_command(GpuCheckOptions(model=model, budget_s=budget, out=out, build_without_gpu=build_without_gpu),
+                          json_out)

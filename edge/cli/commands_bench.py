@@ -1,33 +1,71 @@
-"""What `gedge bench` does: run the benchmark suite, render its table or JSON."""
+"""What `gedge bench`, `gedge bench-cpu` and `gedge gpu-check` do: run the library, render its report or JSON."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-from gedge.cli.render import console, err_console, print_json
+import typer
+from gedge.bench.cpu_speed import CpuBenchConfig, run_cpu_benchmark
+from gedge.bench.gpu_check import FAIL, GpuCheckOptions, StepResult, run_gpu_check
+from gedge.bench.runner import BenchConfig, run_benchmarks
+from gedge.cli.render import console, err_console, print_json, progress_bar
+from gedge.cli.render_bench import bench_table, gpu_check_table, speed_table
 
 
-def quiet_openmp() -> None:
+def quiet_openmp() -> str:
     """OpenMP worker threads that sleep instead of spinning (torch eager is 1.5-1.8x slower on a busy machine
-    with spinning). Only takes effect before torch is imported; the report records the setting."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    with spinning). Only takes effect before torch is imported: returns a note when it came too late; the
+    report records the setting in effect."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        return ""
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        return "torch was loaded before OMP_WAIT_POLICY could be set"
+    return ""
 
 
-def run_bench(models: list[Path], backends: list[str], batches: list[int], warmup: int, iters: int | None,
-              seconds: float | None, threads: int, pipeline: bool, rounds: int, cuda_graphs: str,
-              json_out: bool, performance: str = "latency", streams: int = 0) -> None:
+def run_bench(models: list[Path], config: BenchConfig, json_out: bool) -> None:
     quiet_openmp()
-    from gedge.bench.report import bench_table
-    from gedge.bench.runner import BenchConfig, run_benchmarks
-
-    config = BenchConfig(batches=batches or [1, 16], warmup=warmup, iters=iters, seconds=seconds, threads=threads,
-                         backends=backends or None, pipeline=pipeline, pipeline_rounds=rounds, cuda_graphs=cuda_graphs,
-                         openvino_performance=performance, openvino_streams=streams)
     if json_out:
-        report = run_benchmarks(models, config)
-        print_json(report.to_dict())
+        print_json(run_benchmarks(models, config).to_dict())
         return
     with err_console.status("benchmarking") as status:
         report = run_benchmarks(models, config, progress=lambda what: status.update(f"benchmarking {what}"))
     console.print(bench_table(report))
+
+
+def run_bench_cpu(config: CpuBenchConfig, json_out: bool) -> None:
+    note = quiet_openmp()
+    with progress_bar("benchmark") as update:
+        report = run_cpu_benchmark(config, progress=update)
+    if note:
+        report.notes.append(note)
+    if json_out:
+        print_json(report.to_dict())
+        return
+    console.print(speed_table(report))
+
+
+def _step_line(step: StepResult) -> None:
+    err_console.print(f"[{step.status}] {step.name}: {step.detail}", markup=False, highlight=False, soft_wrap=True)
+    if step.status == FAIL and step.trace:
+        err_console.print(step.trace.rstrip(), markup=False, highlight=False)
+
+
+def run_gpu_check_command(options: GpuCheckOptions, json_out: bool) -> None:
+    """Each step's line on stderr as it ends; then the benchmark table and the steps table (or the JSON).
+    Exit code 1 when a step failed."""
+    quiet_openmp()
+    result = run_gpu_check(options, on_step=_step_line)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        if result.bench is not None:
+            console.print(bench_table(result.bench, title="gpu-check benchmark"))
+        console.print(gpu_check_table(result))
+        if not result.gpu and not result.cuda:
+            console.print("no GPU here: the GPU steps were skipped; run `make gpu-check` on the GPU machine")
+    if result.failed:
+        raise typer.Exit(1)

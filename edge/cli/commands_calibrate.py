@@ -5,10 +5,6 @@ Exit codes: 2 for bad input (a GedgeError, handled by the CLI), 1 when an INT8 g
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 from gedge.cli.render import console, key_value_table, print_json, progress_bar, warning_line
 
 
@@ -126,24 +122,3 @@ def run_calibrate_openvino(options, json_out: bool) -> None:
         what = "written anyway; --strict refuses it" if result.written else "not written (--strict)"
         warning_line(f"the OpenVINO INT8 IR FAILED the accuracy gate ({'; '.join(result.report.failures)}); {what}")
         raise SystemExit(1)
-
-
-def run_bench_cpu(checkpoint: Path | None, isize: int, batches: list[int], threads: int, rounds: int,
-                  json_out: bool) -> None:
-    note = ""
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must precede torch's first import
-    elif os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
-        note = "torch was loaded before OMP_WAIT_POLICY could be set"
-    from gedge.bench.cpu_speed import run_cpu_benchmark, speed_table
-
-    with progress_bar("benchmark") as update:
-        report = run_cpu_benchmark(checkpoint, isize, tuple(batches or (1, 16)), threads, rounds, progress=update)
-    if note:
-        report.notes.append(note)
-    if json_out:
-        print_json(report.to_dict())
-        return
-    console.print(speed_table(report))
-    for line in report.notes:
-        console.print(f"note: {line}")

@@ -167,8 +167,8 @@ def stage_bench(ctx: DemoContext) -> None:
     import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from gedge.bench.report import bench_table
     from gedge.bench.runner import BenchConfig, run_benchmarks
+    from gedge.cli.render_bench import bench_table
 
     models: list[Path] = [ctx.checkpoint_path]
     left_out = []

@@ -43,6 +43,7 @@ class BackendInfo:
     cuda_graphs: bool | None = None  # TensorRT: CUDA graphs in use; None where that does not apply
     artifact: ArtifactSummary | None = None
     notes: tuple[str, ...] = ()  # facts a report should show (FP16 emulated on the CPU, fewer slots than asked)
+    runtime: str = ""  # the library that runs it and how: "OpenVINO 2025.1: latency, 1 stream(s), 2 threads"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,3 +69,15 @@ class AsyncBackend(Backend, Protocol):
     def enqueue(self, slot: int, batch: np.ndarray) -> None: ...
 
     def collect(self, slot: int) -> Scores: ...
+
+
+@runtime_checkable
+class CudaGraphBackend(Backend, Protocol):
+    """A GPU backend whose CUDA graphs can be switched between batches (its ``info.cuda_graphs`` is not None), and
+    which times the stages of each batch it ran since ``reset_stats``."""
+
+    def set_cuda_graphs(self, on: bool) -> None: ...
+
+    def reset_stats(self) -> None: ...
+
+    def stage_times_ms(self) -> dict[str, list[float]]: ...  # h2d, compute, d2h: one value per batch

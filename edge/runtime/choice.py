@@ -1,13 +1,13 @@
 """Which installed CPU backend is fastest for one graph on this machine: measured once, then remembered.
 
-A static ranking (:data:`gedge.runtime.factory.CPU_RANKING`) is right for the graph it was measured on and
+A static ranking (:data:`gedge.runtime.registry.CPU_RANKING`) is right for the graph it was measured on and
 can be wrong for another: on 2 AVX2 cores OpenVINO ran the 64x64 scorer 4 % faster than onnxruntime, but
-the 32x32 demo scorer 25 % slower. So where two or more backends can run a graph, :func:`measured_choice`
-times each on random inputs of the graph's shape at the batch size of the run (interleaved rounds, median
-per backend) and keeps the fastest. The result is cached in ``backend-choice.json`` under ``$GEDGE_CACHE_DIR``
-(default ``~/.cache/gedge``), keyed by the graph's sha256, precision, batch size, threads, the CPU and the
-backends' versions, so the next run on the same machine starts without measuring. A cache that cannot be
-read or written only costs the measurement.
+the 32x32 demo scorer 25 % slower. So where two or more backends can run a graph, :func:`choose_by_measuring`
+times each on random inputs of the graph's shape at the batch size of the run (interleaved rounds of
+:mod:`gedge.core.timing`, median per backend) and keeps the fastest. The result is cached in
+``backend-choice.json`` under ``$GEDGE_CACHE_DIR`` (default ``~/.cache/gedge``), keyed by the graph's sha256,
+precision, batch size, threads, the CPU and the backends' versions, so the next run on the same machine
+starts without measuring. A cache that cannot be read or written only costs the measurement.
 """
 
 from __future__ import annotations
@@ -15,10 +15,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from gedge.core.atomic import write_json
+from gedge.core.backend import Backend
+from gedge.core.hashing import sha256_file
+from gedge.core.machine import cpu_model, package_version
+from gedge.core.timing import Rounds, interleaved, percentile
 
 CACHE_NAME = "backend-choice.json"
 ROUNDS = 3
@@ -42,17 +49,7 @@ def cache_file() -> Path:
 
 
 def cache_key(path: Path, precision: str, batch: int, threads: int, candidates: list[str]) -> str:
-    from importlib import metadata
-
-    from gedge.core.hashing import sha256_file
-    from gedge.core.machine import cpu_model
-
-    versions = []
-    for kind in candidates:
-        try:
-            versions.append(f"{kind}={metadata.version(kind)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{kind}=?")
+    versions = [f"{kind}={package_version(kind) or '?'}" for kind in candidates]
     return "|".join([sha256_file(path), precision, f"b{batch}", f"t{threads}", cpu_model(), str(os.cpu_count()),
                      *versions])
 
@@ -66,8 +63,6 @@ def _read_cache() -> dict:
 
 
 def _write_cache(key: str, choice: MeasuredChoice) -> None:
-    from gedge.core.atomic import write_json
-
     entries = _read_cache()
     entries[key] = {"kind": choice.kind, "images_per_second": choice.images_per_second,
                     "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -77,36 +72,27 @@ def _write_cache(key: str, choice: MeasuredChoice) -> None:
         pass
 
 
-def time_backends(backends: dict[str, object], batch: np.ndarray, rounds: int = ROUNDS) -> dict[str, float]:
+def time_backends(backends: Mapping[str, Backend], batch: np.ndarray, rounds: int = ROUNDS) -> dict[str, float]:
     """Images/s of each opened backend on ``batch``: one warm-up call each, then ``rounds`` interleaved calls
-    (the order rotates every round), median per backend."""
-    for backend in backends.values():
-        backend.score(batch)
-    seconds: dict[str, list[float]] = {name: [] for name in backends}
-    names = list(backends)
-    for round_index in range(rounds):
-        for name in names[round_index % len(names):] + names[:round_index % len(names)]:
-            started = time.perf_counter()
-            backends[name].score(batch)
-            seconds[name].append(time.perf_counter() - started)
-    return {name: round(len(batch) / float(np.median(times)), 1) for name, times in seconds.items()}
+    (the order rotates every round), median per backend (nearest rank)."""
+    calls = {name: partial(backend.score, batch) for name, backend in backends.items()}
+    samples = interleaved(calls, Rounds(rounds=rounds, warmup=1, calls=1))
+    return {name: round(len(batch) / (percentile(ms, 50) / 1e3), 1) for name, ms in samples.items()}
 
 
-def measured_choice(path: str | Path, candidates: list[str], precision: str, batch_size: int, threads: int = 0,
-                    use_cache: bool = True) -> MeasuredChoice:
-    """The fastest of ``candidates`` (installed backend kinds that can run ``path``) at ``batch_size``."""
-    from gedge.runtime.registry import open_backend
-
-    path = Path(path)
+def choose_by_measuring(path: Path, openers: Mapping[str, Callable[[], Backend]], precision: str, batch_size: int,
+                        threads: int = 0, use_cache: bool = True) -> MeasuredChoice:
+    """The fastest of the backends ``openers`` open (installed kinds that can run ``path``) at ``batch_size``."""
+    candidates = list(openers)
     key = cache_key(path, precision, batch_size, threads, candidates)
     if use_cache:
         hit = _read_cache().get(key)
         if isinstance(hit, dict) and hit.get("kind") in candidates:
             return MeasuredChoice(hit["kind"], dict(hit.get("images_per_second") or {}), cached=True)
-    opened = {}
+    opened: dict[str, Backend] = {}
     try:
-        for kind in candidates:
-            opened[kind] = open_backend(path, kind, threads=threads)
+        for kind, opener in openers.items():
+            opened[kind] = opener()
         spec = next(iter(opened.values())).input_spec
         rng = np.random.default_rng(0)
         batch = rng.integers(0, 256, (batch_size, spec.size, spec.size, spec.channels), dtype=np.uint8)

@@ -26,13 +26,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from gedge.core.backend import Backend
 from gedge.core.errors import ConfigError, GedgeError
 from gedge.core.scores import Scores
+from gedge.runtime.slots import FutureSlots, NativeSlots, has_native_slots
 
 Prepare = Callable[[Any], "np.ndarray | tuple[np.ndarray, Any]"]
 # Decoding threads run this much nicer than the rest of the process: they fill the cycles the backend leaves
@@ -80,49 +81,6 @@ def error_text(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
-class FutureSlots:
-    """In-flight slots for a synchronous backend: each slot is a future on a small compute executor (kept for
-    the pipeline's life: torch's OpenMP team belongs to the thread that calls it)."""
-
-    def __init__(self, backend: Backend, slots: int = 2, executor: ThreadPoolExecutor | None = None) -> None:
-        self.backend = backend
-        self.slots = slots
-        self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="gedge-compute")
-        self.futures: dict[int, Future] = {}
-
-    def enqueue(self, slot: int, batch: np.ndarray) -> None:
-        self.futures[slot] = self.executor.submit(self.backend.score, batch)
-
-    def collect(self, slot: int) -> Scores:
-        return self.futures.pop(slot).result()
-
-    def close(self) -> None:
-        for future in self.futures.values():
-            future.cancel()
-        self.futures.clear()
-
-
-class NativeSlots:
-    """The backend's own slots (TensorRT: a stream, context and pinned buffers each)."""
-
-    def __init__(self, backend: Any, slots: int) -> None:
-        self.backend = backend
-        self.slots = min(slots, backend.slots)
-
-    def enqueue(self, slot: int, batch: np.ndarray) -> None:
-        self.backend.enqueue(slot, batch)
-
-    def collect(self, slot: int) -> Scores:
-        return self.backend.collect(slot)
-
-    def close(self) -> None:
-        pass
-
-
-def has_native_slots(backend: Any) -> bool:
-    return all(hasattr(backend, attr) for attr in ("enqueue", "collect", "slots"))
-
-
 def _as_inputs(prepared: Any, spec: Any = None) -> tuple[np.ndarray, Any]:
     """An item's inputs and meta; checked against the backend's input spec, so that one bad item fails alone
     instead of the batch it would share with others."""
@@ -149,35 +107,55 @@ class _Pending:
         return self.error is not None or self.received >= self.n
 
 
-class Pipeline:
-    """Runs items through ``prepare``, batching and ``slots`` in-flight batches on ``backend``.
+@dataclass(frozen=True)
+class LoopOptions:
+    """How a :class:`Pipeline` runs.
 
-    ``batch_size`` is capped at the backend's ``max_batch`` where it has one (a TensorRT engine's profile).
-    ``workers``: decoding threads (0: prepare on the calling thread), ``decode_nice`` lower in priority than the
-    rest of the process (Linux). ``lookahead``: items prepared ahead.
-    ``compute_workers``: threads that call a synchronous backend (1 keeps one batch computing at a time, with
-    the rest waiting in their slots; more only helps a backend that leaves cores idle).
+    ``batch_size`` is capped at the backend's declared ``max_batch`` where it has one (a TensorRT engine's
+    profile). ``slots``: batches in flight. ``workers``: decoding threads (None: up to 4, one per core; 0:
+    prepare on the calling thread), ``decode_nice`` lower in priority than the rest of the process (Linux).
+    ``lookahead``: items prepared ahead (None: twice the workers plus the slots). ``compute_workers``: threads
+    that call a synchronous backend (1 keeps one batch computing at a time, with the rest waiting in their
+    slots; more only helps a backend that leaves cores idle). ``on_backend_error``: ``item`` (the items of a
+    failed batch carry the error) or ``raise``.
     """
 
-    def __init__(self, backend: Backend, batch_size: int = 64, slots: int = 2, workers: int | None = None,
-                 lookahead: int | None = None, compute_workers: int = 1, on_backend_error: str = "item",
-                 decode_nice: int = DECODE_NICE) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-        if slots < 1:
-            raise ConfigError(f"slots must be at least 1, got {slots}")
-        if on_backend_error not in ("item", "raise"):
-            raise ConfigError(f"on_backend_error must be item or raise, got {on_backend_error!r}")
+    batch_size: int = 64
+    slots: int = 2
+    workers: int | None = None
+    lookahead: int | None = None
+    compute_workers: int = 1
+    on_backend_error: str = "item"
+    decode_nice: int = DECODE_NICE
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.slots < 1:
+            raise ConfigError(f"slots must be at least 1, got {self.slots}")
+        if self.on_backend_error not in ("item", "raise"):
+            raise ConfigError(f"on_backend_error must be item or raise, got {self.on_backend_error!r}")
+
+
+class Pipeline:
+    """Runs items through ``prepare``, batching and in-flight batches on ``backend`` (see :class:`LoopOptions`;
+    its fields can also be given by name)."""
+
+    def __init__(self, backend: Backend, options: LoopOptions | None = None, **settings: Any) -> None:
+        try:
+            options = replace(options or LoopOptions(), **settings)
+        except TypeError as exc:
+            raise ConfigError(f"Pipeline: {exc}") from None
         self.backend = backend
-        self.requested_batch_size = batch_size
-        limit = getattr(backend, "max_batch", None)  # an engine's profile caps the batch it takes in one call
-        self.batch_size = min(batch_size, int(limit)) if isinstance(limit, int) and limit > 0 else batch_size
-        self.slots = slots
-        self.workers = min(4, os.cpu_count() or 1) if workers is None else max(0, workers)
-        self.lookahead = lookahead or max(2, 2 * self.workers + slots)
-        self.compute_workers = max(1, compute_workers)
-        self.on_backend_error = on_backend_error
-        self.decode_nice = decode_nice
+        self.requested_batch_size = options.batch_size
+        limit = backend.info.max_batch  # an engine's profile caps the batch it takes in one call
+        self.batch_size = min(options.batch_size, limit) if limit else options.batch_size
+        self.slots = options.slots
+        self.workers = min(4, os.cpu_count() or 1) if options.workers is None else max(0, options.workers)
+        self.lookahead = options.lookahead or max(2, 2 * self.workers + options.slots)
+        self.compute_workers = max(1, options.compute_workers)
+        self.on_backend_error = options.on_backend_error
+        self.decode_nice = options.decode_nice
         self.stats = LoopStats()
         self._compute: ThreadPoolExecutor | None = None
         self._decode: ThreadPoolExecutor | None = None
@@ -207,141 +185,165 @@ class Pipeline:
     def run(self, items: Iterable[Any], prepare: Prepare | None = None) -> Iterator[ItemResult]:
         """Yield one ItemResult per item, in input order. ``prepare=None``: items are input arrays already."""
         self.stats = LoopStats()
-        started = time.perf_counter()
         compute, pool = self._executors(decode=prepare is not None)
         slots = (NativeSlots(self.backend, self.slots) if has_native_slots(self.backend)
                  else FutureSlots(self.backend, self.slots, compute))
-        source = enumerate(items)
-        decoding: deque[tuple[int, Any, Any]] = deque()
-        pending: dict[int, _Pending] = {}
-        order: deque[int] = deque()
-        assembly: list[tuple[int, int, np.ndarray]] = []  # (item index, offset in the item, inputs)
-        assembled = 0
-        inflight: deque[tuple[int, list[tuple[int, int, int]], float]] = deque()
-        next_slot = 0
-
-        def refill() -> None:
-            while len(decoding) < self.lookahead:
-                try:
-                    index, item = next(source)
-                except StopIteration:
-                    return
-                if prepare is None:
-                    decoding.append((index, item, None))
-                elif pool is None:
-                    decoding.append((index, item, _call(prepare, item)))
-                else:
-                    decoding.append((index, item, pool.submit(prepare, item)))
-
-        def fail(segments: list[tuple[int, int, int]], message: str) -> None:
-            for index, _, _ in segments:
-                if index in pending and pending[index].error is None:
-                    pending[index].error = message
-
-        def complete_oldest() -> None:
-            slot, segments, t0 = inflight.popleft()
-            try:
-                scores = slots.collect(slot)
-            except Exception as exc:
-                if self.on_backend_error == "raise":
-                    raise
-                fail(segments, f"backend failed on a batch: {error_text(exc)}")
-                return
-            finally:
-                self.stats.batch_ms.append((time.perf_counter() - t0) * 1e3)
-            position = 0
-            for index, offset, count in segments:
-                state = pending.get(index)
-                if state is not None and state.error is None:
-                    state.parts.append((offset, scores.take(slice(position, position + count))))
-                    state.received += count
-                position += count
-
-        def submit() -> None:
-            nonlocal assembly, assembled, next_slot
-            if not assembled:
-                return
-            segments = [(index, offset, len(part)) for index, offset, part in assembly]
-            parts = [p for _, _, p in assembly]
-            assembly, assembled = [], 0
-            try:
-                batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            except ValueError as exc:  # items of different shapes (a prepare without an input spec to check)
-                fail(segments, f"cannot batch: {error_text(exc)}")
-                return
-            slot = next_slot % slots.slots
-            next_slot += 1
-            if len(inflight) >= slots.slots:
-                complete_oldest()  # the oldest batch holds this slot (slots are used round robin)
-            try:
-                slots.enqueue(slot, batch)
-            except Exception as exc:
-                if self.on_backend_error == "raise":
-                    raise
-                fail(segments, f"backend failed on a batch: {error_text(exc)}")
-                return
-            self.stats.batches += 1
-            inflight.append((slot, segments, time.perf_counter()))
-
-        def ready() -> Iterator[ItemResult]:
-            while order and pending[order[0]].done:
-                index = order.popleft()
-                state = pending.pop(index)
-                if state.error is not None:
-                    self.stats.errors += 1
-                    yield ItemResult(index, state.item, None, state.meta, state.error)
-                    continue
-                parts = [s for _, s in sorted(state.parts, key=lambda p: p[0])]
-                scores = parts[0] if len(parts) == 1 else Scores.concat(parts)
-                self.stats.inputs += state.n
-                yield ItemResult(index, state.item, scores, state.meta)
-
+        state = _Run(self, slots, iter(enumerate(items)), prepare, pool)
         try:
-            refill()
-            while decoding:
-                index, item, job = decoding.popleft()
-                refill()
-                self.stats.items += 1
-                order.append(index)
-                try:
-                    raw = item if prepare is None else job.result() if isinstance(job, Future) else job.get()
-                    inputs, meta = _as_inputs(raw, getattr(self.backend, "input_spec", None))
-                except Exception as exc:
-                    pending[index] = _Pending(item, None, 0, error=error_text(exc))
-                    yield from ready()
-                    continue
-                pending[index] = _Pending(item, meta, len(inputs))
-                offset = 0
-                while offset < len(inputs):
-                    take = min(self.batch_size - assembled, len(inputs) - offset)
-                    assembly.append((index, offset, inputs[offset:offset + take]))
-                    assembled += take
-                    offset += take
-                    if assembled == self.batch_size:
-                        submit()
-                yield from ready()
-            submit()
-            while inflight:
-                complete_oldest()
-                yield from ready()
-            yield from ready()
+            yield from state.results()
         finally:
-            while inflight:  # an early stop or an error: leave no batch on a slot
-                slot = inflight.popleft()[0]
-                try:
-                    slots.collect(slot)
-                except Exception:
-                    pass
-            slots.close()
-            while decoding:  # an early stop: prepared-ahead items are dropped
-                job = decoding.popleft()[2]
-                if isinstance(job, Future):
-                    job.cancel()
-            self.stats.seconds = time.perf_counter() - started
+            state.stop()
 
     def score_all(self, items: Iterable[Any], prepare: Prepare | None = None) -> list[ItemResult]:
         """Every item's result, in order (the threads stay up for the next run; :meth:`close` ends them)."""
         return list(self.run(items, prepare))
+
+
+class _Run:
+    """One pass of :meth:`Pipeline.run`: items prepared ahead, inputs packed into batches, batches in flight on
+    the slots, results handed out in input order."""
+
+    def __init__(self, pipeline: Pipeline, slots: FutureSlots | NativeSlots, source: Iterator[tuple[int, Any]],
+                 prepare: Prepare | None, pool: ThreadPoolExecutor | None) -> None:
+        self.pipeline, self.slots, self.source, self.prepare, self.pool = pipeline, slots, source, prepare, pool
+        self.stats = pipeline.stats
+        self.started = time.perf_counter()
+        self.decoding: deque[tuple[int, Any, Any]] = deque()  # (index, item, prepared or its future)
+        self.pending: dict[int, _Pending] = {}
+        self.order: deque[int] = deque()
+        self.assembly: list[tuple[int, int, np.ndarray]] = []  # (item index, offset in the item, inputs)
+        self.assembled = 0
+        self.inflight: deque[tuple[int, list[tuple[int, int, int]], float]] = deque()  # slot, segments, start
+        self.next_slot = 0
+
+    def results(self) -> Iterator[ItemResult]:
+        self.refill()
+        while self.decoding:
+            index, item, job = self.decoding.popleft()
+            self.refill()
+            self.stats.items += 1
+            self.order.append(index)
+            try:
+                raw = item if self.prepare is None else job.result() if isinstance(job, Future) else job.get()
+                inputs, meta = _as_inputs(raw, self.pipeline.backend.input_spec)
+            except Exception as exc:
+                self.pending[index] = _Pending(item, None, 0, error=error_text(exc))
+                yield from self.ready()
+                continue
+            self.pending[index] = _Pending(item, meta, len(inputs))
+            self.pack(index, inputs)
+            yield from self.ready()
+        self.submit()
+        while self.inflight:
+            self.complete_oldest()
+            yield from self.ready()
+        yield from self.ready()
+
+    def refill(self) -> None:
+        """Start preparing items until ``lookahead`` are prepared or in preparation."""
+        while len(self.decoding) < self.pipeline.lookahead:
+            try:
+                index, item = next(self.source)
+            except StopIteration:
+                return
+            if self.prepare is None:
+                self.decoding.append((index, item, None))
+            elif self.pool is None:
+                self.decoding.append((index, item, _call(self.prepare, item)))
+            else:
+                self.decoding.append((index, item, self.pool.submit(self.prepare, item)))
+
+    def pack(self, index: int, inputs: np.ndarray) -> None:
+        """Add an item's inputs to the batch being assembled, submitting each batch that fills up."""
+        batch_size = self.pipeline.batch_size
+        offset = 0
+        while offset < len(inputs):
+            take = min(batch_size - self.assembled, len(inputs) - offset)
+            self.assembly.append((index, offset, inputs[offset:offset + take]))
+            self.assembled += take
+            offset += take
+            if self.assembled == batch_size:
+                self.submit()
+
+    def fail(self, segments: list[tuple[int, int, int]], message: str) -> None:
+        for index, _, _ in segments:
+            if index in self.pending and self.pending[index].error is None:
+                self.pending[index].error = message
+
+    def submit(self) -> None:
+        """Send the assembled batch to the next slot (collecting the batch that slot still holds first)."""
+        if not self.assembled:
+            return
+        segments = [(index, offset, len(part)) for index, offset, part in self.assembly]
+        parts = [p for _, _, p in self.assembly]
+        self.assembly, self.assembled = [], 0
+        try:
+            batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        except ValueError as exc:  # items of different shapes (a prepare without an input spec to check)
+            self.fail(segments, f"cannot batch: {error_text(exc)}")
+            return
+        slot = self.next_slot % self.slots.slots
+        self.next_slot += 1
+        if len(self.inflight) >= self.slots.slots:
+            self.complete_oldest()  # the oldest batch holds this slot (slots are used round robin)
+        try:
+            self.slots.enqueue(slot, batch)
+        except Exception as exc:
+            if self.pipeline.on_backend_error == "raise":
+                raise
+            self.fail(segments, f"backend failed on a batch: {error_text(exc)}")
+            return
+        self.stats.batches += 1
+        self.inflight.append((slot, segments, time.perf_counter()))
+
+    def complete_oldest(self) -> None:
+        """Collect the oldest batch in flight and hand its scores to the items it holds inputs of."""
+        slot, segments, t0 = self.inflight.popleft()
+        try:
+            scores = self.slots.collect(slot)
+        except Exception as exc:
+            if self.pipeline.on_backend_error == "raise":
+                raise
+            self.fail(segments, f"backend failed on a batch: {error_text(exc)}")
+            return
+        finally:
+            self.stats.batch_ms.append((time.perf_counter() - t0) * 1e3)
+        position = 0
+        for index, offset, count in segments:
+            state = self.pending.get(index)
+            if state is not None and state.error is None:
+                state.parts.append((offset, scores.take(slice(position, position + count))))
+                state.received += count
+            position += count
+
+    def ready(self) -> Iterator[ItemResult]:
+        """The results of the oldest items that are complete, in input order."""
+        while self.order and self.pending[self.order[0]].done:
+            index = self.order.popleft()
+            state = self.pending.pop(index)
+            if state.error is not None:
+                self.stats.errors += 1
+                yield ItemResult(index, state.item, None, state.meta, state.error)
+                continue
+            parts = [s for _, s in sorted(state.parts, key=lambda p: p[0])]
+            scores = parts[0] if len(parts) == 1 else Scores.concat(parts)
+            self.stats.inputs += state.n
+            yield ItemResult(index, state.item, scores, state.meta)
+
+    def stop(self) -> None:
+        """After the last result, an early stop or an error: leave no batch on a slot, drop prepared-ahead items."""
+        while self.inflight:
+            slot = self.inflight.popleft()[0]
+            try:
+                self.slots.collect(slot)
+            except Exception:
+                pass
+        self.slots.close()
+        while self.decoding:
+            job = self.decoding.popleft()[2]
+            if isinstance(job, Future):
+                job.cancel()
+        self.stats.seconds = time.perf_counter() - self.started
 
 
 class _Done:

@@ -8,7 +8,7 @@ exactly as the uint8 graph does it inside.
 FP16 graphs on the CPU: ONNX Runtime's CPU provider has no FP16 convolution kernels on x86. It runs such
 nodes in FP32 and drops the FP16 round trips between them, so activations are never rounded to FP16. With
 ``fp16="emulate"`` (the default for FP16 graphs on the CPU) the backend instead runs
-:func:`gedge.export.fp16.rounding_emulation` of the graph: FP32 math with every FP16 tensor rounded to
+:func:`gedge.runtime.fp16_emulation.rounding_emulation` of the graph: FP32 math with every FP16 tensor rounded to
 FP16, which is how TensorRT's FP16 kernels store activations. ``fp16="native"`` runs the graph as it is.
 """
 
@@ -17,19 +17,38 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from gedge.core.artifacts.graph import load_graph, read_facts
+from gedge.core.backend import BackendInfo
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.inputs import InputSpec, graph_input
+from gedge.core.optional import require
 from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.runtime.artifacts import FP16_MODES, ModelInfo, OpenOptions, summary_of_graph
+from gedge.runtime.fp16_emulation import rounding_emulation
 
 _ORT_TYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16"}
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+FP16_NOTE = ("FP16 graph run on ONNX Runtime CPU with FP16 rounding emulated (FP16 storage, FP32 math): "
+             "the CPU provider has no FP16 convolutions")
 
 
-def _import_ort():
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise ConfigError(f"onnxruntime is not installed ({exc}); pip install 'gedge[cpu]'") from None
-    return onnxruntime
+def _session_options(ort, threads: int, optimization: str, spin: bool):
+    """Sequential execution on ``threads`` intra-op threads (0: ONNX Runtime's default), at ``optimization``."""
+    if optimization not in OPTIMIZATION_LEVELS:
+        raise ConfigError(f"optimization must be one of {', '.join(OPTIMIZATION_LEVELS)}, got {optimization!r}")
+    levels = dict(zip(OPTIMIZATION_LEVELS, (ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                                            ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                                            ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                                            ort.GraphOptimizationLevel.ORT_ENABLE_ALL)))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = levels[optimization]
+    if not spin:  # spinning worker threads cost more than they save on a shared CPU
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
 
 
 class OrtBackend:
@@ -37,13 +56,11 @@ class OrtBackend:
 
     def __init__(self, graph: str | Path, threads: int = 0, providers: list[str] | None = None,
                  fp16: str = "auto", spin: bool = False, optimization: str = "all") -> None:
-        from gedge.core.artifacts.graph import load_graph, read_facts
-
-        if fp16 not in ("auto", "emulate", "native"):
+        if fp16 not in FP16_MODES:
             raise ConfigError(f"fp16 must be auto, emulate or native, got {fp16!r}")
         if threads < 0:
             raise ConfigError(f"threads must be 0 (ONNX Runtime's default) or more, got {threads}")
-        ort = _import_ort()
+        ort = require("onnxruntime", "the onnxruntime backend")
         self.path = Path(graph)
         model = load_graph(self.path)
         self.facts = read_facts(model, self.path)
@@ -51,24 +68,9 @@ class OrtBackend:
         cpu_only = self.providers == ["CPUExecutionProvider"]
         self.fp16_emulated = self.facts.precision == "fp16" and (fp16 == "emulate" or (fp16 == "auto" and cpu_only))
         if self.fp16_emulated:
-            from gedge.runtime.fp16_emulation import rounding_emulation
-
             model = rounding_emulation(model)
             optimization = "basic" if optimization == "all" else optimization
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-                  "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-        if optimization not in levels:
-            raise ConfigError(f"optimization must be one of {', '.join(levels)}, got {optimization!r}")
-        options.graph_optimization_level = levels[optimization]
-        if not spin:  # spinning worker threads cost more than they save on a shared CPU
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
+        options = _session_options(ort, threads, optimization, spin)
         try:
             self.session = ort.InferenceSession(model.SerializeToString(), options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -89,6 +91,13 @@ class OrtBackend:
         suffix = " (fp16 emulated: fp16 storage, fp32 math)" if self.fp16_emulated else ""
         flavour = self.facts.quantization.get("flavour") if self.facts.precision == "int8" else None
         self.name = f"onnxruntime-{device}-{self.facts.precision}{f'-{flavour}' if flavour else ''}{suffix}"
+        self.info = BackendInfo(
+            kind="onnxruntime", precision=self.facts.precision, device=device, flavour=flavour or "",
+            label=f"onnxruntime {self.facts.precision.upper()}" + (f" ({flavour})" if flavour else "")
+            + (" (fp16 emulated)" if self.fp16_emulated else ""),
+            with_amap=self.with_amap, artifact=summary_of_graph(self.path, self.facts),
+            notes=(FP16_NOTE,) if self.fp16_emulated else (),
+            runtime=f"onnxruntime {ort.__version__}, {threads or 'default'} threads, {self.providers[0]}")
 
     def feed(self, batch: np.ndarray) -> np.ndarray:
         """The graph's input for a uint8 NHWC batch."""
@@ -106,3 +115,8 @@ class OrtBackend:
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
+
+
+def open_artifact(path: Path, options: OpenOptions, info: ModelInfo) -> OrtBackend:
+    """The registry's opener: the graph on ONNX Runtime's CPU provider."""
+    return OrtBackend(path, threads=options.threads, fp16=options.fp16)

@@ -19,33 +19,21 @@ Performance: ``latency`` (one stream using all threads: one batch as fast as pos
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from gedge.core.artifacts.ir import read_model_facts
+from gedge.core.backend import BackendInfo
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.inputs import InputSpec, graph_input
+from gedge.core.optional import require
 from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.runtime.artifacts import OPENVINO_PERFORMANCE, ModelInfo, OpenOptions, summary_of_graph
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
 
-PERFORMANCE_MODES = ("latency", "throughput")
-
-
-def import_openvino():
-    try:
-        import openvino
-    except ImportError as exc:
-        raise ConfigError(f"OpenVINO is not installed ({exc}); pip install 'gedge[openvino]'") from None
-    return openvino
-
-
-def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+PERFORMANCE_MODES = OPENVINO_PERFORMANCE
 
 
 def openvino_reason(exc: BaseException) -> str:
@@ -56,50 +44,36 @@ def openvino_reason(exc: BaseException) -> str:
     return (useful or lines or [exc.__class__.__name__])[-1][:200]
 
 
+def _run_precision(name: str, native: str, asked: str | None) -> str:
+    """What OpenVINO computes a model file of precision ``native`` in when ``asked`` (default: the file's)."""
+    if native not in ("fp32", "int8"):
+        raise ConfigError(f"{name} is {native}; OpenVINO runs the FP32 graph (fp32, bf16) or an INT8 model")
+    precision = asked or native
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if (precision == "int8") != (native == "int8"):
+        raise ConfigError(f"{name} is {native}: "
+                          + ("INT8 on OpenVINO needs the NNCF IR (`gedge calibrate --target openvino`)"
+                             if precision == "int8" else f"it runs as int8, not {precision}"))
+    return precision
+
+
 class OpenVINOBackend:
     """Scores uint8 NHWC batches with a scorer graph (ONNX) or IR on OpenVINO's CPU plugin."""
 
     def __init__(self, model: str | Path, precision: str | None = None, performance: str = "latency",
                  threads: int = 0, streams: int = 0, device: str = "CPU") -> None:
-        ov = import_openvino()
-        props = ov.properties
+        ov = require("openvino", "the OpenVINO backend")
         if performance not in PERFORMANCE_MODES:
             raise ConfigError(f"performance must be latency or throughput, got {performance!r}")
         if threads < 0 or streams < 0:
             raise ConfigError("threads and streams must be 0 (OpenVINO's choice) or more")
         self.path = Path(model)
         self.facts = read_model_facts(self.path)
-        native = self.facts.precision
-        if native not in ("fp32", "int8"):
-            raise ConfigError(f"{self.path.name} is {native}; OpenVINO runs the FP32 graph (fp32, bf16) or an INT8 "
-                              "model")
-        precision = precision or native
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if (precision == "int8") != (native == "int8"):
-            raise ConfigError(f"{self.path.name} is {native}: "
-                              + ("INT8 on OpenVINO needs the NNCF IR (`gedge calibrate --target openvino`)"
-                                 if precision == "int8" else f"it runs as int8, not {precision}"))
-        self.precision = precision
+        self.precision = _run_precision(self.path.name, self.facts.precision, precision)
         self.performance = performance
         self.core = ov.Core()
-        try:
-            model_obj = self.core.read_model(str(self.path))
-        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long texts
-            raise ArtifactError(f"OpenVINO cannot read the model (truncated or corrupt?): {openvino_reason(exc)}",
-                                self.path) from None
-        hint = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
-        mode = props.hint.PerformanceMode.LATENCY if performance == "latency" else \
-            props.hint.PerformanceMode.THROUGHPUT
-        config = {props.hint.inference_precision: hint, props.hint.performance_mode: mode}
-        if threads:
-            config[props.inference_num_threads] = threads
-        if streams:
-            config[props.num_streams] = streams
-        try:
-            self.compiled = self.core.compile_model(model_obj, device, config)
-        except Exception as exc:
-            raise ArtifactError(f"OpenVINO cannot compile the model: {openvino_reason(exc)}", self.path) from None
+        self.compiled = self._compile(ov, threads, streams, device)
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
         missing = [n for n in OUTPUT_NAMES if n not in self.output_names]
         if missing:
@@ -107,16 +81,52 @@ class OpenVINOBackend:
         self.with_amap = "amap" in self.output_names
         self.input_layout = "NHWC" if self.facts.input == "uint8-nhwc" else "NCHW"
         self.input_spec = InputSpec(size=int(self.facts.model["isize"]), channels=int(self.facts.model["nc"]))
+        props = ov.properties
         self.streams = int(self.compiled.get_property(props.num_streams))
         self.threads = int(self.compiled.get_property(props.inference_num_threads))
         ran = self.compiled.get_property(props.hint.inference_precision)
         self.runs_in = {ov.Type.bf16: "bf16", ov.Type.f32: "fp32", ov.Type.f16: "fp16"}.get(ran, str(ran))
         self.requests = [self.compiled.create_infer_request() for _ in range(max(1, self.streams))]
         note = ""
-        if precision == "bf16" and self.runs_in != "bf16":
+        if self.precision == "bf16" and self.runs_in != "bf16":
             note = f" (runs {self.runs_in}: no BF16 on this CPU)"
-        self.name = f"openvino-cpu-{precision}{note}"
+        self.name = f"openvino-cpu-{self.precision}{note}"
         self.version = ov.get_version()
+        self.info = self._info(bool(note))
+
+    def _compile(self, ov: Any, threads: int, streams: int, device: str) -> Any:
+        """The model compiled for ``device`` with the precision hint, the performance mode, threads and streams."""
+        props = ov.properties
+        try:
+            model = self.core.read_model(str(self.path))
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long texts
+            raise ArtifactError(f"OpenVINO cannot read the model (truncated or corrupt?): {openvino_reason(exc)}",
+                                self.path) from None
+        hint = ov.Type.bf16 if self.precision == "bf16" else ov.Type.f32
+        mode = props.hint.PerformanceMode.LATENCY if self.performance == "latency" else \
+            props.hint.PerformanceMode.THROUGHPUT
+        config = {props.hint.inference_precision: hint, props.hint.performance_mode: mode}
+        if threads:
+            config[props.inference_num_threads] = threads
+        if streams:
+            config[props.num_streams] = streams
+        try:
+            return self.core.compile_model(model, device, config)
+        except Exception as exc:
+            raise ArtifactError(f"OpenVINO cannot compile the model: {openvino_reason(exc)}", self.path) from None
+
+    def _info(self, no_bf16: bool) -> BackendInfo:
+        flavour = str(self.facts.quantization.get("flavour") or "") if self.precision == "int8" else ""
+        shown = "nncf" if flavour == "openvino" else flavour
+        no_bf16_note = f"asked for bf16, computes in {self.runs_in}: this CPU has no BF16 instructions"
+        notes = (no_bf16_note,) if no_bf16 else ()
+        runtime = (f"OpenVINO {self.version}: {self.performance}, {self.streams} stream(s), {self.threads} threads, "
+                   f"computes in {self.runs_in}")
+        kind = "ir" if self.path.suffix.lower() == ".xml" else "graph"
+        label = f"openvino {self.precision.upper()}" + (f" ({shown})" if shown else "")
+        return BackendInfo(kind="openvino", label=label, precision=self.precision, flavour=flavour,
+                           with_amap=self.with_amap, artifact=summary_of_graph(self.path, self.facts, kind),
+                           notes=notes, runtime=runtime)
 
     def feed(self, batch: np.ndarray) -> np.ndarray:
         return graph_input(batch, "uint8-nhwc" if self.input_layout == "NHWC" else "float-nchw")
@@ -145,11 +155,13 @@ class OpenVINOBackend:
         self.input_spec.check(batch)
         return self.run(self.feed(batch))
 
-    def describe(self) -> dict:
-        return {"backend": self.name, "openvino": self.version, "precision": self.precision,
-                "inference_precision": self.runs_in, "performance": self.performance, "streams": self.streams,
-                "threads": self.threads}
-
     def close(self) -> None:
         self.requests = []
         self.compiled = None
+
+
+def open_artifact(path: Path, options: OpenOptions, info: ModelInfo) -> OpenVINOBackend:
+    """The registry's opener: the graph or IR on OpenVINO's CPU plugin, in ``options.precision`` (default: the
+    file's)."""
+    return OpenVINOBackend(path, precision=options.precision, performance=options.performance,
+                           threads=options.threads, streams=options.streams)

@@ -1,40 +1,86 @@
-"""One way to open any model file as a backend, and what the file says about scoring.
+"""Every backend, declared once: which files it opens, the module that implements it, what it can run.
 
 * ``.pt`` (gedge checkpoint): torch, on the CPU or CUDA (the reference);
-* ``.onnx`` (``gedge export`` / ``gedge calibrate``): onnxruntime, FP32, FP16 or INT8;
-* ``.engine`` (``gedge build``): TensorRT or TensorRT-RTX, verified against its manifest;
-* ``.xml`` (``gedge calibrate --target openvino``): OpenVINO IR (NNCF INT8), facts in ``<ir>.xml.json``.
+* ``.onnx`` (``gedge export`` / ``gedge calibrate``): onnxruntime, FP32, FP16 or INT8; OpenVINO, FP32 (or BF16
+  by its precision hint);
+* ``.xml`` (``gedge calibrate --target openvino``): OpenVINO IR (NNCF INT8), facts in ``<ir>.xml.json``;
+* ``.engine`` (``gedge build``): TensorRT or TensorRT-RTX, verified against its manifest.
 
-An ``.onnx`` graph runs on onnxruntime or OpenVINO. Where the user names no backend, :func:`auto_backend`
-picks the fastest installed CPU backend for the graph's precision and says why: measured on the graph
-(:mod:`gedge.runtime.choice`) where the caller gives a batch size and two backends can run it, else by the
-static :data:`CPU_RANKING`. OpenVINO is an optional extra (``gedge[openvino]``) and everything falls back
-to onnxruntime without it.
+:data:`BACKENDS` holds one :class:`BackendSpec` per backend. A backend's module is imported by name, through
+:func:`gedge.core.optional.require`, only when a file is opened on it, so that ``gedge inspect scorer.onnx``
+never imports torch; a missing package is a one-line error with the install command. Adding a backend means
+one module (a class with ``info``, ``input_spec``, ``score``, ``close`` and an ``open_artifact`` function) and
+one entry here. An opened backend declares what it is in its :class:`~gedge.core.backend.BackendInfo`.
 
-:func:`model_info` reads the preprocessing, the threshold and the precision without opening a backend
-(from the checkpoint, the graph's metadata or the engine's manifest), so ``gedge inspect`` and ``gedge bench``
-treat the three alike.
+:func:`model_info` reads the preprocessing, the threshold and the precision without opening a backend, so
+``gedge inspect`` and ``gedge bench`` treat every kind of file alike. Where the user names no backend for an
+``.onnx`` graph, :func:`auto_backend` picks the fastest installed CPU backend for the graph's precision and
+says why: measured on the graph (:mod:`gedge.runtime.choice`) where the caller gives a batch size and two
+backends can run it, else by the static :data:`CPU_RANKING`. OpenVINO is an optional extra
+(``gedge[openvino]``) and everything falls back to onnxruntime without it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from gedge.core.backend import Backend
 from gedge.core.errors import ArtifactError, ConfigError
-from gedge.core.preprocess import Preprocess
-
-KINDS = ("torch", "onnxruntime", "openvino", "tensorrt")
-
-
-SUFFIX_KIND = {".pt": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".xml": "openvino"}
+from gedge.core.optional import available, install_hint, require
+from gedge.runtime.artifacts import ModelInfo, OpenOptions
+from gedge.runtime.choice import MeasuredChoice, choose_by_measuring
 
 
-CAN_RUN = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "openvino"), "openvino": ("openvino",),
-           "tensorrt": ("tensorrt",)}
+@dataclass(frozen=True)
+class BackendSpec:
+    """One backend: the files it opens natively, the module that implements it, what it can run."""
 
+    kind: str
+    label: str  # the runtime's name in messages and tables
+    suffixes: tuple[str, ...]  # model files it is the natural backend for
+    module: str  # implements it; has the opener
+    runs: dict[str, tuple[str, ...]]  # file suffix -> the file precisions it runs (empty: any)
+    needs: str  # what it needs, said when it is given another kind of file
+    packages: tuple[str, ...]  # its Python package (any one of them: TensorRT's flavour comes from the engine)
+    opener: str = "open_artifact"  # the module's function (path, OpenOptions, ModelInfo) -> Backend
+    reader: str = ""  # "module:function" that reads a natural file's ModelInfo
+    picks_precision: bool = False  # it is told a precision to compute in (OpenVINO's hint) besides the file's
+    cpu: bool = True
+    refusals: dict[tuple[str, str], str] = field(default_factory=dict)  # (suffix, precision) -> why it must not
+
+    @property
+    def install_hint(self) -> str:
+        return install_hint(self.packages[0])
+
+
+_QDQ_ON_OPENVINO = ("an INT8 Q/DQ graph is gated on onnxruntime, and OpenVINO computes these wrongly on some CPUs "
+                    "(its int8 kernel for the latent convolutions); OpenVINO INT8 runs the NNCF IR from "
+                    "`gedge calibrate --target openvino`")
+
+BACKENDS: dict[str, BackendSpec] = {spec.kind: spec for spec in (
+    BackendSpec("torch", "torch eager", (".pt",), "gedge.runtime.torch_backend", {".pt": ("fp32",)},
+                "a .pt checkpoint", ("torch",), reader="gedge.runtime.torch_backend:checkpoint_info"),
+    BackendSpec("onnxruntime", "onnxruntime", (".onnx",), "gedge.runtime.onnxruntime_backend",
+                {".onnx": ("fp32", "fp16", "int8")}, "an .onnx graph (`gedge export`)", ("onnxruntime",),
+                reader="gedge.runtime.artifacts:graph_info"),
+    BackendSpec("openvino", "OpenVINO", (".xml",), "gedge.runtime.openvino_backend",
+                {".onnx": ("fp32",), ".xml": ("fp32", "int8")},
+                "an .onnx graph or an OpenVINO IR .xml (`gedge calibrate --target openvino`)", ("openvino",),
+                reader="gedge.runtime.artifacts:ir_info", picks_precision=True,
+                refusals={(".onnx", "int8"): _QDQ_ON_OPENVINO}),
+    BackendSpec("tensorrt", "TensorRT", (".engine",), "gedge.runtime.tensorrt_backend", {".engine": ()},
+                "an .engine (`gedge build`)", ("tensorrt", "tensorrt_rtx"),
+                reader="gedge.runtime.artifacts:engine_info", cpu=False),
+)}
+
+KINDS = tuple(BACKENDS)
+SUFFIX_KIND = {suffix: spec.kind for spec in BACKENDS.values() for suffix in spec.suffixes}
+# natural kind (of a file) -> the kinds that can run such files
+CAN_RUN = {natural: tuple(k for k, spec in BACKENDS.items() if any(s in spec.runs for s in BACKENDS[natural].suffixes))
+           for natural in BACKENDS}
 
 CPU_RANKING: dict[str, tuple[str, ...]] = {
     "int8": ("onnxruntime",),
@@ -44,29 +90,8 @@ CPU_RANKING: dict[str, tuple[str, ...]] = {
 }
 
 
-_MODULES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "torch": "torch"}
-
-
-@dataclass
-class ModelInfo:
-    """What a model file says about scoring, whatever its kind."""
-
-    path: Path
-    kind: str  # the backend it runs on: torch, onnxruntime or tensorrt
-    precision: str
-    preprocess: Preprocess
-    threshold: float
-    primary: str
-    has_amap: bool = False  # the artifact can give the anomaly map (a checkpoint always can)
-    details: dict[str, Any] = field(default_factory=dict)  # INT8 flavour, TensorRT version, ...
-
-    @property
-    def label(self) -> str:
-        flavour = self.details.get("flavour")
-        return f"{self.precision}" + (f" ({flavour})" if flavour else "")
-
-
 def kind_of(path: str | Path) -> str:
+    """The natural backend of a model file, from its suffix."""
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIX_KIND:
         raise ConfigError(f"{Path(path).name}: not a model file (expected .pt checkpoint, .onnx graph, .engine or "
@@ -74,25 +99,28 @@ def kind_of(path: str | Path) -> str:
     return SUFFIX_KIND[suffix]
 
 
+def spec_of(kind: str) -> BackendSpec:
+    if kind not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(KINDS)} (or torch-cuda), got {kind!r}")
+    return BACKENDS[kind]
+
+
 def refusal(kind: str, natural: str, precision: str) -> str | None:
     """Why backend ``kind`` must not run a model file of kind ``natural`` at ``precision`` (None: it may). Every
     INT8 artifact runs on the backend its accuracy gate ran on."""
-    if kind == "openvino" and natural == "onnxruntime" and precision == "int8":
-        return ("an INT8 Q/DQ graph is gated on onnxruntime, and OpenVINO computes these wrongly on some CPUs "
-                "(its int8 kernel for the latent convolutions); OpenVINO INT8 runs the NNCF IR from "
-                "`gedge calibrate --target openvino`")
+    spec = spec_of(kind)
+    for suffix in BACKENDS[natural].suffixes:
+        if (suffix, precision) in spec.refusals:
+            return spec.refusals[(suffix, precision)]
+        allowed = spec.runs.get(suffix)
+        if allowed and precision not in allowed:
+            return f"{spec.label} runs {suffix} files in {', '.join(allowed)}, not {precision}"
     return None
 
 
 def installed(kind: str) -> bool:
     """Whether a backend's Python package imports here."""
-    import importlib
-
-    try:
-        importlib.import_module(_MODULES.get(kind, kind))
-    except ImportError:
-        return False
-    return True
+    return any(available(package) for package in spec_of(kind).packages)
 
 
 def fastest_cpu_backend(precision: str, candidates: tuple[str, ...] | None = None) -> str:
@@ -104,9 +132,8 @@ def fastest_cpu_backend(precision: str, candidates: tuple[str, ...] | None = Non
     for kind in ranked:
         if installed(kind):
             return kind
-    hint = {"openvino": "pip install 'gedge[openvino]'", "onnxruntime": "pip install 'gedge[cpu]'"}
     raise ConfigError(f"no CPU backend for {precision} is installed (tried {', '.join(ranked) or 'none'}; "
-                      + "; ".join(hint[k] for k in ranked if k in hint) + ")")
+                      + "; ".join(BACKENDS[k].install_hint for k in ranked) + ")")
 
 
 @dataclass
@@ -116,15 +143,22 @@ class BackendChoice:
     reason: str
 
 
+def measured_choice(path: str | Path, candidates: list[str], precision: str, batch_size: int, threads: int = 0,
+                    use_cache: bool = True) -> MeasuredChoice:
+    """The fastest of ``candidates`` (installed backend kinds that can run ``path``) at ``batch_size``, timed
+    here (:func:`gedge.runtime.choice.choose_by_measuring`: interleaved rounds, remembered per graph and machine)."""
+    openers = {kind: partial(open_backend, path, kind, threads=threads) for kind in candidates}
+    return choose_by_measuring(Path(path), openers, precision, batch_size, threads, use_cache)
+
+
 def auto_backend(path: str | Path, precision: str | None = None, info: ModelInfo | None = None,
                  measure_batch: int | None = None, threads: int = 0) -> BackendChoice:
     """The backend for a model file when the user names none: the file's own for a checkpoint, an engine or an
     OpenVINO IR; for an ONNX graph the fastest installed CPU backend that can run it at ``precision`` (default:
     the file's). ``measure_batch``: where two or more installed backends can run the graph, time them here at
-    this batch size (:mod:`gedge.runtime.choice`, remembered per graph and machine) instead of trusting the
-    static ranking."""
+    this batch size instead of trusting the static ranking."""
     natural = kind_of(path)
-    if natural in ("torch", "tensorrt", "openvino"):  # a checkpoint, an engine, an IR: one backend runs each
+    if natural != "onnxruntime":  # a checkpoint, an engine, an IR: one backend runs each
         return BackendChoice(natural, precision or (info.precision if info else "fp32"), "the file's own backend")
     info = info or model_info(path)
     want = precision or info.precision
@@ -141,105 +175,52 @@ def auto_backend(path: str | Path, precision: str | None = None, info: ModelInfo
         reason += f" ({', '.join(missing)} not installed)"
     runnable = [k for k in ranked if installed(k)]
     if measure_batch and len(runnable) > 1 and want != "bf16":
-        from gedge.runtime.choice import measured_choice
-
         measured = measured_choice(path, runnable, want, measure_batch, threads)
         return BackendChoice(measured.kind, want, f"{reason}, {measured.describe()}")
     return BackendChoice(kind, want, reason)
 
 
+def _function(reference: str, purpose: str) -> Any:
+    """The function ``module:name``, its module loaded by name (a backend module may need a heavy package)."""
+    module_name, name = reference.split(":")
+    return getattr(require(module_name, purpose), name)
+
+
 def model_info(path: str | Path) -> ModelInfo:
+    """What the model file says about scoring (preprocessing, threshold, precision, amap), without opening it."""
     path = Path(path)
-    kind = kind_of(path)
+    spec = BACKENDS[kind_of(path)]
     if not path.is_file():
         raise ArtifactError("model file does not exist", path)
-    if kind == "torch":
-        from gedge.reference.checkpoint import load_checkpoint
-
-        checkpoint = load_checkpoint(path)
-        cal = checkpoint.decision
-        return ModelInfo(path, kind, "fp32", checkpoint.preprocess, float(cal.threshold), cal.primary, True,
-                         {"checkpoint": checkpoint})
-    if kind == "openvino":
-        from gedge.core.artifacts.ir import read_model_facts
-
-        facts = read_model_facts(path)
-        details = {"flavour": facts.quantization.get("flavour")} if facts.quantization else {}
-        return ModelInfo(path, kind, facts.precision, facts.preprocess_config(), facts.threshold, facts.primary,
-                         facts.with_amap, details)
-    if kind == "onnxruntime":
-        from gedge.core.artifacts.graph import load_graph, read_facts
-
-        facts = read_facts(load_graph(path, load_weights=False), path)
-        details = {"flavour": facts.quantization.get("flavour")} if facts.quantization else {}
-        return ModelInfo(path, kind, facts.precision, facts.preprocess_config(), facts.threshold, facts.primary,
-                         facts.with_amap, details)
-    from gedge.core.artifacts.engine import read_manifest
-
-    manifest = read_manifest(path)
-    try:
-        pre = Preprocess.from_dict(manifest["preprocess"])
-        decision = manifest.get("decision") or {}
-        threshold = float(manifest.get("threshold", decision.get("threshold")))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"manifest lacks the scoring facts ({exc})", path) from None
-    trt = manifest.get("tensorrt") or {}
-    return ModelInfo(path, kind, str(manifest.get("precision", "?")), pre, threshold,
-                     str(manifest.get("primary_score", decision.get("primary", ""))),
-                     "amap" in (manifest.get("outputs") or []),
-                     {"tensorrt": f"{trt.get('flavour', '?')} {trt.get('version', '?')}"})
+    return _function(spec.reader, f"reading {path.name}")(path)
 
 
-def open_backend(path: str | Path, kind: str | None = None, precision: str | None = None, threads: int = 0,
-                 device: str = "cpu", with_amap: bool = False, slots: int = 2, cuda_graphs: bool = True,
-                 info: ModelInfo | None = None, performance: str = "latency", streams: int = 0) -> Backend:
-    """The backend for a model file (its kind from the suffix unless given); clear errors when the backend is
-    not installed or cannot run the file. ``precision``, when given, must be the file's."""
+def open_backend(path: str | Path, kind: str | None = None, options: OpenOptions | None = None,
+                 info: ModelInfo | None = None, **settings: Any) -> Backend:
+    """The backend for a model file (its kind from the suffix unless given; ``torch-cuda`` is torch on CUDA);
+    clear errors when the backend is not installed or cannot run the file. ``options`` (or ``settings``, the
+    fields of :class:`OpenOptions` by name) say how; ``precision``, when given, must be the file's except on a
+    backend that takes a precision of its own (OpenVINO: bf16 runs the FP32 graph)."""
     path = Path(path)
     natural = kind_of(path)
+    try:
+        options = replace(options or OpenOptions(), **settings)
+    except TypeError as exc:
+        raise ConfigError(f"open_backend: {exc}") from None
     if kind == "torch-cuda":
-        kind, device = "torch", "cuda"
-    kind = kind or natural
-    if kind not in KINDS:
-        raise ConfigError(f"backend must be one of {', '.join(KINDS)} (or torch-cuda), got {kind!r}")
-    if kind not in CAN_RUN[natural]:
-        need = {"torch": "a .pt checkpoint", "onnxruntime": "an .onnx graph (`gedge export`)",
-                "tensorrt": "an .engine (`gedge build`)",
-                "openvino": "an .onnx graph or an OpenVINO IR .xml (`gedge calibrate --target openvino`)"}[kind]
-        raise ConfigError(f"{path.name}: the {kind} backend needs {need}")
-    if threads < 0:
-        raise ConfigError(f"threads must be 0 (the runtime's default) or more, got {threads}")
+        kind, options = "torch", replace(options, device="cuda")
+    spec = spec_of(kind or natural)
+    if path.suffix.lower() not in spec.runs:
+        raise ConfigError(f"{path.name}: the {spec.kind} backend needs {spec.needs}")
     info = info or model_info(path)
-    refused = refusal(kind, natural, info.precision)
+    refused = refusal(spec.kind, natural, info.precision)
     if refused:
         raise ConfigError(f"{path.name}: {refused}")
-    if kind == "openvino":
-        from gedge.runtime.openvino_backend import OpenVINOBackend
-
-        if with_amap and not info.has_amap:
-            raise ConfigError(f"{path.name} has no amap output; export with --amap for heat maps from the graph")
-        return OpenVINOBackend(path, precision=precision, performance=performance, threads=threads, streams=streams)
-    if precision and precision != info.precision:
-        raise ConfigError(f"{path.name} is {info.precision}, not {precision}")
-    if kind == "torch":
-        try:
-            import torch
-        except ImportError as exc:
-            raise ConfigError(f"torch is not installed ({exc}); pip install torch (Makefile: TORCH_SPEC)") from None
-        from gedge.runtime.torch_backend import TorchBackend
-
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("torch CUDA was asked for but torch sees no CUDA GPU "
-                              f"(torch {torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA)")
-        if threads:
-            torch.set_num_threads(threads)
-        return TorchBackend(info.details["checkpoint"], device=device, with_amap=with_amap)
-    if kind == "onnxruntime":
-        from gedge.runtime.onnxruntime_backend import OrtBackend
-
-        if with_amap and not info.has_amap:
-            raise ConfigError(f"{path.name} has no amap output; export with --amap for heat maps from the graph")
-        return OrtBackend(path, threads=threads)
-    from gedge.runtime.tensorrt_backend import TensorRTBackend
-
-    return TensorRTBackend(path, with_amap=with_amap, slots=slots, cuda_graphs=cuda_graphs)
+    if options.with_amap and not info.has_amap:
+        raise ConfigError(f"{path.name} has no amap output; export with --amap for heat maps from the graph")
+    if options.precision and options.precision != info.precision and not spec.picks_precision:
+        raise ConfigError(f"{path.name} is {info.precision}, not {options.precision}")
+    purpose = f"the {spec.kind} backend"
+    if len(spec.packages) == 1:  # TensorRT: the engine's manifest names the flavour, the backend imports it
+        require(spec.packages[0], purpose)
+    return _function(f"{spec.module}:{spec.opener}", purpose)(path, options, info)

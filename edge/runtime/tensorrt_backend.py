@@ -1,6 +1,6 @@
 """TensorRT backend: a gedge engine (``gedge build``) on the GPU, classic ``tensorrt`` or ``tensorrt_rtx``.
 
-Loading goes through the engine's manifest first (:func:`gedge.export.manifest.read_verified_engine`): the
+Loading goes through the engine's manifest first (:func:`gedge.core.artifacts.engine.read_verified_engine`): the
 bytes must match the recorded sha256, and the installed TensorRT flavour and version and this GPU must be the
 ones the engine was built for; the bytes that were checked are the bytes deserialised.
 
@@ -26,61 +26,20 @@ Then, per in-flight *slot* (two by default, so the copy of batch k+1 overlaps th
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gedge.core.artifacts.engine import RuntimeInfo, read_manifest, read_verified_engine
+from gedge.core.backend import BackendInfo
 from gedge.core.errors import ArtifactError, ConfigError, DataError
 from gedge.core.inputs import InputSpec, graph_input
+from gedge.core.machine import cuda_device
 from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.runtime.artifacts import ModelInfo, OpenOptions, summary_of_manifest
 from gedge.runtime.cuda import CudaApi, CudaError, CudaGraph, DeviceBuffer, HostBuffer, StageTimes, Stream, load_cuda
-
-_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "UINT8": np.uint8, "INT32": np.int32,
-           "INT64": np.int64, "BOOL": np.bool_}
-
-
-def _numpy_dtype(module: Any, trt_dtype: Any) -> np.dtype:
-    for name, dtype in _DTYPES.items():
-        if getattr(module.DataType, name, None) == trt_dtype:
-            return np.dtype(dtype)
-    raise ArtifactError(f"engine tensor of type {trt_dtype} has no numpy equivalent")
-
-
-def import_runtime(flavour: str) -> Any:
-    """The TensorRT module of an engine's flavour, with its runtime (Runtime, execute_async_v3)."""
-    if flavour not in ("tensorrt", "tensorrt_rtx"):
-        raise ArtifactError(f"manifest names an unknown TensorRT flavour {flavour!r}")
-    try:
-        module = importlib.import_module(flavour)
-    except Exception as exc:  # ImportError, or OSError from a missing libnvinfer
-        pip = "tensorrt-rtx-cu13" if flavour == "tensorrt_rtx" else "tensorrt (Jetson: JetPack)"
-        raise ConfigError(f"the engine needs {flavour}, which does not import here "
-                          f"({exc.__class__.__name__}: {str(exc).strip()[:120]}); install {pip}") from None
-    if not hasattr(module, "Runtime"):
-        raise ConfigError(f"{flavour} imports but has no Runtime (the PyPI placeholder package?)")
-    return module
-
-
-class _Logger:
-    """Keeps TensorRT's warnings and errors for the error messages instead of printing them."""
-
-    def __init__(self, module: Any) -> None:
-        severities = module.ILogger.Severity
-        keep = {getattr(severities, s) for s in ("INTERNAL_ERROR", "ERROR", "WARNING") if hasattr(severities, s)}
-        self.messages: list[str] = []
-        outer = self
-
-        class Impl(module.ILogger):  # type: ignore[misc, name-defined]
-            def __init__(self) -> None:
-                module.ILogger.__init__(self)
-
-            def log(self, severity, msg):  # noqa: ANN001 - TensorRT's signature
-                if severity in keep:
-                    outer.messages.append(str(msg))
-
-        self.impl = Impl()
+from gedge.runtime.tensorrt_module import TensorRTLogger, import_runtime, numpy_dtype
 
 
 @dataclass
@@ -110,79 +69,30 @@ class TensorRTStats:
     captures: int = 0
 
 
+@dataclass(frozen=True)
+class TensorRTParts:
+    """What the backend otherwise loads itself, given instead (tests pass fakes; a caller may pass a loaded API):
+    the CUDA bindings (or the name of the ones to load), the TensorRT module, and the facts the manifest is
+    checked against (flavour, version, GPU)."""
+
+    cuda_api: str | CudaApi | None = None
+    trt_module: Any = None
+    runtime_info: RuntimeInfo | None = None
+
+
 class TensorRTBackend:
     """Scores uint8 NHWC batches with a gedge TensorRT engine; verified against its manifest on load."""
 
     def __init__(self, engine: str | Path, with_amap: bool = False, slots: int = 2, cuda_graphs: bool = True,
-                 device: int = 0, cuda_api: str | CudaApi | None = None, trt_module: Any = None,
-                 runtime_info: Any = None) -> None:
-        from gedge.core.artifacts.engine import RuntimeInfo, read_manifest, read_verified_engine
-
+                 device: int = 0, parts: TensorRTParts = TensorRTParts()) -> None:
         if slots < 1:
             raise ConfigError(f"slots must be at least 1, got {slots}")
         self.path = Path(engine)
         self._slots: list[_Slot] = []
         self._closed = False
-        manifest = read_manifest(self.path)  # before importing anything: a missing or foreign manifest is the error
-        flavour = (manifest.get("tensorrt") or {}).get("flavour", "")
-        self.trt = trt_module or import_runtime(flavour)
-        self.trt_name = getattr(self.trt, "__name__", flavour)
-        self.trt_version = str(getattr(self.trt, "__version__", "unknown"))
-        self.api = cuda_api if isinstance(cuda_api, CudaApi) else load_cuda(cuda_api, device)
-        if runtime_info is None:
-            from gedge.core.machine import cuda_device
-
-            gpu, why = cuda_device(device)
-            if gpu is None:
-                raise ConfigError(f"no CUDA GPU to run the engine on ({why})")
-            runtime_info = RuntimeInfo(self.trt_name, self.trt_version, gpu.name, gpu.compute_capability)
-        self.runtime_info = runtime_info
-        data, self.manifest = read_verified_engine(self.path, runtime_info)
-
-        self.logger = _Logger(self.trt)
-        self.runtime = self.trt.Runtime(self.logger.impl)
-        self.engine = self.runtime.deserialize_cuda_engine(data)
-        if self.engine is None:
-            detail = "; ".join(self.logger.messages[-3:]) or "no reason given"
-            raise ArtifactError(f"TensorRT could not deserialise the engine: {detail[:300]}", self.path)
-
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        is_input = {n: self.engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT for n in names}
-        inputs = [n for n in names if is_input[n]]
-        if len(inputs) != 1:
-            raise ArtifactError(f"engine has {len(inputs)} inputs; a gedge scorer engine has one", self.path)
-        self.input_name = inputs[0]
-        self.output_names = [n for n in names if not is_input[n]]
-        missing = [n for n in OUTPUT_NAMES if n not in self.output_names]
-        if missing:
-            raise ArtifactError(f"engine lacks the outputs {', '.join(missing)}", self.path)
-        has_amap = "amap" in self.output_names
-        if with_amap and not has_amap:
-            raise ConfigError("the anomaly map was asked for but the engine has no amap output (export with --amap)")
-        self.with_amap = bool(with_amap)
-        self.copied = [*OUTPUT_NAMES, *(["amap"] if self.with_amap else [])]
-
-        spec = manifest.get("input_spec") or {}
-        model = manifest.get("model") or {}
-        self.input_spec = InputSpec(size=int(spec.get("size", model.get("isize", 0))),
-                                    channels=int(spec.get("channels", model.get("nc", 3))))
-        self.input_kind = (manifest.get("input") or {}).get("kind", "uint8-nhwc")
-        self.input_dtype = _numpy_dtype(self.trt, self.engine.get_tensor_dtype(self.input_name))
-        shape = tuple(int(d) for d in self.engine.get_tensor_shape(self.input_name))
-        self.min_batch, _, self.max_batch = (int(s[0]) for s in self.engine.get_tensor_profile_shape(self.input_name,
-                                                                                                   0))
-        # Execution contexts running concurrently need an optimisation profile each (TensorRT's rule for dynamic
-        # shapes): `gedge build --profiles N` makes N identical ones, and there are at most that many slots.
-        self.profiles = int(getattr(self.engine, "num_optimization_profiles", 1) or 1)
-        self.slot_note = ""
-        if slots > self.profiles:
-            self.slot_note = (f"{slots} slots asked for but the engine has {self.profiles} optimisation "
-                              f"profile{'s' if self.profiles > 1 else ''}: {self.profiles} slot"
-                              f"{'s' if self.profiles > 1 else ''} (rebuild with --profiles {slots})")
-            slots = self.profiles
-        self.row_shape = shape[1:]
-        self.precision = str(manifest.get("precision", "?"))
-        self.name = f"tensorrt-{self.precision}"
+        self.engine = self._load(parts, device)
+        self._read_tensors(with_amap)
+        slots = self._read_profiles(slots)
         # "runtime": TensorRT-RTX captures and replays graphs itself; "manual": this backend captures them
         runtime_graphs = hasattr(self.trt, "CudaGraphStrategy") and hasattr(self.engine, "create_runtime_config")
         self.graph_mode = "runtime" if runtime_graphs else "manual"
@@ -198,6 +108,82 @@ class TensorRTBackend:
             self.close()
             raise
         self.device_bytes = self._device_bytes()
+
+    @property
+    def info(self) -> BackendInfo:
+        """What this backend is now (CUDA graphs can be switched, or fail to capture, after opening)."""
+        notes = tuple(note for note in (self.slot_note, self.graph_note) if note)
+        return BackendInfo(kind="tensorrt", label=f"tensorrt {self.precision.upper()}", precision=self.precision,
+                           device="cuda", runtime=f"{self.trt_name} {self.trt_version}", with_amap=self.with_amap,
+                           slots=len(self._slots), max_batch=self.max_batch, device_memory_bytes=self.device_bytes,
+                           cuda_graphs=self.cuda_graphs, artifact=self.artifact, notes=notes)
+
+    def _load(self, parts: TensorRTParts, device: int) -> Any:
+        """Read and verify the manifest, import the engine's TensorRT flavour, load CUDA, deserialise the engine."""
+        manifest = read_manifest(self.path)  # before importing anything: a missing or foreign manifest is the error
+        flavour = (manifest.get("tensorrt") or {}).get("flavour", "")
+        self.trt = parts.trt_module or import_runtime(flavour)
+        self.trt_name = getattr(self.trt, "__name__", flavour)
+        self.trt_version = str(getattr(self.trt, "__version__", "unknown"))
+        cuda_api = parts.cuda_api
+        self.api = cuda_api if isinstance(cuda_api, CudaApi) else load_cuda(cuda_api, device)
+        runtime_info = parts.runtime_info
+        if runtime_info is None:
+            gpu, why = cuda_device(device)
+            if gpu is None:
+                raise ConfigError(f"no CUDA GPU to run the engine on ({why})")
+            runtime_info = RuntimeInfo(self.trt_name, self.trt_version, gpu.name, gpu.compute_capability)
+        self.runtime_info = runtime_info
+        data, self.manifest = read_verified_engine(self.path, runtime_info)
+        self.precision = str(self.manifest.get("precision", "?"))
+        self.name = f"tensorrt-{self.precision}"
+        self.artifact = summary_of_manifest(self.path, self.manifest, verification_text(self.manifest))
+        self.logger = TensorRTLogger(self.trt)
+        self.runtime = self.trt.Runtime(self.logger.impl)
+        engine = self.runtime.deserialize_cuda_engine(data)
+        if engine is None:
+            detail = "; ".join(self.logger.messages[-3:]) or "no reason given"
+            raise ArtifactError(f"TensorRT could not deserialise the engine: {detail[:300]}", self.path)
+        return engine
+
+    def _read_tensors(self, with_amap: bool) -> None:
+        """The engine's one input and its outputs; which outputs are copied back; the input's spec and type."""
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_input = {n: self.engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT for n in names}
+        inputs = [n for n in names if is_input[n]]
+        if len(inputs) != 1:
+            raise ArtifactError(f"engine has {len(inputs)} inputs; a gedge scorer engine has one", self.path)
+        self.input_name = inputs[0]
+        self.output_names = [n for n in names if not is_input[n]]
+        missing = [n for n in OUTPUT_NAMES if n not in self.output_names]
+        if missing:
+            raise ArtifactError(f"engine lacks the outputs {', '.join(missing)}", self.path)
+        if with_amap and "amap" not in self.output_names:
+            raise ConfigError("the anomaly map was asked for but the engine has no amap output (export with --amap)")
+        self.with_amap = bool(with_amap)
+        self.copied = [*OUTPUT_NAMES, *(["amap"] if self.with_amap else [])]
+        spec = self.manifest.get("input_spec") or {}
+        model = self.manifest.get("model") or {}
+        self.input_spec = InputSpec(size=int(spec.get("size", model.get("isize", 0))),
+                                    channels=int(spec.get("channels", model.get("nc", 3))))
+        self.input_kind = (self.manifest.get("input") or {}).get("kind", "uint8-nhwc")
+        self.input_dtype = numpy_dtype(self.trt, self.engine.get_tensor_dtype(self.input_name))
+        self.row_shape = tuple(int(d) for d in self.engine.get_tensor_shape(self.input_name))[1:]
+
+    def _read_profiles(self, slots: int) -> int:
+        """The batch range of the optimisation profile, and how many of the ``slots`` asked for the engine allows.
+
+        Execution contexts running concurrently need an optimisation profile each (TensorRT's rule for dynamic
+        shapes): `gedge build --profiles N` makes N identical ones, and there are at most that many slots."""
+        profile = self.engine.get_tensor_profile_shape(self.input_name, 0)
+        self.min_batch, _, self.max_batch = (int(s[0]) for s in profile)
+        self.profiles = int(getattr(self.engine, "num_optimization_profiles", 1) or 1)
+        self.slot_note = ""
+        if slots > self.profiles:
+            plural = "s" if self.profiles > 1 else ""
+            self.slot_note = (f"{slots} slots asked for but the engine has {self.profiles} optimisation "
+                              f"profile{plural}: {self.profiles} slot{plural} (rebuild with --profiles {slots})")
+        return min(slots, self.profiles)
 
     # --- setup ------------------------------------------------------------------------------------------
 
@@ -232,7 +218,7 @@ class TensorRTBackend:
         device_outputs, host_outputs = {}, {}
         for name in self.output_names:  # every output needs a buffer; only the copied ones get host memory
             out_shape = tuple(int(d) for d in context.get_tensor_shape(name))
-            dtype = _numpy_dtype(self.trt, self.engine.get_tensor_dtype(name))
+            dtype = numpy_dtype(self.trt, self.engine.get_tensor_dtype(name))
             device_outputs[name] = DeviceBuffer(self.api, out_shape, dtype)
             if name in self.copied:
                 host_outputs[name] = HostBuffer(self.api, out_shape, dtype)
@@ -269,10 +255,6 @@ class TensorRTBackend:
         if per_context is None:
             per_context = getattr(self.engine, "device_memory_size", 0)
         return int(buffers + len(self._slots) * int(per_context or 0))
-
-    @property
-    def slots(self) -> int:
-        return len(self._slots)
 
     # --- the asynchronous interface (the pipelined loop) ------------------------------------------------
 
@@ -396,6 +378,11 @@ class TensorRTBackend:
     def reset_stats(self) -> None:
         self.stats = TensorRTStats()
 
+    def stage_times_ms(self) -> dict[str, list[float]]:
+        """Host to device, compute and device to host milliseconds of each batch collected since the last reset."""
+        stages = self.stats.stages
+        return {"h2d": [s.h2d for s in stages], "compute": [s.compute for s in stages], "d2h": [s.d2h for s in stages]}
+
     def close(self) -> None:
         if self._closed:
             return
@@ -422,3 +409,16 @@ class TensorRTBackend:
             self.close()
         except Exception:
             pass
+
+
+def verification_text(manifest: dict[str, Any]) -> str:
+    """What was checked when the engine was opened, and the parity verdict its manifest records."""
+    trt = manifest.get("tensorrt") or {}
+    parity = ((manifest.get("parity") or {}).get("engine") or {}).get("status", "not recorded")
+    return (f"sha256, {trt.get('flavour', '?')} {trt.get('version', '?')} and the GPU checked against the "
+            f"manifest; engine parity: {parity}")
+
+
+def open_artifact(path: Path, options: OpenOptions, info: ModelInfo) -> TensorRTBackend:
+    """The registry's opener: the engine on GPU 0 with ``options.slots`` in-flight slots."""
+    return TensorRTBackend(path, with_amap=options.with_amap, slots=options.slots, cuda_graphs=options.cuda_graphs)
