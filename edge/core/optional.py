@@ -28,6 +28,7 @@ INSTALL_HINTS: dict[str, str] = {
     "cuda": "pip install 'gedge[tensorrt]' (NVIDIA's cuda-python)",
     "pycuda": "pip install pycuda (needs a CUDA toolkit); cuda-python is preferred: pip install 'gedge[tensorrt]'",
     "tritonclient": "pip install 'gedge[serve]'",
+    "jsonschema": "pip install 'jsonschema>=4' (in the dev extra)",
     "pytriton": "pip install 'gedge[serve]'",
 }
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.optional import require
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 SCHEMA_FILES = {
@@ -35,10 +36,7 @@ def load_schema(kind: str) -> dict[str, Any]:
 def validate_artifact_json(kind: str, payload: dict[str, Any], path: str | Path | None = None) -> None:
     """Check an engine manifest (``kind="engine"``), graph sidecar (``"graph"``) or IR sidecar (``"ir"``) against
     its schema; ArtifactError naming the first offending field otherwise."""
-    try:
-        import jsonschema
-    except ImportError:
-        raise ConfigError("validating artifacts needs the jsonschema package (pip install 'jsonschema>=4')") from None
+    jsonschema = require("jsonschema", "validating artifacts against their schemas")
     schema = load_schema(kind)
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path])

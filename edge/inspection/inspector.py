@@ -112,7 +112,7 @@ class Inspector:
         self.score_stats = score_stats
         self.pipeline = Pipeline(backend, batch_size=options.batch_size, slots=options.slots,
                                  workers=options.workers)
-        self.summary = InspectSummary(str(info.path), getattr(backend, "name", "?"), self.threshold,
+        self.summary = InspectSummary(str(info.path), backend.name, self.threshold,
                                       options.overlap, self.pipeline.batch_size)
         self._overlay_names: set[str] = set()
 

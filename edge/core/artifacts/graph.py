@@ -10,18 +10,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import onnx
 from gedge.core.atomic import write_json
+from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError
 from gedge.core.hashing import sha256_file
-
-if TYPE_CHECKING:
-    from gedge.core.decision import DecisionRule
-    from gedge.core.inputs import InputSpec
-    from gedge.core.preprocess import Preprocess
-
+from gedge.core.inputs import InputSpec
+from gedge.core.preprocess import Preprocess
 
 FORMAT = "gedge-scorer"
 
@@ -73,18 +70,12 @@ class GraphFacts:
         return asdict(self)
 
     def preprocess_config(self) -> Preprocess:
-        from gedge.core.preprocess import Preprocess
-
         return Preprocess.from_dict(self.preprocess)
 
     def decision_rule(self) -> DecisionRule:
-        from gedge.core.decision import DecisionRule
-
         return DecisionRule.from_dict(self.decision)
 
     def input_spec(self) -> InputSpec:
-        from gedge.core.inputs import InputSpec
-
         return InputSpec(size=int(self.model["isize"]), channels=int(self.model["nc"]))
 
 

@@ -1,10 +1,15 @@
-"""TODO: docstring (split from gedge.runtime.openvino_backend, gedge.calibrate.nncf_int8)."""
+"""The OpenVINO IR sidecar (``<ir>.xml.json``): the graph facts of the IR plus the sha256 of its .xml and .bin.
+
+``gedge calibrate --target openvino`` writes it; the OpenVINO backend reads it (an IR has no metadata of its own
+that gedge writes).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from gedge.core.artifacts.graph import GraphFacts, load_graph, read_facts
 from gedge.core.atomic import write_json
 from gedge.core.errors import ArtifactError
 from gedge.core.hashing import sha256_file
@@ -19,8 +24,6 @@ def ir_sidecar_path(xml: str | Path) -> Path:
 
 def read_ir_facts(xml: str | Path):
     """The gedge facts of a saved IR, from its sidecar (``<ir>.xml.json``)."""
-    from gedge.core.artifacts.graph import GraphFacts
-
     side = ir_sidecar_path(xml)
     if not side.is_file():
         raise ArtifactError("OpenVINO IR has no sidecar (written by `gedge calibrate --target openvino`?)", side)
@@ -40,14 +43,10 @@ def read_model_facts(path: str | Path):
         if not path.is_file() or not path.with_suffix(".bin").is_file():
             raise ArtifactError("OpenVINO IR (.xml and its .bin) does not exist", path)
         return read_ir_facts(path)
-    from gedge.core.artifacts.graph import load_graph, read_facts
-
     return read_facts(load_graph(path, load_weights=False), path)
 
 
 def write_ir_sidecar(out: Path, facts, extra: dict) -> Path:
-    from gedge.core.artifacts.ir import ir_sidecar_path
-
     payload = {"graph": out.name, "graph_sha256": sha256_file(out), "weights": out.with_suffix(".bin").name,
                "weights_sha256": sha256_file(out.with_suffix(".bin")), **facts.to_dict(), **extra}
     return write_json(ir_sidecar_path(out), payload)
