@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from gedge.cli.commands_bench import run_bench
 from gedge.cli.commands_calibrate import run_bench_cpu
+from gedge.cli.served import need_inputs, report_requests, served_model
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Speed: latency, throughput and memory of every backend.")
@@ -14,7 +15,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 
 @app.command()
 def bench(
-    models: list[Path] = typer.Argument(..., help="Models: .pt (torch eager; torch CUDA where there is a GPU), "
+    models: list[Path] | None = typer.Argument(None, help="Models: .pt (torch eager; torch CUDA where there is a "
+                                                         "GPU), "
                                                   ".onnx (onnxruntime or OpenVINO, FP32/FP16/INT8), .xml "
                                                   "(OpenVINO IR), .engine (TensorRT)."),
     backend: list[str] = typer.Option([], "--backend", help="Only these backends: torch, torch-cuda, "
@@ -36,6 +38,9 @@ def bench(
     streams: int = typer.Option(0, help="OpenVINO streams with --performance throughput (0: OpenVINO's "
                                         "choice)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+    server: str | None = typer.Option(None, help="Also bench a model served by Triton (http://host:8000 or "
+                                                 "grpc://host:8001, `gedge serve`)."),
+    model_name: str | None = typer.Option(None, help="With --server: the served model (default: scorer)."),
 ) -> None:
     """Latency p50/p90/p99, throughput and peak memory of every backend, with ratios against torch eager.
 
@@ -44,8 +49,14 @@ def bench(
 
     Example: [bold]gedge bench model.pt scorer.onnx scorer.int8.cpu.onnx --batch 1 --batch 16 --iters 50[/]
     """
-    run_bench(models, backend, batch, warmup, iters, seconds, threads, pipeline, rounds, cuda_graphs, json_out,
+    if server is not None:  # the served model is one more row, next to the local ones
+        reference, models = served_model(server, model_name, None, models)
+        models = [*models, reference]
+    run_bench(need_inputs(models, "models"), backend, batch, warmup, iters, seconds, threads, pipeline, rounds,
+              cuda_graphs, json_out,
               performance, streams)
+    if server is not None:
+        report_requests(reference, json_out)
 
 
 @app.command("bench-cpu")

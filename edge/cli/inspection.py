@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from gedge.cli.commands_inspect import check_backend, run_inspect
+from gedge.cli.served import need_inputs, report_requests, served_model
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Inspect images and line-scan strips with any deployed model.")
@@ -16,7 +17,7 @@ def inspect(
     model: Path = typer.Argument(..., help="Model: gedge checkpoint (.pt), ONNX graph (.onnx), OpenVINO IR (.xml) "
                                            "or TensorRT engine (.engine); preprocessing and threshold come from "
                                            "it."),
-    inputs: list[Path] = typer.Argument(..., help="Image files or folders (boards, line-scan strips)."),
+    inputs: list[Path] | None = typer.Argument(None, help="Image files or folders (boards, line-scan strips)."),
     backend: str | None = typer.Option(None, help="torch, torch-cuda, onnxruntime, openvino or tensorrt "
                                                      "(default: the model file's own; for an .onnx graph the "
                                                      "fastest installed CPU backend, printed)."),
@@ -40,6 +41,9 @@ def inspect(
                                         "choice)."),
     convert: bool = typer.Option(False, "--convert", help="Convert images to the model's channel count."),
     json_out: bool = typer.Option(False, "--json", help="JSON lines: one per image, then the summary."),
+    server: str | None = typer.Option(None, help="Score on a Triton server (http://host:8000 or grpc://host:8001, "
+                                                 "`gedge serve`); MODEL is then the first image."),
+    model_name: str | None = typer.Option(None, help="With --server: the served model (default: scorer)."),
 ) -> None:
     """Inspect images, folders or line-scan strips: tiles, decisions per tile and image, defect boxes.
 
@@ -47,5 +51,10 @@ def inspect(
 
     Example: [bold]gedge inspect scorer.onnx strips/ --overlap 0.5 --overlays overlays --json[/]
     """
-    run_inspect(model, inputs, check_backend(backend), device, overlap, batch_size, threshold, overlays, truth,
+    if server is not None:  # only the scoring moves: tiling, decisions, boxes and reports stay here
+        model, inputs = served_model(server, model_name, model, inputs)
+    run_inspect(model, need_inputs(inputs, "images or folders"), check_backend(backend), device, overlap,
+                batch_size, threshold, overlays, truth,
                 all_tiles, threads, workers, slots, convert, json_out, performance, streams)
+    if server is not None:
+        report_requests(model, json_out)

@@ -24,7 +24,9 @@ from typing import Any
 
 from gedge.core.backend import Backend
 from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.optional import require
 from gedge.core.preprocess import Preprocess
+from gedge.runtime.served import is_served
 
 KINDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 
@@ -67,6 +69,8 @@ class ModelInfo:
 
 
 def kind_of(path: str | Path) -> str:
+    if is_served(path):  # a model on a Triton server (gedge.runtime.triton_backend)
+        return "triton"
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIX_KIND:
         raise ConfigError(f"{Path(path).name}: not a model file (expected .pt checkpoint, .onnx graph, .engine or "
@@ -124,7 +128,7 @@ def auto_backend(path: str | Path, precision: str | None = None, info: ModelInfo
     this batch size (:mod:`gedge.runtime.choice`, remembered per graph and machine) instead of trusting the
     static ranking."""
     natural = kind_of(path)
-    if natural in ("torch", "tensorrt", "openvino"):  # a checkpoint, an engine, an IR: one backend runs each
+    if natural in ("torch", "tensorrt", "openvino", "triton"):  # a checkpoint, engine, IR, server: one backend each
         return BackendChoice(natural, precision or (info.precision if info else "fp32"), "the file's own backend")
     info = info or model_info(path)
     want = precision or info.precision
@@ -149,6 +153,8 @@ def auto_backend(path: str | Path, precision: str | None = None, info: ModelInfo
 
 
 def model_info(path: str | Path) -> ModelInfo:
+    if is_served(path):
+        return require("gedge.runtime.triton_backend", "scoring on a Triton server").served_model_info(path)
     path = Path(path)
     kind = kind_of(path)
     if not path.is_file():
@@ -195,6 +201,9 @@ def open_backend(path: str | Path, kind: str | None = None, precision: str | Non
                  info: ModelInfo | None = None, performance: str = "latency", streams: int = 0) -> Backend:
     """The backend for a model file (its kind from the suffix unless given); clear errors when the backend is
     not installed or cannot run the file. ``precision``, when given, must be the file's."""
+    if is_served(path):
+        return require("gedge.runtime.triton_backend", "scoring on a Triton server").open_served(
+            path, slots=slots, with_amap=with_amap)
     path = Path(path)
     natural = kind_of(path)
     if kind == "torch-cuda":
