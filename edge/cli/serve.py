@@ -76,4 +76,5 @@ def _render_event(event: dict[str, Any]) -> None:
         console.print(key_value_table("Stopped", {
             "requests answered": event["requests_answered"], "images": event["images"],
             "executions": event["executions"], "failed requests": event["failed_requests"],
+            "refused while stopping": event["refused_requests"],
             "batch sizes formed (images: executions)": sizes}))

@@ -45,7 +45,8 @@ def retryable(exc: BaseException) -> bool:
     """A connection-level failure worth another try (not an answer from the server)."""
     if isinstance(exc, InferenceServerException):
         status = str(exc.status() or "")
-        return any(code in status for code in RETRYABLE_STATUS) or "connect" in str(exc).lower()
+        text = str(exc).lower()
+        return any(code in status for code in RETRYABLE_STATUS) or "connect" in text or "is stopping" in text
     return isinstance(exc, (OSError, TimeoutError, EOFError)) or type(exc).__name__ in ("Timeout", "ConnectionError")
 
 

@@ -22,6 +22,9 @@ from gedge.core.scores import OUTPUT_NAMES
 DECISION = "decision"
 
 
+STOPPING = "unavailable: the server is stopping and takes no new requests (send it again, to another replica)"
+
+
 @dataclass
 class ServeTally:
     """Counts over the server's life, from every instance (thread-safe)."""
@@ -30,11 +33,32 @@ class ServeTally:
     images: int = 0
     executions: int = 0
     failed_requests: int = 0
+    refused_requests: int = 0  # arrived after a stop signal: an explicit error, never executed
+    in_flight: int = 0  # executions running now
+    stopping: bool = False
     batch_sizes: Counter = field(default_factory=Counter)  # images per execution -> executions
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def admit(self, requests: int) -> bool:
+        """Whether an execution may start (False once stopping: its requests are refused, not lost)."""
+        with self.lock:
+            if self.stopping:
+                self.refused_requests += requests
+                return False
+            self.in_flight += 1
+            return True
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+
+    def idle(self) -> bool:
+        with self.lock:
+            return self.in_flight == 0
+
     def record(self, sizes: list[int], ok: bool) -> None:
         with self.lock:
+            self.in_flight -= 1
             self.executions += 1
             if ok:
                 self.requests += len(sizes)
@@ -46,7 +70,7 @@ class ServeTally:
     def to_dict(self) -> dict[str, Any]:
         with self.lock:
             return {"requests_answered": self.requests, "images": self.images, "executions": self.executions,
-                    "failed_requests": self.failed_requests,
+                    "failed_requests": self.failed_requests, "refused_requests": self.refused_requests,
                     "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
 
 
@@ -77,6 +101,8 @@ class ServedScorer:
     def __call__(self, requests: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Triton's merged requests: one batch through the backend, the outputs split back per request."""
         sizes = [len(request[self.input_name]) for request in requests]
+        if not self.tally.admit(len(requests)):
+            raise RuntimeError(STOPPING)
         try:
             batch = np.concatenate([request[self.input_name] for request in requests])
             values = self.outputs(batch)

@@ -11,8 +11,11 @@ batch, all before the server starts: a refused or broken artifact is never serve
 * ``<name>-facts``: the artifact's facts for clients (:func:`gedge.core.artifacts.served.served_facts`), since
   PyTriton cannot put parameters into a model's config the way ``gedge triton export`` does.
 
-SIGINT (Ctrl-C) or SIGTERM stops it: tritonserver stops taking requests, answers the ones it accepted (up to
-``drain_seconds``) and exits; then the instances close. Health and readiness are Triton's own
+SIGINT (Ctrl-C) or SIGTERM stops it without losing an accepted request: executions already running finish and
+answer; requests that reach an instance afterwards get an explicit "server is stopping" error (a client retries
+them elsewhere), also on connections kept alive, so that nothing is cut off when tritonserver closes its
+connections. Then tritonserver stops (waiting up to ``drain_seconds`` for its connections) and the instances
+close. Health and readiness are Triton's own
 (``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/<name>/ready``). PyTriton guards the model-repository,
 shared-memory, trace and logging endpoints with a token; the statistics endpoint (read-only counters, like
 ``/metrics``) is left open so that load tests can read the batch sizes formed.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,6 +155,14 @@ def endpoints(options: ServeOptions, name: str) -> dict[str, str]:
             "ready": f"http://{host}:{options.http_port}/v2/models/{name}/ready"}
 
 
+def drain(tally: ServeTally, seconds: float) -> None:
+    """Wait until no execution is running (at most ``seconds``), then a moment for the answers to leave."""
+    deadline = time.monotonic() + seconds
+    while not tally.idle() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+
+
 def serve(path: str | Path, options: ServeOptions, on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Serve the artifact until SIGINT or SIGTERM (or tritonserver exits); returns the closing tally.
 
@@ -175,8 +187,10 @@ def serve(path: str | Path, options: ServeOptions, on_event: Callable[[dict[str,
             while not stop.wait(0.5):
                 if not triton.is_alive():
                     break
+            model.tally.stop()  # executions already started finish and answer; later requests are refused
             on_event({"event": "stopping", "signal": received[0] if received else "tritonserver exited",
                       "drain_seconds": options.drain_seconds, **model.tally.to_dict()})
+            drain(model.tally, options.drain_seconds)
     finally:  # leaving the with block stopped tritonserver (accepted requests answered first), then the proxies
         for sig, handler in previous.items():
             signal.signal(sig, handler)
