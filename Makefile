@@ -6,7 +6,14 @@ EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gedge-installed-$(EXTRAS)
 
-.PHONY: demo test lint venv clean gpu-check firmware-check
+# Serving (`gedge serve`) has its own environment: PyTriton needs numpy<2 and the shared libpython of the system
+# Python (/usr/bin/python3.11 on Debian; a pyenv Python without libpython3.11.so fails to load models). No torch.
+SERVE_PYTHON ?= /usr/bin/python3.11
+SERVE_VENV ?= .venv-serve
+SERVE_EXTRAS ?= serve,cpu
+SERVE_STAMP := $(SERVE_VENV)/.gedge-installed-serve
+
+.PHONY: demo test lint venv serve-venv clean gpu-check firmware-check
 
 venv: $(STAMP)
 
@@ -17,10 +24,20 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+serve-venv: $(SERVE_STAMP)
+
+$(SERVE_STAMP): pyproject.toml Makefile
+	test -x $(SERVE_VENV)/bin/python || $(SERVE_PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SERVE_VENV)/bin/python -m pip install -q -e ".[$(SERVE_EXTRAS)]"
+	touch $(SERVE_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/gedge demo --out demo-out
 
+# The serving tests run `gedge serve` from $(SERVE_VENV); where it cannot be built they skip and say why.
 test: $(STAMP)
+	-$(MAKE) --no-print-directory serve-venv
 	bash edge/firmware/check.sh
 	$(BIN)/python -m pytest -q
 

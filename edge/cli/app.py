@@ -45,6 +45,8 @@ COMMANDS: dict[str, Entry] = {
     "bench": Entry("gedge.cli.bench", "Latency, throughput and memory of every backend."),
     "bench-cpu": Entry("gedge.cli.bench", "CPU speed: torch eager against ONNX Runtime and OpenVINO."),
     "gpu-check": Entry("gedge.cli.bench", "On a GPU machine: CUDA, the loop, TensorRT engines, parity and speed."),
+    "serve": Entry("gedge.cli.serve", "Serve a scorer with Triton Inference Server (HTTP, gRPC, metrics)."),
+    "triton": Entry("gedge.cli.triton", "Triton model repositories from engines, graphs and IRs.", "*"),
     "demo": Entry("gedge.cli.demo", "The whole pipeline on synthetic wood, on a CPU."),
 }
 

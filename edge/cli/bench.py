@@ -10,6 +10,7 @@ from gedge.bench.cpu_speed import CpuBenchConfig
 from gedge.bench.gpu_check import GpuCheckOptions
 from gedge.bench.runner import BenchConfig
 from gedge.cli.commands_bench import run_bench, run_bench_cpu, run_gpu_check_command
+from gedge.cli.served import need_inputs, report_requests, served_model
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Speed: latency, throughput and memory of every backend.")
@@ -17,7 +18,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 
 @app.command()
 def bench(
-    models: list[Path] = typer.Argument(..., help="Models: .pt (torch eager; torch CUDA where there is a GPU), "
+    models: list[Path] | None = typer.Argument(None, help="Models: .pt (torch eager; torch CUDA where there is a "
+                                                         "GPU), "
                                                   ".onnx (onnxruntime or OpenVINO, FP32/FP16/INT8), .xml "
                                                   "(OpenVINO IR), .engine (TensorRT)."),
     backend: list[str] = typer.Option([], "--backend", help="Only these backends: torch, torch-cuda, "
@@ -39,6 +41,9 @@ def bench(
     streams: int = typer.Option(0, help="OpenVINO streams with --performance throughput (0: OpenVINO's "
                                         "choice)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+    server: str | None = typer.Option(None, help="Also bench a model served by Triton (http://host:8000 or "
+                                                 "grpc://host:8001, `gedge serve`)."),
+    model_name: str | None = typer.Option(None, help="With --server: the served model (default: scorer)."),
 ) -> None:
     """Latency p50/p90/p99, throughput and peak memory of every backend, with ratios against torch eager.
 
@@ -50,7 +55,12 @@ def bench(
     config = BenchConfig(batches=batch or [1, 16], warmup=warmup, iters=iters, seconds=seconds, threads=threads,
                          backends=backend or None, pipeline=pipeline, pipeline_rounds=rounds, cuda_graphs=cuda_graphs,
                          openvino_performance=performance, openvino_streams=streams)
-    run_bench(models, config, json_out)
+    if server is not None:  # the served model is one more row, next to the local ones
+        reference, models = served_model(server, model_name, None, models)
+        models = [*models, reference]
+    run_bench(need_inputs(models, "models"), config, json_out)
+    if server is not None:
+        report_requests(reference, json_out)
 
 
 @app.command("bench-cpu")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from gedge.cli.render import console, err_console, fmt, key_value_table, print_json, progress_bar, warning_line
+from gedge.cli.served import need_inputs, report_requests, served_model
 from gedge.inspection.inspector import ImageReport, InspectOptions
 from gedge.inspection.session import (
     BackendRequest,
@@ -26,7 +27,7 @@ def inspect(
     model: Path = typer.Argument(..., help="Model: gedge checkpoint (.pt), ONNX graph (.onnx), OpenVINO IR (.xml) "
                                            "or TensorRT engine (.engine); preprocessing and threshold come from "
                                            "it."),
-    inputs: list[Path] = typer.Argument(..., help="Image files or folders (boards, line-scan strips)."),
+    inputs: list[Path] | None = typer.Argument(None, help="Image files or folders (boards, line-scan strips)."),
     backend: str | None = typer.Option(None, help="torch, torch-cuda, onnxruntime, openvino or tensorrt "
                                                      "(default: the model file's own; for an .onnx graph the "
                                                      "fastest installed CPU backend, printed)."),
@@ -50,6 +51,9 @@ def inspect(
                                         "choice)."),
     convert: bool = typer.Option(False, "--convert", help="Convert images to the model's channel count."),
     json_out: bool = typer.Option(False, "--json", help="JSON lines: one per image, then the summary."),
+    server: str | None = typer.Option(None, help="Score on a Triton server (http://host:8000 or grpc://host:8001, "
+                                                 "`gedge serve`); MODEL is then the first image."),
+    model_name: str | None = typer.Option(None, help="With --server: the served model (default: scorer)."),
 ) -> None:
     """Inspect images, folders or line-scan strips: tiles, decisions per tile and image, defect boxes.
 
@@ -57,12 +61,16 @@ def inspect(
 
     Example: [bold]gedge inspect scorer.onnx strips/ --overlap 0.5 --overlays overlays --json[/]
     """
+    if server is not None:  # only the scoring moves: tiling, decisions, boxes and reports stay here
+        model, inputs = served_model(server, model_name, model, inputs)
     request = InspectRequest(
-        model, tuple(inputs),
+        model, tuple(need_inputs(inputs, "images or folders")),
         InspectOptions(overlap=overlap, batch_size=batch_size, threshold=threshold, overlays=overlays,
                        convert=convert, all_tiles=all_tiles, workers=workers, slots=slots),
         BackendRequest(backend, device, threads, performance, streams), truth)
     render_inspection(request, json_out)
+    if server is not None:
+        report_requests(model, json_out)
 
 
 def render_inspection(request: InspectRequest, json_out: bool) -> None:

@@ -32,6 +32,7 @@ from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.optional import available, install_hint, require
 from gedge.runtime.artifacts import ModelInfo, OpenOptions
 from gedge.runtime.choice import MeasuredChoice, choose_by_measuring
+from gedge.runtime.served import is_served
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class BackendSpec:
     picks_precision: bool = False  # it is told a precision to compute in (OpenVINO's hint) besides the file's
     cpu: bool = True
     refusals: dict[tuple[str, str], str] = field(default_factory=dict)  # (suffix, precision) -> why it must not
+    served: bool = False  # its "file" is a URL of a model on a server (gedge.runtime.served), not a local file
 
     @property
     def install_hint(self) -> str:
@@ -74,6 +76,8 @@ BACKENDS: dict[str, BackendSpec] = {spec.kind: spec for spec in (
     BackendSpec("tensorrt", "TensorRT", (".engine",), "gedge.runtime.tensorrt_backend", {".engine": ()},
                 "an .engine (`gedge build`)", ("tensorrt", "tensorrt_rtx"),
                 reader="gedge.runtime.artifacts:engine_info", cpu=False),
+    BackendSpec("triton", "Triton", (), "gedge.runtime.triton_backend", {}, "a served model (http://host:8000)",
+                ("tritonclient",), reader="gedge.runtime.triton_backend:served_model_info", cpu=False, served=True),
 )}
 
 KINDS = tuple(BACKENDS)
@@ -91,7 +95,9 @@ CPU_RANKING: dict[str, tuple[str, ...]] = {
 
 
 def kind_of(path: str | Path) -> str:
-    """The natural backend of a model file, from its suffix."""
+    """The natural backend of a model file, from its suffix (a served model's URL: ``triton``)."""
+    if is_served(path):
+        return "triton"
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIX_KIND:
         raise ConfigError(f"{Path(path).name}: not a model file (expected .pt checkpoint, .onnx graph, .engine or "
@@ -188,8 +194,10 @@ def _function(reference: str, purpose: str) -> Any:
 
 def model_info(path: str | Path) -> ModelInfo:
     """What the model file says about scoring (preprocessing, threshold, precision, amap), without opening it."""
-    path = Path(path)
     spec = BACKENDS[kind_of(path)]
+    if spec.served:
+        return _function(spec.reader, f"asking {path} for its facts")(path)
+    path = Path(path)
     if not path.is_file():
         raise ArtifactError("model file does not exist", path)
     return _function(spec.reader, f"reading {path.name}")(path)
@@ -201,8 +209,8 @@ def open_backend(path: str | Path, kind: str | None = None, options: OpenOptions
     clear errors when the backend is not installed or cannot run the file. ``options`` (or ``settings``, the
     fields of :class:`OpenOptions` by name) say how; ``precision``, when given, must be the file's except on a
     backend that takes a precision of its own (OpenVINO: bf16 runs the FP32 graph)."""
-    path = Path(path)
     natural = kind_of(path)
+    path = path if BACKENDS[natural].served else Path(path)
     try:
         options = replace(options or OpenOptions(), **settings)
     except TypeError as exc:
@@ -210,16 +218,19 @@ def open_backend(path: str | Path, kind: str | None = None, options: OpenOptions
     if kind == "torch-cuda":
         kind, options = "torch", replace(options, device="cuda")
     spec = spec_of(kind or natural)
-    if path.suffix.lower() not in spec.runs:
-        raise ConfigError(f"{path.name}: the {spec.kind} backend needs {spec.needs}")
+    if spec.served != BACKENDS[natural].served:
+        raise ConfigError(f"{path}: the {spec.kind} backend needs {spec.needs}")
+    name = str(path) if spec.served else path.name
+    if not spec.served and path.suffix.lower() not in spec.runs:
+        raise ConfigError(f"{name}: the {spec.kind} backend needs {spec.needs}")
     info = info or model_info(path)
     refused = refusal(spec.kind, natural, info.precision)
     if refused:
-        raise ConfigError(f"{path.name}: {refused}")
+        raise ConfigError(f"{name}: {refused}")
     if options.with_amap and not info.has_amap:
-        raise ConfigError(f"{path.name} has no amap output; export with --amap for heat maps from the graph")
+        raise ConfigError(f"{name} has no amap output; export with --amap for heat maps from the graph")
     if options.precision and options.precision != info.precision and not spec.picks_precision:
-        raise ConfigError(f"{path.name} is {info.precision}, not {options.precision}")
+        raise ConfigError(f"{name} is {info.precision}, not {options.precision}")
     purpose = f"the {spec.kind} backend"
     if len(spec.packages) == 1:  # TensorRT: the engine's manifest names the flavour, the backend imports it
         require(spec.packages[0], purpose)

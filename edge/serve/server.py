@@ -1,0 +1,199 @@
+"""``gedge serve``: a real Triton Inference Server (PyTriton's bundled ``tritonserver``) in front of a gedge backend.
+
+The artifact is opened exactly as ``gedge inspect`` opens it (:func:`gedge.runtime.registry.open_backend`: its
+manifest or sidecar verified, a refused artifact refused), once per model instance, and warmed with a zero
+batch, all before the server starts: a refused or broken artifact is never served. Then PyTriton starts
+``tritonserver`` with HTTP, gRPC and metrics endpoints and binds two models:
+
+* ``<name>``: input ``pixels`` (uint8, ``[H, W, C]``), outputs every score (float32 ``[1]`` per image), the
+  ``decision`` (bool) and, where the artifact has one, ``amap``; Triton's dynamic batcher merges requests up to
+  ``max_batch`` images, waiting at most ``queue_delay_us`` to fill a batch;
+* ``<name>-facts``: the artifact's facts for clients (:func:`gedge.core.artifacts.served.served_facts`), since
+  PyTriton cannot put parameters into a model's config the way ``gedge triton export`` does.
+
+SIGINT (Ctrl-C) or SIGTERM stops it without losing an accepted request: executions already running finish and
+answer; requests that reach an instance afterwards get an explicit "server is stopping" error (a client retries
+them elsewhere), also on connections kept alive, so that nothing is cut off when tritonserver closes its
+connections. Then tritonserver stops (waiting up to ``drain_seconds`` for its connections) and the instances
+close. Health and readiness are Triton's own
+(``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/<name>/ready``). PyTriton guards the model-repository,
+shared-memory, trace and logging endpoints with a token; the statistics endpoint (read-only counters, like
+``/metrics``) is left open so that load tests can read the batch sizes formed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gedge.core.artifacts.served import read_artifact_facts, served_facts
+from gedge.core.errors import ConfigError
+from gedge.runtime.registry import auto_backend, model_info, open_backend
+from gedge.serve.scorer import DECISION, ServedScorer, ServeTally, output_names
+from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
+
+FACTS_SUFFIX = "-facts"
+
+
+GUARDED_ENDPOINTS = ["model-repository", "shared-memory", "trace", "logging"]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    address: str = "0.0.0.0"  # every interface: cameras call from the network
+    max_batch: int = 64
+    queue_delay_us: int = 500
+    instances: int = 1
+    name: str | None = None  # the model's name; default: the artifact's file name without suffix
+    backend: str | None = None  # a registry kind; default: the artifact's own (a graph: fastest CPU backend)
+    threads: int = 0  # per instance (onnxruntime / OpenVINO threads; 0: their default)
+    drain_seconds: int = 30  # how long stopping waits for accepted requests
+    log_file: Path | None = None  # tritonserver's log
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.instances < 1:
+            raise ConfigError("max batch and instances must be at least 1")
+        if self.queue_delay_us < 0 or self.drain_seconds < 0:
+            raise ConfigError("queue delay and drain time must be 0 or more")
+        ports = (self.http_port, self.grpc_port, self.metrics_port)
+        if len(set(ports)) != 3 or not all(0 < p < 65536 for p in ports):
+            raise ConfigError(f"HTTP, gRPC and metrics ports must be three different ports, got {ports}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class ServedModel:
+    """The opened instances of one artifact and what the server says about it."""
+
+    name: str
+    scorers: list[ServedScorer]
+    facts: dict[str, Any]
+    tally: ServeTally
+
+    def close(self) -> None:
+        for scorer in self.scorers:
+            scorer.close()
+
+
+def default_name(path: str | Path) -> str:
+    stem = Path(path).name.rsplit(".", 1)[0]
+    return "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in stem) or "scorer"
+
+
+def open_model(path: str | Path, options: ServeOptions) -> ServedModel:
+    """Verify and open the artifact once per instance, and warm each with a zero batch."""
+    facts = read_artifact_facts(path)  # the recorded sha256 checked (graph sidecar, IR sidecar, engine manifest)
+    if facts.input_kind != "uint8-nhwc":
+        raise ConfigError(f"{Path(path).name}: a served scorer takes camera bytes (uint8 NHWC); export the graph "
+                          "with --input uint8-nhwc")
+    if facts.max_batch is not None and options.max_batch > facts.max_batch:
+        raise ConfigError(f"{Path(path).name}: --max-batch {options.max_batch} is over the engine profile's "
+                          f"{facts.max_batch}")
+    info = model_info(path)
+    kind = options.backend or auto_backend(path, info=info).kind
+    name = options.name or default_name(path)
+    tally = ServeTally()
+    scorers: list[ServedScorer] = []
+    try:
+        for _ in range(options.instances):
+            backend = open_backend(path, kind, threads=options.threads, with_amap=facts.with_amap, slots=1,
+                                   info=info)
+            scorer = ServedScorer(backend, facts.threshold, facts.input_name, tally, facts.with_amap)
+            scorers.append(scorer)
+            scorer.outputs(np.zeros((1, facts.size, facts.size, facts.channels), dtype=np.uint8))
+    except BaseException:
+        for scorer in scorers:
+            scorer.close()
+        raise
+    label = getattr(scorers[0].backend, "name", kind)
+    return ServedModel(name, scorers, served_facts(facts, name, options.max_batch, label), tally)
+
+
+def _bind(triton: Triton, model: ServedModel, options: ServeOptions) -> None:
+    spec = model.facts["input"]
+    image = (spec["size"], spec["size"], spec["channels"])
+    with_amap = "amap" in model.facts["outputs"]
+    outputs = [Tensor(name=n, dtype=np.bool_ if n == DECISION else np.float32,
+                      shape=(spec["size"], spec["size"]) if n == "amap" else (1,)) for n in output_names(with_amap)]
+    batcher = DynamicBatcher(max_queue_delay_microseconds=options.queue_delay_us)
+    triton.bind(model.name, [scorer.__call__ for scorer in model.scorers],
+                inputs=[Tensor(name=spec["name"], dtype=np.uint8, shape=image)], outputs=outputs,
+                config=ModelConfig(max_batch_size=options.max_batch, batcher=batcher))
+    text = np.array([json.dumps(model.facts).encode()], dtype=np.bytes_)
+
+    def facts(requests: list) -> list[dict[str, np.ndarray]]:
+        return [{"facts": text} for _ in requests]
+
+    triton.bind(model.name + FACTS_SUFFIX, facts, inputs=[Tensor(name="ask", dtype=np.uint8, shape=(1,))],
+                outputs=[Tensor(name="facts", dtype=np.bytes_, shape=(1,))], config=ModelConfig(batching=False))
+
+
+def triton_config(options: ServeOptions) -> TritonConfig:
+    return TritonConfig(http_address=options.address, http_port=options.http_port,
+                        grpc_address=options.address, grpc_port=options.grpc_port,
+                        metrics_address=options.address, metrics_port=options.metrics_port,
+                        exit_timeout_secs=options.drain_seconds, log_verbose=0, log_file=options.log_file)
+
+
+def endpoints(options: ServeOptions, name: str) -> dict[str, str]:
+    host = "127.0.0.1" if options.address in ("0.0.0.0", "") else options.address
+    return {"http": f"http://{host}:{options.http_port}", "grpc": f"grpc://{host}:{options.grpc_port}",
+            "metrics": f"http://{host}:{options.metrics_port}/metrics", "model": name,
+            "ready": f"http://{host}:{options.http_port}/v2/models/{name}/ready"}
+
+
+def drain(tally: ServeTally, seconds: float) -> None:
+    """Wait until no execution is running (at most ``seconds``), then a moment for the answers to leave."""
+    deadline = time.monotonic() + seconds
+    while not tally.idle() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+
+
+def serve(path: str | Path, options: ServeOptions, on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Serve the artifact until SIGINT or SIGTERM (or tritonserver exits); returns the closing tally.
+
+    ``on_event`` gets ``{"event": "ready", ...}`` once the model is ready and ``{"event": "stopping", ...}`` when
+    a signal arrived."""
+    model = open_model(path, options)
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Triton(config=triton_config(options),
+                    security_config=TritonSecurityConfig(restricted_endpoints=GUARDED_ENDPOINTS)) as triton:
+            _bind(triton, model, options)
+            triton.run()
+            on_event({"event": "ready", **endpoints(options, model.name), "facts": model.facts,
+                      "options": options.to_dict()})
+            while not stop.wait(0.5):
+                if not triton.is_alive():
+                    break
+            model.tally.stop()  # executions already started finish and answer; later requests are refused
+            on_event({"event": "stopping", "signal": received[0] if received else "tritonserver exited",
+                      "drain_seconds": options.drain_seconds, **model.tally.to_dict()})
+            drain(model.tally, options.drain_seconds)
+    finally:  # leaving the with block stopped tritonserver (accepted requests answered first), then the proxies
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        model.close()
+    return {"event": "stopped", "model": model.name, "signal": received[0] if received else "",
+            **model.tally.to_dict()}
