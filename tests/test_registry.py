@@ -16,7 +16,8 @@ from gedge.runtime.onnxruntime_backend import FP16_NOTE
 
 
 def test_one_declaration_per_backend():
-    assert registry.KINDS == ("torch", "onnxruntime", "openvino", "tensorrt")
+    assert registry.KINDS == ("torch", "onnxruntime", "openvino", "tensorrt", "triton")
+    assert registry.kind_of("http://host:8000/v2/models/scorer") == "triton"
     assert registry.SUFFIX_KIND == {".pt": "torch", ".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt"}
     assert registry.CAN_RUN["onnxruntime"] == ("onnxruntime", "openvino") and registry.CAN_RUN["openvino"] == (
         "openvino",)
