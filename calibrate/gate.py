@@ -85,25 +85,25 @@ def gate_set(checkpoint: Checkpoint, paths: list[Path], origin: str, proxies_per
 class Gate:
     """The gate images, the reference's scores of them (computed once) and the limits every artifact must meet."""
 
-    images: GateSet
+    gate_set: GateSet
     reference: BackendScores
     limits: ParityLimits
     threads: int = 0  # the candidate backends' CPU threads (0: their default)
     batch_size: int = 64
 
     @classmethod
-    def open(cls, checkpoint_path: Path, images: GateSet, limits: ParityLimits,
+    def open(cls, checkpoint_path: Path, gate_set: GateSet, limits: ParityLimits,
              settings: RunSettings = RunSettings(), threads: int = 0) -> Gate:
         """Score the gate images with the torch reference of ``checkpoint_path`` (through the runtime registry)."""
         reference = open_reference(checkpoint_path)
         with closing(reference.backend):
-            scores = score_backend(reference.backend, images.images, settings)
-        return cls(images, scores, limits, threads, settings.batch_size)
+            scores = score_backend(reference.backend, gate_set.images, settings)
+        return cls(gate_set, scores, limits, threads, settings.batch_size)
 
     def check(self, artifact: Path, progress: Progress | None = None) -> ParityReport:
         """An INT8 artifact (opened on its own backend, closed afterwards) against the reference's scores."""
         with closing(open_candidate(artifact, self.threads)) as candidate:
-            return compare(self.reference, candidate, self.images.images, self.limits,
+            return compare(self.reference, candidate, self.gate_set.images, self.limits,
                            RunSettings(self.batch_size, progress))
 
 

@@ -285,8 +285,8 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None,
         ranges = collect_ranges(inputs.fp32, reader, options.method, options.percentile, options.threads,
                                 _stage(progress, "ranges"))
         ranges.set_sha256 = cal.sha256
-    images = gate_set(checkpoint, inputs.held_out, inputs.gate_origin)
-    gate = Gate.open(Path(options.checkpoint), images, options.limits(),
+    held_out = gate_set(checkpoint, inputs.held_out, inputs.gate_origin)
+    gate = Gate.open(Path(options.checkpoint), held_out, options.limits(),
                      RunSettings(options.batch_size, _stage(progress, "reference")), options.threads)
     made_from = TargetInputs(Path(options.graph), inputs.fp32, sha256_file(options.graph), cal, set_facts, ranges,
                              options.quantize_image_convs)
@@ -295,5 +295,5 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None,
     trt = next((r for r in results if r.target == "tensorrt"), None)
     cache_path = _write_cache(options, inputs, ranges, set_facts) if trt is not None and trt.written else None
     notes = inputs.notes + (ranges.notes if ranges else [])
-    return CalibrateResult(cal, set_path, ranges, results, cache_path, images.description, list(cal.warnings), notes,
+    return CalibrateResult(cal, set_path, ranges, results, cache_path, held_out.description, list(cal.warnings), notes,
                            round(time.time() - started, 1))
