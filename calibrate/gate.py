@@ -1,47 +1,55 @@
-"""The accuracy gate of `gedge calibrate`: parity of an INT8 graph against the torch reference on held-out
+"""The accuracy gate of `gedge calibrate`: parity of each INT8 artifact against the torch reference on held-out
 normal images and proxy anomalies painted on them.
 
 The images are the checkpoint's validation normals (``facts["validation_images"]``: held out from training,
 never used for calibration) or, for a checkpoint without them (an import), a seeded share of the calibration
-sources held out before the patches are drawn. Proxy anomalies (:mod:`gedge.proxy`, as training's model
+sources held out before the patches are drawn. Proxy anomalies (:mod:`gedge.data.proxy`, as training's model
 selection uses them) make the set labelled, so AUROC is defined. Test images are never used: the test split's
 numbers come from ``gedge parity --data`` afterwards.
 
 With few validation images more proxies are painted per image, so the gate has at least 100 images: decision
 agreement over 40 images moves in steps of 2.5 %, and one image near the threshold would fail a 98 % limit.
 
-Scoring and comparison are :mod:`gedge.bench.parity`'s; the limits are its ``int8`` limits (primary-score
+The reference scores the gate images once (:meth:`Gate.open`); every artifact is then compared against those
+scores by the comparison driver (:func:`gedge.compare.driver.compare`), with the ``int8`` limits (primary-score
 AUROC drop <= 0.01, decision agreement >= 98 %) unless overridden.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gedge.compare.comparator import ParityReport, compare_scores
-from gedge.compare.limits import ParityLimits, limits_for
+from gedge.compare.backends import open_candidate, open_reference
+from gedge.compare.comparator import BackendScores, ImageSetFacts, ParityReport
+from gedge.compare.driver import ComparisonImages, RunSettings, compare, score_backend
+from gedge.compare.limits import ParityLimits
 from gedge.core.errors import DataError
-from gedge.core.scores import Scores
 from gedge.data.proxy import KINDS, proxy_set
-from gedge.data.tiles import load_prepared, score_images
+from gedge.data.tiles import load_prepared
+from gedge.reference.checkpoint import Checkpoint
 
 MIN_GATE_IMAGES = 100
+
+Progress = Callable[[int, int], None]
 
 
 @dataclass
 class GateSet:
-    images: list[np.ndarray]  # prepared (the checkpoint's preprocessing), normals first, then proxies
-    labels: np.ndarray
-    names: list[str]
-    description: str
+    images: ComparisonImages  # normals first, then proxies; labelled, with the checkpoint's threshold
     n_normal: int
     n_proxy: int
-    paths: list[str]
+    paths: list[str]  # the held-out normal images
+
+    @property
+    def description(self) -> str:
+        return self.images.facts.description
 
 
-def recorded_validation(checkpoint) -> list[Path]:
+def recorded_validation(checkpoint: Checkpoint) -> list[Path]:
     """The checkpoint's validation images that exist on this machine (all or nothing)."""
     recorded = [Path(p) for p in (checkpoint.facts or {}).get("validation_images", [])]
     if recorded and all(p.is_file() for p in recorded):
@@ -49,8 +57,8 @@ def recorded_validation(checkpoint) -> list[Path]:
     return []
 
 
-def gate_set(checkpoint, paths: list[Path], origin: str, proxies_per_image: int | None = None,
-             seed: int | None = None, convert: bool = False) -> GateSet:
+def gate_set(checkpoint: Checkpoint, paths: list[Path], origin: str, proxies_per_image: int | None = None,
+             seed: int | None = None) -> GateSet:
     """Held-out normal images and ``proxies_per_image`` proxy-anomalous copies of each (training's defaults)."""
     if not paths:
         raise DataError("no held-out normal images for the accuracy gate")
@@ -60,7 +68,7 @@ def gate_set(checkpoint, paths: list[Path], origin: str, proxies_per_image: int 
     per_image = proxies_per_image or max(int(train_config.get("proxies_per_image", 3)),
                                          -(-MIN_GATE_IMAGES // len(paths)) - 1)
     seed = int(train_config.get("seed", 0)) + 1 if seed is None else seed
-    normals = load_prepared(paths, checkpoint.preprocess, convert)
+    normals = load_prepared(paths, checkpoint.preprocess)
     proxies = proxy_set(normals, per_image, seed)
     names = [p.name for p in paths]
     names += [f"{paths[i].stem}+{KINDS[(i * per_image + j) % len(KINDS)]}"
@@ -68,49 +76,35 @@ def gate_set(checkpoint, paths: list[Path], origin: str, proxies_per_image: int 
     labels = np.r_[np.zeros(len(normals), dtype=np.int64), np.ones(len(proxies), dtype=np.int64)]
     description = (f"{len(normals)} held-out normal images ({origin}) and {len(proxies)} proxy anomalies painted "
                    "on them")
-    return GateSet(normals + proxies, labels, names, description, len(normals), len(proxies), [str(p) for p in paths])
+    facts = ImageSetFacts(checkpoint.decision.threshold, labels, names, description)
+    images = ComparisonImages(normals + proxies, checkpoint.preprocess, facts)
+    return GateSet(images, len(normals), len(proxies), [str(p) for p in paths])
 
 
 @dataclass
-class Reference:
-    images: Scores
-    inputs: Scores
-    name: str
+class Gate:
+    """The gate images, the reference's scores of them (computed once) and the limits every artifact must meet."""
 
+    gate_set: GateSet
+    reference: BackendScores
+    limits: ParityLimits
+    threads: int = 0  # the candidate backends' CPU threads (0: their default)
+    batch_size: int = 64
 
-def reference_scores(checkpoint, gate: GateSet, batch_size: int = 64, progress=None) -> Reference:
-    """The torch reference's scores of the gate images (computed once for every flavour)."""
-    from gedge.runtime.torch_backend import TorchBackend
+    @classmethod
+    def open(cls, checkpoint_path: Path, gate_set: GateSet, limits: ParityLimits,
+             settings: RunSettings = RunSettings(), threads: int = 0) -> Gate:
+        """Score the gate images with the torch reference of ``checkpoint_path`` (through the runtime registry)."""
+        reference = open_reference(checkpoint_path)
+        with closing(reference.backend):
+            scores = score_backend(reference.backend, gate_set.images, settings)
+        return cls(gate_set, scores, limits, threads, settings.batch_size)
 
-    backend = TorchBackend(checkpoint)
-    images, inputs = score_images(backend, gate.images, checkpoint.preprocess, batch_size, progress)
-    return Reference(images, inputs, backend.name)
-
-
-def gate_backend(checkpoint, candidate, gate: GateSet, reference: Reference, limits: ParityLimits | None = None,
-                 batch_size: int = 64, progress=None) -> ParityReport:
-    """Score the gate images with an opened candidate backend (closed afterwards) and compare with the reference."""
-    try:
-        images, inputs = score_images(candidate, gate.images, checkpoint.preprocess, batch_size, progress)
-    finally:
-        candidate.close()
-    return compare_scores(reference.inputs, inputs, reference.images, images, checkpoint.decision.threshold,
-                          limits or limits_for("int8"), gate.labels, gate.names, reference.name, candidate.name,
-                          gate.description)
-
-
-def run_gate(checkpoint, graph: str | Path, gate: GateSet, reference: Reference, limits: ParityLimits | None = None,
-             threads: int = 0, batch_size: int = 64, progress=None) -> ParityReport:
-    """Score the gate images with the graph on ONNX Runtime and compare with the reference."""
-    from gedge.runtime.onnxruntime_backend import OrtBackend
-
-    candidate = OrtBackend(graph, threads=threads)
-    report = gate_backend(checkpoint, candidate, gate, reference, limits, batch_size, progress)
-    flavour = candidate.facts.quantization.get("flavour", "")
-    report.notes.append(f"{flavour or 'INT8'} graph run on ONNX Runtime CPU" +
-                        (" (its Q/DQ arithmetic: what TensorRT computes, up to accumulation order)"
-                         if flavour == "tensorrt" else ""))
-    return report
+    def check(self, artifact: Path, progress: Progress | None = None) -> ParityReport:
+        """An INT8 artifact (opened on its own backend, closed afterwards) against the reference's scores."""
+        with closing(open_candidate(artifact, self.threads)) as candidate:
+            return compare(self.reference, candidate, self.gate_set.images, self.limits,
+                           RunSettings(self.batch_size, progress))
 
 
 def gate_summary(report: ParityReport) -> dict:

@@ -1,10 +1,11 @@
 """INT8 for OpenVINO: NNCF post-training quantization of the fused FP32 graph (`gedge calibrate --target openvino`).
 
-The calibration set is the one every INT8 graph uses (:mod:`gedge.calibrate.patches`, same seed, same sha256
-in the sidecar). NNCF reads gedge's ONNX graph through OpenVINO and inserts FakeQuantize nodes on the inputs of
-the convolutions (Convolution, ConvolutionBackpropData; int8 per-channel symmetric weights). Everything else
-stays in float through NNCF's ignored scope, by the graph's own node names (OpenVINO keeps ONNX node names
-as friendly names):
+`gedge calibrate` makes it as one of its targets (:class:`OpenVINOTarget`): the calibration set is the one every
+INT8 graph uses (:mod:`gedge.calibrate.patches`, same seed, same sha256 in the sidecar), and the accuracy gate is
+the same (the IR runs on OpenVINO's CPU plugin). NNCF reads gedge's ONNX graph through OpenVINO and inserts
+FakeQuantize nodes on the inputs of the convolutions (Convolution, ConvolutionBackpropData; int8 per-channel
+symmetric weights). Everything else stays in float through NNCF's ignored scope, by the graph's own node names
+(OpenVINO keeps ONNX node names as friendly names):
 
 * ``camera/*``: the uint8 to float conversion;
 * ``scores/*``: the concatenation [x; G(x)], the residuals ``x - G(x)`` and ``f(x) - f(G(x))``, Abs, Pow,
@@ -32,14 +33,21 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from gedge.core.artifacts.ir import write_ir_sidecar
+import onnx
+from gedge.calibrate.quantize import image_convolutions
+from gedge.calibrate.targets import ArtifactChecks, TargetInputs
+from gedge.core.artifacts.graph import GraphFacts, load_graph, read_facts
+from gedge.core.artifacts.ir import ir_sidecar_path, write_ir_sidecar
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.hashing import sha256_file
 from gedge.core.inputs import graph_input
+from gedge.core.optional import require
+from gedge.core.scores import OUTPUT_NAMES
 
 IR_SUFFIX = ".int8.ov.xml"
 
@@ -53,13 +61,14 @@ FLOAT_TYPES = ("Abs", "Power", "Sqrt", "ReduceMean", "ReduceMax", "ReduceSum", "
 CONVOLUTION_TYPES = ("Convolution", "ConvolutionBackpropData", "GroupConvolution", "GroupConvolutionBackpropData")
 
 
-def import_nncf():
-    try:
-        import nncf
-        import openvino
-    except ImportError as exc:
-        raise ConfigError(f"NNCF/OpenVINO is not installed ({exc}); pip install 'gedge[openvino]'") from None
-    return nncf, openvino
+PRESETS = ("performance", "mixed")
+RANGE_ESTIMATORS = ("nncf", "minmax", "mean_minmax")
+OVERFLOW_FIXES = ("enable", "first_layer", "disable")
+
+
+def require_nncf() -> tuple[Any, Any]:
+    """The nncf and openvino modules; ConfigError with the install command when either is missing."""
+    return require("nncf", "NNCF INT8 (--target openvino)"), require("openvino", "NNCF INT8 (--target openvino)")
 
 
 def ir_path(graph: str | Path, out_dir: str | Path | None = None) -> Path:
@@ -70,9 +79,6 @@ def ir_path(graph: str | Path, out_dir: str | Path | None = None) -> Path:
 
 def float_scope(fp32_onnx, quantize_image_convs: bool = False) -> dict:
     """What stays in float: regex patterns of friendly names (NNCF ``IgnoredScope(patterns=...)``)."""
-    from gedge.calibrate.quantize import image_convolutions
-    from gedge.core.scores import OUTPUT_NAMES
-
     patterns = [f"^{re.escape(p)}.*" for p in FLOAT_PREFIXES]
     patterns.append("^(" + "|".join(re.escape(n) for n in (*OUTPUT_NAMES, "amap")) + ")$")
     convs = [] if quantize_image_convs else image_convolutions(fp32_onnx)
@@ -85,8 +91,6 @@ def float_scope(fp32_onnx, quantize_image_convs: bool = False) -> dict:
 
 def latent_convolutions(fp32_onnx) -> list[str]:
     """Conv nodes whose output map is 1 x 1 (the encoders' latent layers), by ONNX shape inference."""
-    import onnx
-
     inferred = onnx.shape_inference.infer_shapes(fp32_onnx)
     shapes = {}
     for value in (*inferred.graph.value_info, *inferred.graph.output):
@@ -102,18 +106,77 @@ def latent_convolutions(fp32_onnx) -> list[str]:
     return latent
 
 
-@dataclass
-class NncfResult:
-    path: Path
-    model: object  # openvino.Model (quantized)
-    quantization: dict
-    seconds: float
+@dataclass(frozen=True)
+class NncfSettings:
+    """How NNCF quantizes (see :func:`quantize_nncf` for why these defaults)."""
+
+    batch_size: int = 16  # calibration batches fed to NNCF
+    quantize_image_convs: bool = False
+    fast_bias_correction: bool = True
+    preset: str = "mixed"  # performance (symmetric activations) or mixed (asymmetric)
+    ranges: str = "minmax"  # activation range estimator: nncf (its own), minmax or mean_minmax
+    overflow_fix: str = "disable"  # enable, first_layer or disable
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"NNCF preset must be performance or mixed, got {self.preset!r}")
+        if self.ranges not in RANGE_ESTIMATORS or self.overflow_fix not in OVERFLOW_FIXES:
+            raise ConfigError(f"ranges must be nncf, minmax or mean_minmax and overflow_fix enable, first_layer or "
+                              f"disable; got {self.ranges!r}, {self.overflow_fix!r}")
 
 
-def quantize_nncf(fp32_path: str | Path, patches: np.ndarray, batch_size: int = 16,
-                  quantize_image_convs: bool = False, fast_bias_correction: bool = True,
-                  preset: str = "mixed", ranges: str = "minmax", overflow_fix: str = "disable"):
-    """The NNCF-quantized ``openvino.Model`` of an FP32 graph and the quantization facts (not saved).
+def _advanced_parameters(settings: NncfSettings) -> Any:
+    """NNCF's advanced parameters: the overflow fix and the activation range estimator."""
+    advanced = require("nncf.quantization.advanced_parameters", "NNCF INT8 (--target openvino)")
+    estimators = require("nncf.quantization.range_estimator", "NNCF INT8 (--target openvino)")
+    sets = estimators.RangeEstimatorParametersSet
+    chosen = {"nncf": None, "minmax": sets.MINMAX, "mean_minmax": sets.MEAN_MINMAX}[settings.ranges]
+    fixes = advanced.OverflowFix
+    fix = {"enable": fixes.ENABLE, "first_layer": fixes.FIRST_LAYER, "disable": fixes.DISABLE}[settings.overflow_fix]
+    extra = {} if chosen is None else {"activations_range_estimator_params": chosen}
+    return advanced.AdvancedQuantizationParameters(overflow_fix=fix, **extra)
+
+
+def _run_nncf(nncf: Any, model: Any, dataset: Any, n_patches: int, settings: NncfSettings, scope: dict) -> Any:
+    """nncf.quantize with its logging and progress bars silenced."""
+    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return nncf.quantize(
+                model, dataset, preset=presets[settings.preset], target_device=nncf.TargetDevice.CPU,
+                subset_size=n_patches, fast_bias_correction=settings.fast_bias_correction,
+                advanced_parameters=_advanced_parameters(settings),
+                ignored_scope=nncf.IgnoredScope(patterns=scope["patterns"], types=scope["types"], validate=False))
+        finally:
+            nncf_log.setLevel(level)
+
+
+def _quantization_facts(settings: NncfSettings, scope: dict, counts: dict, versions: tuple[str, str]) -> dict:
+    preset = settings.preset
+    return {
+        "flavour": "openvino", "tool": f"nncf {versions[0]}", "openvino_version": versions[1],
+        "method": f"NNCF post-training quantization (preset {preset}: "
+                  + ("symmetric" if preset == "performance" else "asymmetric") + " 8-bit activations, "
+                  "per-channel symmetric int8 weights; " + ("fast " if settings.fast_bias_correction else "") +
+                  "bias correction)",
+        "preset": preset, "fast_bias_correction": settings.fast_bias_correction,
+        "activation_ranges": settings.ranges, "overflow_fix": settings.overflow_fix,
+        "description": "OpenVINO IR: FakeQuantize on the inputs of the convolutions only; the camera conversion, "
+                       "the residuals, the reductions, the image convolutions and the latent convolutions stay "
+                       "in float (ignored scope)",
+        "ignored_scope": {"patterns": scope["patterns"], "types": scope["types"]},
+        "float_convolutions": scope["image_convolutions"] + scope["latent_convolutions"],
+        "quantized_nodes": counts["quantized"], "fake_quantize": counts["fake_quantize"],
+    }
+
+
+def quantize_nncf(fp32_path: str | Path, patches: np.ndarray,
+                  settings: NncfSettings = NncfSettings()) -> tuple[Any, GraphFacts, dict]:
+    """The NNCF-quantized ``openvino.Model`` of an FP32 graph, its graph facts and the quantization facts (not
+    saved).
 
     Defaults, measured on the synthetic demo checkpoint's gate (144 images; relative L2 of the score against
     torch): NNCF's own range estimator with its first-layer overflow fix 0.023 (agreement 96.5 %, fails);
@@ -121,9 +184,7 @@ def quantize_nncf(fp32_path: str | Path, patches: np.ndarray, batch_size: int = 
     narrows weights to 7 bits against int16 saturation on CPUs without VNNI; on this AVX2 CPU the unfixed IR
     runs exactly as its FakeQuantize graph simulated in float, and the accuracy gate checks every IR anyway.
     """
-    from gedge.core.artifacts.graph import load_graph, read_facts
-
-    nncf, ov = import_nncf()
+    nncf, ov = require_nncf()
     fp32_path = Path(fp32_path)
     onnx_model = load_graph(fp32_path)
     facts = read_facts(onnx_model, fp32_path)
@@ -132,58 +193,15 @@ def quantize_nncf(fp32_path: str | Path, patches: np.ndarray, batch_size: int = 
                           f"{facts.precision}")
     if len(patches) == 0:
         raise ConfigError("the calibration set is empty")
-    scope = float_scope(onnx_model, quantize_image_convs)
-    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
-    if preset not in presets:
-        raise ConfigError(f"NNCF preset must be performance or mixed, got {preset!r}")
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
-    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
-
-    estimators = {"nncf": None, "minmax": RangeEstimatorParametersSet.MINMAX,
-                  "mean_minmax": RangeEstimatorParametersSet.MEAN_MINMAX}
-    fixes = {"enable": OverflowFix.ENABLE, "first_layer": OverflowFix.FIRST_LAYER, "disable": OverflowFix.DISABLE}
-    if ranges not in estimators or overflow_fix not in fixes:
-        raise ConfigError(f"ranges must be nncf, minmax or mean_minmax and overflow_fix enable, first_layer or "
-                          f"disable; got "
-                          f"{ranges!r}, {overflow_fix!r}")
-    extra = {} if estimators[ranges] is None else {"activations_range_estimator_params": estimators[ranges]}
-    advanced = AdvancedQuantizationParameters(overflow_fix=fixes[overflow_fix], **extra)
+    scope = float_scope(onnx_model, settings.quantize_image_convs)
     model = ov.Core().read_model(str(fp32_path))
-    items = [graph_input(patches[i:i + batch_size], facts.input) for i in range(0, len(patches), batch_size)]
-    dataset = nncf.Dataset(items)
-    nncf_log = logging.getLogger("nncf")
-    level = nncf_log.level
-    nncf_log.setLevel(logging.ERROR)
+    step = settings.batch_size
+    dataset = nncf.Dataset([graph_input(patches[i:i + step], facts.input) for i in range(0, len(patches), step)])
     started = time.time()
-    quiet = contextlib.ExitStack()
-    quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))  # NNCF's progress bars
-    quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
-    try:
-        quantized = nncf.quantize(
-            model, dataset, preset=presets[preset], target_device=nncf.TargetDevice.CPU,
-            subset_size=len(patches), fast_bias_correction=fast_bias_correction, advanced_parameters=advanced,
-            ignored_scope=nncf.IgnoredScope(patterns=scope["patterns"], types=scope["types"], validate=False))
-    finally:
-        quiet.close()
-        nncf_log.setLevel(level)
-    counts = fake_quantize_summary(quantized)
-    quantization = {
-        "flavour": "openvino", "tool": f"nncf {nncf.__version__}", "openvino_version": ov.get_version(),
-        "method": f"NNCF post-training quantization (preset {preset}: "
-                  + ("symmetric" if preset == "performance" else "asymmetric") + " 8-bit activations, "
-                  "per-channel symmetric int8 weights; " + ("fast " if fast_bias_correction else "") +
-                  "bias correction)",
-        "preset": preset, "fast_bias_correction": fast_bias_correction, "activation_ranges": ranges,
-        "overflow_fix": overflow_fix,
-        "description": "OpenVINO IR: FakeQuantize on the inputs of the convolutions only; the camera conversion, "
-                       "the residuals, the reductions, the image convolutions and the latent convolutions stay "
-                       "in float (ignored scope)",
-        "ignored_scope": {"patterns": scope["patterns"], "types": scope["types"]},
-        "float_convolutions": scope["image_convolutions"] + scope["latent_convolutions"],
-        "quantized_nodes": counts["quantized"], "fake_quantize": counts["fake_quantize"],
-        "calibration_inputs": int(len(patches)),
-        "seconds": round(time.time() - started, 1),
-    }
+    quantized = _run_nncf(nncf, model, dataset, len(patches), settings, scope)
+    quantization = _quantization_facts(settings, scope, fake_quantize_summary(quantized),
+                                       (nncf.__version__, ov.get_version()))
+    quantization.update(calibration_inputs=int(len(patches)), seconds=round(time.time() - started, 1))
     return quantized, facts, quantization
 
 
@@ -227,7 +245,7 @@ def float_residuals(model) -> list[str]:
 
 def save_ir(model, out: str | Path) -> Path:
     """``out`` (.xml) and its .bin, written to temporary names and renamed (bin first); FP32 weights."""
-    _, ov = import_nncf()
+    ov = require("openvino", "OpenVINO IRs")
     out = Path(out)
     if out.suffix != ".xml":
         raise ConfigError(f"an OpenVINO IR is an .xml file, got {out.name}")
@@ -246,12 +264,9 @@ def save_ir(model, out: str | Path) -> Path:
 
 
 def write_openvino_int8(fp32_path: str | Path, patches: np.ndarray, out: str | Path, set_facts: dict,
-                        batch_size: int = 16, quantize_image_convs: bool = False,
-                        **nncf_options) -> tuple[Path, object, dict]:
-    """Quantize, save the IR atomically and its sidecar (without a gate); returns (path, facts, quantization).
-    ``nncf_options``: :func:`quantize_nncf`'s preset, ranges, overflow_fix, fast_bias_correction."""
-    quantized, facts, quantization = quantize_nncf(fp32_path, patches, batch_size, quantize_image_convs,
-                                                   **nncf_options)
+                        settings: NncfSettings = NncfSettings()) -> tuple[Path, GraphFacts, dict]:
+    """Quantize, save the IR atomically and its sidecar (without a gate); returns (path, facts, quantization)."""
+    quantized, facts, quantization = quantize_nncf(fp32_path, patches, settings)
     quantization.update({f"calibration_set_{k}": v for k, v in set_facts.items()})
     int8_facts = replace(facts, precision="int8", derived_from_sha256=sha256_file(fp32_path),
                          quantization=quantization)
@@ -260,89 +275,39 @@ def write_openvino_int8(fp32_path: str | Path, patches: np.ndarray, out: str | P
     return path, int8_facts, quantization
 
 
-def run_openvino_gate(checkpoint, ir: str | Path, gate, reference, limits=None, threads: int = 0,
-                      batch_size: int = 64, progress=None):
-    """:func:`gedge.calibrate.gate.run_gate` for the OpenVINO IR: the same images, reference and limits."""
-    from gedge.calibrate.gate import gate_backend
-    from gedge.runtime.openvino_backend import OpenVINOBackend
+class OpenVINOTarget:
+    """`gedge calibrate --target openvino`: the NNCF INT8 IR (``<stem>.int8.ov.xml`` + ``.bin``), gated on
+    OpenVINO's CPU plugin, with the residuals-in-float check on the saved IR."""
 
-    report = gate_backend(checkpoint, OpenVINOBackend(ir, threads=threads), gate, reference, limits, batch_size,
-                          progress)
-    report.notes.append("NNCF INT8 IR run on OpenVINO CPU (float parts in f32)")
-    return report
+    target = "openvino"
+    gate_note = "NNCF INT8 IR run on OpenVINO CPU (float parts in f32)"
 
+    def __init__(self, out: Path, inputs: TargetInputs) -> None:
+        require_nncf()
+        self.out = out
+        self.inputs = inputs
+        self.facts: GraphFacts | None = None
+        self.residuals: list[str] = []
 
-@dataclass
-class OpenVINOCalibration:
-    path: Path
-    written: bool
-    report: object  # ParityReport
-    quantization: dict
-    set_path: Path
-    set_sha256: str
-    gate_description: str
-    float_residuals: list[str]
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    def write(self, tmp: Path) -> None:
+        inputs = self.inputs
+        settings = NncfSettings(quantize_image_convs=inputs.quantize_image_convs)
+        _, self.facts, _ = write_openvino_int8(inputs.fp32_path, inputs.calibration.patches, tmp, inputs.set_facts,
+                                               settings)
 
-    @property
-    def passed(self) -> bool:
-        return bool(self.report.passed)
+    def inspect(self, tmp: Path) -> ArtifactChecks:
+        _, ov = require_nncf()
+        self.residuals = float_residuals(ov.Core().read_model(str(tmp)))
+        quantization = self.facts.quantization
+        return ArtifactChecks(dict(quantization["quantized_nodes"]), list(quantization["float_convolutions"]),
+                              float_residuals=self.residuals, quantization=quantization)
 
+    def publish(self, tmp: Path, gate: dict[str, Any]) -> None:
+        os.replace(tmp.with_suffix(".bin"), self.out.with_suffix(".bin"))  # weights first: the xml names them
+        os.replace(tmp, self.out)
+        write_ir_sidecar(self.out, self.facts, {"calibration_set": self.inputs.set_facts, "gate": gate,
+                                                "float_residuals_check": self.residuals or "ok"})
 
-def calibrate_openvino(options, progress=None) -> OpenVINOCalibration:
-    """`gedge calibrate --target openvino`: calibration set (the same one, same hash), NNCF INT8 IR, its gate.
-
-    ``options`` is a :class:`gedge.calibrate.pipeline.CalibrateOptions` (checkpoint, graph, data, n_patches,
-    seed, strict, out_dir, limits, threads, batch size).
-    """
-    from gedge.calibrate.gate import gate_set, gate_summary, reference_scores
-    from gedge.calibrate.patches import calibration_set_from, save_calibration_set
-    from gedge.calibrate.pipeline import _open_graph, output_paths, split_sources
-    from gedge.reference.checkpoint import load_checkpoint
-
-    import_nncf()
-    started = time.time()
-    checkpoint = load_checkpoint(options.checkpoint)
-    _, notes = _open_graph(options, checkpoint)
-    paths = output_paths(options.graph, options.out_dir)
-    out = ir_path(options.graph, options.out_dir)
-
-    def stage(name: str):
-        return (lambda done, total: progress(name, done, total)) if progress else None
-
-    sources, source_paths, held_out, gate_origin = split_sources(checkpoint, options, notes)
-    cal = calibration_set_from(source_paths, checkpoint.preprocess, options.n_patches, options.seed, sources.origin,
-                               sources.excluded)
-    notes += cal.warnings
-    set_path = save_calibration_set(cal, paths["set"])
-    set_facts = {"sha256": cal.sha256, "patches": len(cal), "file": set_path.name, "seed": options.seed}
-
-    tmp = out.with_name(f".{out.stem}.gate.xml")
-    try:
-        write_openvino_int8(options.graph, cal.patches, tmp, set_facts,
-                            quantize_image_convs=options.quantize_image_convs)
-        gate = gate_set(checkpoint, held_out, gate_origin)
-        reference = reference_scores(checkpoint, gate, options.batch_size, stage("reference"))
-        report = run_openvino_gate(checkpoint, tmp, gate, reference, options.limits(), options.threads,
-                                   options.batch_size, stage("gate openvino"))
-        report.data = gate.description
-        _, ov = import_nncf()
-        residuals = float_residuals(ov.Core().read_model(str(tmp)))
-        written = report.passed or not options.strict
-        from gedge.core.artifacts.ir import ir_sidecar_path, read_ir_facts
-
-        facts = read_ir_facts(tmp)
-        if written:
-            os.replace(tmp.with_suffix(".bin"), out.with_suffix(".bin"))
-            os.replace(tmp, out)
-            write_ir_sidecar(out, facts, {"calibration_set": set_facts, "gate": gate_summary(report),
-                                          "float_residuals_check": residuals or "ok"})
-    finally:
-        for leftover in (tmp, tmp.with_suffix(".bin")):
+    def discard(self, tmp: Path) -> None:
+        for leftover in (tmp, tmp.with_suffix(".bin"), ir_sidecar_path(tmp)):
             leftover.unlink(missing_ok=True)
-        from gedge.core.artifacts.ir import ir_sidecar_path
-
-        ir_sidecar_path(tmp).unlink(missing_ok=True)
-    return OpenVINOCalibration(out, written, report, facts.quantization, set_path, cal.sha256, gate.description,
-                               residuals, notes, round(time.time() - started, 1))

@@ -225,28 +225,16 @@ def method_text(pre: Preprocess, n_patches: int, counts: list[int]) -> str:
             f"{sum(1 for c in counts if c)} source images")
 
 
-def calibration_set_from(paths: list[Path], pre: Preprocess, n_patches: int = DEFAULT_PATCHES, seed: int = 0,
-                         origin: str = "", excluded: dict[str, int] | None = None,
+def calibration_set_from(sources: Sources, pre: Preprocess, n_patches: int = DEFAULT_PATCHES, seed: int = 0,
                          convert: bool = False) -> CalibrationSet:
     """Draw a calibration set from these normal images with the model's preprocessing."""
     if n_patches < 1:
         raise ConfigError(f"the number of calibration patches must be positive, got {n_patches}")
-    images = load_prepared(paths, pre, convert)
+    images = load_prepared(sources.paths, pre, convert)
     patches, counts = draw_patches(images, pre, n_patches, seed)
-    cal = CalibrationSet(patches, [str(p) for p in paths], seed, method_text(pre, len(patches), counts), counts,
-                         pre.to_dict(), origin, dict(excluded or {}))
+    cal = CalibrationSet(patches, [str(p) for p in sources.paths], seed, method_text(pre, len(patches), counts),
+                         counts, pre.to_dict(), sources.origin, dict(sources.excluded))
     if len(cal) < MIN_RECOMMENDED:
         cal.warnings.append(f"only {len(cal)} calibration patches (fewer than {MIN_RECOMMENDED}); INT8 ranges may "
                             "not cover what the line sees")
     return cal
-
-
-def build_calibration_set(checkpoint, data: str | Path | None = None, n_patches: int = DEFAULT_PATCHES,
-                          seed: int = 0, convert: bool = False) -> CalibrationSet:
-    """Draw a calibration set for a checkpoint from normal images (see :func:`calibration_sources`)."""
-    pre: Preprocess = checkpoint.preprocess
-    if (pre.isize, pre.channels) != (checkpoint.model.isize, checkpoint.model.nc):
-        raise ConfigError(f"preprocessing gives {pre.isize}x{pre.isize}x{pre.channels} inputs but the model takes "
-                          f"{checkpoint.model.isize}x{checkpoint.model.isize}x{checkpoint.model.nc}")
-    sources = calibration_sources(checkpoint, data)
-    return calibration_set_from(sources.paths, pre, n_patches, seed, sources.origin, sources.excluded, convert)

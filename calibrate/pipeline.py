@@ -1,46 +1,59 @@
-"""`gedge calibrate`: calibration set, ranges, INT8 graphs (TensorRT and CPU flavours), TensorRT calibration
-cache, and the accuracy gate, as one library call.
+"""`gedge calibrate`: calibration set, INT8 artifacts for every target, their accuracy gate and the TensorRT
+calibration cache, as one library call.
 
-Artifacts, next to the FP32 graph (or in ``out_dir``), each written atomically with a sidecar JSON:
+One pipeline for every target: the calibration set is drawn once, the activation ranges are chosen once on the
+FP32 graph (for the ONNX flavours and the cache), the gate images and the reference's scores of them are made
+once; then each target's artifact is written to a temporary name, gated, and published. Artifacts, next to
+the FP32 graph (or in ``out_dir``), each written atomically with a sidecar JSON:
 
 * ``calibration.npz``: the patches (uint8 NHWC), sidecar with their sha256, sources, seed and drawing method;
-* ``<stem>.int8.qdq.onnx``: TensorRT flavour; ``<stem>.int8.cpu.onnx``: ONNX Runtime CPU flavour;
-* ``<stem>.int8.calib.cache``: TensorRT's calibration cache of the same ranges (TensorRT 8.5 to 10.x).
+* ``tensorrt``: ``<stem>.int8.qdq.onnx``; ``cpu``: ``<stem>.int8.cpu.onnx`` (ONNX Runtime CPU flavour);
+  ``openvino``: ``<stem>.int8.ov.xml`` + ``.bin`` (NNCF; needs ``gedge[openvino]``);
+* ``<stem>.int8.calib.cache``: TensorRT's calibration cache of the same ranges (TensorRT 8.5 to 10.x), with
+  the ``tensorrt`` target.
 
-A flavour that fails the gate is still written (with ``passed: false`` in its sidecar) unless ``strict``;
+An artifact that fails the gate is still written (with ``passed: false`` in its sidecar) unless ``strict``;
 with ``strict`` it is not written, nor, for the TensorRT flavour, the cache of its ranges.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+import onnx
 from gedge.calibrate.cache import DEFAULT_TRT_VERSION, cache_from_ranges
-from gedge.calibrate.gate import gate_set, gate_summary, recorded_validation, reference_scores, run_gate
+from gedge.calibrate.gate import Gate, gate_set, gate_summary, recorded_validation
+from gedge.calibrate.nncf_int8 import IR_SUFFIX, OpenVINOTarget, require_nncf
 from gedge.calibrate.patches import (
     DEFAULT_PATCHES,
     CalibrationSet,
+    Sources,
     calibration_set_from,
     calibration_sources,
     save_calibration_set,
 )
-from gedge.calibrate.quantize import FLAVOURS, flavour, inspect_qdq, quantize_graph
+from gedge.calibrate.quantize import FLAVOURS
 from gedge.calibrate.ranges import DEFAULT_PERCENTILE, METHODS, CalibrationRanges, PatchReader, collect_ranges
+from gedge.calibrate.targets import ArtifactChecks, QdqTarget, TargetInputs, TargetWriter, temporary_path
 from gedge.compare.comparator import ParityReport
+from gedge.compare.driver import RunSettings
 from gedge.compare.limits import ParityLimits, limits_for
 from gedge.core.artifacts.calib_cache import write_cache
 from gedge.core.artifacts.graph import load_graph, read_facts
-from gedge.core.atomic import write_bytes, write_json
+from gedge.core.atomic import write_json
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.hashing import sha256_file
 from gedge.data.datasets import split_validation
-from gedge.reference.checkpoint import load_checkpoint
+from gedge.reference.checkpoint import Checkpoint, load_checkpoint
 
-TARGETS = ("tensorrt", "cpu", "all", "openvino")  # openvino: NNCF INT8 IR (gedge.calibrate.nncf_int8)
+TARGET_SETS = {"tensorrt": ("tensorrt",), "cpu": ("cpu",), "all": ("tensorrt", "cpu"), "openvino": ("openvino",),
+               "all+openvino": ("tensorrt", "cpu", "openvino")}
+TARGETS = tuple(TARGET_SETS)
+ONNX_TARGETS = tuple(FLAVOURS)  # the Q/DQ flavours, which need the activation ranges
 DEFAULT_METHOD = "minmax"  # measured: entropy and percentile clip the tails the local scores live on
 GATE_FRACTION = 0.15  # share of the sources held out for the gate when the checkpoint records no validation set
 
@@ -78,7 +91,7 @@ class CalibrateOptions:
 
     @property
     def targets(self) -> list[str]:
-        return list(FLAVOURS) if self.target == "all" else [self.target]
+        return list(TARGET_SETS[self.target])
 
     def limits(self) -> ParityLimits:
         return limits_for("int8", max_auroc_delta=self.max_auroc_drop, min_agreement=self.min_agreement)
@@ -86,25 +99,33 @@ class CalibrateOptions:
 
 @dataclass
 class FlavourResult:
+    """One target's artifact: where it is, whether it was written, its gate report and what was found on it."""
+
     target: str
     path: Path
     written: bool
     report: ParityReport
-    nodes: int
-    quantized: dict[str, int]
-    float_convolutions: list[str]
-    tensorrt_parse: str = ""  # TensorRT's parser verdict on the Q/DQ graph, where a TensorRT module is installed
+    checks: ArtifactChecks
 
     @property
     def passed(self) -> bool:
         return self.report.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        checks = self.checks
+        entry = {"path": str(self.path), "written": self.written, "passed": self.passed, "nodes": checks.nodes,
+                 "quantized": checks.quantized, "float_convolutions": checks.float_convolutions,
+                 "tensorrt_parse": checks.tensorrt_parse, "gate": gate_summary(self.report)}
+        if checks.float_residuals is not None:  # the OpenVINO IR
+            entry.update(float_residuals=checks.float_residuals or "ok", quantization=checks.quantization)
+        return entry
 
 
 @dataclass
 class CalibrateResult:
     calibration: CalibrationSet
     set_path: Path
-    ranges: CalibrationRanges
+    ranges: CalibrationRanges | None  # None when no ONNX flavour was asked for
     flavours: list[FlavourResult]
     cache_path: Path | None
     gate_description: str
@@ -119,15 +140,47 @@ class CalibrateResult:
     def flavour(self, target: str) -> FlavourResult:
         return next(f for f in self.flavours if f.target == target)
 
+    def to_dict(self) -> dict[str, Any]:
+        cal = self.calibration
+        ranges = self.ranges
+        return {
+            "passed": self.passed,
+            "calibration_set": {"path": str(self.set_path), "sha256": cal.sha256, "patches": len(cal),
+                                "shape": list(cal.shape), "sources": len(cal.sources), "origin": cal.origin,
+                                "excluded": cal.excluded, "seed": cal.seed, "method": cal.method},
+            "ranges": None if ranges is None else {"method": ranges.method, "tensors": len(ranges.tensors),
+                                                   "seconds": ranges.seconds},
+            "gate_data": self.gate_description,
+            "cache": str(self.cache_path) if self.cache_path else None,
+            "graphs": {f.target: f.to_dict() for f in self.flavours},
+            "warnings": self.warnings,
+            "notes": self.notes,
+            "seconds": self.seconds,
+        }
+
 
 def output_paths(graph: Path, out_dir: Path | None = None) -> dict[str, Path]:
     folder = out_dir or graph.parent
     stem = graph.name[:-5] if graph.name.endswith(".onnx") else graph.name
     return {"set": folder / "calibration.npz", "cache": folder / f"{stem}.int8.calib.cache",
-            **{name: folder / f"{stem}{spec.suffix}" for name, spec in FLAVOURS.items()}}
+            **{name: folder / f"{stem}{spec.suffix}" for name, spec in FLAVOURS.items()},
+            "openvino": folder / f"{stem}{IR_SUFFIX}"}
 
 
-def _open_graph(options: CalibrateOptions, checkpoint) -> tuple[object, list[str]]:
+@dataclass
+class CalibrationInputs:
+    """Everything checked before any work: the checkpoint, the FP32 graph, the output paths, the sources."""
+
+    checkpoint: Checkpoint
+    fp32: onnx.ModelProto
+    paths: dict[str, Path]
+    sources: Sources  # the images the calibration set is drawn from (the gate's held-out images left out)
+    held_out: list[Path]  # the gate's normal images
+    gate_origin: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _open_graph(options: CalibrateOptions, checkpoint: Checkpoint) -> tuple[onnx.ModelProto, list[str]]:
     graph = load_graph(options.graph)
     facts = read_facts(graph, options.graph)
     if facts.precision != "fp32":
@@ -142,116 +195,105 @@ def _open_graph(options: CalibrateOptions, checkpoint) -> tuple[object, list[str
     return graph, notes
 
 
-def _tensorrt_parse(path: Path) -> str:
-    from gedge.export.check import tensorrt_check
-
-    try:
-        check, skipped = tensorrt_check(load_graph(path))
-    except Exception as exc:  # a broken TensorRT install must not fail calibration
-        return f"TensorRT could not run: {exc}"
-    if check is None:
-        return skipped
-    if check.parsed:
-        return f"parsed by {check.module} {check.version}"
-    return f"REJECTED by {check.module} {check.version}: " + "; ".join(i.line() for i in check.issues[:3])
-
-
-def _sidecar(path: Path, model, report: ParityReport, extra: dict) -> Path:
-    facts = read_facts(model)
-    payload = {"graph": path.name, "graph_sha256": sha256_file(path), **facts.to_dict(),
-               "gate": gate_summary(report), **extra}
-    return write_json(path.with_name(path.name + ".json"), payload)
+def _split_sources(checkpoint: Checkpoint, options: CalibrateOptions,
+                   notes: list[str]) -> tuple[Sources, list[Path], str]:
+    """Calibration sources and the gate's held-out normals (which never enter the calibration set), and where
+    the held-out images came from."""
+    sources = calibration_sources(checkpoint, options.data)
+    held_out = recorded_validation(checkpoint)
+    if held_out:
+        return sources, held_out, "the checkpoint's validation images"
+    if len(sources.paths) < 4:
+        raise ConfigError("the checkpoint records no validation images and there are fewer than 4 source images "
+                          "to hold some out for the accuracy gate")
+    source_paths, held_out = split_validation(sources.paths, GATE_FRACTION, options.seed)
+    gate_origin = f"{len(held_out)} source images held out from calibration"
+    notes.append(f"the checkpoint's validation images are not available here: {gate_origin} for the gate")
+    return replace(sources, paths=source_paths), held_out, gate_origin
 
 
-def open_inputs(options: CalibrateOptions):
-    """The checkpoint and the FP32 graph, checked against each other and the output paths (fails fast)."""
+def open_inputs(options: CalibrateOptions) -> CalibrationInputs:
+    """The checkpoint, the FP32 graph, the output paths and the sources, checked against each other (so bad
+    input fails as one line before any work)."""
     checkpoint = load_checkpoint(options.checkpoint)
     fp32, notes = _open_graph(options, checkpoint)
+    if "openvino" in options.targets:
+        require_nncf()
     paths = output_paths(options.graph, options.out_dir)
     for name in ("set", "cache", *options.targets):
         if paths[name].is_dir():
             raise ArtifactError("output path is a folder", paths[name])
-    return checkpoint, fp32, notes, paths
+    sources, held_out, gate_origin = _split_sources(checkpoint, options, notes)
+    return CalibrationInputs(checkpoint, fp32, paths, sources, held_out, gate_origin, notes)
 
 
-def split_sources(checkpoint, options: CalibrateOptions, notes: list[str]):
-    """Calibration sources and the gate's held-out normals, which never enter the calibration set.
-
-    Returns (sources, calibration image paths, held-out paths, where the gate images came from).
-    """
-    sources = calibration_sources(checkpoint, options.data)
-    held_out = recorded_validation(checkpoint)
-    gate_origin = "the checkpoint's validation images"
-    source_paths = sources.paths
-    if not held_out:
-        if len(source_paths) < 4:
-            raise ConfigError("the checkpoint records no validation images and there are fewer than 4 source images "
-                              "to hold some out for the accuracy gate")
-        source_paths, held_out = split_validation(source_paths, GATE_FRACTION, options.seed)
-        gate_origin = f"{len(held_out)} source images held out from calibration"
-        notes.append(f"the checkpoint's validation images are not available here: {gate_origin} for the gate")
-    return sources, source_paths, held_out, gate_origin
+def _writer(target: str, out: Path, inputs: TargetInputs) -> TargetWriter:
+    return OpenVINOTarget(out, inputs) if target == "openvino" else QdqTarget(target, out, inputs)
 
 
-def calibrate(options: CalibrateOptions, progress: Progress | None = None) -> CalibrateResult:
-    """The whole `gedge calibrate` run; see the module docstring."""
+def _gate_target(writer: TargetWriter, gate: Gate, strict: bool, progress: Callable | None) -> FlavourResult:
+    """Write the artifact to a temporary name, gate it, publish it unless ``strict`` refuses it."""
+    tmp = temporary_path(writer.out)
+    try:
+        writer.write(tmp)
+        report = gate.check(tmp, progress)
+        report.notes.append(writer.gate_note)
+        checks = writer.inspect(tmp)
+        written = report.passed or not strict
+        if written:
+            writer.publish(tmp, gate_summary(report))
+    finally:
+        writer.discard(tmp)
+    return FlavourResult(writer.target, writer.out, written, report, checks)
+
+
+def _write_cache(options: CalibrateOptions, inputs: CalibrationInputs, ranges: CalibrationRanges,
+                 set_facts: dict[str, Any]) -> Path:
+    """TensorRT's calibration cache of the ranges (the tensors the Q/DQ graph quantizes), with its sidecar."""
+    tensor_names = {name for node in inputs.fp32.graph.node for name in node.output}
+    leave_out = set() if options.quantize_image_convs else set(ranges.image_valued)
+    cache = cache_from_ranges(ranges, tensor_names, options.trt_version, leave_out=leave_out)
+    cache_path = write_cache(cache, inputs.paths["cache"])
+    graph = Path(options.graph).name
+    write_json(cache_path.with_name(cache_path.name + ".json"), {
+        "cache": cache_path.name, "sha256": sha256_file(cache_path), "header": cache.header(),
+        "tensorrt_version": options.trt_version, "method": ranges.method,
+        "tensors": len(cache.scales), "graph": graph, "graph_sha256": sha256_file(options.graph),
+        "calibration_set": set_facts,
+        "use": f"trtexec --onnx={graph} --int8 --calib={cache_path.name} (TensorRT 8.5-10.x)"})
+    return cache_path
+
+
+def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None] | None:
+    return (lambda done, total: progress(name, done, total)) if progress else None
+
+
+def calibrate(options: CalibrateOptions, progress: Progress | None = None,
+              inputs: CalibrationInputs | None = None) -> CalibrateResult:
+    """The whole `gedge calibrate` run (see the module docstring); ``inputs`` from :func:`open_inputs` when the
+    caller checked them already."""
     started = time.time()
-    checkpoint, fp32, notes, paths = open_inputs(options)
-    fp32_sha = sha256_file(options.graph)
-
-    def stage(name: str):
-        return (lambda done, total: progress(name, done, total)) if progress else None
-
-    sources, source_paths, held_out, gate_origin = split_sources(checkpoint, options, notes)
-    cal = calibration_set_from(source_paths, checkpoint.preprocess, options.n_patches, options.seed, sources.origin,
-                               sources.excluded)
-    warnings = list(cal.warnings)
-    set_path = save_calibration_set(cal, paths["set"])
+    inputs = inputs or open_inputs(options)
+    checkpoint = inputs.checkpoint
+    cal = calibration_set_from(inputs.sources, checkpoint.preprocess, options.n_patches, options.seed)
+    set_path = save_calibration_set(cal, inputs.paths["set"])
     set_facts = {"sha256": cal.sha256, "patches": len(cal), "file": set_path.name, "seed": options.seed}
-
-    facts = read_facts(fp32)
-    reader = PatchReader(cal.patches, facts.input_name, facts.input)
-    ranges = collect_ranges(fp32, reader, options.method, options.percentile, options.threads, stage("ranges"))
-    ranges.set_sha256 = cal.sha256
-
-    gate = gate_set(checkpoint, held_out, gate_origin)
-    reference = reference_scores(checkpoint, gate, options.batch_size, stage("reference"))
-    limits = options.limits()
-    results: list[FlavourResult] = []
-    for target in options.targets:
-        spec = flavour(target)
-        model = quantize_graph(fp32, ranges, spec, fp32_sha, set_facts, options.quantize_image_convs)
-        out = paths[target]
-        tmp = out.with_name(f".{out.name}.gate.tmp")
-        write_bytes(tmp, model.SerializeToString(deterministic=True))
-        try:
-            report = run_gate(checkpoint, tmp, gate, reference, limits, options.threads, options.batch_size,
-                              stage(f"gate {target}"))
-            report.data = gate.description
-            parse = _tensorrt_parse(tmp) if target == "tensorrt" else ""
-            written = report.passed or not options.strict
-            if written:
-                os.replace(tmp, out)
-                _sidecar(out, model, report, {"calibration_set": set_facts})
-        finally:
-            tmp.unlink(missing_ok=True)
-        summary = inspect_qdq(model)
-        results.append(FlavourResult(target, out, written, report, len(model.graph.node), summary.quantized_counts(),
-                                     summary.float_convolutions, parse))
-
-    cache_path = None
+    ranges = None
+    if any(t in ONNX_TARGETS for t in options.targets):
+        facts = read_facts(inputs.fp32)
+        reader = PatchReader(cal.patches, facts.input_name, facts.input)
+        ranges = collect_ranges(inputs.fp32, reader, options.method, options.percentile, options.threads,
+                                _stage(progress, "ranges"))
+        ranges.set_sha256 = cal.sha256
+    held_out = gate_set(checkpoint, inputs.held_out, inputs.gate_origin)
+    gate = Gate.open(Path(options.checkpoint), held_out, options.limits(),
+                     RunSettings(options.batch_size, _stage(progress, "reference")), options.threads)
+    made_from = TargetInputs(Path(options.graph), inputs.fp32, sha256_file(options.graph), cal, set_facts, ranges,
+                             options.quantize_image_convs)
+    results = [_gate_target(_writer(target, inputs.paths[target], made_from), gate, options.strict,
+                            _stage(progress, f"gate {target}")) for target in options.targets]
     trt = next((r for r in results if r.target == "tensorrt"), None)
-    if trt is not None and trt.written:
-        tensor_names = {name for node in fp32.graph.node for name in node.output}
-        leave_out = set() if options.quantize_image_convs else set(ranges.image_valued)
-        cache = cache_from_ranges(ranges, tensor_names, options.trt_version, leave_out=leave_out)
-        cache_path = write_cache(cache, paths["cache"])
-        write_json(cache_path.with_name(cache_path.name + ".json"), {
-            "cache": cache_path.name, "sha256": sha256_file(cache_path), "header": cache.header(),
-            "tensorrt_version": options.trt_version, "method": ranges.method,
-            "tensors": len(cache.scales), "graph": Path(options.graph).name, "graph_sha256": fp32_sha,
-            "calibration_set": set_facts,
-            "use": f"trtexec --onnx={Path(options.graph).name} --int8 --calib={cache_path.name} (TensorRT 8.5-10.x)"})
-    notes += ranges.notes
-    return CalibrateResult(cal, set_path, ranges, results, cache_path, gate.description, warnings, notes,
+    cache_path = _write_cache(options, inputs, ranges, set_facts) if trt is not None and trt.written else None
+    notes = inputs.notes + (ranges.notes if ranges else [])
+    return CalibrateResult(cal, set_path, ranges, results, cache_path, held_out.description, list(cal.warnings), notes,
                            round(time.time() - started, 1))

@@ -26,14 +26,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import onnx
+import onnxruntime
 from gedge.calibrate.ranges import QUANTIZED_OPS, CalibrationRanges, known_bounds
 from gedge.core.artifacts.graph import read_facts, with_precision, write_facts
 from gedge.core.errors import ConfigError
 from onnx import TensorProto, numpy_helper
+from onnxruntime.quantization import QuantType
+from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
+from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
 
 @dataclass(frozen=True)
@@ -64,16 +68,6 @@ def flavour(name: str) -> Flavour:
     if name not in FLAVOURS:
         raise ConfigError(f"target must be one of {', '.join(FLAVOURS)}, got {name!r}")
     return FLAVOURS[name]
-
-
-def _import_quantizer():
-    try:
-        from onnxruntime.quantization import QuantType
-        from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
-        from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
-    except ImportError as exc:
-        raise ConfigError(f"onnxruntime's quantizer is not installed ({exc}); pip install 'gedge[cpu]'") from None
-    return QDQQuantizer, QuantType, CalibrationMethod, TensorsData
 
 
 # --- graph surgery ----------------------------------------------------------------------------------------
@@ -160,7 +154,6 @@ def drop_dead_nodes(model: onnx.ModelProto) -> int:
 
 def tensors_data(ranges: CalibrationRanges, spec: Flavour):
     """ONNX Runtime's TensorsData: symmetric ``[-amax, amax]`` for int8, clipped ``[min, max]`` for uint8."""
-    _, _, CalibrationMethod, TensorsData = _import_quantizer()
     data = {}
     for name, r in ranges.tensors.items():
         lo, hi = (-r.amax, r.amax) if spec.activations == "int8" else r.asymmetric()
@@ -175,20 +168,24 @@ def image_convolutions(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS and n.input[0] in bounded]
 
 
-def quantize_graph(fp32: onnx.ModelProto, ranges: CalibrationRanges, target: str | Flavour,
-                   source_sha256: str | None = None, calibration: dict | None = None,
-                   quantize_image_convs: bool = False, exclude: list[str] | None = None) -> onnx.ModelProto:
-    """The INT8 Q/DQ graph of an FP32 scorer graph for ``target`` (``tensorrt`` or ``cpu``), checked, with facts.
+@dataclass(frozen=True)
+class QuantizeSettings:
+    """What a Q/DQ graph records about its origin, and which convolutions stay in float."""
 
-    ``source_sha256``: of the FP32 graph file (default: of the model's deterministic serialisation).
-    ``calibration``: facts about the calibration set recorded in the graph (sha256, patch count, sources).
-    """
+    source_sha256: str | None = None  # of the FP32 graph file (default: of the model's deterministic serialisation)
+    calibration_set: dict = field(default_factory=dict)  # facts about the calibration set (sha256, patches, ...)
+    quantize_image_convs: bool = False  # also quantize the convolutions that read an image
+    exclude: tuple[str, ...] = ()  # further nodes to keep in float
+
+
+def quantize_graph(fp32: onnx.ModelProto, ranges: CalibrationRanges, target: str | Flavour,
+                   settings: QuantizeSettings = QuantizeSettings()) -> onnx.ModelProto:
+    """The INT8 Q/DQ graph of an FP32 scorer graph for ``target`` (``tensorrt`` or ``cpu``), checked, with facts."""
     spec = target if isinstance(target, Flavour) else flavour(target)
     facts = read_facts(fp32)
     if facts.precision != "fp32":
         raise ConfigError(f"INT8 quantization needs the FP32 graph; this one is {facts.precision}")
-    QDQQuantizer, QuantType, _, _ = _import_quantizer()
-    exclude = list(exclude or []) + ([] if quantize_image_convs else image_convolutions(fp32))
+    exclude = list(settings.exclude) + ([] if settings.quantize_image_convs else image_convolutions(fp32))
     model = onnx.ModelProto()
     model.CopyFrom(fp32)
     extra = {
@@ -214,7 +211,7 @@ def quantize_graph(fp32: onnx.ModelProto, ranges: CalibrationRanges, target: str
     del out.graph.value_info[:]  # re-derived below: the quantizer renames tensors
     out = onnx.shape_inference.infer_shapes(out, check_type=True, strict_mode=True, data_prop=True)
     onnx.checker.check_model(out, full_check=True)
-    source_sha = source_sha256 or hashlib.sha256(fp32.SerializeToString(deterministic=True)).hexdigest()
+    source_sha = settings.source_sha256 or hashlib.sha256(fp32.SerializeToString(deterministic=True)).hexdigest()
     summary = inspect_qdq(out)
     quantization = {
         "flavour": spec.name, "description": spec.description, "method": ranges.method,
@@ -223,14 +220,9 @@ def quantize_graph(fp32: onnx.ModelProto, ranges: CalibrationRanges, target: str
         "quantized_nodes": summary.quantized_counts(), "float_convolutions": summary.float_convolutions,
         "calibrated_tensors": len(ranges.tensors), "calibration_inputs": ranges.n_inputs,
         **({"percentile": ranges.percentile} if ranges.method == "percentile" else {}),
-        **{f"calibration_set_{k}": v for k, v in (calibration or {}).items()},
+        **{f"calibration_set_{k}": v for k, v in settings.calibration_set.items()},
+        "onnxruntime_version": onnxruntime.__version__,
     }
-    try:
-        import onnxruntime
-
-        quantization["onnxruntime_version"] = onnxruntime.__version__
-    except ImportError:  # pragma: no cover - the quantizer needs it
-        pass
     write_facts(out, replace(with_precision(facts, "int8", source_sha), quantization=quantization))
     return out
 

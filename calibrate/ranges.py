@@ -31,9 +31,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import onnx
+import onnxruntime
 from gedge.core.errors import ConfigError
 from gedge.core.inputs import graph_input
 from onnx import TensorProto, helper
+from onnxruntime.quantization import CalibrationDataReader
 
 METHODS = ("entropy", "percentile", "minmax")
 QUANTIZED_OPS = ("Conv", "ConvTranspose")
@@ -44,19 +46,7 @@ LEVELS = 128  # quantisation levels of |x| for signed 8 bit (TensorRT's entropy 
 Progress = Callable[[int, int], None]
 
 
-def _import_ort():
-    try:
-        import onnxruntime
-        from onnxruntime.quantization import CalibrationDataReader
-    except ImportError as exc:
-        raise ConfigError(f"onnxruntime is not installed ({exc}); pip install 'gedge[cpu]'") from None
-    return onnxruntime, CalibrationDataReader
-
-
-_, _ReaderBase = _import_ort()
-
-
-class PatchReader(_ReaderBase):  # type: ignore[misc, valid-type]
+class PatchReader(CalibrationDataReader):
     """Feeds a calibration set to a graph in batches, as ONNX Runtime's ``CalibrationDataReader``.
 
     ``input_kind`` is the graph's: ``uint8-nhwc`` gets the camera bytes as they are, ``float-nchw`` gets
@@ -292,17 +282,16 @@ def collect_ranges(model: onnx.ModelProto, reader: PatchReader, method: str = "e
         raise ConfigError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
     if not 50.0 < percentile <= 100.0:
         raise ConfigError(f"percentile must be in (50, 100], got {percentile}")
-    ort, _ = _import_ort()
     started = time.time()
     tensors = calibration_tensors(model)
     if not tensors:
         raise ConfigError("the graph has no Conv or ConvTranspose to calibrate")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    session = ort.InferenceSession(augmented(model, tensors).SerializeToString(), options,
+    session = onnxruntime.InferenceSession(augmented(model, tensors).SerializeToString(), options,
                                    providers=["CPUExecutionProvider"])
     histograms = {name: _Histogram() for name in tensors}
     total, done = len(reader), 0

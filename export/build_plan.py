@@ -10,11 +10,9 @@ Three kinds of TensorRT meet gedge's graphs:
 * TensorRT 8.5/8.6 (JetPack 5/6.0): weakly typed networks with the FP16/INT8 builder flags; INT8 from the
   Q/DQ graph or from a calibration cache, and the residual layers pinned to FP32 with precision constraints.
 
-What a TensorRT can do is probed from its module (enum members and attributes present), never read from
-its version string alone: :meth:`TensorRTCapabilities.probe`. :data:`ASSUMED` describes the modules of
-versions that are not installed (``gedge build --dry-run --assume trt-8.5``) as the attributes those
-modules have, and goes through the same probe. :func:`plan_build` is pure: capabilities, the request and a
-summary of the graph in, a :class:`BuildPlan` (or a one-line :class:`~gedge.errors.ConfigError`) out.
+What a TensorRT can do comes from :mod:`gedge.export.capabilities`. :func:`plan_build` is pure: capabilities,
+the request and a summary of the graph in, a :class:`BuildPlan` (or a one-line
+:class:`~gedge.core.errors.ConfigError`) out.
 """
 
 from __future__ import annotations
@@ -22,195 +20,15 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from gedge.core.artifacts.graph import read_facts
 from gedge.core.errors import ConfigError
+from gedge.export.capabilities import RTX_DEFAULT_TARGETS, TensorRTCapabilities
+from onnx import TensorProto
 
 PRECISIONS = ("fp32", "fp16", "int8")
 TYPINGS = ("auto", "strong", "weak")
-# TensorRT-RTX's default AOT targets when no compute capability is given (its documentation: Ampere and later).
-RTX_DEFAULT_TARGETS = ("SM80", "SM86", "SM89", "SM120")
-CALIBRATORS = ("IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator", "IInt8EntropyCalibrator", "IInt8LegacyCalibrator")
-
-
-# --- capabilities ------------------------------------------------------------------------------------------
-
-
-def _members(enum: Any) -> list[str]:
-    members = getattr(enum, "__members__", None)
-    return list(members) if members is not None else []
-
-
-@dataclass(frozen=True)
-class TensorRTCapabilities:
-    """What one TensorRT module can do, as far as gedge's builds are concerned."""
-
-    flavour: str  # "tensorrt" or "tensorrt_rtx"
-    version: str
-    strongly_typed: bool  # NetworkDefinitionCreationFlag.STRONGLY_TYPED exists (9.x and later)
-    weak_typing: bool  # precision builder flags exist, so a weakly typed network can use FP16/INT8
-    explicit_batch_required: bool  # EXPLICIT_BATCH exists and implicit batch too (8.x): the flag must be set
-    fp16_flag: bool
-    int8_flag: bool
-    tf32_flag: bool
-    precision_constraints: bool  # OBEY_PRECISION_CONSTRAINTS and per-layer precision
-    calibrators: tuple[str, ...]  # IInt8*Calibrator classes (implicit INT8 from a calibration cache)
-    memory_pool_limit: bool  # IBuilderConfig.set_memory_pool_limit (8.4+); else max_workspace_size
-    optimization_level: bool  # IBuilderConfig.builder_optimization_level (8.6+)
-    timing_cache: bool  # a timing cache that affects the build (not TensorRT-RTX, where it is a no-op)
-    progress_monitor: bool  # IProgressMonitor (10.0+)
-    compute_capabilities: tuple[str, ...]  # ahead-of-time targets (TensorRT-RTX), e.g. ("SM75", "SM86")
-    assumed: bool = False  # described by --assume, not imported
-
-    @property
-    def is_rtx(self) -> bool:
-        return self.flavour == "tensorrt_rtx"
-
-    @property
-    def label(self) -> str:
-        name = "TensorRT-RTX" if self.is_rtx else "TensorRT"
-        return f"{name} {self.version}" + (" (assumed)" if self.assumed else "")
-
-    @property
-    def strongly_typed_only(self) -> bool:
-        """TensorRT 11.x and TensorRT-RTX: no precision flags, so every network is strongly typed."""
-        return not self.weak_typing
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def probe(cls, module: Any, flavour: str | None = None, version: str | None = None,
-              assumed: bool = False) -> TensorRTCapabilities:
-        """Capabilities of an imported ``tensorrt`` or ``tensorrt_rtx`` module (or a stand-in with its attributes)."""
-        flavour = flavour or str(getattr(module, "__name__", "tensorrt")).split(".")[0]
-        version = version or str(getattr(module, "__version__", "unknown"))
-        creation = _members(getattr(module, "NetworkDefinitionCreationFlag", None))
-        flags = _members(getattr(module, "BuilderFlag", None))
-        config = getattr(module, "IBuilderConfig", None)
-        builder = getattr(module, "Builder", None)
-        layer = getattr(module, "ILayer", None)
-        is_rtx = flavour == "tensorrt_rtx"
-        fp16, int8 = "FP16" in flags, "INT8" in flags
-        calibrators = tuple(c for c in CALIBRATORS if hasattr(module, c))
-        if not hasattr(config, "int8_calibrator"):
-            calibrators = ()
-        ccs = tuple(m for m in _members(getattr(module, "ComputeCapability", None)) if re.fullmatch(r"SM\d+", m))
-        return cls(
-            flavour=flavour, version=version,
-            strongly_typed="STRONGLY_TYPED" in creation or is_rtx,
-            weak_typing=fp16 or int8,
-            # Implicit batch (and with it IBuilder.max_batch_size) went away in 10.0; from then on the
-            # EXPLICIT_BATCH flag is deprecated and ignored.
-            explicit_batch_required="EXPLICIT_BATCH" in creation and hasattr(builder, "max_batch_size"),
-            fp16_flag=fp16, int8_flag=int8, tf32_flag="TF32" in flags,
-            precision_constraints="OBEY_PRECISION_CONSTRAINTS" in flags and hasattr(layer, "precision"),
-            calibrators=calibrators,
-            memory_pool_limit=hasattr(config, "set_memory_pool_limit"),
-            optimization_level=hasattr(config, "builder_optimization_level"),
-            # TensorRT-RTX keeps the timing cache API but it does nothing (and it would need a GPU).
-            timing_cache=hasattr(config, "create_timing_cache") and not is_rtx,
-            progress_monitor=hasattr(module, "IProgressMonitor") and hasattr(config, "progress_monitor"),
-            compute_capabilities=ccs if hasattr(config, "set_compute_capability") else (),
-            assumed=assumed,
-        )
-
-
-# --- modules of versions that are not installed (for --dry-run --assume) ------------------------------------
-
-
-@dataclass(frozen=True)
-class ModuleSpec:
-    """The attributes of one TensorRT release's Python module that :meth:`TensorRTCapabilities.probe` reads."""
-
-    flavour: str
-    version: str
-    creation_flags: tuple[str, ...]
-    builder_flags: tuple[str, ...]
-    config_attrs: tuple[str, ...]
-    builder_attrs: tuple[str, ...] = ("build_serialized_network", "create_network", "create_builder_config")
-    layer_attrs: tuple[str, ...] = ("name", "type")
-    module_attrs: tuple[str, ...] = ()
-    compute_capabilities: tuple[str, ...] = ()
-    description: str = ""
-
-    def module(self) -> SimpleNamespace:
-        """A stand-in module with exactly these attributes."""
-
-        def enum(names: tuple[str, ...]) -> SimpleNamespace:
-            values = {n: i for i, n in enumerate(names)}
-            return SimpleNamespace(__members__=values, **values)
-
-        def cls(attrs: tuple[str, ...]) -> type:
-            return type("Stub", (), dict.fromkeys(attrs))
-
-        values: dict[str, Any] = {
-            "__name__": self.flavour, "__version__": self.version,
-            "NetworkDefinitionCreationFlag": enum(self.creation_flags), "BuilderFlag": enum(self.builder_flags),
-            "IBuilderConfig": cls(self.config_attrs), "Builder": cls(self.builder_attrs),
-            "ILayer": cls(self.layer_attrs), "OnnxParser": cls(()), "Logger": cls(()),
-        }
-        values.update({name: cls(()) for name in self.module_attrs})
-        if self.compute_capabilities:
-            values["ComputeCapability"] = enum(("NONE", "CURRENT", *self.compute_capabilities))
-        return SimpleNamespace(**values)
-
-    def capabilities(self) -> TensorRTCapabilities:
-        return TensorRTCapabilities.probe(self.module(), self.flavour, self.version, assumed=True)
-
-
-_CONFIG_8 = ("set_flag", "clear_flag", "get_flag", "add_optimization_profile", "set_memory_pool_limit",
-             "create_timing_cache", "set_timing_cache", "get_timing_cache", "int8_calibrator")
-_FLAGS_8 = ("FP16", "INT8", "DEBUG", "GPU_FALLBACK", "STRICT_TYPES", "REFIT", "DISABLE_TIMING_CACHE", "TF32",
-            "SPARSE_WEIGHTS", "SAFETY_SCOPE", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS",
-            "DIRECT_IO", "REJECT_EMPTY_ALGORITHMS")
-_FLAGS_10 = ("FP16", "INT8", "BF16", "FP8", "DEBUG", "GPU_FALLBACK", "REFIT", "DISABLE_TIMING_CACHE", "TF32",
-             "SPARSE_WEIGHTS", "SAFETY_SCOPE", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS",
-             "DIRECT_IO", "REJECT_EMPTY_ALGORITHMS", "VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME",
-             "ERROR_ON_TIMING_CACHE_MISS", "DISABLE_COMPILATION_CACHE", "WEIGHTLESS", "STRIP_PLAN",
-             "REFIT_IDENTICAL", "WEIGHT_STREAMING")
-_FLAGS_11 = tuple(f for f in _FLAGS_10 if f not in ("FP16", "INT8", "BF16", "FP8", "OBEY_PRECISION_CONSTRAINTS",
-                                                   "PREFER_PRECISION_CONSTRAINTS", "DIRECT_IO", "WEIGHTLESS"))
-_LAYER_WEAK = ("name", "type", "precision", "set_output_type", "reset_precision")
-
-ASSUMED: dict[str, ModuleSpec] = {
-    "trt-8.5": ModuleSpec(
-        "tensorrt", "8.5.2.2", ("EXPLICIT_BATCH", "EXPLICIT_PRECISION"), _FLAGS_8, _CONFIG_8,
-        builder_attrs=("build_serialized_network", "create_network", "create_builder_config", "max_batch_size"),
-        layer_attrs=_LAYER_WEAK, module_attrs=CALIBRATORS, description="JetPack 5.1 (L4T r35)"),
-    "trt-8.6": ModuleSpec(
-        "tensorrt", "8.6.2.3", ("EXPLICIT_BATCH", "EXPLICIT_PRECISION"),
-        (*_FLAGS_8, "FP8", "VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME"),
-        (*_CONFIG_8, "builder_optimization_level", "hardware_compatibility_level"),
-        builder_attrs=("build_serialized_network", "create_network", "create_builder_config", "max_batch_size"),
-        layer_attrs=_LAYER_WEAK, module_attrs=CALIBRATORS, description="JetPack 6.0 (L4T r36.2/36.3)"),
-    "trt-10.3": ModuleSpec(
-        "tensorrt", "10.3.0.30", ("EXPLICIT_BATCH", "STRONGLY_TYPED"), _FLAGS_10,
-        (*_CONFIG_8, "builder_optimization_level", "hardware_compatibility_level", "progress_monitor"),
-        layer_attrs=_LAYER_WEAK, module_attrs=(*CALIBRATORS, "IProgressMonitor"),
-        description="JetPack 6.1/6.2 (L4T r36.4)"),
-    "trt-11": ModuleSpec(
-        "tensorrt", "11.4.0", ("STRONGLY_TYPED",), _FLAGS_11,
-        tuple(a for a in (*_CONFIG_8, "builder_optimization_level", "hardware_compatibility_level",
-                          "progress_monitor") if a != "int8_calibrator"),
-        module_attrs=("IProgressMonitor",), description="x86 servers, strongly typed only"),
-    "rtx": ModuleSpec(
-        "tensorrt_rtx", "1.7.1.116", ("STRONGLY_TYPED",),
-        ("DEBUG", "GPU_FALLBACK", "REFIT", "DISABLE_TIMING_CACHE", "EDITABLE_TIMING_CACHE", "TF32", "SPARSE_WEIGHTS",
-         "VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME", "STRIP_PLAN", "REFIT_IDENTICAL", "WEIGHT_STREAMING"),
-        ("set_flag", "clear_flag", "get_flag", "add_optimization_profile", "set_memory_pool_limit",
-         "create_timing_cache", "set_timing_cache", "builder_optimization_level", "progress_monitor",
-         "set_compute_capability", "num_compute_capabilities"),
-        module_attrs=("IProgressMonitor",), compute_capabilities=("SM75", "SM80", "SM86", "SM89", "SM120", "SM121"),
-        description="TensorRT for RTX, ahead-of-time builds without a GPU"),
-}
-
-
-def assumed_capabilities(name: str) -> TensorRTCapabilities:
-    if name not in ASSUMED:
-        raise ConfigError(f"--assume must be one of {', '.join(ASSUMED)}, got {name!r}")
-    return ASSUMED[name].capabilities()
 
 
 # --- the request, the graph, the plan ----------------------------------------------------------------------
@@ -246,6 +64,7 @@ class BuildRequest:
     calibration_cache: str = ""
     progress: bool = True
     profiles: int = 2  # identical optimisation profiles: one per execution context running concurrently
+    parity_batch: int = 64  # inference batch of build-time parity (--ref/--data)
 
 
 @dataclass
@@ -385,9 +204,6 @@ def _choose_typing(caps: TensorRTCapabilities, request: BuildRequest, graph: Gra
 
 def graph_info(model: Any, path: str | Path) -> GraphInfo:
     """A :class:`GraphInfo` of a loaded ONNX ModelProto (its gedge facts, first input, Q/DQ nodes)."""
-    from gedge.core.artifacts.graph import read_facts
-    from onnx import TensorProto
-
     facts = read_facts(model, path)
     graph = model.graph
     inputs = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
@@ -411,14 +227,13 @@ def graph_info(model: Any, path: str | Path) -> GraphInfo:
                      derived_from_sha256=facts.derived_from_sha256)
 
 
-def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphInfo,
-               fp16_graph_exists: bool = False) -> BuildPlan:
-    """The build plan for ``graph`` on a TensorRT with ``caps``; ConfigError (one line) when it cannot be built.
+PIN_RESIDUALS = ("residual layers (camera front end, residual subtractions, Abs/Pow/Sqrt, reductions, "
+                 "score normalisation, outputs): everything outside G and D's Conv/ConvTranspose, "
+                 "activations and Concat")
 
-    ``fp16_graph_exists``: an FP16 graph derived from this FP32 graph already lies next to it (it is reused
-    rather than written again).
-    """
-    _check_request(request)
+
+def _check_graph(request: BuildRequest, graph: GraphInfo) -> None:
+    """The graph and the requested precision fit together (or a one-line ConfigError)."""
     precision = request.precision
     if graph.qdq_uint8:
         raise ConfigError(f"{graph.path} is a CPU-flavoured Q/DQ graph (uint8 activations); TensorRT takes the "
@@ -433,66 +248,62 @@ def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphIn
     if request.calibration_cache and graph.qdq:
         raise ConfigError("a Q/DQ graph carries its own scales; pass either the Q/DQ graph or the FP32 graph "
                           "with --calibration-cache, not both")
-    strongly_typed = _choose_typing(caps, request, graph)
-    out = request.out or str(default_engine_path(graph.path, precision))
-    plan = BuildPlan(
-        tensorrt=caps.label, flavour=caps.flavour, version=caps.version, assumed=caps.assumed,
-        precision=precision, network="strongly typed" if strongly_typed else "weakly typed", graph=graph.path,
-        graph_given=graph.path, derive_fp16=False, quantization="none", engine=out,
-        explicit_batch_flag=caps.explicit_batch_required)
-    pin_residuals = ("residual layers (camera front end, residual subtractions, Abs/Pow/Sqrt, reductions, "
-                     "score normalisation, outputs): everything outside G and D's Conv/ConvTranspose, "
-                     "activations and Concat")
-
-    if precision == "fp16":
-        if strongly_typed and graph.precision == "fp32":
-            plan.graph = str(fp16_graph_path(graph.path))
-            plan.derive_fp16 = not fp16_graph_exists
-            plan.notes.append(
-                f"{caps.label} takes FP16 from the graph's types: "
-                + (f"the FP16 graph {plan.graph} next to the FP32 graph (derived from it) is used"
-                   if fp16_graph_exists else
-                   f"the FP16 graph is derived from {graph.path} and written to {plan.graph} "
-                   "(the same graph `gedge export --precision fp16` writes)"))
-        elif not strongly_typed:
-            plan.builder_flags.append("FP16")
-            if caps.precision_constraints:
-                plan.builder_flags.append("OBEY_PRECISION_CONSTRAINTS")
-                plan.fp32_pinned = pin_residuals
-            else:
-                plan.notes.append(f"{caps.label} has no precision constraints: TensorRT may run residual "
-                                  "layers in FP16")
-    elif precision == "int8":
-        if graph.qdq:
-            plan.quantization = "explicit (Q/DQ graph)"
-            if not strongly_typed:
-                plan.builder_flags.append("INT8")  # weakly typed networks need it for Q/DQ layers
-        elif request.calibration_cache:
-            if not caps.calibrators:
-                raise ConfigError(f"{caps.label} has no INT8 calibrators (removed in 11.x); pass the Q/DQ graph "
-                                  "scorer.int8.qdq.onnx instead of --calibration-cache")
-            plan.quantization = "implicit (calibration cache)"
-            plan.calibration_cache = request.calibration_cache
-            plan.calibrator = caps.calibrators[0]
-            plan.builder_flags.append("INT8")
-            if caps.precision_constraints:
-                plan.builder_flags.append("OBEY_PRECISION_CONSTRAINTS")
-                plan.fp32_pinned = pin_residuals
-            plan.notes.append("the calibrator reads the scales from the cache (no calibration images at build "
-                              "time); the cache must come from this FP32 graph's tensor names")
-        else:
-            wants = ("the Q/DQ graph scorer.int8.qdq.onnx" if not caps.calibrators else
-                     "the Q/DQ graph scorer.int8.qdq.onnx, or this FP32 graph with --calibration-cache "
-                     "scorer.int8.calib.cache")
-            raise ConfigError(f"INT8 needs {wants} (from `gedge calibrate`); {graph.path} is an "
-                              f"{graph.precision.upper()} graph")
-    if caps.tf32_flag:
-        plan.cleared_flags.append("TF32")  # FP32 layers compute in FP32: FP32 parity limits are 1e-5
-    if plan.explicit_batch_flag:
-        plan.notes.append(f"{caps.label} needs the EXPLICIT_BATCH network flag (implicit batch exists until 10.0)")
-
     if request.profiles < 1:
         raise ConfigError(f"--profiles must be at least 1, got {request.profiles}")
+
+
+def _pin_with_constraints(plan: BuildPlan, caps: TensorRTCapabilities) -> bool:
+    """Pin the residual layers to FP32 where precision constraints exist; whether they do."""
+    if caps.precision_constraints:
+        plan.builder_flags.append("OBEY_PRECISION_CONSTRAINTS")
+        plan.fp32_pinned = PIN_RESIDUALS
+    return caps.precision_constraints
+
+
+def _plan_fp16(plan: BuildPlan, caps: TensorRTCapabilities, graph: GraphInfo, fp16_graph_exists: bool) -> None:
+    """FP16 from the FP16-typed graph (strongly typed) or from the builder flag (weakly typed)."""
+    if plan.strongly_typed and graph.precision == "fp32":
+        plan.graph = str(fp16_graph_path(graph.path))
+        plan.derive_fp16 = not fp16_graph_exists
+        plan.notes.append(
+            f"{caps.label} takes FP16 from the graph's types: "
+            + (f"the FP16 graph {plan.graph} next to the FP32 graph (derived from it) is used"
+               if fp16_graph_exists else
+               f"the FP16 graph is derived from {graph.path} and written to {plan.graph} "
+               "(the same graph `gedge export --precision fp16` writes)"))
+    elif not plan.strongly_typed:
+        plan.builder_flags.append("FP16")
+        if not _pin_with_constraints(plan, caps):
+            plan.notes.append(f"{caps.label} has no precision constraints: TensorRT may run residual layers in FP16")
+
+
+def _plan_int8(plan: BuildPlan, caps: TensorRTCapabilities, request: BuildRequest, graph: GraphInfo) -> None:
+    """INT8 from the Q/DQ graph (explicit) or from a calibration cache through a calibrator (implicit)."""
+    if graph.qdq:
+        plan.quantization = "explicit (Q/DQ graph)"
+        if not plan.strongly_typed:
+            plan.builder_flags.append("INT8")  # weakly typed networks need it for Q/DQ layers
+        return
+    if not request.calibration_cache:
+        wants = ("the Q/DQ graph scorer.int8.qdq.onnx" if not caps.calibrators else
+                 "the Q/DQ graph scorer.int8.qdq.onnx, or this FP32 graph with --calibration-cache "
+                 "scorer.int8.calib.cache")
+        raise ConfigError(f"INT8 needs {wants} (from `gedge calibrate`); {graph.path} is an "
+                          f"{graph.precision.upper()} graph")
+    if not caps.calibrators:
+        raise ConfigError(f"{caps.label} has no INT8 calibrators (removed in 11.x); pass the Q/DQ graph "
+                          "scorer.int8.qdq.onnx instead of --calibration-cache")
+    plan.quantization = "implicit (calibration cache)"
+    plan.calibration_cache = request.calibration_cache
+    plan.calibrator = caps.calibrators[0]
+    plan.builder_flags.append("INT8")
+    _pin_with_constraints(plan, caps)
+    plan.notes.append("the calibrator reads the scales from the cache (no calibration images at build "
+                      "time); the cache must come from this FP32 graph's tensor names")
+
+
+def _plan_builder(plan: BuildPlan, caps: TensorRTCapabilities, request: BuildRequest, graph: GraphInfo) -> None:
+    """Optimisation profiles, workspace, optimisation level and timing cache."""
     plan.profiles = request.profiles
     plan.profile = {"input": graph.input_name,
                     "min": [request.min_batch, *graph.input_shape],
@@ -513,6 +324,10 @@ def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphIn
         else:
             plan.notes.append(f"--timing-cache ignored: {caps.label} does not use a timing cache"
                               + (" (a no-op there, and it would need a GPU)" if caps.is_rtx else ""))
+
+
+def _plan_target(plan: BuildPlan, caps: TensorRTCapabilities, request: BuildRequest) -> None:
+    """What the engine is built for: this machine's GPU, or ahead of time for compute capabilities (RTX)."""
     ccs = [normalise_compute_capability(c) for c in request.compute_capabilities]
     if ccs:
         if not caps.compute_capabilities:
@@ -529,5 +344,33 @@ def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphIn
                             "and later); no GPU needed")
     else:
         plan.target = "this machine's GPU (an engine runs on the GPU model and TensorRT version it was built with)"
+
+
+def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphInfo,
+               fp16_graph_exists: bool = False) -> BuildPlan:
+    """The build plan for ``graph`` on a TensorRT with ``caps``; ConfigError (one line) when it cannot be built.
+
+    ``fp16_graph_exists``: an FP16 graph derived from this FP32 graph already lies next to it (it is reused
+    rather than written again).
+    """
+    _check_request(request)
+    _check_graph(request, graph)
+    strongly_typed = _choose_typing(caps, request, graph)
+    plan = BuildPlan(
+        tensorrt=caps.label, flavour=caps.flavour, version=caps.version, assumed=caps.assumed,
+        precision=request.precision, network="strongly typed" if strongly_typed else "weakly typed",
+        graph=graph.path, graph_given=graph.path, derive_fp16=False, quantization="none",
+        engine=request.out or str(default_engine_path(graph.path, request.precision)),
+        explicit_batch_flag=caps.explicit_batch_required)
+    if request.precision == "fp16":
+        _plan_fp16(plan, caps, graph, fp16_graph_exists)
+    elif request.precision == "int8":
+        _plan_int8(plan, caps, request, graph)
+    if caps.tf32_flag:
+        plan.cleared_flags.append("TF32")  # FP32 layers compute in FP32: FP32 parity limits are 1e-5
+    if plan.explicit_batch_flag:
+        plan.notes.append(f"{caps.label} needs the EXPLICIT_BATCH network flag (implicit batch exists until 10.0)")
+    _plan_builder(plan, caps, request, graph)
+    _plan_target(plan, caps, request)
     plan.progress_monitor = request.progress and caps.progress_monitor
     return plan

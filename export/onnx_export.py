@@ -1,6 +1,6 @@
 """PyTorch to one fused ONNX graph: camera bytes in, the residual scores (and optionally amap) out.
 
-The graph is :class:`gedge.scoring.DeployedScorer` of the checkpoint in eval mode, with every BatchNorm folded
+The graph is :class:`gedge.reference.scoring.DeployedScorer` of the checkpoint in eval mode, with every BatchNorm folded
 into the convolution before it, exported by torch's ``torch.export``-based (dynamo) exporter. That exporter
 gives a graph whose shapes are all inferred statically except the batch dimension (``batch``), and its
 optimiser constant-folds the score normalisation. The legacy TorchScript exporter is deprecated and leaves
@@ -9,7 +9,7 @@ optimiser constant-folds the score normalisation. The legacy TorchScript exporte
 After export, nodes and intermediate tensors get stable names from the module they came from
 (``netg.encoder1.main.3/Conv``, ``netd.features.0/Conv``, ``scores/ReduceMean_2``; tensors ``<node>:<i>``),
 the graph is shape-inferred in strict mode and checked with ``onnx.checker`` (``full_check``), and the
-checkpoint's facts go into ``metadata_props`` (see :mod:`gedge.export.metadata`).
+checkpoint's facts go into ``metadata_props`` (see :mod:`gedge.core.artifacts.graph`).
 """
 
 from __future__ import annotations
@@ -26,20 +26,22 @@ from pathlib import Path
 
 import onnx
 import torch
+from gedge import __version__
 from gedge.core.artifacts.graph import GraphFacts, read_facts, write_facts, write_sidecar
 from gedge.core.atomic import write_bytes
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.hashing import sha256_file
 from gedge.core.scores import OUTPUT_NAMES
+from gedge.export.fp16 import convert_to_fp16
 from gedge.reference.checkpoint import Checkpoint, load_checkpoint
 from gedge.reference.scoring import DeployedScorer, FusedScorer
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def facts_from_checkpoint(checkpoint: Checkpoint, source_name: str, source_sha256: str,
                           options: ExportOptions) -> GraphFacts:
-    from gedge import __version__
-
+    """The facts an exported graph carries: its input and outputs, and the checkpoint's model and scoring facts."""
     return GraphFacts(
         gedge_version=__version__, precision="fp32", input=options.input, input_name=options.input_name,
         outputs=options.output_names, model=checkpoint.model.to_dict(), preprocess=checkpoint.preprocess.to_dict(),
@@ -103,8 +105,6 @@ class ExportResult:
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """A copy of ``module`` (eval mode) with each Conv/ConvTranspose + BatchNorm pair of a Sequential fused."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     folded = copy.deepcopy(module).eval()
     for seq in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:
         names = list(seq._modules)
@@ -229,8 +229,6 @@ def export_checkpoint(checkpoint_path: str | Path, out: str | Path, options: Exp
     facts = facts_from_checkpoint(checkpoint, checkpoint_path.name, sha256_file(checkpoint_path), options)
     model = export_model(checkpoint, options, facts)
     if precision == "fp16":
-        from gedge.export.fp16 import convert_to_fp16
-
         model = convert_to_fp16(model)
     out = Path(out)
     if out.is_dir():

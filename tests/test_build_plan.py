@@ -9,16 +9,14 @@ import pytest
 from gedge.core.errors import ConfigError
 from gedge.core.tensorrt import import_tensorrt
 from gedge.export.build_plan import (
-    ASSUMED,
     BuildRequest,
     GraphInfo,
-    TensorRTCapabilities,
-    assumed_capabilities,
     default_engine_path,
     normalise_compute_capability,
     plan_build,
 )
-from gedge.export.engine_build import residual_layers
+from gedge.export.capabilities import ASSUMED, TensorRTCapabilities, assumed_capabilities
+from gedge.export.tensorrt_build import residual_layers
 
 SHAPE = (16, 16, 3)
 FP32 = GraphInfo("out/scorer.onnx", "fp32", "pixels", SHAPE)

@@ -19,7 +19,7 @@ from gedge.calibrate.patches import (
 )
 from gedge.calibrate.quantize import inspect_qdq
 from gedge.calibrate.ranges import _Histogram, choose_amax
-from gedge.compare.comparator import compare_scores
+from gedge.compare.comparator import BackendScores, ImageSetFacts, compare_scores
 from gedge.compare.limits import limits_for
 from gedge.core.artifacts.calib_cache import hex_scale, parse_cache, read_cache, scale_hex, version_code
 from gedge.core.artifacts.graph import load_graph, read_facts, read_sidecar
@@ -218,13 +218,13 @@ def test_int8_limits_gate_the_primary_drop_and_agreement_only():
     noisy = Scores.from_dict({**base, "d2": base["d2"] * rng.uniform(0.5, 1.5, 20)})  # d2 badly off, score intact
     limits = limits_for("int8")
     assert limits.max_rel_l2 is None and limits.auroc_scores == "primary"
-    report = compare_scores(ref, noisy, ref, noisy, 10.0, limits, labels)
+    report = compare_scores(BackendScores(ref, ref), BackendScores(noisy, noisy), ImageSetFacts(10.0, labels), limits)
     assert report.passed, report.failures
     swapped = dict(base)
     swapped["score"] = base["score"].copy()
     swapped["score"][10:13] = 0.0  # three anomalies now score below every normal
     worse = Scores.from_dict(swapped)
-    report = compare_scores(ref, worse, ref, worse, 10.0, limits, labels)
+    report = compare_scores(BackendScores(ref, ref), BackendScores(worse, worse), ImageSetFacts(10.0, labels), limits)
     assert any("AUROC drop" in f for f in report.failures)
 
 
@@ -245,7 +245,7 @@ def test_tensorrt_parses_and_builds_the_qdq_graph(int8_graphs, scorer_graphs):
     print(f"{trt.name} {trt.version}: INT8 engine {int8.tensorrt.engine_bytes} bytes in "
           f"{int8.tensorrt.build_seconds} s, FP32 engine {fp32.tensorrt.engine_bytes} bytes")
     assert int8.tensorrt.engine_bytes > 10_000
-    assert "parsed by" in int8_graphs["result"].flavour("tensorrt").tensorrt_parse
+    assert "parsed by" in int8_graphs["result"].flavour("tensorrt").checks.tensorrt_parse
 
 
 # --- CLI ----------------------------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def test_calibrate_cli_strict_gate_and_bad_input(int8_graphs, scorer_graphs, tmp
     summary = json.loads(failing.stdout)
     assert not summary["passed"] and not summary["graphs"]["cpu"]["written"]
     assert not (out / "scorer.int8.cpu.onnx").exists() and (out / "calibration.npz").exists()
-    assert "FAILED the accuracy gate" in failing.stderr and not list(out.glob(".*tmp"))
+    assert "FAILED the accuracy gate" in failing.stderr and not list(out.glob(".*"))  # no temporary left behind
     bad = run("calibrate", int8_graphs["checkpoint"], "--onnx", tmp_path / "missing.onnx")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "missing.onnx" in bad.stderr
     assert "Example" in run("calibrate", "--help").stdout

@@ -20,7 +20,9 @@ from gedge.core.artifacts.graph import load_graph, read_facts, with_precision, w
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.tensorrt import import_tensorrt
 from gedge.export.build_plan import BuildRequest
-from gedge.export.engine_build import build_engine, cache_header, int8_facts
+from gedge.export.engine_build import build_engine
+from gedge.export.engine_manifest import int8_facts
+from gedge.export.tensorrt_build import cache_header
 
 REPO = Path(__file__).resolve().parents[1]
 TRT, WHY_NOT = import_tensorrt()
@@ -215,7 +217,8 @@ def test_progress_monitor_and_targets(scorer_graphs, tmp_path):
 
 
 def test_int8_facts_and_calibration_cache_header(scorer_graphs):
-    from gedge.export.build_plan import assumed_capabilities, graph_info, plan_build
+    from gedge.export.build_plan import graph_info, plan_build
+    from gedge.export.capabilities import assumed_capabilities
 
     model = load_graph(scorer_graphs["fp32"])
     plan = plan_build(assumed_capabilities("trt-10.3"), BuildRequest("int8", calibration_cache="x.cache"),

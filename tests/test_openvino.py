@@ -84,12 +84,13 @@ def test_throughput_streams_and_bf16(scorer_graphs, reference):
 
 @pytest.fixture(scope="module")
 def nncf_ir(scorer_graphs, tmp_path_factory):
-    from gedge.calibrate.nncf_int8 import write_openvino_int8
+    from gedge.calibrate.nncf_int8 import NncfSettings, write_openvino_int8
 
     out = tmp_path_factory.mktemp("ov") / "scorer.int8.ov.xml"
     patches = tiles(scorer_graphs, 48, seed=1)
     path, facts, quantization = write_openvino_int8(scorer_graphs["fp32"], patches, out,
-                                                    {"sha256": "abc123", "patches": len(patches)}, batch_size=8)
+                                                    {"sha256": "abc123", "patches": len(patches)},
+                                                    NncfSettings(batch_size=8))
     return path, facts, quantization
 
 
@@ -194,7 +195,8 @@ def test_calibrate_cli_openvino(scorer_graphs, tmp_path):
     assert result.returncode in (0, 1), result.stderr[-2000:]  # 1: the random tiny model may fail the gate
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     ir = out / "scorer.int8.ov.xml"
-    assert ir.is_file() and summary["float_residuals"] == "ok"
+    assert ir.is_file() and summary["graphs"]["openvino"]["float_residuals"] == "ok"
+    assert not list(out.glob(".*"))  # the gate's temporary IR, weights and sidecar are gone
     set_sha = json.loads((out / "calibration.npz.json").read_text())["sha256"]
     side = json.loads((out / "scorer.int8.ov.xml.json").read_text())
     assert side["calibration_set"]["sha256"] == set_sha == summary["calibration_set"]["sha256"]

@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 from gedge.cli.render import console
 from gedge.cli.render_parity import parity_table
-from gedge.compare.comparator import compare_scores, error_stats, spearman
-from gedge.compare.driver import parity_check, parity_data
+from gedge.compare.backends import artifact_precision, backend_info, open_candidate
+from gedge.compare.comparator import BackendScores, ImageSetFacts, compare_scores, error_stats, spearman
+from gedge.compare.driver import ComparisonImages, compare, score_backend
 from gedge.compare.limits import DEFAULT_LIMITS, limits_for
+from gedge.compare.parity import ParityRequest, parity_check, parity_data
+from gedge.core.backend import BackendInfo
 from gedge.core.errors import ConfigError
+from gedge.core.inputs import InputSpec
+from gedge.core.preprocess import Preprocess
 from gedge.core.scores import OUTPUT_NAMES, Scores
 from helpers import make_mvtec
 
@@ -34,6 +39,12 @@ def perturbed(s: Scores, rel: float, seed: int = 1) -> Scores:
     return Scores.from_dict({name: s.named(name) * (1 + rel * rng.standard_normal(len(s))) for name in OUTPUT_NAMES})
 
 
+def compare_pure(ref: Scores, cand: Scores, threshold: float, limits, labels=None, names=None):
+    """The comparator on scores where every image is one network input."""
+    return compare_scores(BackendScores(ref, ref, "ref"), BackendScores(cand, cand, "cand"),
+                          ImageSetFacts(threshold, labels, names), limits)
+
+
 def test_spearman_and_error_stats():
     a = np.array([1.0, 2.0, 3.0, 4.0])
     assert spearman(a, a * 10 + 3) == pytest.approx(1.0)
@@ -47,8 +58,7 @@ def test_spearman_and_error_stats():
 
 def test_identical_scores_pass_with_exact_agreement():
     s = scores(40)
-    report = compare_scores(s, s, s, s, threshold=1.2, limits=DEFAULT_LIMITS["fp32"],
-                            labels=np.array([0, 1] * 20))
+    report = compare_pure(s, s, 1.2, DEFAULT_LIMITS["fp32"], labels=np.array([0, 1] * 20))
     assert report.passed and report.labelled and report.decisions.agreement == 1.0
     for row in report.outputs:
         assert row.rel_l2 == 0.0 and row.spearman == pytest.approx(1.0) and row.auroc_delta == 0.0
@@ -57,10 +67,10 @@ def test_identical_scores_pass_with_exact_agreement():
 def test_small_errors_pass_fp16_but_fail_fp32():
     ref = scores(200)
     cand = perturbed(ref, 1e-4)
-    assert not compare_scores(ref, cand, ref, cand, 10.0, DEFAULT_LIMITS["fp32"]).passed
-    fp16 = compare_scores(ref, cand, ref, cand, 10.0, DEFAULT_LIMITS["fp16"])
+    assert not compare_pure(ref, cand, 10.0, DEFAULT_LIMITS["fp32"]).passed
+    fp16 = compare_pure(ref, cand, 10.0, DEFAULT_LIMITS["fp16"])
     assert fp16.passed and fp16.output("d1").auroc_delta is None  # no labels, no AUROC
-    failures = compare_scores(ref, cand, ref, cand, 10.0, DEFAULT_LIMITS["fp32"]).failures
+    failures = compare_pure(ref, cand, 10.0, DEFAULT_LIMITS["fp32"]).failures
     assert any("relative L2" in f for f in failures)
 
 
@@ -71,12 +81,12 @@ def test_decision_flips_are_counted_and_gate():
     near = np.argsort(np.abs(ref.score - threshold))[:2]  # the two images closest to the threshold
     cand.score[near] = np.where(ref.score[near] >= threshold, threshold - 1e-3, threshold + 1e-3)
     names = [f"img{i}.png" for i in range(200)]
-    report = compare_scores(ref, cand, ref, cand, threshold, DEFAULT_LIMITS["fp16"], image_names=names)
+    report = compare_pure(ref, cand, threshold, DEFAULT_LIMITS["fp16"], names=names)
     assert report.decisions.n_disagree == 2 and report.decisions.agreement == pytest.approx(0.99)
     assert set(report.decisions.disagreeing) == {names[i] for i in near}
     assert not report.passed and any("agreement" in f for f in report.failures)
     relaxed = limits_for("fp16", min_agreement=0.98)
-    assert compare_scores(ref, cand, ref, cand, threshold, relaxed).passed
+    assert compare_pure(ref, cand, threshold, relaxed).passed
 
 
 def test_limits_defaults_and_overrides():
@@ -88,13 +98,15 @@ def test_limits_defaults_and_overrides():
 
 
 def test_parity_of_exported_graphs_on_a_data_set(scorer_graphs):
-    fp32 = parity_check(scorer_graphs["checkpoint"], scorer_graphs["fp32"], scorer_graphs["data"], threads=1)
+    fp32 = parity_check(ParityRequest(scorer_graphs["checkpoint"], scorer_graphs["fp32"], scorer_graphs["data"],
+                                      threads=1))
     assert fp32.passed, fp32.failures
     assert fp32.labelled and fp32.n_images == 16 and fp32.n_inputs == 64  # 4 tiles per image at scale 0.5
     assert all(row.rel_l2 <= 1e-5 for row in fp32.outputs) and fp32.decisions.n_disagree == 0
     assert {row.name for row in fp32.outputs} == {*OUTPUT_NAMES, "amap"}
     assert 0 < fp32.decisions.rejected_reference < 16  # the fixture's threshold splits the images
-    fp16 = parity_check(scorer_graphs["checkpoint"], scorer_graphs["fp16"], scorer_graphs["data"], threads=1)
+    fp16 = parity_check(ParityRequest(scorer_graphs["checkpoint"], scorer_graphs["fp16"], scorer_graphs["data"],
+                                      threads=1))
     assert fp16.precision == "fp16" and fp16.passed, fp16.failures
     assert "emulated" in fp16.candidate and any("FP16" in note for note in fp16.notes)
     print({row.name: row.rel_l2 for row in fp16.outputs})
@@ -132,7 +144,78 @@ def test_auroc_limit_allows_one_swapped_pair_on_small_sets():
     one_swap = Scores.from_dict({name: np.array([0.1, 0.2, 0.39, 0.4, 0.8, 0.9]) for name in OUTPUT_NAMES})
     two_swaps = Scores.from_dict({name: np.array([0.1, 0.2, 0.5, 0.15, 0.45, 0.9]) for name in OUTPUT_NAMES})
     limits = limits_for("fp16", min_spearman=0.0)
-    report = compare_scores(ref, one_swap, ref, one_swap, 10.0, limits, labels=labels)
+    report = compare_pure(ref, one_swap, 10.0, limits, labels=labels)
     assert report.output("d1").auroc_delta == pytest.approx(1 / 9) and not any("AUROC" in f for f in report.failures)
-    report = compare_scores(ref, two_swaps, ref, two_swaps, 10.0, limits, labels=labels)
+    report = compare_pure(ref, two_swaps, 10.0, limits, labels=labels)
     assert any("AUROC" in f for f in report.failures)
+
+
+# --- the driver: one comparison for `gedge parity`, the calibration gate and build-time parity ---------------------
+
+
+class PixelBackend:
+    """A stand-in backend whose scores are pixel statistics of each 8x8 tile (scaled by ``gain``)."""
+
+    def __init__(self, name: str, gain: float = 1.0, size: int = 8, notes: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.gain = gain
+        self.input_spec = InputSpec(size=size, channels=3)
+        self.info = BackendInfo(kind="test", label=name, precision="fp16", notes=notes)
+        self.calls = 0
+
+    def score(self, batch):
+        self.calls += 1
+        pixels = batch.reshape(len(batch), -1).astype(np.float64) / 255.0
+        base = {"d1": pixels.mean(1), "d2": pixels.std(1), "d3": pixels.max(1), "latent": pixels.min(1),
+                "d1_local": np.median(pixels, 1), "d3_local": pixels[:, :10].mean(1)}
+        base["score"] = base["d1"] * 4
+        return Scores.from_dict({k: v * self.gain for k, v in base.items() if k in OUTPUT_NAMES})
+
+    def close(self) -> None:
+        pass
+
+
+def comparison_images(n: int = 12):
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(n)]  # 4 tiles of 8x8 each
+    labels = np.array([0, 1] * (n // 2))
+    return ComparisonImages(images, Preprocess(mode="patch", isize=8, stride=8),
+                            ImageSetFacts(2.0, labels, [f"i{i}" for i in range(n)], "pixels"))
+
+
+def test_driver_scores_both_sides_over_the_same_tiles():
+    images = comparison_images()
+    reference, candidate = PixelBackend("ref"), PixelBackend("cand", 1.001, notes=("emulated here",))
+    report = compare(reference, candidate, images, limits_for("fp16"))
+    assert report.n_images == 12 and report.n_inputs == 48 and report.labelled and report.data == "pixels"
+    assert report.reference == "ref" and report.candidate == "cand" and report.notes == ["emulated here"]
+    assert set(report.seconds) == {"reference", "candidate"}
+    assert report.output("d1").rel_l2 == pytest.approx(1e-3, rel=1e-3) and report.passed
+    assert not compare(reference, candidate, images, limits_for("fp32")).passed  # 1e-3 > 1e-5
+    with pytest.raises(ConfigError, match="reference takes"):
+        compare(reference, PixelBackend("other", size=16), images, limits_for("fp16"))
+
+
+def test_driver_reuses_precomputed_reference_scores():
+    """A gate scores the reference once for several candidates; the verdicts are those of a full run."""
+    images = comparison_images()
+    reference = PixelBackend("ref")
+    scored = score_backend(reference, images)
+    calls = reference.calls
+    for gain in (1.0, 1.02, 1.5):
+        once = compare(scored, PixelBackend("cand", gain), images, limits_for("int8"))
+        full = compare(reference, PixelBackend("cand", gain), images, limits_for("int8"))
+        assert {k: v for k, v in once.to_dict().items() if k != "seconds"} == \
+            {k: v for k, v in full.to_dict().items() if k != "seconds"}
+    assert reference.calls == calls + 3  # only the three full runs scored the reference again
+
+
+def test_backend_info_reads_legacy_facts(scorer_graphs):
+    """Until every backend declares its info, the comparison reads the same facts from the artifact it holds."""
+    fp16 = open_candidate(scorer_graphs["fp16"], threads=1)
+    info = backend_info(fp16)
+    assert artifact_precision(info) == "fp16" and info.with_amap and any("FP16" in n for n in info.notes)
+    assert info.artifact.model == scorer_graphs["model"].model.to_dict()
+    assert backend_info(PixelBackend("declared")).label == "declared"  # a declared info is taken as it is
+    with pytest.raises(ConfigError, match="not a checkpoint"):
+        open_candidate(scorer_graphs["checkpoint"])

@@ -1,18 +1,62 @@
-"""`gedge` commands: iNT8 calibration with an accuracy gate."""
+"""`gedge calibrate`: INT8 artifacts with an accuracy gate.
+
+The command builds :class:`~gedge.calibrate.pipeline.CalibrateOptions`, lets the library check its inputs (bad
+input fails as one line before any progress is drawn), runs :func:`~gedge.calibrate.pipeline.calibrate` and
+renders the result: a summary table and one gate table per artifact, or the result's ``to_dict()`` with
+``--json``. Exit code 1 when an artifact fails the gate.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
-from gedge.cli.commands_calibrate import run_calibrate
+from gedge.calibrate.pipeline import CalibrateOptions, CalibrateResult, FlavourResult, calibrate, open_inputs
+from gedge.cli.render import console, key_value_table, print_json, progress_bar, warning_line
+from gedge.cli.render_parity import parity_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="INT8 calibration with an accuracy gate.")
 
+FLAVOUR_TITLES = {"tensorrt": "TensorRT flavour (int8 Q/DQ)", "cpu": "CPU flavour (uint8 activations, Conv only)",
+                  "openvino": "OpenVINO NNCF IR"}
 
-@app.command()
-def calibrate(
+
+def artifact_line(flavour: FlavourResult) -> str:
+    """One artifact in a line: where, whether written, what was quantized, and its checks."""
+    checks = flavour.checks
+    state = "written" if flavour.written else "NOT written: --strict"
+    line = f"{flavour.path} ({state}): " + (f"{checks.nodes} nodes, " if checks.nodes is not None else "")
+    line += f"quantized {checks.quantized}"
+    if checks.tensorrt_parse:
+        line += f"; {checks.tensorrt_parse}"
+    if checks.float_residuals is not None:
+        line += "; residuals in float (checked on the IR): " + (
+            "yes" if not checks.float_residuals else "NO: " + ", ".join(checks.float_residuals))
+    return line
+
+
+def render_calibration(result: CalibrateResult, checkpoint: Path) -> None:
+    """The summary table, one gate table per artifact, and the notes."""
+    cal = result.calibration
+    ranges = result.ranges
+    rows = {"calibration set": f"{result.set_path} ({len(cal)} patches {cal.shape[1]}x{cal.shape[2]}, sha256 "
+                               f"{cal.sha256[:16]}...)",
+            "sources": f"{len(cal.sources)} normal images: {cal.origin}",
+            "left out": ", ".join(f"{n} {why}" for why, n in cal.excluded.items()) or "-",
+            "ranges": f"{ranges.method}, {len(ranges.tensors)} tensors" if ranges else "- (NNCF chooses its own)",
+            "cache": str(result.cache_path) if result.cache_path else "-",
+            "gate data": result.gate_description}
+    rows.update({f.target: artifact_line(f) for f in result.flavours})
+    console.print(key_value_table(f"INT8 calibration of {checkpoint}", rows))
+    for f in result.flavours:
+        console.print(parity_table(f.report, title=f"INT8 gate, {FLAVOUR_TITLES[f.target]}: {f.path.name}"))
+    for note in result.notes:
+        console.print(f"note: {note}")
+
+
+@app.command("calibrate")
+def calibrate_command(
     checkpoint: Path = typer.Argument(..., help="gedge checkpoint (.pt): the reference and the source of the "
                                                 "preprocessing and validation images."),
     onnx: Path = typer.Option(Path("scorer.onnx"), "--onnx", help="The FP32 graph from `gedge export`."),
@@ -20,14 +64,14 @@ def calibrate(
                                                           "training images) or a folder (default: the "
                                                           "checkpoint's training images). Never test images."),
     target: str = typer.Option("all", help="tensorrt (scorer.int8.qdq.onnx + calibration cache), cpu "
-                                           "(scorer.int8.cpu.onnx), all (both), or openvino (NNCF INT8 IR "
-                                           "scorer.int8.ov.xml; needs gedge\\[openvino])."),
+                                           "(scorer.int8.cpu.onnx), all (both), openvino (NNCF INT8 IR "
+                                           "scorer.int8.ov.xml; needs gedge\\[openvino]) or all+openvino."),
     method: str = typer.Option("minmax", help="Activation ranges: minmax, entropy (TensorRT's KL method) or "
                                               "percentile."),
     percentile: float = typer.Option(99.99, help="Percentile of |x| for --method percentile."),
     patches: int = typer.Option(512, help="Calibration patches (a warning under 300)."),
     seed: int = typer.Option(0, help="Seed for drawing the patches."),
-    strict: bool = typer.Option(False, "--strict", help="Do not write a graph that fails the accuracy gate."),
+    strict: bool = typer.Option(False, "--strict", help="Do not write an artifact that fails the accuracy gate."),
     out_dir: Path | None = typer.Option(None, "--out-dir", help="Where to write (default: next to --onnx)."),
     trt_version: str = typer.Option("8.6.1", help="TensorRT version named in the calibration cache header "
                                                   "(8.5 to 10.x)."),
@@ -49,4 +93,24 @@ def calibrate(
     Example: [bold]gedge export model.pt -o scorer.onnx && gedge calibrate model.pt --onnx scorer.onnx[/]
     Example: [bold]gedge calibrate model.pt --onnx scorer.onnx --target openvino[/]
     """
-    run_calibrate(locals())
+    options = CalibrateOptions(
+        checkpoint=checkpoint, graph=onnx, data=data, target=target, method=method, percentile=percentile,
+        n_patches=patches, seed=seed, strict=strict, out_dir=out_dir, trt_version=trt_version,
+        quantize_image_convs=quantize_image_convs, max_auroc_drop=max_auroc_drop, min_agreement=min_agreement,
+        threads=threads)
+    inputs = open_inputs(options)  # bad input fails here, as one line, before any progress is drawn
+    with progress_bar("calibrate") as update:
+        result = calibrate(options, lambda stage, done, total: update(done, total, info=stage), inputs)
+    for warning in result.warnings:
+        warning_line(warning)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        render_calibration(result, checkpoint)
+    for f in result.flavours:
+        if not f.passed:
+            what = "written anyway; --strict refuses it" if f.written else "not written (--strict)"
+            warning_line(f"the {f.target} INT8 artifact FAILED the accuracy gate ({'; '.join(f.report.failures)}); "
+                         f"{what}")
+    if not result.passed:
+        raise SystemExit(1)

@@ -1,6 +1,6 @@
-"""What `gedge export`, `gedge check` and `gedge parity` do: call the library, render the result.
+"""What `gedge export` and `gedge check` do: call the library, render the result.
 
-Exit codes: 2 for bad input (a GedgeError, handled by the CLI), 1 when a check or a parity run fails, so
+Exit codes: 2 for bad input (a GedgeError, handled by the CLI), 1 when a check fails, so
 scripts and CI can gate on them.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gedge.cli.render import console, err_console, key_value_table, print_json, progress_bar, warning_line
+from gedge.cli.render import console, err_console, key_value_table, print_json, warning_line
 from gedge.core.errors import ConfigError
 from rich.table import Table
 
@@ -79,26 +79,4 @@ def run_check(graph: Path, tensorrt: bool, module: str | None, build: bool, comp
         if result.tensorrt and result.tensorrt.unsupported_nodes:
             console.print(f"TensorRT rejects: {', '.join(result.tensorrt.unsupported_nodes)}")
     if not result.ok:
-        raise SystemExit(1)
-
-
-def run_parity(reference: Path, candidate: Path, data: Path, batch_size: int, threads: int, precision: str | None,
-               overrides: dict[str, float | None], json_out: bool) -> None:
-    from gedge.cli.render_parity import parity_table
-    from gedge.compare.driver import open_parity, run_setup
-    from gedge.compare.limits import limits_for
-
-    limits = limits_for(precision, **overrides) if precision else None
-    setup = open_parity(reference, candidate, data, threads)
-    with progress_bar("parity") as update:
-        report = run_setup(setup, limits, batch_size, update, **overrides)
-    if json_out:
-        print_json(report.to_dict())
-    else:
-        console.print(parity_table(report))
-        for note in report.notes:
-            console.print(f"note: {note}")
-        for failure in report.failures:
-            console.print(f"[red]fail:[/] {failure}")
-    if not report.passed:
         raise SystemExit(1)

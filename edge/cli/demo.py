@@ -104,12 +104,12 @@ def stage_export(ctx: DemoContext) -> None:
 
 def stage_parity(ctx: DemoContext) -> None:
     from gedge.cli.render_parity import parity_table
-    from gedge.compare.driver import parity_check
+    from gedge.compare.parity import ParityRequest, parity_check
 
     ctx.summary["parity"] = {}
     for precision, graph in ctx.graphs.items():
         with progress_bar(f"parity {precision}") as update:
-            report = parity_check(ctx.checkpoint_path, graph, ctx.data, progress=update)
+            report = parity_check(ParityRequest(ctx.checkpoint_path, graph, ctx.data), update)
         console.print(parity_table(report))
         for note in report.notes:
             console.print(f"note: {note}")
@@ -208,14 +208,17 @@ def split_parity_summary(report) -> dict:
 
 
 def stage_calibrate(ctx: DemoContext) -> None:
-    """INT8: calibration on the demo's normal training images, both flavours, the gate's tables, and parity of
-    both INT8 graphs against the reference on the synthetic test split."""
+    """INT8: calibration on the demo's normal training images, both flavours (and the OpenVINO IR where OpenVINO
+    is installed), the gate's tables, and parity of every INT8 artifact against the reference on the synthetic
+    test split."""
     from gedge.calibrate.pipeline import CalibrateOptions, calibrate
-    from gedge.cli.commands_calibrate import FLAVOUR_TITLES, calibrate_summary, openvino_summary
+    from gedge.cli.calibrate import FLAVOUR_TITLES
     from gedge.cli.render_parity import parity_table
-    from gedge.compare.driver import parity_check
+    from gedge.compare.parity import ParityRequest, parity_check
+    from gedge.runtime.registry import installed
 
-    options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=ctx.graphs["fp32"], seed=ctx.seed)
+    target = "all+openvino" if installed("openvino") else "all"
+    options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=ctx.graphs["fp32"], seed=ctx.seed, target=target)
     with progress_bar("calibrate") as update:
         result = calibrate(options, lambda stage, done, total: update(done, total, info=stage))
     cal = result.calibration
@@ -224,9 +227,11 @@ def stage_calibrate(ctx: DemoContext) -> None:
                   f"TensorRT cache {result.cache_path}")
     for f in result.flavours:
         console.print(parity_table(f.report, title=f"INT8 gate, {FLAVOUR_TITLES[f.target]}: {f.path.name}"))
-        if f.tensorrt_parse:
-            console.print(f"{f.path.name}: {f.tensorrt_parse}")
-    ctx.summary["calibrate"] = calibrate_summary(result)
+        if f.checks.tensorrt_parse:
+            console.print(f"{f.path.name}: {f.checks.tensorrt_parse}")
+    if target == "all":
+        console.print("OpenVINO is not installed (pip install 'gedge[openvino]'): no NNCF INT8 IR")
+    ctx.summary["calibrate"] = result.to_dict()
     ctx.summary["calibrate"]["test_parity"] = {}
     for f in result.flavours:
         if not f.written:
@@ -234,28 +239,9 @@ def stage_calibrate(ctx: DemoContext) -> None:
         if f.target == "tensorrt":
             ctx.graphs["int8"] = f.path  # the graph TensorRT engines are built from
         with progress_bar(f"parity int8 {f.target}") as update:
-            report = parity_check(ctx.checkpoint_path, f.path, ctx.data, progress=update)
+            report = parity_check(ParityRequest(ctx.checkpoint_path, f.path, ctx.data), update)
         console.print(parity_table(report, title=f"Parity INT8 {FLAVOUR_TITLES[f.target]} on the test split"))
         ctx.summary["calibrate"]["test_parity"][f.target] = split_parity_summary(report)
-    from gedge.runtime.registry import installed
-
-    if not installed("openvino"):
-        console.print("OpenVINO is not installed (pip install 'gedge[openvino]'): no NNCF INT8 IR")
-        return
-    from gedge.calibrate.nncf_int8 import calibrate_openvino
-
-    options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=ctx.graphs["fp32"], seed=ctx.seed,
-                               target="openvino")
-    with progress_bar("calibrate openvino") as update:
-        ov = calibrate_openvino(options, lambda stage, done, total: update(done, total, info=stage))
-    console.print(parity_table(ov.report, title=f"INT8 gate, OpenVINO NNCF IR: {ov.path.name} (same calibration "
-                                                f"set, sha256 {ov.set_sha256[:16]})"))
-    ctx.summary["calibrate"]["openvino"] = openvino_summary(ov)
-    if ov.written:
-        with progress_bar("parity int8 openvino") as update:
-            report = parity_check(ctx.checkpoint_path, ov.path, ctx.data, progress=update)
-        console.print(parity_table(report, title="Parity INT8 OpenVINO NNCF IR on the test split"))
-        ctx.summary["calibrate"]["test_parity"]["openvino"] = split_parity_summary(report)
 
 
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [

@@ -1,14 +1,34 @@
-"""`gedge` commands: accuracy parity of a deployed model against the PyTorch reference."""
+"""`gedge parity`: accuracy parity of a deployed model against the PyTorch reference.
+
+The command builds a :class:`~gedge.compare.parity.ParityRequest`, lets the library open and check both sides
+(bad input fails as one line before any progress is drawn), runs the comparison and renders the report: a rich
+table, or its ``to_dict()`` with ``--json``. Exit code 1 when the candidate fails its limits.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
-from gedge.cli.commands_export import run_parity
+from gedge.cli.render import console, print_json, progress_bar
+from gedge.cli.render_parity import parity_table
+from gedge.compare.comparator import ParityReport
+from gedge.compare.parity import ParityRequest, open_parity, run_parity
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Accuracy parity of a deployed model against the PyTorch reference.")
+
+
+def render_parity(report: ParityReport, json_out: bool) -> None:
+    """The report as a table with its notes and failures, or as JSON."""
+    if json_out:
+        print_json(report.to_dict())
+        return
+    console.print(parity_table(report))
+    for note in report.notes:
+        console.print(f"note: {note}")
+    for failure in report.failures:
+        console.print(f"[red]fail:[/] {failure}")
 
 
 @app.command()
@@ -38,4 +58,13 @@ def parity(
     """
     overrides = {"max_rel_l2": max_rel_l2, "min_spearman": min_spearman, "max_auroc_delta": max_auroc_delta,
                  "min_agreement": min_agreement}
-    run_parity(ref, candidate, data, batch_size, threads, precision, overrides, json_out)
+    request = ParityRequest(ref, candidate, data, precision, overrides, batch_size, threads)
+    setup = open_parity(request)
+    try:
+        with progress_bar("parity") as update:
+            report = run_parity(setup, update)
+    finally:
+        setup.close()
+    render_parity(report, json_out)
+    if not report.passed:
+        raise SystemExit(1)

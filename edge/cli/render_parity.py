@@ -1,9 +1,11 @@
-"""Rich tables for bench reports (parity). Rendering only: the numbers come from :mod:`gedge.bench.parity`."""
+"""Rich tables of parity reports (``gedge parity``, the calibration gate, the demo). Rendering only: the numbers
+come from :mod:`gedge.compare.comparator`."""
 
 from __future__ import annotations
 
 from gedge.cli.render import fmt
 from gedge.compare.comparator import ParityReport
+from gedge.compare.limits import ParityLimits
 from rich import box
 from rich.console import Group
 from rich.markup import escape
@@ -17,7 +19,8 @@ def _sci(value: float | None) -> str:
     return f"{value:.1e}"
 
 
-def limits_text(lim) -> str:
+def limits_text(lim: ParityLimits) -> str:
+    """The limits in one line, e.g. 'rel L2 <= 0.01, Spearman >= 0.99, |AUROC delta| <= 0.01, agreement >= 99.5%'."""
     parts = []
     if lim.max_rel_l2 is not None:
         parts.append(f"rel L2 <= {lim.max_rel_l2:g}")

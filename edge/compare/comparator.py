@@ -1,4 +1,22 @@
-"""TODO: docstring (split from gedge.bench.parity)."""
+"""The comparator: two backends' scores of the same images in, a :class:`ParityReport` out (pure, no running).
+
+What is compared, per output (d1, d2, d3, latent, score, and amap where both have it):
+
+* error of every network output (each tile): max absolute error, max relative error, relative L2 error
+  ``||cand - ref|| / ||ref||``;
+* per image (max over its tiles, the image score a line acts on): Spearman rank correlation, and where the
+  images have both normal and anomalous labels, the AUROC of each backend and the delta;
+* accept/reject agreement of the normalised score at the reference's threshold.
+
+Pass/fail comes from :class:`~gedge.compare.limits.ParityLimits` for the candidate's precision: relative L2
+error of every score, Spearman, |AUROC delta| (never stricter than one swapped normal/anomalous pair) and
+decision agreement. The max relative error is reported but not gated: the normalised score crosses zero, where
+relative error means nothing.
+
+INT8 is gated on what a line acts on, not on closeness of values: the AUROC drop of the primary score (the
+normalised ``score``) and decision agreement. Its relative L2 error and Spearman are reported; 8-bit
+activations move every residual score by a few percent, which says nothing about detection.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +26,26 @@ import numpy as np
 from gedge.compare.limits import ParityLimits
 from gedge.core.metrics import auroc, has_both_classes
 from gedge.core.scores import OUTPUT_NAMES, Scores
+
+
+@dataclass
+class BackendScores:
+    """One backend's scores of the compared images: per network input (tile) and per image (max over tiles)."""
+
+    inputs: Scores
+    images: Scores
+    name: str = "backend"
+    seconds: float = 0.0  # how long the scoring took
+
+
+@dataclass(frozen=True)
+class ImageSetFacts:
+    """What a comparison knows about the images besides their scores."""
+
+    threshold: float  # the reference's decision threshold on the normalised score
+    labels: np.ndarray | None = None  # 0 normal, 1 anomalous; AUROC is compared where both occur
+    names: list[str] | None = None  # image names, for the decisions that differ (default: indices)
+    description: str = ""  # where the images came from
 
 
 @dataclass
@@ -125,56 +163,73 @@ def error_stats(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, fl
     return float(diff.max()) if ref.size else 0.0, max_rel, rel_l2
 
 
-def compare_scores(ref_inputs: Scores, cand_inputs: Scores, ref_images: Scores, cand_images: Scores,
-                   threshold: float, limits: ParityLimits, labels: np.ndarray | None = None,
-                   image_names: list[str] | None = None, reference: str = "reference",
-                   candidate: str = "candidate", data: str = "") -> ParityReport:
-    """Compare two backends' scores of the same inputs (tiles) and images; pure, no running."""
-    if len(ref_inputs) != len(cand_inputs) or len(ref_images) != len(cand_images):
-        raise ValueError("reference and candidate scored different numbers of inputs")
-    labelled = labels is not None and has_both_classes(labels)
-    # One swapped (normal, anomalous) pair moves the AUROC by 1 / (n_pos * n_neg); a limit below that step
-    # would fail a small set for a single near-tie, so the step is always allowed.
-    auroc_allowed = limits.max_auroc_delta
-    if labelled:
-        n_pos = int((np.asarray(labels) == 1).sum())
-        auroc_allowed = max(auroc_allowed, 1.0 / (n_pos * (len(labels) - n_pos)) + 1e-12)
-    rows: list[OutputParity] = []
-    for name in OUTPUT_NAMES:
-        max_abs, max_rel, rel_l2 = error_stats(ref_inputs.named(name), cand_inputs.named(name))
-        row = OutputParity(name, len(ref_inputs), max_abs, max_rel, rel_l2,
-                           spearman=spearman(ref_images.named(name), cand_images.named(name)))
-        if labelled:
-            row.auroc_reference = auroc(labels, ref_images.named(name))
-            row.auroc_candidate = auroc(labels, cand_images.named(name))
-            row.auroc_delta = row.auroc_candidate - row.auroc_reference
-        if limits.max_rel_l2 is not None and not rel_l2 <= limits.max_rel_l2:
-            row.failures.append(f"{name}: relative L2 error {rel_l2:.3g} > {limits.max_rel_l2:g}")
-        if limits.min_spearman is not None and not (row.spearman is not None and row.spearman >= limits.min_spearman):
-            row.failures.append(f"{name}: Spearman {row.spearman:.6f} < {limits.min_spearman:g}")
-        if row.auroc_delta is not None:
-            if limits.auroc_scores == "all" and not abs(row.auroc_delta) <= auroc_allowed:
-                row.failures.append(f"{name}: |AUROC delta| {abs(row.auroc_delta):.4f} > {auroc_allowed:.4g}")
-            if limits.auroc_scores == "primary" and name == "score" and not -row.auroc_delta <= auroc_allowed:
-                row.failures.append(f"{name} (primary): AUROC drop {-row.auroc_delta:.4f} > {auroc_allowed:.4g}")
-        rows.append(row)
-    if ref_inputs.amap is not None and cand_inputs.amap is not None:
-        max_abs, max_rel, rel_l2 = error_stats(ref_inputs.amap, cand_inputs.amap)
-        row = OutputParity("amap", int(ref_inputs.amap.size), max_abs, max_rel, rel_l2)
-        if limits.max_rel_l2 is not None and not rel_l2 <= limits.max_rel_l2:
-            row.failures.append(f"amap: relative L2 error {rel_l2:.3g} > {limits.max_rel_l2:g}")
-        rows.append(row)
+def _auroc_allowed(limits: ParityLimits, labels: np.ndarray | None) -> float:
+    """The AUROC limit, never below one swapped (normal, anomalous) pair: that pair moves the AUROC by
+    1 / (n_pos * n_neg), and a limit below that step would fail a small set for a single near-tie."""
+    if labels is None:
+        return limits.max_auroc_delta
+    n_pos = int((np.asarray(labels) == 1).sum())
+    return max(limits.max_auroc_delta, 1.0 / (n_pos * (len(labels) - n_pos)) + 1e-12)
 
-    ref_reject = ref_images.score >= threshold
-    cand_reject = cand_images.score >= threshold
+
+def _score_row(name: str, reference: BackendScores, candidate: BackendScores, facts: ImageSetFacts,
+               limits: ParityLimits) -> OutputParity:
+    """One named score: its errors over every network input, its ranks and AUROC over images, its failures."""
+    max_abs, max_rel, rel_l2 = error_stats(reference.inputs.named(name), candidate.inputs.named(name))
+    row = OutputParity(name, len(reference.inputs), max_abs, max_rel, rel_l2,
+                       spearman=spearman(reference.images.named(name), candidate.images.named(name)))
+    labelled = facts.labels is not None and has_both_classes(facts.labels)
+    if labelled:
+        row.auroc_reference = auroc(facts.labels, reference.images.named(name))
+        row.auroc_candidate = auroc(facts.labels, candidate.images.named(name))
+        row.auroc_delta = row.auroc_candidate - row.auroc_reference
+    if limits.max_rel_l2 is not None and not rel_l2 <= limits.max_rel_l2:
+        row.failures.append(f"{name}: relative L2 error {rel_l2:.3g} > {limits.max_rel_l2:g}")
+    if limits.min_spearman is not None and not (row.spearman is not None and row.spearman >= limits.min_spearman):
+        row.failures.append(f"{name}: Spearman {row.spearman:.6f} < {limits.min_spearman:g}")
+    if row.auroc_delta is not None:
+        allowed = _auroc_allowed(limits, facts.labels)
+        if limits.auroc_scores == "all" and not abs(row.auroc_delta) <= allowed:
+            row.failures.append(f"{name}: |AUROC delta| {abs(row.auroc_delta):.4f} > {allowed:.4g}")
+        if limits.auroc_scores == "primary" and name == "score" and not -row.auroc_delta <= allowed:
+            row.failures.append(f"{name} (primary): AUROC drop {-row.auroc_delta:.4f} > {allowed:.4g}")
+    return row
+
+
+def _amap_row(reference: Scores, candidate: Scores, limits: ParityLimits) -> OutputParity:
+    max_abs, max_rel, rel_l2 = error_stats(reference.amap, candidate.amap)
+    row = OutputParity("amap", int(reference.amap.size), max_abs, max_rel, rel_l2)
+    if limits.max_rel_l2 is not None and not rel_l2 <= limits.max_rel_l2:
+        row.failures.append(f"amap: relative L2 error {rel_l2:.3g} > {limits.max_rel_l2:g}")
+    return row
+
+
+def _decisions(reference: Scores, candidate: Scores, facts: ImageSetFacts, limits: ParityLimits) -> DecisionParity:
+    """Accept/reject agreement of the normalised score at the threshold, with the first images that differ."""
+    ref_reject = reference.score >= facts.threshold
+    cand_reject = candidate.score >= facts.threshold
     differ = np.flatnonzero(ref_reject != cand_reject)
-    n = len(ref_images)
-    names = image_names or [str(i) for i in range(n)]
+    n = len(reference)
+    names = facts.names or [str(i) for i in range(n)]
     agreement = 1.0 - differ.size / n if n else 1.0
-    decisions = DecisionParity(threshold, agreement, n, int(differ.size), int(ref_reject.sum()),
+    decisions = DecisionParity(facts.threshold, agreement, n, int(differ.size), int(ref_reject.sum()),
                                int(cand_reject.sum()), [names[i] for i in differ[:10]])
     if not agreement >= limits.min_agreement:
         decisions.failures.append(f"decisions: agreement {agreement:.2%} < {limits.min_agreement:.2%} "
                                   f"({differ.size} of {n} images differ)")
-    return ParityReport(reference, candidate, limits.precision, limits, rows, decisions, n, len(ref_inputs),
-                        labelled, data)
+    return decisions
+
+
+def compare_scores(reference: BackendScores, candidate: BackendScores, facts: ImageSetFacts,
+                   limits: ParityLimits) -> ParityReport:
+    """Compare two backends' scores of the same network inputs (tiles) and images; pure, no running."""
+    if len(reference.inputs) != len(candidate.inputs) or len(reference.images) != len(candidate.images):
+        raise ValueError("reference and candidate scored different numbers of inputs")
+    rows = [_score_row(name, reference, candidate, facts, limits) for name in OUTPUT_NAMES]
+    if reference.inputs.amap is not None and candidate.inputs.amap is not None:
+        rows.append(_amap_row(reference.inputs, candidate.inputs, limits))
+    decisions = _decisions(reference.images, candidate.images, facts, limits)
+    labelled = facts.labels is not None and has_both_classes(facts.labels)
+    return ParityReport(reference.name, candidate.name, limits.precision, limits, rows, decisions,
+                        len(reference.images), len(reference.inputs), labelled, facts.description,
+                        {"reference": reference.seconds, "candidate": candidate.seconds})

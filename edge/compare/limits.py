@@ -1,4 +1,5 @@
-"""TODO: docstring (split from gedge.bench.parity)."""
+"""What a candidate must meet against the reference, per precision (``gedge parity``, build-time parity and
+``gedge calibrate``'s accuracy gate all take their limits from here)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ DEFAULT_LIMITS: dict[str, ParityLimits] = {
 
 
 def limits_for(precision: str, **overrides: float | None) -> ParityLimits:
+    """The default limits of ``precision`` with the given (not None) limits replaced."""
     if precision not in DEFAULT_LIMITS:
         raise ConfigError(f"precision must be one of {', '.join(DEFAULT_LIMITS)}, got {precision!r}")
     return replace(DEFAULT_LIMITS[precision], **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,121 @@
+"""What `gedge calibrate` makes per target, and how each artifact is written, checked and published.
+
+Every target follows the same steps, driven by :func:`gedge.calibrate.pipeline.calibrate`: ``write`` the
+artifact to a temporary name (with its facts), let the gate compare it with the reference, ``inspect`` it,
+``publish`` it (rename into place, sidecar with the gate's verdict) unless ``--strict`` refuses it, and
+``discard`` whatever temporary files are left. :class:`QdqTarget` makes the two ONNX Q/DQ flavours
+(``tensorrt``, ``cpu``); the OpenVINO target lives with its quantizer (:mod:`gedge.calibrate.nncf_int8`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import onnx
+from gedge.calibrate.patches import CalibrationSet
+from gedge.calibrate.quantize import QuantizeSettings, flavour, inspect_qdq, quantize_graph
+from gedge.calibrate.ranges import CalibrationRanges
+from gedge.core.artifacts.graph import load_graph, read_facts
+from gedge.core.atomic import write_bytes, write_json
+from gedge.core.errors import ConfigError
+from gedge.core.hashing import sha256_file
+from gedge.export.check import tensorrt_check
+
+
+@dataclass(frozen=True)
+class TargetInputs:
+    """What every target's artifact is made from: the FP32 graph, the calibration set and (for the ONNX
+    flavours) the activation ranges chosen on it."""
+
+    fp32_path: Path
+    fp32: onnx.ModelProto
+    fp32_sha256: str
+    calibration: CalibrationSet
+    set_facts: dict[str, Any]  # the calibration set's sha256, size, file and seed, as the artifacts record them
+    ranges: CalibrationRanges | None = None
+    quantize_image_convs: bool = False
+
+
+@dataclass
+class ArtifactChecks:
+    """What was found on a written artifact."""
+
+    quantized: dict[str, int]  # quantized nodes by op type
+    float_convolutions: list[str]  # convolutions left in float
+    nodes: int | None = None  # ONNX graph nodes
+    tensorrt_parse: str = ""  # TensorRT's parser verdict on the Q/DQ graph, where a TensorRT module is installed
+    float_residuals: list[str] | None = None  # OpenVINO IR: non-convolutions reading quantized activations
+    quantization: dict[str, Any] = field(default_factory=dict)  # the quantization facts the artifact records
+
+
+class TargetWriter(Protocol):
+    target: str
+    out: Path
+    gate_note: str  # how the gate ran the artifact, for the report's notes
+
+    def write(self, tmp: Path) -> None: ...
+
+    def inspect(self, tmp: Path) -> ArtifactChecks: ...
+
+    def publish(self, tmp: Path, gate: dict[str, Any]) -> None: ...
+
+    def discard(self, tmp: Path) -> None: ...
+
+
+def temporary_path(out: Path) -> Path:
+    """Where an artifact is written before the gate: hidden, next to ``out``, with ``out``'s suffix (so the
+    runtime registry opens it on the same backend)."""
+    return out.with_name(f".{out.stem}.gate{out.suffix}")
+
+
+def tensorrt_parse(path: Path) -> str:
+    """TensorRT's parser verdict on a graph in one line ("" reasons when no TensorRT is installed)."""
+    try:
+        check, skipped = tensorrt_check(load_graph(path))
+    except Exception as exc:  # a broken TensorRT install must not fail calibration
+        return f"TensorRT could not run: {exc}"
+    if check is None:
+        return skipped
+    if check.parsed:
+        return f"parsed by {check.module} {check.version}"
+    return f"REJECTED by {check.module} {check.version}: " + "; ".join(i.line() for i in check.issues[:3])
+
+
+class QdqTarget:
+    """An ONNX Q/DQ graph of the ``tensorrt`` or ``cpu`` flavour (:mod:`gedge.calibrate.quantize`), gated on ONNX
+    Runtime."""
+
+    def __init__(self, target: str, out: Path, inputs: TargetInputs) -> None:
+        if inputs.ranges is None:
+            raise ConfigError(f"the {target} INT8 graph needs activation ranges")
+        self.target = target
+        self.out = out
+        self.inputs = inputs
+        self.spec = flavour(target)
+        self.model: onnx.ModelProto | None = None
+        self.gate_note = f"{target} graph run on ONNX Runtime CPU" + (
+            " (its Q/DQ arithmetic: what TensorRT computes, up to accumulation order)" if target == "tensorrt" else "")
+
+    def write(self, tmp: Path) -> None:
+        inputs = self.inputs
+        settings = QuantizeSettings(inputs.fp32_sha256, inputs.set_facts, inputs.quantize_image_convs)
+        self.model = quantize_graph(inputs.fp32, inputs.ranges, self.spec, settings)
+        write_bytes(tmp, self.model.SerializeToString(deterministic=True))
+
+    def inspect(self, tmp: Path) -> ArtifactChecks:
+        summary = inspect_qdq(self.model)
+        return ArtifactChecks(summary.quantized_counts(), summary.float_convolutions, len(self.model.graph.node),
+                              tensorrt_parse(tmp) if self.target == "tensorrt" else "",
+                              quantization=read_facts(self.model).quantization)
+
+    def publish(self, tmp: Path, gate: dict[str, Any]) -> None:
+        os.replace(tmp, self.out)
+        payload = {"graph": self.out.name, "graph_sha256": sha256_file(self.out), **read_facts(self.model).to_dict(),
+                   "gate": gate, "calibration_set": self.inputs.set_facts}
+        write_json(self.out.with_name(self.out.name + ".json"), payload)
+
+    def discard(self, tmp: Path) -> None:
+        tmp.unlink(missing_ok=True)

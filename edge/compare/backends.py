@@ -1,0 +1,84 @@
+"""The two sides of a comparison, opened through the runtime registry, and what each says about itself.
+
+The reference is a gedge checkpoint on the ``torch`` backend; the candidate is a deployed model file on its own
+backend (an ONNX graph on ONNX Runtime, an OpenVINO IR on OpenVINO, an engine on TensorRT). Both go through
+:func:`gedge.runtime.registry.open_backend`, which loads the backend module by name: this module never imports
+torch, so comparing an engine on a device without torch fails only when a reference is asked for.
+
+:func:`backend_info` is the one place that reads a backend's facts (model config, source checkpoint, precision,
+anomaly map, notes). A backend that declares :class:`~gedge.core.backend.BackendInfo` (``backend.info``) is
+taken at its word; for one that does not yet, the facts are read from the artifact facts it holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gedge.core.backend import ArtifactSummary, Backend, BackendInfo
+from gedge.core.errors import ConfigError
+from gedge.core.preprocess import Preprocess
+from gedge.runtime.registry import kind_of, model_info, open_backend
+
+FP16_EMULATED_NOTE = ("FP16 graph run on ONNX Runtime CPU with FP16 rounding emulated (FP16 storage, FP32 math): "
+                      "the CPU provider has no FP16 convolutions")
+
+
+@dataclass
+class OpenedReference:
+    """The torch reference and what its checkpoint says about scoring."""
+
+    backend: Backend
+    preprocess: Preprocess
+    threshold: float
+    model: dict[str, Any]  # the checkpoint's ModelConfig
+
+
+def open_reference(checkpoint: str | Path, with_amap: bool = False) -> OpenedReference:
+    """The checkpoint's fused scorer on torch (CPU), through the registry."""
+    if kind_of(checkpoint) != "torch":
+        raise ConfigError(f"{Path(checkpoint).name}: the reference is a gedge checkpoint (.pt)")
+    info = model_info(checkpoint)
+    backend = open_backend(checkpoint, "torch", with_amap=with_amap, info=info)
+    model = info.details["checkpoint"].model.to_dict()
+    return OpenedReference(backend, info.preprocess, info.threshold, model)
+
+
+def open_candidate(path: str | Path, threads: int = 0) -> Backend:
+    """A deployed model file on its own backend, with the anomaly map where the file has one."""
+    if kind_of(path) == "torch":
+        raise ConfigError(f"{Path(path).name}: the candidate is a deployed model (.onnx, OpenVINO .xml or "
+                          ".engine), not a checkpoint")
+    info = model_info(path)
+    return open_backend(path, threads=threads, with_amap=info.has_amap, info=info)
+
+
+def backend_info(backend: Backend) -> BackendInfo:
+    """What ``backend`` declares about itself (its ``info``), or the same facts read from what it holds."""
+    declared = getattr(backend, "info", None)
+    if isinstance(declared, BackendInfo):
+        return declared
+    facts = getattr(backend, "facts", None)  # graph or IR facts (onnxruntime, OpenVINO)
+    manifest = getattr(backend, "manifest", None)  # an engine's manifest (TensorRT)
+    notes = (FP16_EMULATED_NOTE,) if getattr(backend, "fp16_emulated", False) else ()
+    name = str(getattr(backend, "name", "backend"))
+    artifact = None
+    if facts is not None:
+        artifact = ArtifactSummary(str(getattr(backend, "path", "")), "graph", facts.precision, dict(facts.model),
+                                   facts.source_checkpoint, facts.source_sha256)
+    elif isinstance(manifest, dict):
+        source = manifest.get("source_checkpoint") or {}
+        artifact = ArtifactSummary(str(getattr(backend, "path", "")), "engine", str(manifest.get("precision", "")),
+                                   dict(manifest.get("model") or {}), str(source.get("path") or ""),
+                                   str(source.get("sha256") or ""))
+    precision = artifact.precision if artifact else "fp32"
+    quantization = getattr(facts, "quantization", None) or {}
+    return BackendInfo(kind=name.split("-")[0], label=name, precision=precision,
+                       flavour=str(quantization.get("flavour", "")) if precision == "int8" else "",
+                       with_amap=bool(getattr(backend, "with_amap", False)), artifact=artifact, notes=notes)
+
+
+def artifact_precision(info: BackendInfo) -> str:
+    """The precision of the model file a backend runs (its limits), else what the backend computes in."""
+    return info.artifact.precision if info.artifact and info.artifact.precision else info.precision

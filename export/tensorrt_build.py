@@ -1,0 +1,285 @@
+"""Carrying out a :class:`~gedge.export.build_plan.BuildPlan` with the installed ``tensorrt`` or ``tensorrt_rtx``.
+
+The plan has decided everything (network typing, graph, flags); this module only applies it: network creation
+flags, the optimisation profiles, the workspace limit, the builder optimisation level, a timing cache reused
+across builds, the TensorRT-RTX ahead-of-time compute capabilities, INT8 from a calibration cache (a calibrator
+that only reads the cache), residual layers pinned to FP32 on weakly typed networks, and a progress monitor
+(``IProgressMonitor``, TensorRT 10+) through which Ctrl-C stops a long build. Every enum member is looked up by
+name. :func:`serialize` returns the engine's bytes; writing them and the manifest is
+:mod:`gedge.export.engine_build`'s job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import onnx
+from gedge.core.atomic import write_bytes
+from gedge.core.errors import ArtifactError
+from gedge.core.tensorrt import TensorRT, creation_flags, member
+from gedge.export.build_plan import BuildPlan
+from gedge.export.capabilities import TensorRTCapabilities
+from gedge.export.fp16 import FP16_OPS
+from gedge.export.tensorrt_parse import ParsedNetwork
+
+
+class BuildProgress(Protocol):
+    """What the builder reports while it works (TensorRT's IProgressMonitor phases)."""
+
+    def start(self, phase: str, parent: str | None, steps: int) -> None: ...
+
+    def step(self, phase: str, step: int) -> None: ...
+
+    def finish(self, phase: str) -> None: ...
+
+
+def residual_layers(layers: list[tuple[str, bool]], node_ops: dict[str, str],
+                    network_ops: frozenset[str] = FP16_OPS) -> list[int]:
+    """Indices of the layers to pin to FP32 on a weakly typed network: every layer with a float output that
+    does not belong to an ONNX node of G or D's convolutional networks (``FP16_OPS``, as in the FP16 graph).
+
+    ``layers``: (name, has a float output) per network layer; ``node_ops``: ONNX node name -> op type. The
+    ONNX parser names a node's layer after the node (extra layers get a suffix); layers it adds on its own
+    (``ONNXTRT_*``, constants) belong to no node and are pinned when they carry floats.
+    """
+    names = sorted(node_ops, key=len, reverse=True)
+    pinned = []
+    for index, (name, is_float) in enumerate(layers):
+        if not is_float:
+            continue
+        op = node_ops.get(name)
+        if op is None:
+            owner = next((n for n in names if name.startswith(n + "_") or name.startswith(n + ":")), None)
+            op = node_ops.get(owner, "") if owner else ""
+        if op not in network_ops:
+            pinned.append(index)
+    return pinned
+
+
+def _pin_residuals(parsed: ParsedNetwork, model: onnx.ModelProto) -> int:
+    module = parsed.trt.module
+    network = parsed.network
+    floating = {member(module.DataType, n) for n in ("FLOAT", "HALF", "BF16")} - {None}
+    skip = {member(module.LayerType, n) for n in ("CONSTANT", "SHAPE")} - {None}
+    layers = []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        is_float = layer.type not in skip and any(layer.get_output(j).dtype in floating
+                                                  for j in range(layer.num_outputs))
+        layers.append((layer.name, is_float))
+    fp32 = module.DataType.FLOAT
+    indices = residual_layers(layers, {n.name: n.op_type for n in model.graph.node})
+    for i in indices:
+        layer = network.get_layer(i)
+        layer.precision = fp32
+        for j in range(layer.num_outputs):
+            if layer.get_output(j).dtype in floating:
+                layer.set_output_type(j, fp32)
+    return len(indices)
+
+
+_CALIBRATOR_OF = {"EntropyCalibration2": "IInt8EntropyCalibrator2", "MinMaxCalibration": "IInt8MinMaxCalibrator",
+                  "EntropyCalibration": "IInt8EntropyCalibrator", "LegacyCalibration": "IInt8LegacyCalibrator"}
+
+
+def cache_header(data: bytes) -> tuple[str, str]:
+    """(TensorRT version tag, algorithm) from a calibration cache's first line, e.g. TRT-8502-EntropyCalibration2."""
+    first = data.split(b"\n", 1)[0].decode("ascii", errors="replace").strip()
+    parts = first.split("-")
+    if len(parts) < 3 or parts[0] != "TRT":
+        raise ArtifactError(f"not a TensorRT calibration cache (first line {first[:40]!r})")
+    return parts[1], "-".join(parts[2:])
+
+
+def _cache_calibrator(module: Any, class_name: str, cache: bytes) -> Any:
+    """A calibrator that never calibrates: it hands TensorRT the scales of an existing cache."""
+    base = getattr(module, class_name)
+
+    class CacheCalibrator(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            base.__init__(self)
+
+        def get_batch_size(self) -> int:
+            return 1
+
+        def get_batch(self, names, p_str=None):  # noqa: ANN001 - TensorRT's signature
+            return None
+
+        def read_calibration_cache(self) -> bytes:
+            return cache
+
+        def write_calibration_cache(self, data) -> None:  # noqa: ANN001
+            return None
+
+    return CacheCalibrator()
+
+
+def _progress_monitor(module: Any, progress: BuildProgress, cancelled: threading.Event) -> Any:
+    base = module.IProgressMonitor
+
+    class Monitor(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            base.__init__(self)
+
+        def phase_start(self, phase_name, parent_phase, num_steps):  # noqa: ANN001
+            with contextlib.suppress(Exception):
+                progress.start(phase_name, parent_phase, num_steps)
+
+        def step_complete(self, phase_name, step):  # noqa: ANN001
+            with contextlib.suppress(Exception):
+                progress.step(phase_name, step)
+            return not cancelled.is_set()  # False asks TensorRT to stop the build
+
+        def phase_finish(self, phase_name):  # noqa: ANN001
+            with contextlib.suppress(Exception):
+                progress.finish(phase_name)
+
+    return Monitor()
+
+
+@contextlib.contextmanager
+def _cancel_on_interrupt(cancelled: threading.Event) -> Iterator[None]:
+    """Ctrl-C during a build sets ``cancelled`` (the progress monitor then stops TensorRT) instead of waiting."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda *_: cancelled.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class Serialized:
+    """What a build produced."""
+
+    engine: bytes
+    outputs: list[str]  # the network's output names
+    pinned_layers: int  # layers pinned to FP32 (weakly typed networks)
+    timing_note: str  # whether a timing cache was created or reused ("" without one)
+
+
+def _parse(trt: TensorRT, plan: BuildPlan, graph_model: onnx.ModelProto) -> ParsedNetwork:
+    flags = creation_flags(trt.module, plan.strongly_typed, plan.explicit_batch_flag)
+    parsed = ParsedNetwork(trt, graph_model.SerializeToString(), strongly_typed=plan.strongly_typed, flags=flags)
+    if not parsed.ok:
+        issues = parsed.result([n.name for n in graph_model.graph.node]).issues
+        raise ArtifactError("TensorRT's parser rejects the graph: " + "; ".join(i.line() for i in issues[:3]),
+                            plan.graph)
+    return parsed
+
+
+def _configure(module: Any, config: Any, plan: BuildPlan, caps: TensorRTCapabilities) -> None:
+    """Builder flags, workspace, optimisation level and ahead-of-time targets, as the plan says."""
+    for name in plan.builder_flags:
+        config.set_flag(getattr(module.BuilderFlag, name))
+    for name in plan.cleared_flags:
+        flag = member(module.BuilderFlag, name)
+        if flag is not None:
+            config.clear_flag(flag)
+    if plan.workspace_mb:
+        if caps.memory_pool_limit:
+            config.set_memory_pool_limit(module.MemoryPoolType.WORKSPACE, plan.workspace_mb << 20)
+        else:
+            config.max_workspace_size = plan.workspace_mb << 20
+    if plan.opt_level is not None:
+        config.builder_optimization_level = plan.opt_level
+    if plan.compute_capabilities:
+        config.num_compute_capabilities = len(plan.compute_capabilities)
+        for slot, cc in enumerate(plan.compute_capabilities):
+            config.set_compute_capability(getattr(module.ComputeCapability, cc), slot)
+
+
+def _add_profiles(builder: Any, config: Any, plan: BuildPlan) -> Any:
+    """The plan's identical optimisation profiles (execution contexts in concurrent use need one each); the first."""
+    shapes = plan.profile
+    profiles = []
+    for _ in range(max(1, plan.profiles)):
+        profile = builder.create_optimization_profile()
+        profile.set_shape(shapes["input"], tuple(shapes["min"]), tuple(shapes["opt"]), tuple(shapes["max"]))
+        config.add_optimization_profile(profile)
+        profiles.append(profile)
+    return profiles[0]
+
+
+def _set_calibrator(trt: TensorRT, config: Any, plan: BuildPlan, cache: bytes, profile: Any) -> Any:
+    """The calibrator that hands TensorRT the cache's scales (kept alive by the caller during the build)."""
+    _, algorithm = cache_header(cache)
+    class_name = _CALIBRATOR_OF.get(algorithm, plan.calibrator)
+    if not hasattr(trt.module, class_name):
+        raise ArtifactError(f"calibration cache of {algorithm}, which {trt.name} {trt.version} has no "
+                            "calibrator for", plan.calibration_cache)
+    calibrator = _cache_calibrator(trt.module, class_name, cache)
+    config.int8_calibrator = calibrator
+    if hasattr(config, "set_calibration_profile"):
+        config.set_calibration_profile(profile)
+    return calibrator
+
+
+def _timing_cache(config: Any, plan: BuildPlan) -> str:
+    """Load (or create) the plan's timing cache into the config; what happened, for the notes."""
+    if not plan.timing_cache:
+        return ""
+    path = Path(plan.timing_cache)
+    old = path.read_bytes() if path.is_file() else b""
+    config.set_timing_cache(config.create_timing_cache(old), False)
+    return f"timing cache {path} " + ("reused" if old else "created")
+
+
+def _run_builder(parsed: ParsedNetwork, config: Any, plan: BuildPlan, progress: BuildProgress | None) -> bytes:
+    """Build the serialized network; with a progress monitor, Ctrl-C stops TensorRT instead of being ignored."""
+    cancelled = threading.Event()
+    monitored = plan.progress_monitor and progress is not None
+    # TensorRT does not own the Python monitor either: the local keeps it alive during the build.
+    _monitor = _progress_monitor(parsed.trt.module, progress, cancelled) if monitored else None
+    if monitored:
+        config.progress_monitor = _monitor
+    before = len(parsed.logger.messages)
+    # Only a progress monitor can stop TensorRT mid-build; without one Ctrl-C keeps its usual meaning.
+    with _cancel_on_interrupt(cancelled) if monitored else contextlib.nullcontext():
+        serialized = parsed.builder.build_serialized_network(parsed.network, config)
+    if cancelled.is_set():
+        raise KeyboardInterrupt
+    if serialized is None:
+        errors = [m for s, m in parsed.logger.messages[before:] if s in ("ERROR", "INTERNAL_ERROR")]
+        raise ArtifactError("TensorRT could not build an engine: " + ("; ".join(errors)[:400] or "no reason given"),
+                            plan.graph)
+    return bytes(serialized)
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What one build reads: the plan, the TensorRT it runs on, the graph to parse and the calibration cache."""
+
+    trt: TensorRT
+    caps: TensorRTCapabilities
+    plan: BuildPlan
+    graph_model: onnx.ModelProto
+    cache: bytes | None = None
+
+
+def serialize(inputs: BuildInputs, progress: BuildProgress | None = None) -> Serialized:
+    """Parse the graph, configure the builder as the plan says and build the engine (nothing is written but the
+    timing cache)."""
+    plan = inputs.plan
+    parsed = _parse(inputs.trt, plan, inputs.graph_model)
+    config = parsed.builder.create_builder_config()
+    _configure(inputs.trt.module, config, plan, inputs.caps)
+    pinned = _pin_residuals(parsed, inputs.graph_model) if plan.fp32_pinned else 0
+    profile = _add_profiles(parsed.builder, config, plan)
+    # TensorRT does not own the Python calibrator: this local keeps it alive until the build is done.
+    _calibrator = None if inputs.cache is None else _set_calibrator(inputs.trt, config, plan, inputs.cache, profile)
+    timing_note = _timing_cache(config, plan)
+    engine = _run_builder(parsed, config, plan, progress)
+    if plan.timing_cache:
+        write_bytes(Path(plan.timing_cache), bytes(config.get_timing_cache().serialize()))
+    outputs = [parsed.network.get_output(i).name for i in range(parsed.network.num_outputs)]
+    return Serialized(engine, outputs, pinned, timing_note)
