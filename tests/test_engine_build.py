@@ -288,13 +288,13 @@ def test_build_cli_with_parity_at_build_time(scorer_graphs, tmp_path, capsys):
 
 
 def test_demo_engine_stage_says_when_no_tensorrt(monkeypatch, capsys, tmp_path):
-    import gedge.core.tensorrt as compat
+    import gedge.cli.demo as demo
     from gedge.cli.demo import STAGES, DemoContext, stage_engines
 
     names = [name for name, _ in STAGES]
     assert names.index("engines") > names.index("export")  # and after calibrate, where there is one
     assert "calibrate" not in names or names.index("engines") > names.index("calibrate")
-    monkeypatch.setattr(compat, "import_tensorrt", lambda prefer=None: (None, "tensorrt: ModuleNotFoundError"))
+    monkeypatch.setattr(demo, "import_tensorrt", lambda prefer=None: (None, "tensorrt: ModuleNotFoundError"))
     ctx = DemoContext(out=tmp_path, steps=0, seed=0)
     stage_engines(ctx)
     assert "no TensorRT is installed" in capsys.readouterr().out and "skipped" in ctx.summary["engines"]

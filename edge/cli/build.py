@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
-from gedge.cli.commands_build import run_build
-from gedge.cli.commands_export import run_check
+from gedge.cli.render import console, key_value_table, print_json, warning_line
+from gedge.cli.render_build import build_progress, check_table, parity_line, plan_table
+from gedge.core.errors import CheckFailed, ConfigError
+from gedge.export.build_plan import BuildRequest
+from gedge.export.check import check_graph
+from gedge.export.engine_build import EngineResult, build_engine, dry_run, open_tensorrt
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Graph checks and TensorRT engines (no torch needed).")
@@ -31,7 +36,20 @@ def check(
 
     Example: [bold]gedge check scorer.fp16.onnx --build -c SM89[/]
     """
-    run_check(graph, tensorrt, module, build, compute_capability, json_out)
+    if module not in (None, "tensorrt", "tensorrt_rtx"):
+        raise ConfigError(f"--module must be tensorrt or tensorrt_rtx, got {module!r}")
+    result = check_graph(graph, tensorrt=tensorrt, module=module, build=build,
+                         compute_capabilities=compute_capability or None)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        console.print(check_table(result))
+        if result.tensorrt is None and tensorrt:
+            warning_line(result.tensorrt_skipped)
+        if result.tensorrt and result.tensorrt.unsupported_nodes:
+            console.print(f"TensorRT rejects: {', '.join(result.tensorrt.unsupported_nodes)}")
+    if not result.ok:
+        raise CheckFailed("the graph failed a check (see above)", graph)
 
 
 @app.command()
@@ -78,6 +96,67 @@ def build(
     Example: [bold]gedge build scorer.onnx --precision fp16 -c SM86 --ref model.pt --data wood[/]
     Example: [bold]gedge build scorer.int8.qdq.onnx --precision int8 --dry-run --assume trt-8.5[/]
     """
-    run_build(graph, precision, out, min_batch, opt_batch, max_batch, workspace_mb, opt_level, timing_cache,
-              compute_capability, calibration_cache, typing, module, dry_run, assume, ref, data, progress, json_out,
-              profiles)
+    if assume and not dry_run:
+        raise ConfigError("--assume describes a TensorRT that is not installed; use it with --dry-run")
+    request = BuildRequest(
+        precision=precision, typing=typing, out=str(out) if out else "", min_batch=min_batch, opt_batch=opt_batch,
+        max_batch=max_batch, workspace_mb=workspace_mb, opt_level=opt_level,
+        timing_cache=str(timing_cache) if timing_cache else "", compute_capabilities=tuple(compute_capability),
+        progress=progress, calibration_cache=str(calibration_cache) if calibration_cache else "", profiles=profiles)
+    if dry_run:
+        render_dry_run(graph, request, assume, module, json_out)
+        return
+    render_build(graph, request, BuildSources(module, ref, data), json_out)
+
+
+@dataclass(frozen=True)
+class BuildSources:
+    """Where the build comes from besides the graph: the TensorRT module, and the reference for parity."""
+
+    module: str | None
+    ref: Path | None
+    data: Path | None
+
+
+def render_dry_run(graph: Path, request: BuildRequest, assume: str | None, module: str | None,
+                   json_out: bool) -> None:
+    prepared = dry_run(graph, request, assume, module)
+    if json_out:
+        print_json({"dry_run": True, "plan": prepared.plan.to_dict(), "capabilities": prepared.caps.to_dict()})
+        return
+    console.print(plan_table(prepared.plan, f"Build plan for {graph} on {prepared.caps.label} (dry run)"))
+    for note in prepared.plan.notes:
+        console.print(f"note: {note}")
+
+
+def render_build(graph: Path, request: BuildRequest, sources: BuildSources, json_out: bool) -> None:
+    """Build (with the builder's progress), then the plan, the engine and its parity; exit 1 when parity failed."""
+    _, caps = open_tensorrt(sources.module)
+    with build_progress(request.progress and caps.progress_monitor, caps.label) as monitor:
+        result = build_engine(graph, request, sources.module, sources.ref, sources.data, monitor)
+    if json_out:
+        print_json({"plan": result.plan.to_dict(), "engine": str(result.engine), "manifest": str(result.manifest_path),
+                    "engine_bytes": result.engine_bytes, "build_seconds": result.build_seconds,
+                    "fp16_graph_written": result.fp16_graph_written, "parity": result.parity})
+    else:
+        console.print(plan_table(result.plan, f"Build plan for {graph} on {caps.label}"))
+        for note in [*result.plan.notes, *result.notes]:
+            console.print(f"note: {note}")
+        console.print(key_value_table(f"Built {result.plan.precision.upper()} engine", build_summary(result)))
+        for kind, entry in result.parity.items():
+            for failure in entry.get("failures", []):
+                console.print(f"[red]fail ({kind}):[/] {failure}")
+    if result.parity_failed:
+        raise CheckFailed("parity measured at build time failed; the manifest records it", result.engine)
+
+
+def build_summary(result: EngineResult) -> dict[str, str]:
+    summary = {"engine": f"{result.engine} ({result.engine_bytes / 1e6:.2f} MB)", "manifest": str(result.manifest_path),
+               "sha256": result.manifest["engine_sha256"], "built in": f"{result.build_seconds:.1f} s",
+               "target": result.manifest["target"].get("description", "")}
+    if result.pinned_layers:
+        summary["pinned to FP32"] = f"{result.pinned_layers} layers"
+    for kind in ("engine", "graph"):
+        if kind in result.parity:
+            summary[f"{kind} parity"] = parity_line(result.parity[kind])
+    return summary

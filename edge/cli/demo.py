@@ -12,8 +12,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
+from gedge.bench.runner import BenchConfig, run_benchmarks
+from gedge.calibrate.pipeline import CalibrateOptions, calibrate
+from gedge.cli.calibrate import FLAVOUR_TITLES
 from gedge.cli.render import console, evaluation_table, print_json, progress_bar
+from gedge.cli.render_bench import bench_table
+from gedge.cli.render_parity import parity_table
+from gedge.compare.parity import ParityRequest, parity_check
+from gedge.core.artifacts.graph import load_graph
+from gedge.core.preprocess import Preprocess
+from gedge.core.tensorrt import import_tensorrt
+from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
+from gedge.export.build_plan import BuildRequest
+from gedge.export.check import check_graph
+from gedge.export.engine_build import build_engine
+from gedge.export.fp16 import write_fp16_graph
+from gedge.export.onnx_export import ExportOptions, export_checkpoint
+from gedge.reference.model import ModelConfig
+from gedge.reference.train import TrainCallbacks, TrainConfig
+from gedge.reference.workflows import TrainRequest, prepare_evaluation, prepare_training
+from gedge.runtime.registry import installed
 from rich.rule import Rule
+from rich.table import Table
 
 
 @dataclass
@@ -34,8 +54,6 @@ DEMO_PREPROCESS = {"mode": "patch", "isize": 32, "scale": 0.5}
 
 
 def stage_data(ctx: DemoContext) -> None:
-    from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
-
     ctx.data = ctx.out / "synthetic-wood"
     config = SynthWoodConfig(seed=ctx.seed)
     with progress_bar("synthetic wood") as update:
@@ -45,19 +63,12 @@ def stage_data(ctx: DemoContext) -> None:
 
 
 def stage_train(ctx: DemoContext) -> None:
-    from gedge.core.preprocess import Preprocess
-    from gedge.data.datasets import open_dataset
-    from gedge.reference.checkpoint import save_checkpoint
-    from gedge.reference.model import ModelConfig
-    from gedge.reference.train import TrainCallbacks, TrainConfig, train
-
     ctx.checkpoint_path = ctx.out / "model.pt"
     config = TrainConfig(steps=ctx.steps, val_every=max(1, ctx.steps // 4), seed=ctx.seed)
+    job = prepare_training(TrainRequest(ctx.data, ctx.checkpoint_path, ModelConfig(**DEMO_MODEL),
+                                        Preprocess(**DEMO_PREPROCESS), config))
     with progress_bar("training", total=config.steps) as update:
-        callbacks = TrainCallbacks(on_step=lambda step, losses: update(step, info=f"g {losses['g']:.3f}"))
-        result = train(open_dataset(ctx.data), ModelConfig(**DEMO_MODEL), Preprocess(**DEMO_PREPROCESS), config,
-                       ctx.checkpoint_path, callbacks)
-    save_checkpoint(result.checkpoint, ctx.checkpoint_path)
+        result = job.run(TrainCallbacks(on_step=lambda step, losses: update(step, info=f"g {losses['g']:.3f}")))
     cal = result.checkpoint.decision
     console.print(f"checkpoint {ctx.checkpoint_path}: best step {result.best_step}, primary {cal.primary}, "
                   f"{result.seconds:.0f} s")
@@ -66,26 +77,14 @@ def stage_train(ctx: DemoContext) -> None:
 
 
 def stage_evaluate(ctx: DemoContext) -> None:
-    from gedge.data.datasets import open_dataset
-    from gedge.reference.checkpoint import load_checkpoint
-    from gedge.reference.evaluate import EvaluationOptions, evaluate_backend
-    from gedge.runtime.torch_backend import TorchBackend
-
-    checkpoint = load_checkpoint(ctx.checkpoint_path)
-    dataset = open_dataset(ctx.data)
+    job = prepare_evaluation(ctx.checkpoint_path, ctx.data)
     with progress_bar("evaluating") as update:
-        report, _ = evaluate_backend(TorchBackend(checkpoint), dataset.test, checkpoint.preprocess,
-                                     checkpoint.decision, "synthetic wood (test)", EvaluationOptions(progress=update))
+        report = job.run(progress=update)
     console.print(evaluation_table(report))
     ctx.summary["evaluate"] = {"auroc": report.rows[0].auroc, "best_score": report.best_score}
 
 
 def stage_export(ctx: DemoContext) -> None:
-    from gedge.core.artifacts.graph import load_graph
-    from gedge.export.check import check_graph
-    from gedge.export.fp16 import write_fp16_graph
-    from gedge.export.onnx_export import ExportOptions, export_checkpoint
-
     ctx.summary["export"] = {}
     fp32 = export_checkpoint(ctx.checkpoint_path, ctx.out / "scorer.onnx", ExportOptions())
     ctx.graphs = {"fp32": fp32.path, "fp16": write_fp16_graph(fp32.path, ctx.out / "scorer.fp16.onnx")}
@@ -103,9 +102,6 @@ def stage_export(ctx: DemoContext) -> None:
 
 
 def stage_parity(ctx: DemoContext) -> None:
-    from gedge.cli.render_parity import parity_table
-    from gedge.compare.parity import ParityRequest, parity_check
-
     ctx.summary["parity"] = {}
     for precision, graph in ctx.graphs.items():
         with progress_bar(f"parity {precision}") as update:
@@ -120,11 +116,6 @@ def stage_parity(ctx: DemoContext) -> None:
 
 def stage_engines(ctx: DemoContext) -> None:
     """TensorRT engines and manifests for every graph there is, where a TensorRT is installed."""
-    from gedge.core.tensorrt import import_tensorrt
-    from gedge.export.build_plan import BuildRequest
-    from gedge.export.engine_build import build_engine
-    from rich.table import Table
-
     trt, reason = import_tensorrt()
     if trt is None:
         console.print(f"[yellow]no TensorRT is installed here[/] ({reason}): no engines built. Install "
@@ -164,12 +155,6 @@ def stage_engines(ctx: DemoContext) -> None:
 
 def stage_bench(ctx: DemoContext) -> None:
     """Every backend this machine has, side by side: torch eager (and CUDA), onnxruntime FP32 and INT8, TensorRT."""
-    import os
-
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from gedge.bench.runner import BenchConfig, run_benchmarks
-    from gedge.cli.render_bench import bench_table
-
     models: list[Path] = [ctx.checkpoint_path]
     left_out = []
     for name in ("scorer.onnx", "scorer.int8.cpu.onnx", "scorer.fp16.onnx", "scorer.int8.qdq.onnx"):
@@ -184,8 +169,6 @@ def stage_bench(ctx: DemoContext) -> None:
     for entry in (ctx.summary.get("engines") or {}).values():
         if isinstance(entry, dict) and entry.get("engine"):
             models.append(Path(entry["engine"]))
-    from gedge.runtime.registry import installed
-
     backends = ["torch", "torch-cuda", "onnxruntime", *(["openvino"] if installed("openvino") else []), "tensorrt"]
     config = BenchConfig(batches=[16], warmup=2, iters=5, backends=backends, pipeline=True, pipeline_batches=16,
                          pipeline_rounds=8)
@@ -211,12 +194,6 @@ def stage_calibrate(ctx: DemoContext) -> None:
     """INT8: calibration on the demo's normal training images, both flavours (and the OpenVINO IR where OpenVINO
     is installed), the gate's tables, and parity of every INT8 artifact against the reference on the synthetic
     test split."""
-    from gedge.calibrate.pipeline import CalibrateOptions, calibrate
-    from gedge.cli.calibrate import FLAVOUR_TITLES
-    from gedge.cli.render_parity import parity_table
-    from gedge.compare.parity import ParityRequest, parity_check
-    from gedge.runtime.registry import installed
-
     target = "all+openvino" if installed("openvino") else "all"
     options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=ctx.graphs["fp32"], seed=ctx.seed, target=target)
     with progress_bar("calibrate") as update:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from gedge.cli.commands_export import run_export
+from gedge.cli.render import console, err_console, key_value_table, print_json
+from gedge.export.onnx_export import ExportOptions, export_checkpoint
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Export a checkpoint to an ONNX graph.")
@@ -25,8 +26,20 @@ def export(
     opset: int = typer.Option(18, help="ONNX opset (17-21)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
 ) -> None:
-    """Export the fused scorer (G, D on [x; G(x)], residual scores) to one ONNX graph with a sidecar JSON.
+    """Export the fused scorer (G, D on \\[x; G(x)], residual scores) to one ONNX graph with a sidecar JSON.
 
     Example: [bold]gedge export model.pt -o scorer.onnx && gedge export model.pt --precision fp16[/]
     """
-    run_export(checkpoint, out, input_kind, precision, amap, opset, json_out)
+    options = ExportOptions(input=input_kind, with_amap=amap, opset=opset)
+    out = out or Path("scorer.onnx" if precision == "fp32" else f"scorer.{precision}.onnx")
+    with err_console.status(f"exporting {checkpoint} to {precision.upper()} ONNX"):
+        result = export_checkpoint(checkpoint, out, options, precision)
+    facts = result.facts
+    summary = {"graph": str(result.path), "sidecar": str(result.sidecar), "precision": facts.precision,
+               "input": f"{facts.input_name} ({facts.input})", "outputs": ", ".join(facts.outputs),
+               "nodes": result.nodes, "primary": facts.primary, "threshold": facts.threshold,
+               "source_sha256": facts.source_sha256, "seconds": round(result.seconds, 1)}
+    if json_out:
+        print_json({**summary, "outputs": facts.outputs})
+        return
+    console.print(key_value_table(f"Exported {checkpoint} to {result.path}", summary))
