@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gedge.cli.render import console
 from gedge.cli.render_parity import parity_table
-from gedge.compare.backends import artifact_precision, backend_info, open_candidate
+from gedge.compare.backends import artifact_precision, open_candidate
 from gedge.compare.comparator import BackendScores, ImageSetFacts, compare_scores, error_stats, spearman
 from gedge.compare.driver import ComparisonImages, compare, score_backend
 from gedge.compare.limits import DEFAULT_LIMITS, limits_for
@@ -210,12 +210,11 @@ def test_driver_reuses_precomputed_reference_scores():
     assert reference.calls == calls + 3  # only the three full runs scored the reference again
 
 
-def test_backend_info_reads_legacy_facts(scorer_graphs):
-    """Until every backend declares its info, the comparison reads the same facts from the artifact it holds."""
+def test_candidate_declares_its_facts(scorer_graphs):
+    """The comparison reads a candidate's facts from the BackendInfo it declares."""
     fp16 = open_candidate(scorer_graphs["fp16"], threads=1)
-    info = backend_info(fp16)
+    info = fp16.info
     assert artifact_precision(info) == "fp16" and info.with_amap and any("FP16" in n for n in info.notes)
     assert info.artifact.model == scorer_graphs["model"].model.to_dict()
-    assert backend_info(PixelBackend("declared")).label == "declared"  # a declared info is taken as it is
     with pytest.raises(ConfigError, match="not a checkpoint"):
         open_candidate(scorer_graphs["checkpoint"])

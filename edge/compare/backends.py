@@ -5,9 +5,8 @@ backend (an ONNX graph on ONNX Runtime, an OpenVINO IR on OpenVINO, an engine on
 :func:`gedge.runtime.registry.open_backend`, which loads the backend module by name: this module never imports
 torch, so comparing an engine on a device without torch fails only when a reference is asked for.
 
-:func:`backend_info` is the one place that reads a backend's facts (model config, source checkpoint, precision,
-anomaly map, notes). A backend that declares :class:`~gedge.core.backend.BackendInfo` (``backend.info``) is
-taken at its word; for one that does not yet, the facts are read from the artifact facts it holds.
+What each side is (model config, source checkpoint, precision, anomaly map, notes) comes from the
+:class:`~gedge.core.backend.BackendInfo` the backend declares (``backend.info``).
 """
 
 from __future__ import annotations
@@ -16,13 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gedge.core.backend import ArtifactSummary, Backend, BackendInfo
+from gedge.core.backend import Backend, BackendInfo
 from gedge.core.errors import ConfigError
 from gedge.core.preprocess import Preprocess
 from gedge.runtime.registry import kind_of, model_info, open_backend
-
-FP16_EMULATED_NOTE = ("FP16 graph run on ONNX Runtime CPU with FP16 rounding emulated (FP16 storage, FP32 math): "
-                      "the CPU provider has no FP16 convolutions")
 
 
 @dataclass
@@ -52,31 +48,6 @@ def open_candidate(path: str | Path, threads: int = 0) -> Backend:
                           ".engine), not a checkpoint")
     info = model_info(path)
     return open_backend(path, threads=threads, with_amap=info.has_amap, info=info)
-
-
-def backend_info(backend: Backend) -> BackendInfo:
-    """What ``backend`` declares about itself (its ``info``), or the same facts read from what it holds."""
-    declared = getattr(backend, "info", None)
-    if isinstance(declared, BackendInfo):
-        return declared
-    facts = getattr(backend, "facts", None)  # graph or IR facts (onnxruntime, OpenVINO)
-    manifest = getattr(backend, "manifest", None)  # an engine's manifest (TensorRT)
-    notes = (FP16_EMULATED_NOTE,) if getattr(backend, "fp16_emulated", False) else ()
-    name = str(getattr(backend, "name", "backend"))
-    artifact = None
-    if facts is not None:
-        artifact = ArtifactSummary(str(getattr(backend, "path", "")), "graph", facts.precision, dict(facts.model),
-                                   facts.source_checkpoint, facts.source_sha256)
-    elif isinstance(manifest, dict):
-        source = manifest.get("source_checkpoint") or {}
-        artifact = ArtifactSummary(str(getattr(backend, "path", "")), "engine", str(manifest.get("precision", "")),
-                                   dict(manifest.get("model") or {}), str(source.get("path") or ""),
-                                   str(source.get("sha256") or ""))
-    precision = artifact.precision if artifact else "fp32"
-    quantization = getattr(facts, "quantization", None) or {}
-    return BackendInfo(kind=name.split("-")[0], label=name, precision=precision,
-                       flavour=str(quantization.get("flavour", "")) if precision == "int8" else "",
-                       with_amap=bool(getattr(backend, "with_amap", False)), artifact=artifact, notes=notes)
 
 
 def artifact_precision(info: BackendInfo) -> str:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from gedge.compare.backends import backend_info
 from gedge.compare.comparator import BackendScores, ImageSetFacts, ParityReport, compare_scores
 from gedge.compare.limits import ParityLimits
 from gedge.core.backend import Backend
@@ -62,5 +61,5 @@ def compare(reference: Backend | BackendScores, candidate: Backend, images: Comp
         reference = score_backend(reference, images, settings)
     scored = score_backend(candidate, images, settings)
     report = compare_scores(reference, scored, images.facts, limits)
-    report.notes = list(backend_info(candidate).notes)
+    report.notes = list(candidate.info.notes)
     return report

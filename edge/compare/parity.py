@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gedge.compare.backends import artifact_precision, backend_info, open_candidate, open_reference
+from gedge.compare.backends import artifact_precision, open_candidate, open_reference
 from gedge.compare.comparator import ImageSetFacts, ParityReport
 from gedge.compare.driver import ComparisonImages, Progress, RunSettings, compare
 from gedge.compare.limits import ParityLimits, limits_for
@@ -81,7 +81,7 @@ class ParitySetup:
 
 def _same_model_notes(request: ParityRequest, candidate: Backend, reference_model: dict) -> list[str]:
     """ConfigError when the candidate is another model; a note when it was exported from another checkpoint."""
-    artifact = backend_info(candidate).artifact
+    artifact = candidate.info.artifact
     if artifact is None:
         return []
     if artifact.model and artifact.model != reference_model:
@@ -99,7 +99,7 @@ def open_parity(request: ParityRequest, candidate: Backend | None = None) -> Par
     candidate = candidate or open_candidate(request.candidate, request.threads)
     reference = None
     try:
-        info = backend_info(candidate)
+        info = candidate.info
         reference = open_reference(request.reference, with_amap=info.with_amap)
         notes = _same_model_notes(request, candidate, reference.model)
         source = parity_data(request.data)
