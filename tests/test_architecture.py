@@ -98,10 +98,12 @@ def test_function_sizes_and_parameters():
     assert not wide, f"functions over {MAX_PARAMETERS} parameters:\n" + "\n".join(wide)
 
 
-TORCH_FREE = ["gedge.cli.app", "gedge.cli.inspection", "gedge.cli.build", "gedge.cli.bench",
-              "gedge.runtime.registry", "gedge.runtime.loop", "gedge.runtime.onnxruntime_backend",
-              "gedge.runtime.tensorrt_backend", "gedge.compare.driver", "gedge.inspection.session",
-              "gedge.export.engine_build", "gedge.export.check", "gedge.bench.runner"]
+TORCH_FREE = ["gedge.cli.app", "gedge.cli.inspection", "gedge.cli.build", "gedge.cli.bench", "gedge.cli.served",
+              "gedge.runtime.registry", "gedge.runtime.loop", "gedge.runtime.choice", "gedge.runtime.cuda",
+              "gedge.runtime.onnxruntime_backend", "gedge.runtime.openvino_backend", "gedge.runtime.tensorrt_backend",
+              "gedge.compare.driver", "gedge.compare.parity", "gedge.inspection.session", "gedge.export.engine_build",
+              "gedge.export.build_plan", "gedge.export.check", "gedge.export.tensorrt_parse", "gedge.export.fp16",
+              "gedge.bench.runner", "gedge.bench.report"]
 
 
 def test_device_paths_import_without_torch():

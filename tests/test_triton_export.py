@@ -120,12 +120,12 @@ def test_text_format_escapes_and_unknown_fields_fail():
 def openvino_ir(scorer_graphs, tmp_path_factory):
     if not available("openvino") or not available("nncf"):
         pytest.skip("OpenVINO and NNCF are not installed (pip install 'gedge[openvino]')")
-    from gedge.calibrate.nncf_int8 import write_openvino_int8
+    from gedge.calibrate.nncf_int8 import NncfSettings, write_openvino_int8
 
     out = tmp_path_factory.mktemp("ov") / "scorer.int8.ov.xml"
     patches = np.random.default_rng(0).integers(0, 256, (16, 16, 16, 3), dtype=np.uint8)
     path, _, _ = write_openvino_int8(scorer_graphs["fp32"], patches, out, {"sha256": "abc", "patches": 16},
-                                     batch_size=8)
+                                     NncfSettings(batch_size=8))
     return path
 
 
