@@ -4,9 +4,9 @@ Builds edge/firmware linked against this machine's TensorRT and CUDA (``edge/fir
 test images of the check's data set as frames at the model's scale (what a camera pipeline hands the firmware),
 and scores them twice: ``gedge-score --prescaled`` on each engine the check built, and ``gedge score --json`` on
 the same checkpoint with its frame scale set to 1 (the frames are already scaled; tiles and weights are the same).
-The FP32 engine must agree with the PyTorch reference (relative L2 per score <= 1e-4, equal decisions away from the
-threshold) and give identical numbers with and without CUDA graphs; FP16 and INT8 are reported. Skipped with the
-reason where no engine was built or the runtime cannot be built here.
+The FP32 engine must agree with the PyTorch reference by the comparator of `gedge parity` (FP32 limits, relative
+L2 per score <= 1e-4 as the printed floats allow) and give identical numbers with and without CUDA graphs; FP16
+and INT8 are reported. Skipped with the reason where no engine was built or the runtime cannot be built here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gedge.compare.comparator import BackendScores, ImageSetFacts, ParityReport, compare_scores
+from gedge.compare.limits import limits_for
+from gedge.core.scores import OUTPUT_NAMES, Scores
 from gedge.data.images import list_images, read_image
 from gedge.data.tiles import prepare
 from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
@@ -27,7 +30,6 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 FP32_MAX_REL_L2 = 1e-4
-NEAR_THRESHOLD = 1e-3
 
 
 class FirmwareSkip(Exception):
@@ -66,19 +68,21 @@ def json_lines(command: list[str], what: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
 
 
-def compare(reference: list[dict], candidate: list[dict], threshold: float) -> tuple[dict[str, float], int]:
-    """Relative L2 error per score and the number of decisions that differ away from the threshold."""
+def frame_scores(records: list[dict[str, Any]], name: str) -> BackendScores:
+    """JSON lines of ``gedge score --json`` or ``gedge-score`` as one backend's scores (a frame is one input)."""
+    scores = Scores.from_dict({k: np.array([r[k] for r in records], dtype=np.float32) for k in OUTPUT_NAMES})
+    return BackendScores(scores, scores, name)
+
+
+def compare(reference: list[dict], candidate: list[dict], threshold: float, precision: str) -> ParityReport:
+    """The comparator's verdict on gedge-score's frames against gedge score's (FP32 limits with the relative L2
+    error the printed floats allow; FP16 and INT8 engines by their own precision's limits)."""
     if [r["path"] for r in reference] != [c["path"] for c in candidate]:
         raise AssertionError("gedge-score and gedge score list different frames")
-    names = [k for k in reference[0] if k not in ("path", "anomalous")]
-    errors = {}
-    for name in names:
-        a = np.array([r[name] for r in reference], dtype=np.float64)
-        b = np.array([c[name] for c in candidate], dtype=np.float64)
-        errors[name] = float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12))
-    differ = sum(1 for r, c in zip(reference, candidate)
-                 if r["anomalous"] != c["anomalous"] and abs(r["score"] - threshold) > NEAR_THRESHOLD)
-    return errors, differ
+    limits = limits_for("fp32", max_rel_l2=FP32_MAX_REL_L2) if precision == "fp32" else limits_for(precision)
+    facts = ImageSetFacts(threshold, names=[Path(r["path"]).name for r in reference], description="frames")
+    return compare_scores(frame_scores(reference, "gedge score (torch)"), frame_scores(candidate, "gedge-score"),
+                          facts, limits)
 
 
 def step_firmware(data: dict[str, Any], folder: Path) -> str:
@@ -102,13 +106,14 @@ def step_firmware(data: dict[str, Any], folder: Path) -> str:
     for precision, engine in engines.items():
         run = [str(gedge_score), "--prescaled", str(engine), *map(str, frames)]
         candidate = json_lines(run, f"gedge-score {precision}")
-        errors, differ = compare(reference, candidate, threshold)
-        worst = max(errors, key=errors.get)
-        lines.append(f"{precision} rel L2 {errors[worst]:.1e} ({worst}), {differ} decisions differ")
+        report = compare(reference, candidate, threshold, precision)
+        worst = max(report.outputs, key=lambda row: row.rel_l2)
+        lines.append(f"{precision} rel L2 {worst.rel_l2:.1e} ({worst.name}), {report.decisions.n_disagree} decisions "
+                     f"differ: {'PASS' if report.passed else 'FAIL'}")
         if precision != "fp32":
             continue
-        if errors[worst] > FP32_MAX_REL_L2 or differ:
-            raise AssertionError(f"FP32 engine through gedge-score vs torch: {lines[-1]} (limit {FP32_MAX_REL_L2})")
+        if not report.passed:
+            raise AssertionError(f"FP32 engine through gedge-score vs torch: {'; '.join(report.failures)}")
         graphs = json_lines([run[0], "--cuda-graphs", *run[1:]], "gedge-score --cuda-graphs")
         if graphs != candidate:
             raise AssertionError("gedge-score gives other numbers with --cuda-graphs")
