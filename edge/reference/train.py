@@ -38,6 +38,7 @@ from gedge.reference.checkpoint import Checkpoint
 from gedge.reference.decision_fit import fit_decision_rule
 from gedge.reference.model import ModelConfig, NetD, NetG, build_networks, init_weights
 from gedge.reference.scoring import CameraInput, ReferenceScorer
+from gedge.reference.stopping import StopRule, stop_notes
 
 # Inputs per batch when validation scores; a different batch size can change the scores' last bits (other
 # kernels), and with them which step is selected.
@@ -76,9 +77,9 @@ class TrainConfig:
     """
 
     preset: str = "gedge"
-    steps: int = 2000
+    steps: int | None = None  # None: --steps auto, stop on a validation plateau (gedge.reference.stopping)
     batch_size: int = 32
-    val_every: int = 200
+    val_every: int = 150
     val_fraction: float = 0.15
     proxies_per_image: int = 3
     seed: int = 0
@@ -88,18 +89,26 @@ class TrainConfig:
     lr: float | None = None  # overrides the preset
     ema: float = 0.99  # exponential moving average of G and D weights used for scoring; 0 disables
     resume: bool = False
+    max_steps: int = 6000  # --steps auto: the most steps
+    time_limit_s: float | None = 3600.0  # the longest a run may take (None: no limit)
+    patience: int = 5  # --steps auto: validations without improvement before the run stops
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
-        if self.steps < 1 or self.batch_size < 2 or self.val_every < 1:
-            raise ConfigError("steps and val_every must be >= 1 and batch size >= 2")
+        if self.batch_size < 2 or self.val_every < 1:
+            raise ConfigError("val_every must be >= 1 and batch size >= 2")
+        self.stop_rule  # noqa: B018 - validates the stopping settings now
         if not 0.0 <= self.contamination < 0.5:
             raise ConfigError(f"contamination must be in [0, 0.5), got {self.contamination}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if not 0.5 <= self.threshold_quantile <= 1.0:
             raise ConfigError(f"threshold quantile must be in [0.5, 1], got {self.threshold_quantile}")
+
+    @property
+    def stop_rule(self) -> StopRule:
+        return StopRule(self.steps, self.max_steps, self.time_limit_s, self.patience)
 
     @property
     def losses(self) -> LossPreset:
@@ -127,6 +136,8 @@ class TrainResult:
     history: list[ValidationResult] = field(default_factory=list)
     best_step: int = 0
     seconds: float = 0.0
+    stop_reason: str = ""  # what ended the run (step count, cap, time limit, plateau)
+    notes: list[str] = field(default_factory=list)  # convergence warnings (gedge.reference.stopping.stop_notes)
 
 
 @dataclass
@@ -378,18 +389,27 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
     if config.resume:
         run.restore(state_path, model_config)
 
-    while run.step < config.steps:
+    rule = config.stop_rule
+    reason = rule.reason_to_stop(run.step, [h.selection_auroc for h in run.history], 0.0) if run.history else None
+    while reason is None:
         x = camera(torch.from_numpy(run.sampler.sample(config.batch_size)).to(config.device))
         losses = _train_step(run, x, config.losses)
         if callbacks.on_step:
             callbacks.on_step(run.step, losses)
-        if run.step % config.val_every == 0 or run.step == config.steps:
+        elapsed = time.time() - start_time
+        at_cap = run.step >= rule.cap or (rule.time_limit_s is not None and elapsed >= rule.time_limit_s)
+        if run.step % config.val_every == 0 or at_cap:
             result, normal_tiles, normal_images = validator.run(*run.scoring_networks(config.ema), run.step)
             run.history.append(result)
             run.keep_if_best(result, normal_tiles, normal_images, config.ema)
             if callbacks.on_validate:
                 callbacks.on_validate(result)
             run.save(state_path, model_config)
+            reason = rule.reason_to_stop(run.step, [h.selection_auroc for h in run.history], elapsed)
 
+    best_step = run.best["result"].step
+    notes = stop_notes([h.selection_auroc for h in run.history], [h.step for h in run.history], best_step, reason,
+                       rule)
     checkpoint = _best_checkpoint(run, data, model_config, config, start_time)
-    return TrainResult(checkpoint, run.history, run.best["result"].step, time.time() - start_time)
+    checkpoint.facts.update(stop_reason=reason, steps_run=run.step, convergence_notes=notes)
+    return TrainResult(checkpoint, run.history, best_step, time.time() - start_time, reason, notes)
