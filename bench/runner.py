@@ -288,7 +288,9 @@ def run_benchmarks(models: list[Any], config: BenchConfig, progress: Progress | 
                     if progress:
                         progress(f"{kind} {Path(model).name} batch {batch}"
                                  + ("" if graphs is None else f" graphs {'on' if graphs else 'off'}"))
-                    report.results.append(_row(backend, (model, kind, batch, graphs), config, exact))
+                    row = _row(backend, (model, kind, batch, graphs), config, exact)
+                    report.results.append(row)
+                    report.notes.extend(f"{row.model} {row.label} batch {batch}: {note}" for note in row.notes)
         finally:
             backend.close()
     report.add_ratios()

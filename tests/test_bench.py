@@ -199,6 +199,23 @@ def test_a_tensorrt_row_is_labelled_by_the_graphs_it_used(tmp_path):
     backend.close()
 
 
+def test_the_suite_asks_for_graphs_at_every_batch_and_notes_a_failure(tmp_path, monkeypatch):
+    """Through run_benchmarks: a capture that fails at the first batch does not drop the graph rows of the next
+    batch (graphs are asked for again, and work there), and the failure is in the report's notes."""
+    import gedge.bench.runner as runner
+    from test_tensorrt_backend import open_fake
+
+    backend, api = open_fake(tmp_path)
+    api.fail("end_capture", "cudaErrorStreamCaptureInvalidated")
+    monkeypatch.setattr(runner, "open_backend", lambda model, kind, **options: backend)
+    config = BenchConfig(batches=[2, 5], warmup=1, iters=2, pipeline=False, backends=["tensorrt"])
+    report = run_benchmarks([tmp_path / "scorer.fp16.engine"], config)
+    assert [(r.batch, r.label) for r in report.results] == [
+        (2, "tensorrt FP16 no graphs"), (2, "tensorrt FP16 no graphs (graphs failed)"),
+        (5, "tensorrt FP16 no graphs"), (5, "tensorrt FP16 +graphs")]
+    assert any("no graphs (graphs failed) batch 2: CUDA graphs were asked for but not used" in n for n in report.notes)
+
+
 def test_gpu_check_loop_step_compares_the_bytes_on_the_standin_cuda(monkeypatch):
     """gpu-check's loop step on the stand-in CUDA: ok, and it FAILs when a copy permutes bytes within a tile
     (means unchanged, so only a byte comparison sees it) or when collect does not synchronise."""

@@ -232,7 +232,7 @@ class TensorRTBackend:
         if self.graph_mode != "runtime":
             return
         for slot in self._slots:
-            slot.stream.synchronize()
+            self._synchronize(slot, "while switching CUDA graphs")
             slot.context = None  # frees its optimisation profile for the new context
             slot.context = self._new_context(slot.index, slot.stream)
             slot.shape_batch = slot.shape_batch or self.max_batch
