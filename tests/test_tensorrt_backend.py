@@ -447,3 +447,20 @@ def test_a_batch_that_fails_in_the_loop_fails_only_its_items(tmp_path):
             assert_scores(r.scores, items[r.index])
     backend.close()
     assert api.violations == [] and api.live() == {}
+
+
+def test_cuda_self_test_on_the_standin():
+    """gpu-check's CUDA step (buffers, streams, events, a captured graph) on the stand-in: the bytes come back
+    through the plain copies and through the replayed graph; a graph launch that runs nothing is caught."""
+    from gedge.runtime.cuda import self_test
+
+    facts = self_test(CudaStandIn(), nbytes=4096, replays=3)
+    assert facts["copy_ok"] is True and facts["graph_ok"] is True and facts["graph_replays"] == 3
+    assert (facts["h2d_ms"], facts["d2d_ms"], facts["d2h_ms"]) == (COST["h2d"], COST["d2d"], COST["d2h"])
+
+    class EmptyLaunch(CudaStandIn):
+        def launch(self, graph_exec, stream) -> None:
+            self.counts["launches"] += 1
+
+    facts = self_test(EmptyLaunch(), nbytes=4096, replays=3)
+    assert facts["copy_ok"] is True and facts["graph_ok"] is False
