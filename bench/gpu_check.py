@@ -4,10 +4,12 @@
 2. torch CUDA against the CPU reference (TF32 off), every output;
 3. cuda-python (or pycuda) buffers, streams, events and a captured CUDA graph, with no TensorRT;
 4. the pipelined loop on the GPU through its native-slot interface (a copy "engine" made of pinned buffers,
-   H2D, a captured device copy, D2H), results checked byte for byte and in order;
+   H2D, a captured device copy, D2H): the bytes that come back are compared with those sent, and each item's
+   rows must come back to it, in order;
 5. where TensorRT is installed: FP32, FP16 and INT8 (Q/DQ) engines built from a small model, engine parity
-   against torch (measured by ``gedge build`` and recorded in each manifest), and ``gedge bench`` of every
-   backend with the H2D/compute/D2H split and with and without CUDA graphs;
+   against torch (measured by ``gedge build`` and recorded in each manifest: ok only when every engine's parity
+   was measured and passed), and ``gedge bench`` of every backend with the H2D/compute/D2H split and with and
+   without CUDA graphs (a TensorRT row that could not run, or graphs that failed, FAIL the step);
 6. the C++ firmware runtime (edge/firmware) linked against this TensorRT: its gedge-score on the engines against
    ``gedge score --json`` on the same frames (gedge.bench.firmware_check).
 
@@ -180,7 +182,8 @@ def step_cuda_buffers(steps: Steps) -> str:
 class CopyEngine:
     """A stand-in engine for the loop on the GPU: pinned input -> H2D -> captured device copy -> D2H.
 
-    Its 'score' of an input is the mean of the bytes that came back, so order and content are checkable."""
+    Its 'score' of an input is the mean of the bytes that came back (which item each row belongs to); the bytes
+    themselves are kept in ``returned``, so that the round trip can be compared byte for byte."""
 
     name = "cuda-copy"
 
@@ -191,6 +194,7 @@ class CopyEngine:
                         "a": DeviceBuffer(api, shape, np.uint8), "b": DeviceBuffer(api, shape, np.uint8),
                         "stream": Stream(api), "graphs": {}, "n": 0} for _ in range(slots)]
         self.captures = 0
+        self.returned: list[bytes] = []  # the bytes each collected batch brought back, in collection order
         self.info = BackendInfo(kind="cuda-copy", label="CUDA copy (gpu-check)", precision="uint8", device="cuda",
                                 slots=slots, max_batch=max_batch, cuda_graphs=api.supports_graphs)
 
@@ -220,8 +224,10 @@ class CopyEngine:
     def collect(self, index: int) -> Scores:
         s = self._slots[index]
         s["stream"].synchronize()
-        back = s["out"].view(s["n"]).reshape(s["n"], -1).astype(np.float32).mean(axis=1)
-        return Scores.from_dict({name: back for name in OUTPUT_NAMES})
+        back = s["out"].view(s["n"])
+        self.returned.append(back.tobytes())
+        means = back.reshape(s["n"], -1).astype(np.float32).mean(axis=1)
+        return Scores.from_dict({name: means for name in OUTPUT_NAMES})
 
     def score(self, batch: np.ndarray) -> Scores:
         self.enqueue(0, batch)
@@ -246,10 +252,14 @@ def step_loop_on_gpu(steps: Steps) -> str:
         items = [rng.integers(0, 256, (int(rng.integers(1, 40)), 32, 32, 3), dtype=np.uint8) for _ in range(60)]
         with Pipeline(engine, batch_size=16, slots=2, workers=2) as pipeline:
             results = pipeline.score_all(items, lambda a: a)
-        for r, a in zip(results, items):
-            want = a.reshape(len(a), -1).astype(np.float32).mean(axis=1)
-            if not r.ok or not np.allclose(r.scores.d1, want):
-                raise AssertionError(f"item {r.index}: {r.error or 'bytes differ'}")
+        for r, a in zip(results, items):  # each item's rows came back to it, in order
+            if not r.ok or not np.array_equal(r.scores.d1, a.reshape(len(a), -1).astype(np.float32).mean(axis=1)):
+                raise AssertionError(f"item {r.index}: {r.error or 'its rows came back wrong or to another item'}")
+        sent, back = b"".join(a.tobytes() for a in items), b"".join(engine.returned)
+        if back != sent:
+            first = next((i for i, (x, y) in enumerate(zip(sent, back)) if x != y), min(len(sent), len(back)))
+            raise AssertionError(f"the bytes that came back differ from those sent, from byte {first} of {len(sent)} "
+                                 f"({len(back)} came back)")
         stats = pipeline.stats
         return (f"{stats.items} items, {stats.inputs} inputs in {stats.batches} batches over 2 streams, in order and "
                 f"byte-exact; {engine.captures} graphs captured; {stats.inputs_per_second:.0f} inputs/s")
@@ -264,19 +274,64 @@ def step_engines(steps: Steps, folder: Path, build_without_gpu: bool) -> str:
     if cuda_device()[0] is None and not build_without_gpu:
         raise Skip(f"{trt.name} is installed but there is no CUDA GPU to run its engines on")
     models = require("gedge.bench.gpu_models", "gpu-check's engines")
-    steps.data["engines"], lines = models.build_engines(steps.data["model"], steps.data["data"], folder)
+    steps.data["engines"], parities = models.build_engines(steps.data["model"], steps.data["data"], folder)
+    return judge_parity(parities, gpu=cuda_device()[0] is not None)
+
+
+def judge_parity(parities: dict[str, dict[str, Any]], gpu: bool) -> str:
+    """The engines step's verdict from each engine's recorded build-time parity: ok only when every engine's
+    parity was measured and passed. A failed or errored parity FAILs; parity left pending (or not measured)
+    FAILs where there is a GPU to run the engines on and is a skip, with the reason, where there is none."""
+    lines, failed, unmeasured = [], [], []
+    for precision, parity in parities.items():
+        engine = parity.get("engine") or {}
+        status = engine.get("status", "not recorded")
+        why = (f"agreement {engine['agreement']:.1%}" if "agreement" in engine else
+               str(engine.get("reason") or (parity.get("graph") or {}).get("reason") or "")[:120])
+        lines.append(f"{precision}: {parity.get('build_seconds', 0):.0f} s build, parity {status} ({why})")
+        if status in ("failed", "error") or (parity.get("graph") or {}).get("status") in ("failed", "error"):
+            failed.append(f"{precision}: {engine.get('failures') or why}")
+        elif status != "passed":
+            unmeasured.append(precision)
+    if failed:
+        raise AssertionError("engine parity failed: " + "; ".join(failed))
+    if unmeasured and gpu:
+        raise AssertionError(f"engine parity not measured for {', '.join(unmeasured)} on a machine with a GPU: "
+                             + "; ".join(lines))
+    if unmeasured:
+        raise Skip(f"engines built, but their parity is not measured without a GPU: {'; '.join(lines)}")
     return "; ".join(lines)
 
 
 def step_bench(steps: Steps) -> str:
-    models = [steps.data["model"], *steps.data.get("engines", {}).values()]
+    engines = list(steps.data.get("engines", {}).values())
+    if engines and cuda_device()[0] is None:  # built ahead of time (--build-without-gpu): nothing to run them on
+        steps.data["unbenched"], engines = len(engines), []
+    models = [steps.data["model"], *engines]
     config = BenchConfig(batches=[1, 16], warmup=10, iters=50, pipeline=True, pipeline_batches=8,
                          pipeline_rounds=4)
     report = run_benchmarks(models, config)
     steps.result.bench = report
+    unbenched = steps.data.get("unbenched")
+    return (judge_bench(report, [Path(e).name for e in engines])
+            + (f"; the {unbenched} engines are not benched: no CUDA GPU here" if unbenched else ""))
+
+
+def judge_bench(report: BenchReport, engines: list[str]) -> str:
+    """The bench step's verdict: every engine ran (a skipped engine row FAILs, with the reason), and rows that
+    asked for CUDA graphs used them (the report says with and without graphs)."""
     best = max(report.results, key=lambda r: r.images_per_second, default=None)
     if best is None:
         raise AssertionError("no backend ran: " + "; ".join(s["reason"] for s in report.skipped))
+    missing = [f"{s['model'] or s['backend']}: {s['reason']}" for s in report.skipped
+               if s["model"] in engines or s["backend"] == "tensorrt"]
+    missing += [f"{name}: no rows" for name in engines if not any(r.model == name for r in report.results)]
+    if missing:
+        raise AssertionError("TensorRT rows missing: " + "; ".join(missing))
+    failed_graphs = [f"{r.model} batch {r.batch}: {'; '.join(r.notes)}" for r in report.results
+                     if r.label.endswith("(graphs failed)")]
+    if failed_graphs:
+        raise AssertionError("CUDA graphs asked for but not used: " + "; ".join(failed_graphs))
     return f"{len(report.results)} rows; fastest {best.label} batch {best.batch}: {best.images_per_second:.0f} img/s"
 
 

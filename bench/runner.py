@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from gedge.bench.report import BENCH, BenchReport, BenchRow
-from gedge.core.backend import Backend, CudaGraphBackend
+from gedge.core.backend import Backend, BackendInfo, CudaGraphBackend
 from gedge.core.errors import ConfigError, GedgeError
 from gedge.core.inputs import InputSpec
 from gedge.core.machine import machine_facts, peak_rss_bytes, reset_peak_rss
@@ -238,6 +238,18 @@ def _memory(backend: Backend, kind: str, exact: bool) -> tuple[float, str]:
     return peak_rss_bytes() / 1e6, "RSS" if exact else "RSS (process)"
 
 
+def _graphs_used(row: BenchRow, asked: bool | None, info: BackendInfo) -> None:
+    """Label the row by the CUDA graphs the backend declares it used, after the run (a capture that fails
+    switches them off): asked for and not used is its own label, and a note says why."""
+    if asked is None:
+        return
+    used = bool(info.cuda_graphs)
+    row.cuda_graphs = used
+    row.label += " +graphs" if used else " no graphs (graphs failed)" if asked else " no graphs"
+    if asked and not used:
+        row.notes.append("CUDA graphs were asked for but not used: " + ("; ".join(info.notes) or "no reason given"))
+
+
 def _row(backend: Backend, run: tuple[Any, str, int, bool | None], config: BenchConfig, exact: bool) -> BenchRow:
     """One row: ``run`` is (model, kind, batch, CUDA graphs on/off or None)."""
     model, kind, batch, graphs = run
@@ -245,16 +257,15 @@ def _row(backend: Backend, run: tuple[Any, str, int, bool | None], config: Bench
         backend.set_cuda_graphs(graphs)
         backend.reset_stats()
     latency, ips = bench_latency(backend, batch, config.warmup, config.iters, config.seconds)
-    info = backend.info
-    row = BenchRow(label=info.label + ("" if graphs is None else (" +graphs" if graphs else " no graphs")),
-                   backend=backend.name, kind=kind, model=Path(model).name, precision=info.precision, batch=batch,
-                   latency_ms=latency, images_per_second=ips, cuda_graphs=graphs)
+    row = BenchRow(label=backend.info.label, backend=backend.name, kind=kind, model=Path(model).name,
+                   precision=backend.info.precision, batch=batch, latency_ms=latency, images_per_second=ips)
     if graphs is not None and isinstance(backend, CudaGraphBackend):
         stages = backend.stage_times_ms()
         row.stages_ms = {k: percentile(v, 50) for k, v in stages.items()} if any(stages.values()) else None
     if config.pipeline and graphs is not False:
         row.pipeline = bench_pipeline(backend, batch, config.pipeline_batches_for(batch), config.pipeline_rounds,
                                       config.slots)
+    _graphs_used(row, graphs, backend.info)
     row.peak_memory_mb, row.memory = _memory(backend, kind, exact)
     return row
 
@@ -270,13 +281,16 @@ def run_benchmarks(models: list[Any], config: BenchConfig, progress: Progress | 
         if opened is None:
             continue
         backend, exact = opened
+        variants = _graph_variants(backend, config)  # asked for at every batch, even after a failed capture
         try:
             for batch in config.batches:
-                for graphs in _graph_variants(backend, config):
+                for graphs in variants:
                     if progress:
                         progress(f"{kind} {Path(model).name} batch {batch}"
                                  + ("" if graphs is None else f" graphs {'on' if graphs else 'off'}"))
-                    report.results.append(_row(backend, (model, kind, batch, graphs), config, exact))
+                    row = _row(backend, (model, kind, batch, graphs), config, exact)
+                    report.results.append(row)
+                    report.notes.extend(f"{row.model} {row.label} batch {batch}: {note}" for note in row.notes)
         finally:
             backend.close()
     report.add_ratios()

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import onnx
 from gedge.core.atomic import write_bytes
-from gedge.core.errors import ArtifactError
+from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.tensorrt import TensorRT, creation_flags, member
 from gedge.export.build_plan import BuildPlan
 from gedge.export.capabilities import TensorRTCapabilities
@@ -177,8 +177,9 @@ def _parse(trt: TensorRT, plan: BuildPlan, graph_model: onnx.ModelProto) -> Pars
     return parsed
 
 
-def _configure(module: Any, config: Any, plan: BuildPlan, caps: TensorRTCapabilities) -> None:
-    """Builder flags, workspace, optimisation level and ahead-of-time targets, as the plan says."""
+def _configure(module: Any, config: Any, plan: BuildPlan, caps: TensorRTCapabilities, logger: Any) -> None:
+    """Builder flags, workspace, optimisation level and ahead-of-time targets, as the plan says
+    (``set_compute_capability`` answers False, and logs why, for a target it does not take)."""
     for name in plan.builder_flags:
         config.set_flag(getattr(module.BuilderFlag, name))
     for name in plan.cleared_flags:
@@ -195,7 +196,10 @@ def _configure(module: Any, config: Any, plan: BuildPlan, caps: TensorRTCapabili
     if plan.compute_capabilities:
         config.num_compute_capabilities = len(plan.compute_capabilities)
         for slot, cc in enumerate(plan.compute_capabilities):
-            config.set_compute_capability(getattr(module.ComputeCapability, cc), slot)
+            before = len(logger.messages)
+            if not config.set_compute_capability(getattr(module.ComputeCapability, cc), slot):
+                said = next((m for _, m in logger.messages[before:]), "no reason logged")[:240]
+                raise ConfigError(f"TensorRT refused set_compute_capability({cc}, {slot}): {said}", plan.graph)
 
 
 def _add_profiles(builder: Any, config: Any, plan: BuildPlan) -> Any:
@@ -205,7 +209,9 @@ def _add_profiles(builder: Any, config: Any, plan: BuildPlan) -> Any:
     for _ in range(max(1, plan.profiles)):
         profile = builder.create_optimization_profile()
         profile.set_shape(shapes["input"], tuple(shapes["min"]), tuple(shapes["opt"]), tuple(shapes["max"]))
-        config.add_optimization_profile(profile)
+        if config.add_optimization_profile(profile) < 0:  # -1: TensorRT found the profile invalid
+            raise ArtifactError(f"TensorRT refused the optimisation profile {shapes} (add_optimization_profile)",
+                                plan.graph)
         profiles.append(profile)
     return profiles[0]
 
@@ -219,19 +225,54 @@ def _set_calibrator(trt: TensorRT, config: Any, plan: BuildPlan, cache: bytes, p
                             "calibrator for", plan.calibration_cache)
     calibrator = _cache_calibrator(trt.module, class_name, cache)
     config.int8_calibrator = calibrator
-    if hasattr(config, "set_calibration_profile"):
-        config.set_calibration_profile(profile)
+    if hasattr(config, "set_calibration_profile") and config.set_calibration_profile(profile) is False:
+        raise ArtifactError("TensorRT refused the calibration profile (set_calibration_profile)", plan.graph)
     return calibrator
 
 
-def _timing_cache(config: Any, plan: BuildPlan) -> str:
-    """Load (or create) the plan's timing cache into the config; what happened, for the notes."""
+def _attach_cache(config: Any, data: bytes, logger: Any) -> tuple[Any, str]:
+    """A timing cache made from ``data`` and attached to the config, or None; and why not, or what TensorRT
+    said about it (it logs a cache it cannot read, and hands back an empty one)."""
+    before = len(logger.messages)
+    cache = config.create_timing_cache(data)
+    if cache is None:
+        return None, "create_timing_cache returned None"
+    if not config.set_timing_cache(cache, False):
+        return None, "set_timing_cache returned False (a cache of another GPU or TensorRT version?)"
+    said = [m for _, m in logger.messages[before:] if "timing cache" in m.lower()]
+    return cache, "; ".join(said)[:200]
+
+
+def _timing_cache(config: Any, plan: BuildPlan, logger: Any) -> tuple[str, Any]:
+    """Attach the plan's timing cache (reused if TensorRT takes it, otherwise a new one): what happened, for the
+    notes ("" without one; starting "timing cache not used" when TensorRT takes none), and the cache, which
+    must outlive the build."""
     if not plan.timing_cache:
-        return ""
+        return "", None
     path = Path(plan.timing_cache)
     old = path.read_bytes() if path.is_file() else b""
-    config.set_timing_cache(config.create_timing_cache(old), False)
-    return f"timing cache {path} " + ("reused" if old else "created")
+    cache, why = _attach_cache(config, old, logger)
+    if cache is not None and not why:
+        return f"timing cache {path} " + ("reused" if old else "created"), cache
+    if cache is None and old:
+        cache, _ = _attach_cache(config, b"", logger)
+    if cache is None:
+        return f"timing cache not used: {why}", None
+    return (f"timing cache {path} not reused ({why}); a new one is written" if old else
+            f"timing cache {path} created"), cache
+
+
+def _save_timing_cache(config: Any, path: Path) -> str:
+    """Write the config's timing cache; "" when written, else why not (the finished engine is kept either way)."""
+    cache = config.get_timing_cache()  # None when no cache is attached
+    data = None if cache is None else cache.serialize()
+    if data is None:
+        return f"timing cache {path} not saved: TensorRT returned none"
+    try:
+        write_bytes(path, bytes(data))
+    except OSError as exc:
+        return f"timing cache {path} not saved: {exc.strerror or exc}"
+    return ""
 
 
 def _run_builder(parsed: ParsedNetwork, config: Any, plan: BuildPlan, progress: BuildProgress | None) -> bytes:
@@ -272,14 +313,14 @@ def serialize(inputs: BuildInputs, progress: BuildProgress | None = None) -> Ser
     plan = inputs.plan
     parsed = _parse(inputs.trt, plan, inputs.graph_model)
     config = parsed.builder.create_builder_config()
-    _configure(inputs.trt.module, config, plan, inputs.caps)
+    _configure(inputs.trt.module, config, plan, inputs.caps, parsed.logger)
     pinned = _pin_residuals(parsed, inputs.graph_model) if plan.fp32_pinned else 0
     profile = _add_profiles(parsed.builder, config, plan)
     # TensorRT does not own the Python calibrator: this local keeps it alive until the build is done.
     _calibrator = None if inputs.cache is None else _set_calibrator(inputs.trt, config, plan, inputs.cache, profile)
-    timing_note = _timing_cache(config, plan)
+    timing_note, _timing = _timing_cache(config, plan, parsed.logger)  # the local keeps the cache alive
     engine = _run_builder(parsed, config, plan, progress)
-    if plan.timing_cache:
-        write_bytes(Path(plan.timing_cache), bytes(config.get_timing_cache().serialize()))
+    if plan.timing_cache and not timing_note.startswith("timing cache not used"):
+        timing_note = "; ".join(n for n in (timing_note, _save_timing_cache(config, Path(plan.timing_cache))) if n)
     outputs = [parsed.network.get_output(i).name for i in range(parsed.network.num_outputs)]
     return Serialized(engine, outputs, pinned, timing_note)

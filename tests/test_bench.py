@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
+from gedge.bench.report import REFERENCE_LABEL
 from gedge.bench.runner import (
     BenchConfig,
     bench_latency,
@@ -22,9 +25,21 @@ from gedge.cli.render import console
 from gedge.cli.render_bench import bench_table
 from gedge.core.errors import ConfigError
 from gedge.core.inputs import InputSpec
-from gedge.core.machine import CPU_FLAGS, machine_facts
+from gedge.core.machine import CPU_FLAGS, machine_facts, peak_rss_bytes
 from gedge.core.timing import Rounds, interleaved, latency_summary, percentile, rotated, summarize, timed_calls
 from test_loop import FakeBackend
+
+
+class RecordingBackend(FakeBackend):
+    """FakeBackend that records which thread made each call, in order."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(delay)
+        self.calls: list[str] = []
+
+    def score(self, batch: np.ndarray):
+        self.calls.append(threading.current_thread().name)
+        return super().score(batch)
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]
 
@@ -71,11 +86,24 @@ def test_frames_decode_to_tiles_and_the_pipeline_is_compared_with_batch_by_batch
     frames = encoded_frames(spec, batch=6, count=2)
     tiles = frame_decoder(spec)(frames[0])
     assert tiles.shape == (6, 4, 4, 1) and tiles.dtype == np.uint8
-    backend = FakeBackend(delay=0.002)
+    backend = RecordingBackend(delay=0.002)
     summary, ips = bench_latency(backend, batch=6, warmup=1, iters=4)
-    assert summary["n"] == 4 and ips > 0
+    assert backend.batches == [6] * 5 and summary["n"] == 4  # one warm-up call, then the timed ones
+    assert summary["min"] >= 2.0 and ips == pytest.approx(6 / (summary["mean"] / 1e3))  # the 2 ms of each call
+    backend.calls.clear()
     result = bench_pipeline(backend, batch=6, batches=3, rounds=2)
-    assert result["batch_by_batch"] > 0 and result["pipelined"] > 0 and result["ratio"] > 0
+    # warm-up: the loop (on its compute thread) and batch by batch (here), 2 frames each; then 2 rounds of 3
+    # batches each way, in alternating order
+    loop, here = "gedge-compute_0", "MainThread"
+    assert backend.calls == [loop] * 2 + [here] * 2 + [here] * 3 + [loop] * 3 + [loop] * 3 + [here] * 3
+    assert (result["rounds"], result["batches"], result["slots"]) == (2, 3, 2)
+    # both sides are bound by the 2 ms per batch of 6; the ratio of their images/s lies between the two pairs'
+    # ratios, which are the quartiles of two; the pairs counted faster are those above 1
+    assert result["batch_by_batch"] <= 3000 and result["pipelined"] <= 3000
+    low, high = result["ratio_iqr"]
+    assert low <= result["ratio"] <= high and result["ratio"] == low  # nearest rank: the lower of two
+    assert low * (1 - 1e-9) <= result["pipelined"] / result["batch_by_batch"] <= high * (1 + 1e-9)
+    assert result["pairs_faster"] == (low > 1.0) + (high > 1.0)
 
 
 def test_plan_runs_and_skips_with_reasons(tmp_path):
@@ -92,10 +120,18 @@ def test_suite_on_torch_and_onnxruntime_with_ratio(scorer_graphs):
     report = run_benchmarks([scorer_graphs["checkpoint"], scorer_graphs["fp32"]], config)
     kinds = {r.kind: r for r in report.results}
     assert set(kinds) == {"torch", "onnxruntime"}
-    assert kinds["torch"].vs_torch_eager == pytest.approx(1.0) and kinds["onnxruntime"].vs_torch_eager > 0
-    onnx = kinds["onnxruntime"]
-    assert onnx.label == "onnxruntime FP32" and onnx.latency_ms["n"] == 3 and onnx.peak_memory_mb > 0
-    assert onnx.pipeline["batch_by_batch"] > 0 and onnx.pipeline["pipelined"] > 0
+    torch, onnx = kinds["torch"], kinds["onnxruntime"]
+    assert torch.label == REFERENCE_LABEL and torch.vs_torch_eager == 1.0  # the reference row, against itself
+    assert onnx.vs_torch_eager == pytest.approx(onnx.images_per_second / torch.images_per_second)
+    assert onnx.label == "onnxruntime FP32" and onnx.latency_ms["n"] == 3
+    assert onnx.images_per_second == pytest.approx(4 / (onnx.latency_ms["mean"] / 1e3))
+    # the peak RSS since onnxruntime was opened: the interpreter with its libraries, at most the process's peak
+    assert onnx.memory in ("RSS", "RSS (process)") and 20 < onnx.peak_memory_mb <= peak_rss_bytes() / 1e6
+    pipeline = onnx.pipeline
+    assert (pipeline["rounds"], pipeline["batches"], pipeline["slots"]) == (2, config.pipeline_batches_for(4), 2)
+    low, high = pipeline["ratio_iqr"]
+    assert low <= pipeline["ratio"] <= high and pipeline["pairs_faster"] == (low > 1.0) + (high > 1.0)
+    assert low * (1 - 1e-9) <= pipeline["pipelined"] / pipeline["batch_by_batch"] <= high * (1 + 1e-9)
     assert report.machine["cores"] and report.machine["cpu"] and report.settings["input_size"] == "16x16x3"
     with console.capture() as captured:
         console.print(bench_table(report))
@@ -141,3 +177,113 @@ def test_gpu_check_skips_cuda_steps_without_a_gpu(tmp_path):
     assert status["pipelined loop on the GPU"].status == "skipped" and not result.failed
     assert "not enough time" in status["bench"].detail and [s.name for s in seen] == [s.name for s in result.steps]
     json.dumps(result.to_dict())
+
+
+def test_a_tensorrt_row_is_labelled_by_the_graphs_it_used(tmp_path):
+    """Rows asked to use CUDA graphs are labelled by what the backend declares after the run: a capture that
+    failed is "no graphs (graphs failed)" with the reason in the row's notes, never "+graphs"."""
+    from gedge.bench.runner import _row
+    from test_tensorrt_backend import open_fake
+
+    backend, api = open_fake(tmp_path)
+    api.fail("end_capture", "cudaErrorStreamCaptureInvalidated")
+    config = BenchConfig(batches=[2], warmup=1, iters=2, pipeline=False)
+    rows = [_row(backend, ("scorer.fp16.engine", "tensorrt", 2, graphs), config, exact=False)
+            for graphs in (False, True, True)]  # the failure is spent on the first capture: the second works
+    assert [r.label for r in rows] == ["tensorrt FP16 no graphs", "tensorrt FP16 no graphs (graphs failed)",
+                                       "tensorrt FP16 +graphs"]
+    assert [r.cuda_graphs for r in rows] == [False, False, True]
+    assert rows[0].notes == [] and rows[2].notes == []
+    assert "asked for but not used" in rows[1].notes[0] and "cudaErrorStreamCaptureInvalidated" in rows[1].notes[0]
+    assert rows[2].stages_ms["compute"] in (2.0, 4.0)  # stand-in device time: replays, or the capture's first run
+    backend.close()
+
+
+def test_the_suite_asks_for_graphs_at_every_batch_and_notes_a_failure(tmp_path, monkeypatch):
+    """Through run_benchmarks: a capture that fails at the first batch does not drop the graph rows of the next
+    batch (graphs are asked for again, and work there), and the failure is in the report's notes."""
+    import gedge.bench.runner as runner
+    from test_tensorrt_backend import open_fake
+
+    backend, api = open_fake(tmp_path)
+    api.fail("end_capture", "cudaErrorStreamCaptureInvalidated")
+    monkeypatch.setattr(runner, "open_backend", lambda model, kind, **options: backend)
+    config = BenchConfig(batches=[2, 5], warmup=1, iters=2, pipeline=False, backends=["tensorrt"])
+    report = run_benchmarks([tmp_path / "scorer.fp16.engine"], config)
+    assert [(r.batch, r.label) for r in report.results] == [
+        (2, "tensorrt FP16 no graphs"), (2, "tensorrt FP16 no graphs (graphs failed)"),
+        (5, "tensorrt FP16 no graphs"), (5, "tensorrt FP16 +graphs")]
+    assert any("no graphs (graphs failed) batch 2: CUDA graphs were asked for but not used" in n for n in report.notes)
+
+
+def test_gpu_check_loop_step_compares_the_bytes_on_the_standin_cuda(monkeypatch):
+    """gpu-check's loop step on the stand-in CUDA: ok, and it FAILs when a copy permutes bytes within a tile
+    (means unchanged, so only a byte comparison sees it) or when collect does not synchronise."""
+    from cuda_standin import CudaStandIn
+    from gedge.bench.gpu_check import Steps, step_loop_on_gpu
+    from gedge.runtime.cuda import Stream
+
+    class SwappingCuda(CudaStandIn):
+        def d2d(self, dst, src, nbytes, stream):  # the first two bytes of each device copy change places
+            super().d2d(dst, src, nbytes, stream)
+            queue = stream.capture if stream.capture is not None else stream.queue
+            copy = queue[-1].run
+
+            def swapped() -> None:
+                copy()
+                first = ctypes.string_at(dst, 2)
+                ctypes.memmove(dst, first[::-1], 2)
+
+            queue[-1].run = swapped
+
+    steps = Steps(60, None)
+    steps.data["cuda"] = CudaStandIn()
+    detail = step_loop_on_gpu(steps)
+    assert "in order and byte-exact" in detail and "graphs captured" in detail
+    steps.data["cuda"] = SwappingCuda()
+    with pytest.raises(AssertionError, match="bytes that came back differ from those sent, from byte 0"):
+        step_loop_on_gpu(steps)
+    steps.data["cuda"] = CudaStandIn()
+    monkeypatch.setattr(Stream, "synchronize", lambda self: None)
+    with pytest.raises(AssertionError, match="item 0: its rows came back wrong"):
+        step_loop_on_gpu(steps)
+
+
+def test_gpu_check_engines_pass_only_on_measured_passed_parity():
+    from gedge.bench.gpu_check import Skip, judge_parity
+
+    passed = {"engine": {"status": "passed", "agreement": 1.0}, "graph": {"status": "not measured"}}
+    pending = {"engine": {"status": "pending", "reason": "no GPU"}, "graph": {"status": "passed"}}
+    assert "fp32: 3 s build, parity passed (agreement 100.0%)" in judge_parity(
+        {"fp32": {**passed, "build_seconds": 3}}, gpu=True)
+    with pytest.raises(AssertionError, match="engine parity failed: fp16"):
+        judge_parity({"fp32": passed, "fp16": {"engine": {"status": "failed", "failures": ["d1"]}}}, gpu=True)
+    with pytest.raises(AssertionError, match="engine parity failed: int8"):
+        judge_parity({"int8": {"engine": {"status": "pending"}, "graph": {"status": "error", "reason": "x"}}},
+                     gpu=False)
+    with pytest.raises(AssertionError, match="not measured for fp16 on a machine with a GPU"):
+        judge_parity({"fp32": passed, "fp16": pending}, gpu=True)
+    with pytest.raises(Skip, match="parity is not measured without a GPU"):
+        judge_parity({"fp16": pending}, gpu=False)
+
+
+def test_gpu_check_bench_fails_on_missing_engine_rows_and_failed_graphs():
+    from gedge.bench.gpu_check import judge_bench
+    from gedge.bench.report import BENCH, BenchReport, BenchRow
+
+    def row(label: str, model: str) -> BenchRow:
+        return BenchRow(label, "b", "tensorrt", model, "fp16", 1, {"mean": 1.0}, 100.0)
+
+    good = BenchReport(BENCH, {}, {}, results=[row("torch eager (cpu)", "m.pt"),
+                                               row("tensorrt FP16 +graphs", "e.engine")])
+    assert judge_bench(good, ["e.engine"]).startswith("2 rows; fastest")
+    skipped = BenchReport(BENCH, {}, {}, results=[row("torch eager (cpu)", "m.pt")],
+                          skipped=[{"backend": "tensorrt", "model": "e.engine", "reason": "no usable CUDA"}])
+    with pytest.raises(AssertionError, match="TensorRT rows missing: e.engine: no usable CUDA"):
+        judge_bench(skipped, ["e.engine"])
+    with pytest.raises(AssertionError, match="f.engine: no rows"):
+        judge_bench(good, ["e.engine", "f.engine"])
+    failed = BenchReport(BENCH, {}, {}, results=[row("tensorrt FP16 no graphs (graphs failed)", "e.engine")])
+    failed.results[0].notes.append("capture failed")
+    with pytest.raises(AssertionError, match="CUDA graphs asked for but not used: e.engine batch 1: capture failed"):
+        judge_bench(failed, ["e.engine"])

@@ -142,6 +142,24 @@ def test_native_slots_are_used_round_robin_in_order():
     assert backend.order[:4] == [0, 1, 2, 0] and not backend.held  # min(4, backend.info.slots) = 3 slots
 
 
+def test_a_failed_enqueue_leaves_its_slot_free_and_the_loop_goes_on():
+    """Round robin after a failed enqueue: the next slot may still hold a batch (the failed one's slot is free
+    out of turn), so the loop collects until the slot it uses is free instead of assuming the oldest holds it."""
+
+    class FailingCopy(SlotBackend):
+        def enqueue(self, slot: int, batch: np.ndarray) -> None:
+            if (batch == 99).all(axis=(1, 2, 3)).any():
+                raise RuntimeError("copy failed")
+            super().enqueue(slot, batch)
+
+    backend = FailingCopy(slots=2)
+    items = [item(k if k != 2 else 99, 1) for k in range(8)]
+    results = Pipeline(backend, batch_size=1, slots=2, workers=0).score_all(items)
+    assert [r.ok for r in results] == [k != 2 for k in range(8)], [r.error for r in results]
+    assert "copy failed" in results[2].error and not backend.held
+    assert [float(r.scores.d1[0]) for r in results if r.ok] == [0, 1, 3, 4, 5, 6, 7]
+
+
 def test_loop_matches_batch_by_batch_on_onnxruntime(scorer_graphs):
     from gedge.runtime.onnxruntime_backend import OrtBackend
 

@@ -284,8 +284,8 @@ class _Run:
             return
         slot = self.next_slot % self.slots.slots
         self.next_slot += 1
-        if len(self.inflight) >= self.slots.slots:
-            self.complete_oldest()  # the oldest batch holds this slot (slots are used round robin)
+        while any(held == slot for held, _, _ in self.inflight):  # round robin: the oldest batches hold it, unless
+            self.complete_oldest()  # an enqueue failed and left its slot free out of turn
         try:
             self.slots.enqueue(slot, batch)
         except Exception as exc:

@@ -22,51 +22,33 @@ Then, per in-flight *slot* (two by default, so the copy of batch k+1 overlaps th
 :meth:`TensorRTBackend.enqueue` and :meth:`TensorRTBackend.collect` are what the pipelined loop
 (:mod:`gedge.runtime.loop`) drives; :meth:`TensorRTBackend.score` is the synchronous Backend call built on them.
 ``close()`` releases graphs, buffers, streams, contexts and the engine.
+
+Every TensorRT call that reports failure through its return value is checked (``set_tensor_address``,
+``set_input_shape``, ``set_optimization_profile_async``, ``execute_async_v3``): a failure is a one-line
+:class:`~gedge.runtime.cuda.CudaError` naming the call, the slot and TensorRT's logged reason. After a failed
+enqueue the slot's stream is synchronised and the backend stays usable. A stream that cannot be synchronised (a
+faulted context) leaves its work's state unknown: the backend then refuses further work with the reason, and
+``close()`` leaves that slot's memory allocated rather than freeing it under queued work, and says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gedge.core.artifacts.engine import RuntimeInfo, read_manifest, read_verified_engine
 from gedge.core.backend import BackendInfo
-from gedge.core.errors import ArtifactError, ConfigError, DataError
+from gedge.core.errors import ArtifactError, ConfigError, DataError, RuntimeFailure
 from gedge.core.inputs import InputSpec, graph_input
 from gedge.core.machine import cuda_device
 from gedge.core.scores import OUTPUT_NAMES, Scores
 from gedge.runtime.artifacts import ModelInfo, OpenOptions, summary_of_manifest
-from gedge.runtime.cuda import CudaApi, CudaError, CudaGraph, DeviceBuffer, HostBuffer, StageTimes, Stream, load_cuda
+from gedge.runtime.cuda import CudaApi, CudaError, CudaGraph, Stream, load_cuda
 from gedge.runtime.tensorrt_module import TensorRTLogger, import_runtime, numpy_dtype
-
-
-@dataclass
-class _Slot:
-    """One in-flight batch: its own context, stream, bindings and CUDA graphs."""
-
-    context: Any
-    stream: Stream
-    host_input: HostBuffer
-    device_input: DeviceBuffer
-    device_outputs: dict[str, DeviceBuffer]
-    host_outputs: dict[str, HostBuffer]
-    graph: CudaGraph | None = None  # captured at shape_batch (classic TensorRT); dropped when the shape changes
-    shape_batch: int = 0  # the batch the context's input shape is set to
-    index: int = 0  # the slot's number, and its optimisation profile
-    pending: int = 0  # rows enqueued and not yet collected (padded batch)
-    real: int = 0  # rows of those that are real inputs
-
-
-@dataclass
-class TensorRTStats:
-    """What the backend measured since the last reset: stage times per collected batch, graph use."""
-
-    stages: list[StageTimes] = field(default_factory=list)
-    graph_launches: int = 0
-    plain_launches: int = 0
-    captures: int = 0
+from gedge.runtime.tensorrt_slots import EngineSlot, SlotBuffers, TensorRTStats, release
 
 
 @dataclass(frozen=True)
@@ -88,8 +70,9 @@ class TensorRTBackend:
         if slots < 1:
             raise ConfigError(f"slots must be at least 1, got {slots}")
         self.path = Path(engine)
-        self._slots: list[_Slot] = []
+        self._slots: list[EngineSlot] = []
         self._closed = False
+        self._broken = ""  # why the backend refuses work: a stream that could not be synchronised
         self.engine = self._load(parts, device)
         self._read_tensors(with_amap)
         slots = self._read_profiles(slots)
@@ -198,54 +181,61 @@ class TensorRTBackend:
         else:
             context = self.engine.create_execution_context()
         if context is None:
-            raise CudaError("TensorRT could not create an execution context (out of GPU memory?)")
+            raise self._failure("TensorRT could not create an execution context (out of GPU memory?)")
         if self.profiles > 1:
             if not context.set_optimization_profile_async(index, stream.ptr):
-                raise CudaError(f"TensorRT could not select optimisation profile {index} for slot {index}")
+                raise self._failure(f"set_optimization_profile_async({index}) failed for slot {index}")
             stream.synchronize()
         return context
 
-    def _make_slot(self, index: int) -> _Slot:
+    def _make_slot(self, index: int) -> EngineSlot:
+        """A slot with its context, stream and buffers, bound; on a failure, what it had is released again."""
         stream = Stream(self.api)
+        buffers = SlotBuffers(self.api)
         try:
             context = self._new_context(index, stream)
+            self._set_batch(context, self.max_batch)
+            buffers.add_input((self.max_batch, *self.row_shape), self.input_dtype)
+            for name in self.output_names:  # every output needs a buffer; only the copied ones get host memory
+                buffers.add_output(name, tuple(int(d) for d in context.get_tensor_shape(name)),
+                                   numpy_dtype(self.trt, self.engine.get_tensor_dtype(name)), name in self.copied)
+            slot = buffers.slot(context, stream, index, self.max_batch)
+            self._bind(slot)
         except Exception:
+            buffers.free()  # nothing was enqueued on them: the profile switch was synchronised
             stream.destroy()
             raise
-        self._set_batch(context, self.max_batch)
-        host_input = HostBuffer(self.api, (self.max_batch, *self.row_shape), self.input_dtype)
-        device_input = DeviceBuffer(self.api, (self.max_batch, *self.row_shape), self.input_dtype)
-        device_outputs, host_outputs = {}, {}
-        for name in self.output_names:  # every output needs a buffer; only the copied ones get host memory
-            out_shape = tuple(int(d) for d in context.get_tensor_shape(name))
-            dtype = numpy_dtype(self.trt, self.engine.get_tensor_dtype(name))
-            device_outputs[name] = DeviceBuffer(self.api, out_shape, dtype)
-            if name in self.copied:
-                host_outputs[name] = HostBuffer(self.api, out_shape, dtype)
-        slot = _Slot(context, stream, host_input, device_input, device_outputs, host_outputs,
-                     shape_batch=self.max_batch, index=index)
-        self._bind(slot)
         return slot
 
-    def _bind(self, slot: _Slot) -> None:
-        """Give the slot's context the addresses of the slot's device buffers."""
-        slot.context.set_tensor_address(self.input_name, slot.device_input.ptr)
-        for name, buffer in slot.device_outputs.items():
-            slot.context.set_tensor_address(name, buffer.ptr)
+    def _bind(self, slot: EngineSlot) -> None:
+        """Give the slot's context the addresses of the slot's device buffers (TensorRT answers False, and logs
+        why, for a name it does not know or a pointer it cannot use)."""
+        for name, buffer in [(self.input_name, slot.device_input), *slot.device_outputs.items()]:
+            if not slot.context.set_tensor_address(name, buffer.ptr):
+                raise self._failure(f"set_tensor_address({name!r}) failed for slot {slot.index}")
+
+    def _failure(self, what: str) -> CudaError:
+        """A one-line runtime failure naming the call, with TensorRT's last logged reasons, located at the engine."""
+        detail = "; ".join(self.logger.messages[-2:])
+        return CudaError(f"{what}{': ' + detail[:300] if detail else ''}", self.path)
 
     def set_cuda_graphs(self, on: bool) -> None:
         """Switch CUDA graphs on or off between batches (the benchmark's with/without rows). TensorRT-RTX's
         graph strategy belongs to the context, so its slots get new contexts, bound to the same buffers."""
+        self._usable()
         on = bool(on) and self.graphs_possible
         if on == self.cuda_graphs:
             return
         self.cuda_graphs = on
+        if on:
+            self.graph_note = ""  # a capture that failed before is tried again (and noted again if it fails)
         if self.graph_mode != "runtime":
             return
         for slot in self._slots:
-            slot.stream.synchronize()
+            self._synchronize(slot, "while switching CUDA graphs")
             slot.context = None  # frees its optimisation profile for the new context
             slot.context = self._new_context(slot.index, slot.stream)
+            slot.shape_batch = slot.shape_batch or self.max_batch
             self._set_batch(slot.context, slot.shape_batch)
             self._bind(slot)
 
@@ -262,17 +252,17 @@ class TensorRTBackend:
         np.copyto(out, graph_input(batch, self.input_kind), casting="no")
 
     def _set_batch(self, context: Any, n: int) -> None:
-        if context.set_input_shape(self.input_name, (n, *self.row_shape)) is False:
-            detail = "; ".join(self.logger.messages[-2:])
-            raise CudaError(f"TensorRT refused the input shape {(n, *self.row_shape)}{': ' + detail if detail else ''}")
+        if not context.set_input_shape(self.input_name, (n, *self.row_shape)):
+            raise self._failure(f"TensorRT refused the input shape {(n, *self.row_shape)} (set_input_shape)")
 
-    def _execute(self, slot: _Slot, n: int) -> None:
+    def _execute(self, slot: EngineSlot, n: int) -> None:
         if slot.shape_batch != n:
             # A captured graph holds the context's state at its shape; after the context runs another shape its
             # resources may move, so the slot keeps graphs for one shape only and captures again on a change.
             if slot.graph is not None:
                 slot.graph.destroy()
                 slot.graph = None
+            slot.shape_batch = 0  # unknown until TensorRT accepts the new shape (a refused one unsets it)
             self._set_batch(slot.context, n)
             slot.shape_batch = n
         if self.cuda_graphs and self.graph_mode == "manual":
@@ -282,21 +272,20 @@ class TensorRTBackend:
                 self.stats.graph_launches += 1
                 return
         if not slot.context.execute_async_v3(slot.stream.ptr):
-            detail = "; ".join(self.logger.messages[-2:])
-            raise CudaError(f"execute_async_v3 failed for a batch of {n}{': ' + detail if detail else ''}")
+            raise self._failure(f"execute_async_v3 failed for a batch of {n} on slot {slot.index}")
         if self.cuda_graphs:  # TensorRT-RTX: the runtime captured or replayed its own graph
             self.stats.graph_launches += 1
         else:
             self.stats.plain_launches += 1
 
-    def _capture(self, slot: _Slot, n: int) -> CudaGraph | None:
+    def _capture(self, slot: EngineSlot, n: int) -> CudaGraph | None:
         """The CUDA graph of this slot for batch ``n``; None (and graphs off, with the reason) if it cannot be."""
         capturable = getattr(slot.context, "is_stream_capturable", None)
         if capturable is not None and not capturable(slot.stream.ptr):
             self.cuda_graphs, self.graph_note = False, "TensorRT says the stream is not capturable"
             return None
         if not slot.context.execute_async_v3(slot.stream.ptr):  # lazy setup happens outside the capture
-            raise CudaError(f"execute_async_v3 failed for a batch of {n}")
+            raise self._failure(f"execute_async_v3 failed for a batch of {n} on slot {slot.index}")
 
         def work() -> None:
             if not slot.context.execute_async_v3(slot.stream.ptr):
@@ -311,12 +300,29 @@ class TensorRTBackend:
         self.stats.captures += 1
         return graph
 
+    def _usable(self) -> None:
+        """Refuse work after close(), or after a stream could not be synchronised: what was queued on it may still
+        run, or never finish, so no buffer of the backend can safely be reused."""
+        if self._closed:
+            raise RuntimeFailure("the TensorRT backend is closed", self.path)
+        if self._broken:
+            raise RuntimeFailure(f"the TensorRT backend cannot be used after {self._broken}; open the engine again",
+                                 self.path)
+
+    def _synchronize(self, slot: EngineSlot, when: str) -> None:
+        try:
+            slot.stream.synchronize()
+        except CudaError as exc:
+            self._broken = self._broken or f"slot {slot.index}'s stream failed to synchronise {when} ({exc.problem})"
+            raise
+
     def enqueue(self, slot_index: int, batch: np.ndarray) -> None:
         """Copy ``batch`` into the slot's pinned buffer and enqueue H2D, compute and D2H on its stream."""
+        self._usable()
         self.input_spec.check(batch)
         slot = self._slots[slot_index]
         if slot.pending:
-            raise RuntimeError(f"slot {slot_index} still holds a batch; collect it first")
+            raise RuntimeFailure(f"slot {slot_index} still holds a batch; collect it first", self.path)
         real = len(batch)
         if not 0 < real <= self.max_batch:
             raise DataError(f"batch of {real}; this engine's profile takes 1 to {self.max_batch} per call")
@@ -338,19 +344,20 @@ class TensorRTBackend:
             stream.mark(3)
         except Exception:
             try:  # what was queued before the failure still reads the slot's buffers: let it finish
-                stream.synchronize()
+                self._synchronize(slot, "after a failed enqueue")
             except CudaError:
-                pass
+                pass  # the backend now refuses further work, saying why; the enqueue's own failure is raised
             raise
         slot.pending, slot.real = n, real
 
     def collect(self, slot_index: int) -> Scores:
         """Wait for the slot's batch and return its scores (copies: the slot's buffers are reused)."""
+        self._usable()
         slot = self._slots[slot_index]
         if not slot.pending:
-            raise RuntimeError(f"slot {slot_index} holds no batch")
+            raise RuntimeFailure(f"slot {slot_index} holds no batch", self.path)
         try:
-            slot.stream.synchronize()
+            self._synchronize(slot, "while collecting a batch")
             self.stats.stages.append(slot.stream.stage_times())
             values = {name: slot.host_outputs[name].view(slot.real).astype(np.float32) for name in self.copied}
         finally:
@@ -360,19 +367,35 @@ class TensorRTBackend:
     # --- the Backend interface --------------------------------------------------------------------------
 
     def score(self, batch: np.ndarray) -> Scores:
+        """Score ``batch`` over the slots (split at the engine's largest batch). After a failure, the batches
+        this call still has in flight are waited for and dropped, so the next call finds every slot free."""
+        self._usable()
         self.input_spec.check(batch)
         if len(batch) == 0:
             raise DataError("empty batch")
-        parts, inflight = [], []
-        for start in range(0, len(batch), self.max_batch):
-            slot = self._next % len(self._slots)
-            self._next += 1
-            if self._slots[slot].pending:
-                parts.append(self.collect(slot))
-                inflight.remove(slot)
-            self.enqueue(slot, batch[start:start + self.max_batch])
-            inflight.append(slot)
-        parts.extend(self.collect(slot) for slot in inflight)
+        held = [slot.index for slot in self._slots if slot.pending]
+        if held:
+            raise RuntimeFailure(f"slot(s) {held} hold batches enqueued outside score(); collect them first",
+                                 self.path)
+        parts: list[Scores] = []
+        inflight: deque[int] = deque()
+        try:
+            for start in range(0, len(batch), self.max_batch):
+                if len(inflight) == len(self._slots):  # the oldest batch holds the slot that comes next
+                    parts.append(self.collect(inflight.popleft()))
+                slot = self._next % len(self._slots)
+                self._next += 1
+                self.enqueue(slot, batch[start:start + self.max_batch])
+                inflight.append(slot)
+            while inflight:
+                parts.append(self.collect(inflight.popleft()))
+        except BaseException:
+            for slot in inflight:
+                try:
+                    self.collect(slot)
+                except Exception:
+                    pass  # the failure raised below is the news; a failed synchronize also marked the backend
+            raise
         return parts[0] if len(parts) == 1 else Scores.concat(parts)
 
     def reset_stats(self) -> None:
@@ -384,23 +407,17 @@ class TensorRTBackend:
         return {"h2d": [s.h2d for s in stages], "compute": [s.compute for s in stages], "d2h": [s.d2h for s in stages]}
 
     def close(self) -> None:
+        """Release graphs, contexts, streams and buffers, each slot after its stream is synchronised. A slot whose
+        stream cannot be synchronised may still have copies or kernels queued on its buffers: its context and
+        memory stay allocated (in ``tensorrt_slots.LEAKED``, for the life of the process) instead of being freed under
+        them, and close raises a CudaError that says so."""
         if self._closed:
             return
         self._closed = True
-        for slot in self._slots:
-            try:  # always: an enqueue that failed half-way may have left copies or kernels queued
-                slot.stream.synchronize()
-            except CudaError:
-                pass
-            if slot.graph is not None:
-                slot.graph.destroy()
-                slot.graph = None
-            slot.context = None
-            slot.stream.destroy()
-            for buffer in [slot.host_input, slot.device_input, *slot.device_outputs.values(),
-                           *slot.host_outputs.values()]:
-                buffer.free()
+        leaked = release(self._slots, (self.engine, self.runtime))
         self._slots.clear()
+        if leaked:
+            raise CudaError(f"close: {leaked}", self.path)
         self.engine = None
         self.runtime = None
 
