@@ -16,7 +16,7 @@ from gedge.core.decision import DecisionRule
 from gedge.core.preprocess import Preprocess
 from gedge.data.images import list_images
 from gedge.data.sampling import grid_patches
-from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
+from gedge.data.synth import SynthConfig, write_synthetic
 from gedge.data.tiles import load_prepared
 from gedge.export.build_plan import BuildRequest
 from gedge.export.engine_build import build_engine
@@ -29,7 +29,7 @@ from gedge.reference.model import ModelConfig, build_networks
 def small_model(folder: Path, given: Path | None) -> tuple[Path, Path]:
     """A checkpoint (given, or a random demo-sized one with the default decision rule) and a tiny wood data set."""
     data = folder / "wood"
-    write_synthetic_wood(data, SynthWoodConfig(size=128, n_train=12, n_test_good=6, n_test_per_defect=2, seed=0))
+    write_synthetic(data, SynthConfig(size=128, n_train=12, n_test_good=6, n_test_per_defect=2, seed=0))
     if given is not None:
         return given, data
     config = ModelConfig(isize=32, nz=100, ngf=32, ndf=32)

@@ -72,13 +72,13 @@ def _calibrated_checkpoint(data: Path, out: Path):
 def scorer_graphs(tmp_path_factory):
     """Small synthetic wood (64x64: 16 test images of 4 tiles at scale 0.5), a tiny calibrated checkpoint, and
     its FP32 (uint8 input, with amap), FP32 float-input and FP16 graphs."""
-    from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
+    from gedge.data.synth import SynthConfig, write_synthetic
     from gedge.export.fp16 import write_fp16_graph
     from gedge.export.onnx_export import ExportOptions, export_checkpoint
 
     root = tmp_path_factory.mktemp("scorer")
     data = root / "wood"
-    write_synthetic_wood(data, SynthWoodConfig(size=64, n_train=6, n_test_good=6, n_test_per_defect=2, seed=1))
+    write_synthetic(data, SynthConfig(size=64, n_train=6, n_test_good=6, n_test_per_defect=2, seed=1))
     checkpoint_path = root / "model.pt"
     checkpoint = _calibrated_checkpoint(data, checkpoint_path)
     fp32 = export_checkpoint(checkpoint_path, root / "scorer.onnx", ExportOptions(with_amap=True)).path

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gedge.core.errors import ConfigError, DataError
-from gedge.data.synth import SynthWoodConfig, SynthWoodSummary, image_rng, synth_sample, write_synthetic_wood
+from gedge.data.synth import SynthConfig, SynthSummary, image_rng, synth_sample, write_synthetic
 from gedge.data.wood_board import render_board
 from gedge.data.wood_defects import DEFECT_CLASSES, add_defect
 from PIL import Image
 
-SMALL = SynthWoodConfig(size=64, n_train=3, n_test_good=2, n_test_per_defect=2, seed=7)
+SMALL = SynthConfig(size=64, n_train=3, n_test_good=2, n_test_per_defect=2, seed=7)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -21,18 +21,18 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def small_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthWoodSummary, list[tuple[int, int]]]:
+def small_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthSummary, list[tuple[int, int]]]:
     root = tmp_path_factory.mktemp("synth") / "wood"
     calls: list[tuple[int, int]] = []
-    summary = write_synthetic_wood(root, SMALL, progress=lambda done, total: calls.append((done, total)))
+    summary = write_synthetic(root, SMALL, progress=lambda done, total: calls.append((done, total)))
     return root, summary, calls
 
 
 def test_default_and_paper_counts() -> None:
-    default = SynthWoodConfig.default()
+    default = SynthConfig.default()
     assert (default.size, default.n_train, default.n_test_good, default.n_test_per_defect) == (256, 240, 40, 8)
-    assert default.n_test == 80 and SynthWoodConfig() == default
-    paper = SynthWoodConfig.paper_size()
+    assert default.n_test == 80 and SynthConfig() == default
+    paper = SynthConfig.paper_size()
     assert paper.n_train == 3075 and paper.n_test == 740 and paper.n_test_good == 370
 
 
@@ -55,7 +55,7 @@ def test_default_and_paper_counts() -> None:
 )
 def test_invalid_config_raises(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
-        SynthWoodConfig(**kwargs)  # type: ignore[arg-type]
+        SynthConfig(**kwargs)  # type: ignore[arg-type]
 
 
 def test_invalid_arguments_raise() -> None:
@@ -76,9 +76,9 @@ def test_board_is_textured_rgb() -> None:
     assert r > g > b  # yellow-brown wood tones
 
 
-def test_same_seed_same_bytes(small_set: tuple[Path, SynthWoodSummary, list[tuple[int, int]]], tmp_path: Path) -> None:
+def test_same_seed_same_bytes(small_set: tuple[Path, SynthSummary, list[tuple[int, int]]], tmp_path: Path) -> None:
     root, _, _ = small_set
-    write_synthetic_wood(tmp_path / "again", SMALL)
+    write_synthetic(tmp_path / "again", SMALL)
     assert _files(root) == _files(tmp_path / "again")
 
 
@@ -91,9 +91,9 @@ def test_synth_sample_is_deterministic() -> None:
 
 
 def test_files_do_not_depend_on_counts(tmp_path: Path) -> None:
-    few = SynthWoodConfig(size=64, n_train=2, n_test_good=1, n_test_per_defect=1, seed=7)
-    write_synthetic_wood(tmp_path / "few", few)
-    write_synthetic_wood(tmp_path / "many", SMALL)
+    few = SynthConfig(size=64, n_train=2, n_test_good=1, n_test_per_defect=1, seed=7)
+    write_synthetic(tmp_path / "few", few)
+    write_synthetic(tmp_path / "many", SMALL)
     small, many = _files(tmp_path / "few"), _files(tmp_path / "many")
     shared = [name for name in small if name != "MANIFEST.txt"]
     assert len(shared) == 2 + 1 + 2 * len(DEFECT_CLASSES)
@@ -109,7 +109,7 @@ def test_different_seeds_and_indices_differ() -> None:
     assert not np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(a, d)
 
 
-def test_layout_counts_and_manifest(small_set: tuple[Path, SynthWoodSummary, list[tuple[int, int]]]) -> None:
+def test_layout_counts_and_manifest(small_set: tuple[Path, SynthSummary, list[tuple[int, int]]]) -> None:
     root, summary, calls = small_set
     assert summary.out_dir == root and summary.seed == 7 and summary.size == 64
     assert summary.counts == {"train": {"good": 3}, "test": {"good": 2, **{c: 2 for c in DEFECT_CLASSES}}}
@@ -127,7 +127,7 @@ def test_layout_counts_and_manifest(small_set: tuple[Path, SynthWoodSummary, lis
         assert image.format == "PNG" and image.mode == "RGB" and image.size == (64, 64)
 
 
-def test_masks_binary_nonempty_same_stem(small_set: tuple[Path, SynthWoodSummary, list[tuple[int, int]]]) -> None:
+def test_masks_binary_nonempty_same_stem(small_set: tuple[Path, SynthSummary, list[tuple[int, int]]]) -> None:
     root, _, _ = small_set
     for defect_class in DEFECT_CLASSES:
         images = sorted((root / "test" / defect_class).glob("*.png"))
@@ -179,16 +179,16 @@ def test_defect_look_per_class() -> None:
 def test_refuses_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(DataError):
-        write_synthetic_wood(tmp_path, SMALL)
+        write_synthetic(tmp_path, SMALL)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_rewrite_prunes_stale_files(tmp_path: Path) -> None:
     root = tmp_path / "wood"
-    write_synthetic_wood(root, SMALL)
+    write_synthetic(root, SMALL)
     (root / "train" / "good" / ".000.png.abc.tmp").write_bytes(b"left by an interrupted run")
-    fewer = SynthWoodConfig(size=64, n_train=1, n_test_good=1, n_test_per_defect=0, seed=7)
-    summary = write_synthetic_wood(root, fewer)
+    fewer = SynthConfig(size=64, n_train=1, n_test_good=1, n_test_per_defect=0, seed=7)
+    summary = write_synthetic(root, fewer)
     assert summary.counts == {"train": {"good": 1}, "test": {"good": 1}}
     names = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     assert names == ["MANIFEST.txt", "test/good/000.png", "train/good/000.png"]
@@ -212,7 +212,7 @@ def test_generated_pixels_are_unchanged() -> None:
     assert digest.hexdigest() == SAMPLES_SHA256
 
 
-def test_written_set_pixels_are_unchanged(small_set: tuple[Path, SynthWoodSummary, list[tuple[int, int]]]) -> None:
+def test_written_set_pixels_are_unchanged(small_set: tuple[Path, SynthSummary, list[tuple[int, int]]]) -> None:
     root, _, _ = small_set
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.png")):

@@ -31,7 +31,7 @@ class Entry:
 
 
 COMMANDS: dict[str, Entry] = {
-    "data": Entry("gedge.cli.data", "Data sets: synthetic materials and line-scan strips.", "*"),
+    "data": Entry("gedge.cli.data", "Data sets: synthetic wood and metal, line-scan strips.", "*"),
     "train": Entry("gedge.cli.train", "Train GANomaly on normal images; keep the best checkpoint by validation."),
     "evaluate": Entry("gedge.cli.train", "Image AUROC per score and per defect class; decisions at the threshold."),
     "score": Entry("gedge.cli.train", "Per-image scores and accept/reject decisions of a checkpoint."),

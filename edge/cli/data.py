@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from gedge.cli.render import console, key_value_table, print_json, progress_bar
 from gedge.data.strips import TRUTH_NAME, write_strips
-from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
+from gedge.data.synth import SynthConfig, write_synthetic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Data sets: the built-in synthetic materials and line-scan strips.")
@@ -21,18 +21,37 @@ def synth_wood(
     size: int = typer.Option(256, help="Image side in pixels."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
 ) -> None:
-    """Write the procedural wood data set (normal boards and five defect classes with masks).
+    """Write the procedural wood data set (RGB boards and five defect classes with masks).
 
     Example: [bold]gedge data synth-wood wood --seed 1[/]
     """
-    config = SynthWoodConfig.paper_size(seed=seed, size=size) if paper_size else SynthWoodConfig(seed=seed, size=size)
-    with progress_bar("synthetic wood") as update:
-        summary = write_synthetic_wood(out, config, progress=update)
+    write_and_render(out, (SynthConfig.paper_size if paper_size else SynthConfig.default)(size, seed, "wood"),
+                     json_out)
+
+
+@app.command("synth-metal")
+def synth_metal(
+    out: Path = typer.Argument(..., help="Output folder (MVTec AD layout)."),
+    seed: int = typer.Option(0, help="Seed: the same seed gives the same images."),
+    size: int = typer.Option(256, help="Nominal image size in pixels (images vary from about half to twice it)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+) -> None:
+    """Write the procedural brushed-metal data set (grayscale, mixed image sizes; pits, scratch, crack, uneven
+    and smear defects with masks): a second material, different from wood.
+
+    Example: [bold]gedge data synth-metal metal --seed 1 && gedge train metal -o metal.pt[/]
+    """
+    write_and_render(out, SynthConfig.default(size, seed, "metal"), json_out)
+
+
+def write_and_render(out: Path, config: SynthConfig, json_out: bool) -> None:
+    with progress_bar(f"synthetic {config.material}") as update:
+        summary = write_synthetic(out, config, progress=update)
     if json_out:
         print_json(summary)
     else:
-        console.print(key_value_table(f"Synthetic wood written to {out}", {
-            "seed": seed, "size": f"{size}x{size}", **summary.counts}))
+        console.print(key_value_table(f"Synthetic {config.material} written to {out}", {
+            "seed": config.seed, "size": config.size, **summary.counts}))
 
 
 @app.command("synth-strips")

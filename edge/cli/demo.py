@@ -22,7 +22,7 @@ from gedge.compare.parity import ParityRequest, parity_check
 from gedge.core.artifacts.graph import load_graph
 from gedge.core.preprocess import Preprocess
 from gedge.core.tensorrt import import_tensorrt
-from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
+from gedge.data.synth import SynthConfig, write_synthetic
 from gedge.export.build_plan import BuildRequest
 from gedge.export.check import check_graph
 from gedge.export.engine_build import build_engine
@@ -55,9 +55,9 @@ DEMO_PREPROCESS = {"mode": "patch", "isize": 32, "scale": 0.5}
 
 def stage_data(ctx: DemoContext) -> None:
     ctx.data = ctx.out / "synthetic-wood"
-    config = SynthWoodConfig(seed=ctx.seed)
+    config = SynthConfig(seed=ctx.seed)
     with progress_bar("synthetic wood") as update:
-        summary = write_synthetic_wood(ctx.data, config, progress=update)
+        summary = write_synthetic(ctx.data, config, progress=update)
     console.print(f"synthetic wood in {ctx.data}: {summary.counts}")
     ctx.summary["data"] = {"path": str(ctx.data), "counts": summary.counts}
 
