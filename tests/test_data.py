@@ -78,8 +78,12 @@ def test_prepare_checks_sizes():
     with pytest.raises(DataError, match="trained on 64x64"):
         prepare(image, Preprocess(mode="resize", isize=32, source_size=(64, 64)))
     assert prepare(image, Preprocess(mode="resize", isize=32)).shape == (32, 32, 3)
-    with pytest.raises(DataError, match="smaller than one 64x64 tile"):
-        prepare(image, Preprocess(mode="patch", isize=64))
+    padded = prepare(image, Preprocess(mode="patch", isize=64))  # smaller than a tile: mirrored to one tile
+    assert padded.shape == (64, 64, 3)
+    ramp = np.arange(20 * 30, dtype=np.uint8).reshape(20, 30, 1)
+    grown = prepare(ramp, Preprocess(mode="patch", isize=32, channels=1))
+    assert grown.shape == (32, 32, 1) and np.array_equal(grown[6:26, 1:31], ramp)  # the image sits in the middle
+    assert np.array_equal(grown[5], grown[6]) and np.array_equal(grown[:, 0], grown[:, 1])  # mirrored edges
     assert prepare(image, Preprocess(mode="patch", isize=16, scale=0.5)).shape == (32, 24, 3)
     with pytest.raises(ConfigError):
         Preprocess(mode="warp")

@@ -20,7 +20,6 @@ from gedge.cli.render_bench import bench_table
 from gedge.cli.render_parity import parity_table
 from gedge.compare.parity import ParityRequest, parity_check
 from gedge.core.artifacts.graph import load_graph
-from gedge.core.preprocess import Preprocess
 from gedge.core.tensorrt import import_tensorrt
 from gedge.data.synth import SynthConfig, write_synthetic
 from gedge.export.build_plan import BuildRequest
@@ -28,9 +27,9 @@ from gedge.export.check import check_graph
 from gedge.export.engine_build import build_engine
 from gedge.export.fp16 import write_fp16_graph
 from gedge.export.onnx_export import ExportOptions, export_checkpoint
-from gedge.reference.model import ModelConfig
 from gedge.reference.train import TrainCallbacks, TrainConfig
-from gedge.reference.workflows import TrainRequest, prepare_evaluation, prepare_training
+from gedge.reference.training_job import TrainRequest, prepare_training
+from gedge.reference.workflows import prepare_evaluation
 from gedge.runtime.registry import installed
 from rich.rule import Rule
 from rich.table import Table
@@ -47,12 +46,6 @@ class DemoContext:
     summary: dict = field(default_factory=dict)
 
 
-DEMO_MODEL = {"isize": 32, "ngf": 32, "ndf": 32, "nz": 100}
-
-
-DEMO_PREPROCESS = {"mode": "patch", "isize": 32, "scale": 0.5}
-
-
 def stage_data(ctx: DemoContext) -> None:
     ctx.data = ctx.out / "synthetic-wood"
     config = SynthConfig(seed=ctx.seed)
@@ -65,8 +58,7 @@ def stage_data(ctx: DemoContext) -> None:
 def stage_train(ctx: DemoContext) -> None:
     ctx.checkpoint_path = ctx.out / "model.pt"
     config = TrainConfig(steps=ctx.steps, val_every=max(1, ctx.steps // 4), seed=ctx.seed)
-    job = prepare_training(TrainRequest(ctx.data, ctx.checkpoint_path, ModelConfig(**DEMO_MODEL),
-                                        Preprocess(**DEMO_PREPROCESS), config))
+    job = prepare_training(TrainRequest(ctx.data, ctx.checkpoint_path, config))  # inputs chosen from the images
     with progress_bar("training", total=config.steps) as update:
         result = job.run(TrainCallbacks(on_step=lambda step, losses: update(step, info=f"g {losses['g']:.3f}")))
     cal = result.checkpoint.decision

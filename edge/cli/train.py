@@ -5,19 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from gedge.cli.render import console, evaluation_table, fmt, key_value_table, print_json, progress_bar
-from gedge.core.preprocess import Preprocess
+from gedge.cli.render import console, evaluation_table, fmt, key_value_table, print_json, progress_bar, warning_line
+from gedge.core.errors import ConfigError
 from gedge.core.scores import SCORE_NAMES
-from gedge.reference.model import ModelConfig
+from gedge.reference.inputs import InputRequest
 from gedge.reference.train import TrainCallbacks, TrainConfig, TrainResult
+from gedge.reference.training_job import NetworkWidths, TrainRequest, prepare_training, train_summary
 from gedge.reference.workflows import (
     ImportRequest,
-    TrainRequest,
     import_checkpoint,
     prepare_evaluation,
-    prepare_training,
     score_files,
-    train_summary,
 )
 from rich.table import Table
 
@@ -28,18 +26,24 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 @app.command()
 def train(
     data: Path = typer.Argument(..., help="Data folder: MVTec AD layout or class folders (good/, <defect>/)."),
-    out: Path = typer.Option(Path("model.pt"), "-o", "--out", help="Checkpoint to write."),
+    out: Path = typer.Option(Path("model.pt"), "-o", "--out", help="Checkpoint to write (and OUT.curve.json/.png)."),
     preset: str = typer.Option("gedge", help="Loss weights and optimiser: gedge (20/1/1, lr 2e-4), paper "
                                              "(20/1/1, lr 1e-3) or akcay (1/50/1, lr 2e-4, beta1 0.5)."),
-    steps: int = typer.Option(1500, help="Training steps (batches)."),
+    steps: str = typer.Option("auto", help="Training steps: auto (stop when validation stops improving) or a "
+                                           "number."),
+    max_steps: int = typer.Option(6000, help="With --steps auto: the most steps."),
+    time_limit: float = typer.Option(3600.0, help="The longest the run may take, in seconds (0: no limit)."),
+    patience: int = typer.Option(5, help="With --steps auto: validations without improvement before stopping."),
     batch_size: int = typer.Option(32, help="Batch size."),
     val_every: int = typer.Option(150, help="Validate (and keep the best checkpoint) every N steps."),
-    isize: int = typer.Option(32, help="Network input side (power of two, 16-512)."),
-    mode: str = typer.Option("patch", help="patch: tiles of isize (image score = max over tiles); "
-                                           "resize: whole image resized to isize."),
-    scale: float = typer.Option(0.5, help="Patch mode: scale images by this factor before tiling."),
+    isize: int | None = typer.Option(None, help="Network input side, a power of two 16-512 (default: 32)."),
+    mode: str | None = typer.Option(None, help="patch: tiles of isize (image score = max over tiles); resize: the "
+                                               "whole image resized to isize (default: from the image sizes)."),
+    scale: float | None = typer.Option(None, help="Patch mode: scale images by this factor before tiling "
+                                                  "(default: from the image sizes)."),
     stride: int = typer.Option(0, help="Patch mode: tile stride (0 = isize / 2)."),
-    channels: int = typer.Option(3, help="Image channels: 3 (RGB) or 1 (grayscale)."),
+    channels: int | None = typer.Option(None, help="Image channels: 3 (RGB) or 1 (grayscale) (default: from "
+                                                   "the images)."),
     nz: int = typer.Option(100, help="Latent size."),
     ngf: int = typer.Option(32, help="Generator width."),
     ndf: int = typer.Option(32, help="Discriminator width."),
@@ -55,27 +59,52 @@ def train(
 ) -> None:
     """Train GANomaly on the normal images of a data set; keeps the best checkpoint by validation.
 
-    Example: [bold]gedge train ../shared/data/wood_vsb256 -o wood.pt --steps 1500 --seed 0[/]
+    With no options it chooses everything from the data: channels, tiling and scale from the images (printed,
+    and kept in the checkpoint), and the number of steps by stopping when validation stops improving.
+
+    Example: [bold]gedge train ../shared/data/wood_vsb256 -o wood.pt --seed 0[/]
     """
-    request = TrainRequest(
-        data, out, ModelConfig(isize=isize, nc=channels, nz=nz, ngf=ngf, ndf=ndf, extralayers=extralayers),
-        Preprocess(mode=mode, isize=isize, channels=channels, scale=scale, stride=stride),
-        TrainConfig(preset=preset, steps=steps, batch_size=batch_size, val_every=val_every, val_fraction=val_fraction,
-                    seed=seed, contamination=contamination, device=device, lr=lr, resume=resume))
-    job = prepare_training(request)
-    with progress_bar("training", total=request.config.steps) as update:
+    config = TrainConfig(preset=preset, steps=parse_steps(steps), max_steps=max_steps,
+                         time_limit_s=time_limit or None, patience=patience, batch_size=batch_size,
+                         val_every=val_every, val_fraction=val_fraction, seed=seed, contamination=contamination,
+                         device=device, lr=lr, resume=resume)
+    job = prepare_training(TrainRequest(data, out, config, InputRequest(mode, isize, scale, stride, channels),
+                                        NetworkWidths(nz, ngf, ndf, extralayers)))
+    if not json_out:
+        console.print(key_value_table("Input settings", {"settings": job.choice.preprocess,
+                                                         **{f"{i + 1}": r for i, r in enumerate(job.choice.reasons)}}))
+        for note in job.survey.notes:
+            console.print(f"note: {note}")
+    cap = config.stop_rule.cap
+    with progress_bar("training", total=cap) as update:
         def on_step(step: int, losses: dict[str, float]) -> None:
-            if step % 5 == 0 or step == request.config.steps:
+            if step % 5 == 0 or step == cap:
                 update(step, info=" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
 
         result = job.run(TrainCallbacks(on_step=on_step))
-    summary = train_summary(result, out)
+    summary = train_summary(job, result)
+    for note in result.notes:
+        warning_line(note)
     if json_out:
         print_json(summary)
         return
     console.print(validation_table(result))
-    console.print(f"wrote {out}: best step {result.best_step}, primary score {summary['primary']}, "
-                  f"threshold {summary['threshold']:.3f} ({summary['threshold_rule']}), {result.seconds:.0f} s")
+    console.print(f"wrote {out}: best step {result.best_step} (stopped by {result.stop_reason}), primary score "
+                  f"{summary['primary']}, threshold {summary['threshold']:.3f} ({summary['threshold_rule']}), "
+                  f"{result.seconds:.0f} s; training curve {out}.curve.png")
+
+
+def parse_steps(text: str) -> int | None:
+    """``auto`` (None) or a positive number of steps."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"--steps must be auto or a number, got {text!r}") from None
+    if value < 1:
+        raise ConfigError(f"--steps must be positive, got {value}")
+    return value
 
 
 def validation_table(result: TrainResult) -> Table:

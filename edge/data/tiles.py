@@ -19,8 +19,20 @@ from gedge.core.scores import Scores, aggregate_max
 from gedge.data.images import read_image, resize
 
 
+def pad_to(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` grown to at least ``side`` x ``side`` by mirroring its edges (unchanged when big enough)."""
+    h, w = image.shape[:2]
+    extra_h, extra_w = max(0, side - h), max(0, side - w)
+    if not extra_h and not extra_w:
+        return image
+    pads = ((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2), (0, 0))
+    mode = "symmetric" if extra_h <= h and extra_w <= w else "edge"
+    return np.pad(image, pads, mode=mode)
+
+
 def prepare(image: np.ndarray, pre: Preprocess, path: Path | None = None) -> np.ndarray:
-    """Apply the model's preprocessing to one image; checks its size against the model's."""
+    """Apply the model's preprocessing to one image: resize it (resize mode, checking its size against the
+    training images' where they had one size), or scale it for tiling and pad it to one tile if smaller."""
     h, w = image.shape[:2]
     if pre.mode == "resize":
         if pre.source_size and (h, w) != tuple(pre.source_size):
@@ -29,10 +41,7 @@ def prepare(image: np.ndarray, pre: Preprocess, path: Path | None = None) -> np.
         return resize(image, pre.isize, pre.isize)
     if pre.scale != 1.0:
         image = resize(image, max(1, round(h * pre.scale)), max(1, round(w * pre.scale)))
-    if image.shape[0] < pre.isize or image.shape[1] < pre.isize:
-        raise DataError(f"image is {w}x{h}, smaller than one {pre.isize}x{pre.isize} tile at scale {pre.scale}",
-                        path)
-    return image
+    return pad_to(image, pre.isize)
 
 
 def load_prepared(paths: list[Path], pre: Preprocess, convert: bool = False) -> list[np.ndarray]:

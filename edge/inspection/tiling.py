@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gedge.core.errors import DataError
 from gedge.core.preprocess import Preprocess
 from gedge.data.images import resize
-from gedge.data.tiles import tile_origins
+from gedge.data.tiles import pad_to, tile_origins
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Tiling:
     def rect(self, i: int) -> tuple[int, int, int, int]:
         """Tile ``i`` as (x0, y0, x1, y1), clipped to the image."""
         y, x = self.origins[i]
-        return (int(round(x)), int(round(y)), min(self.width, int(round(x + self.window))),
+        return (max(0, int(round(x))), max(0, int(round(y))), min(self.width, int(round(x + self.window))),
                 min(self.height, int(round(y + self.window))))
 
 
@@ -42,15 +41,14 @@ def tile_image(image: np.ndarray, pre: Preprocess, overlap: float,
     if pre.mode == "patch":
         scale = pre.scale
         scaled = image if scale == 1.0 else resize(image, max(1, round(h * scale)), max(1, round(w * scale)))
-        if scaled.shape[0] < pre.isize or scaled.shape[1] < pre.isize:
-            raise DataError(f"image is {w}x{h}, smaller than one {pre.isize}x{pre.isize} tile at scale {scale:g}",
-                            path)
-        stride = max(1, int(round(pre.isize * (1.0 - overlap))))
-        ys = tile_origins(scaled.shape[0], pre.isize, stride)
-        xs = tile_origins(scaled.shape[1], pre.isize, stride)
-        tiles = np.stack([scaled[y:y + pre.isize, x:x + pre.isize] for y in ys for x in xs])
         sy, sx = h / scaled.shape[0], w / scaled.shape[1]
-        origins = [(y * sy, x * sx) for y in ys for x in xs]
+        padded = pad_to(scaled, pre.isize)  # an image smaller than a tile: mirrored to one tile, as in training
+        top, left = (padded.shape[0] - scaled.shape[0]) // 2, (padded.shape[1] - scaled.shape[1]) // 2
+        stride = max(1, int(round(pre.isize * (1.0 - overlap))))
+        ys = tile_origins(padded.shape[0], pre.isize, stride)
+        xs = tile_origins(padded.shape[1], pre.isize, stride)
+        tiles = np.stack([padded[y:y + pre.isize, x:x + pre.isize] for y in ys for x in xs])
+        origins = [((y - top) * sy, (x - left) * sx) for y in ys for x in xs]
         return tiles, Tiling(h, w, pre.isize * (sy + sx) / 2, origins)
     side = min(h, w)
     if pre.source_size and min(pre.source_size) <= side:

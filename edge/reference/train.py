@@ -30,9 +30,9 @@ from gedge.core.metrics import auroc
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import SCORE_NAMES, Scores
 from gedge.data.datasets import Dataset, split_validation
-from gedge.data.images import read_image
 from gedge.data.proxy import proxy_set
 from gedge.data.sampling import PatchSampler
+from gedge.data.survey import survey_images
 from gedge.data.tiles import load_prepared, score_images
 from gedge.reference.checkpoint import Checkpoint
 from gedge.reference.decision_fit import fit_decision_rule
@@ -228,12 +228,13 @@ def _training_data(dataset: Dataset, pre: Preprocess, config: TrainConfig) -> _T
     """Split off the validation normals, mix in contaminants, read and prepare every image once."""
     train_paths, val_paths = split_validation(dataset.train, config.val_fraction, config.seed)
     contaminants = _contaminants(dataset, config.contamination, len(train_paths), config.seed)
-    if pre.mode == "resize" and pre.source_size is None:  # record the training image size once
-        first = read_image(train_paths[0], pre.channels)
-        pre = replace(pre, source_size=(int(first.shape[0]), int(first.shape[1])))
+    if pre.mode == "resize" and pre.source_size is None:  # one training image size: recorded, and checked later
+        sizes = set(survey_images(train_paths).sizes)
+        if len(sizes) == 1:
+            pre = replace(pre, source_size=sizes.pop())
     return _TrainingData(dataset, pre, train_paths, val_paths, contaminants,
-                         train_images=load_prepared(train_paths + contaminants, pre),
-                         val_images=load_prepared(val_paths, pre))
+                         train_images=load_prepared(train_paths + contaminants, pre, convert=True),
+                         val_images=load_prepared(val_paths, pre, convert=True))
 
 
 @dataclass

@@ -1,62 +1,23 @@
-"""The reference commands as library calls: train to a checkpoint file, evaluate a checkpoint on a data set,
-score image files, import a foreign checkpoint. Each takes a request dataclass and returns a result with
-``to_dict()``; the CLI only parses and renders."""
+"""The reference commands as library calls: evaluate a checkpoint on a data set, score image files, import a
+foreign checkpoint (training: :mod:`gedge.reference.training_job`). Each takes a request dataclass and returns a
+result with ``to_dict()``; the CLI only parses and renders."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gedge.core.errors import ConfigError, DataError
-from gedge.core.preprocess import Preprocess
 from gedge.core.scores import Scores
-from gedge.data.datasets import Dataset, LabeledImages, open_dataset
+from gedge.data.datasets import LabeledImages, open_dataset
 from gedge.data.images import expand_inputs
 from gedge.data.tiles import Progress, load_prepared, score_images
 from gedge.reference.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from gedge.reference.decision_fit import refit_on_normals
 from gedge.reference.evaluate import EvaluationOptions, EvaluationReport, evaluate_backend
 from gedge.reference.importers import detect_format, import_anomalib, import_ganomaly
-from gedge.reference.model import ModelConfig
 from gedge.reference.scoring import ReferenceScorer
-from gedge.reference.train import TrainCallbacks, TrainConfig, TrainResult, train
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    data: Path
-    out: Path
-    model: ModelConfig
-    preprocess: Preprocess
-    config: TrainConfig
-
-
-@dataclass
-class TrainingJob:
-    """A training request with its data set opened (bad input fails here, before any progress is shown)."""
-
-    request: TrainRequest
-    dataset: Dataset
-
-    def run(self, callbacks: TrainCallbacks | None = None) -> TrainResult:
-        """Train on the data set's normal images and write the best checkpoint to ``request.out`` (atomically)."""
-        r = self.request
-        result = train(self.dataset, r.model, r.preprocess, r.config, r.out, callbacks)
-        save_checkpoint(result.checkpoint, r.out)
-        return result
-
-
-def prepare_training(request: TrainRequest) -> TrainingJob:
-    return TrainingJob(request, open_dataset(request.data))
-
-
-def train_summary(result: TrainResult, out: Path) -> dict[str, Any]:
-    rule = result.checkpoint.decision
-    return {"checkpoint": str(out), "best_step": result.best_step, "primary": rule.primary,
-            "threshold": rule.threshold, "threshold_rule": rule.threshold_rule, "seconds": round(result.seconds, 1),
-            "proxy_auroc": result.checkpoint.facts["proxy_auroc"],
-            "history": [asdict(h) for h in result.history]}
 
 
 @dataclass
