@@ -334,7 +334,8 @@ def test_interrupted_and_starved_writes_leave_no_broken_artifact(tmp_path):
     print(f"\nfault injection: {tally.runs} runs, {tally.kill_points} kill points ({tally.killed} killed), "
           f"{tally.fsize_runs} file-size-limited runs ({tally.fsize_failed_cleanly} failed with exit 3), "
           f"{len(tally.tracebacks)} tracebacks, {len(f.incomplete)} incomplete files under final names, "
-          f"{len(f.mixed_detected)} mixed sets refused on load, {len(f.mixed_undetected)} mixed sets not refused "
+          f"mixed sets seen after the runs (one left by a kill is seen again after each later run until it is "
+          f"rewritten): {len(f.mixed_detected)} refused on load, {len(f.mixed_undetected)} not refused "
           f"({sorted(set(f.mixed_undetected))}), {len(f.leftovers)} hidden temporary files left; seconds "
           f"{tally.seconds}, total {time.perf_counter() - started:.0f} s")
     print("; ".join(tally.per_run))
