@@ -43,6 +43,7 @@ from gedge.calibrate.quantize import image_convolutions
 from gedge.calibrate.targets import ArtifactChecks, TargetInputs
 from gedge.core.artifacts.graph import GraphFacts, load_graph, read_facts
 from gedge.core.artifacts.ir import ir_sidecar_path, write_ir_sidecar
+from gedge.core.atomic import write_errors
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.hashing import sha256_file
 from gedge.core.inputs import graph_input
@@ -254,7 +255,8 @@ def save_ir(model, out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.xml")
     try:
-        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        with write_errors(out):  # a full disk is a one-line error, not OpenVINO's iostream exception
+            ov.save_model(model, str(tmp), compress_to_fp16=False)
         os.replace(tmp.with_suffix(".bin"), out.with_suffix(".bin"))
         os.replace(tmp, out)
     finally:

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gedge.core.backend import BackendInfo
-from gedge.core.errors import ConfigError
+from gedge.core.errors import ConfigError, DataError, RuntimeFailure
 from gedge.core.inputs import InputSpec
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import OUTPUT_NAMES, Scores
 from gedge.data.strips import read_truth, render_strip, score_strip, write_strips
 from gedge.inspection.boxes import merge_boxes
 from gedge.inspection.inspector import InspectOptions, Inspector
+from gedge.inspection.session import InspectionResult
 from gedge.inspection.tiling import tile_image
 from gedge.runtime.registry import ModelInfo
 from helpers import write_png
@@ -82,7 +83,8 @@ def test_inspector_finds_a_planted_spot_skips_corrupt_files_and_writes_overlays(
     assert [Path(r.path).name for r in reports] == ["a_strip.png", "c_corrupt.png", "b_clean.png"]
     spotted, broken, plain = reports
     assert spotted.anomalous and not plain.anomalous and plain.boxes == []
-    assert "corrupt" in broken.error and broken.to_record() == {"path": str(corrupt), "error": broken.error}
+    assert "corrupt" in broken.error and broken.to_record() == {"path": str(corrupt), "error": broken.error,
+                                                                "error_kind": "input"}
     assert len(spotted.boxes) == 1
     box = spotted.boxes[0]
     assert box.x0 <= 700 and box.x1 >= 716 and box.y0 <= 40 and box.y1 >= 52 and box.x1 - box.x0 <= 192
@@ -92,7 +94,8 @@ def test_inspector_finds_a_planted_spot_skips_corrupt_files_and_writes_overlays(
     overlay = Image.open(record["overlay"])
     assert overlay.size == (1024, 128) and overlay.mode == "RGB"
     s = inspector.summary
-    assert (s.images, s.rejected, s.accepted, s.errors, s.boxes) == (3, 1, 1, 1, 1)
+    assert (s.images, s.rejected, s.accepted, s.boxes) == (3, 1, 1, 1)
+    assert (s.errors, s.input_errors, s.runtime_errors) == (1, 1, 0)
     assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["a_strip.overlay.png", "b_clean.overlay.png"]
 
 
@@ -116,13 +119,54 @@ def test_inspect_cli_json_lines_with_a_corrupt_file(scorer_graphs, tmp_path):
     result = subprocess.run([*GEDGE, "inspect", scorer_graphs["fp32"], folder, "--json", "--batch-size", "16",
                              "--threads", "1", "--truth", folder / "strips.json", "--overlays", tmp_path / "ov"],
                             capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr  # the run goes on, and ends with the bad input's exit code
+    assert result.stderr.strip().splitlines() == [
+        f"error: 1 of 3 images could not be inspected; first: {folder / 'zz_broken.png'}: unreadable or corrupt "
+        "image (UnidentifiedImageError: cannot identify image file " + repr(str(folder / "zz_broken.png")) + ")"]
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(r["path"]).name for r in lines[:-1]] == ["strip_000.png", "strip_001.png", "zz_broken.png"]
-    assert "error" in lines[2] and "anomalous" in lines[0] and lines[0]["tiles"] == 3 * 15
+    assert lines[2]["error_kind"] == "input" and "anomalous" in lines[0] and lines[0]["tiles"] == 3 * 15
     assert lines[0]["heat"] == "amap"  # the fixture's graph has the amap output
     summary = lines[-1]["summary"]
-    assert summary["images"] == 3 and summary["errors"] == 1 and summary["ground_truth"]["strips"] == 2
+    assert (summary["images"], summary["errors"], summary["input_errors"], summary["runtime_errors"]) == (3, 1, 1, 0)
+    assert summary["ground_truth"]["strips"] == 2
     missing = subprocess.run([*GEDGE, "inspect", scorer_graphs["fp32"], tmp_path / "nope"], capture_output=True,
                              text=True, timeout=300)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+class FlakyBackend(DarkSpotBackend):
+    """Fails the way a lost GPU does on every batch that holds a black tile."""
+
+    def score(self, batch: np.ndarray) -> Scores:
+        if (batch.reshape(len(batch), -1).min(axis=1) == 0).any():
+            raise RuntimeFailure("CUDA error 700 (injected)")
+        return super().score(batch)
+
+
+def test_exit_code_rule_a_runtime_failure_outranks_bad_input(tmp_path):
+    """Failed images give the run's error after the summary: none -> exit 0, unreadable images -> DataError
+    (exit 2), a batch failed on the backend -> RuntimeFailure (exit 3), also when both happened."""
+    rng = np.random.default_rng(0)
+    clean = write_png(tmp_path / "a_clean.png", rng.integers(150, 200, (64, 128, 3), dtype=np.uint8))
+    spotted = rng.integers(150, 200, (64, 128, 3), dtype=np.uint8)
+    spotted[10:20, 10:20] = 0
+    spotted = write_png(tmp_path / "b_spotted.png", spotted)
+    corrupt = tmp_path / "c_corrupt.png"
+    corrupt.write_bytes(clean.read_bytes()[:300])
+    info = ModelInfo(Path("fake.onnx"), "onnxruntime", "fp32", Preprocess(mode="patch", isize=32, scale=0.5),
+                     threshold=3.0, primary="d1")
+
+    def outcome(files):
+        inspector = Inspector(FlakyBackend(32), info, InspectOptions(batch_size=1, workers=0))
+        reports = list(inspector.run(files))
+        return InspectionResult(inspector.summary, info, "", None, [r for r in reports if not r.ok]).failure()
+
+    assert outcome([clean]) is None
+    only_bad_input = outcome([clean, corrupt])
+    assert isinstance(only_bad_input, DataError) and str(only_bad_input).startswith(
+        "1 of 2 images could not be inspected; first: " + str(corrupt))
+    both = outcome([clean, spotted, corrupt])
+    assert isinstance(both, RuntimeFailure) and str(both).startswith(
+        "fake.onnx: 1 of 3 images failed on the backend (1 unreadable); first: backend failed on a batch: "
+        "RuntimeFailure: CUDA error 700 (injected)")

@@ -3,7 +3,7 @@ import pytest
 import torch
 from gedge.core.errors import ArtifactError
 from gedge.core.preprocess import Preprocess
-from gedge.core.scores import SCORE_NAMES
+from gedge.core.scores import OUTPUT_NAMES, SCORE_NAMES
 from gedge.data.datasets import open_dataset
 from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
 from gedge.reference.evaluate import EvaluationOptions, evaluate_backend
@@ -25,11 +25,19 @@ def trained(tmp_path_factory):
     return root, out, result
 
 
-def test_training_keeps_best_and_records_facts(trained):
-    _, out, result = trained
+def test_training_keeps_best_and_records_facts(trained, tmp_path):
+    root, out, result = trained
     facts = result.checkpoint.facts
     assert [h.step for h in result.history] == [6, 12]
-    assert result.best_step in (6, 12)
+    # The best step is the first validation with the highest selection AUROC (a later tie does not replace it)...
+    best = max(result.history, key=lambda h: h.selection_auroc)
+    assert result.best_step == best.step == facts["best_step"]
+    assert result.checkpoint.decision.primary == best.best_score
+    # ...and the checkpoint holds the networks of that step: a run stopped there ends with the same weights.
+    stopped = train(open_dataset(root), TINY, TINY_PRE, TrainConfig(steps=best.step, val_every=6, batch_size=8),
+                    tmp_path / "stopped.pt")
+    for key, value in stopped.checkpoint.netg_state.items():
+        assert torch.allclose(value.float(), result.checkpoint.netg_state[key].float(), atol=1e-6), key
     assert facts["n_validation_images"] == 2 and facts["n_train_images"] == 8
     assert result.checkpoint.decision.primary in SCORE_NAMES
     assert (out.parent / "model.pt.state").is_file()
@@ -59,9 +67,18 @@ def test_normalised_score_is_the_standardised_primary(trained):
 def test_evaluation_report_rows(trained):
     root, out, _ = trained
     ck = load_checkpoint(out)
-    report, scores = evaluate_backend(TorchBackend(ck), open_dataset(root).test, ck.preprocess, ck.decision, "tiny")
+    test = open_dataset(root).test
+    report, scores = evaluate_backend(TorchBackend(ck), test, ck.preprocess, ck.decision, "tiny")
     assert [r.name for r in report.rows] == ["all", "knot"]
-    assert len(scores) == 12 and all(0.0 <= v <= 1.0 for v in report.rows[0].auroc.values())
+    assert [(r.n_normal, r.n_anomalous) for r in report.rows] == [(6, 6), (6, 6)]
+    # Each AUROC is the one of the returned scores, counted pair by pair here (ties count half)...
+    for name in OUTPUT_NAMES:
+        values = scores.named(name)
+        pos, neg = values[test.labels == 1], values[test.labels == 0]
+        pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+        assert report.rows[0].auroc[name] == pytest.approx(pairs, abs=1e-12) == report.rows[1].auroc[name], name
+    # ...and the trained model finds the tiny set's dark squares far better than chance.
+    assert report.rows[0].auroc[ck.decision.primary] >= 0.9 and report.rows[0].auroc["score"] >= 0.9
     assert report.primary == ck.decision.primary and report.threshold == ck.decision.threshold
     dropped = str(open_dataset(root).test.paths[-1])
     fewer, fewer_scores = evaluate_backend(TorchBackend(ck), open_dataset(root).test, ck.preprocess, ck.decision,

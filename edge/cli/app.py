@@ -4,9 +4,10 @@ Each command group lives in its own module (``gedge.cli.<group>``) and is import
 commands runs, so ``gedge inspect scorer.onnx`` on a device never imports torch. :data:`COMMANDS` is the
 table of commands: name, module, and the one line ``gedge --help`` shows.
 
-Exit codes: 0 success; 1 a check failed (parity, a gate, a rejected graph, failed items); 2 bad input (a
+Exit codes: 0 success; 1 a check failed (parity, a gate, a rejected graph); 2 bad input (a
 missing or unreadable file, an invalid option, an artifact of another version); 3 a runtime failure (CUDA,
-TensorRT, a backend that failed while running); 130 interrupted.
+TensorRT, a backend that failed while running, a full disk); 130 interrupted. A run with several failed items
+or stages exits with the highest of their codes (3 over 2 over 1).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import typer
 from gedge import __version__
 from gedge.cli.render import console, error_line
+from gedge.core.atomic import OUT_OF_SPACE, WriteFailed
 from gedge.core.errors import CheckFailed, GedgeError, RuntimeFailure
 from gedge.core.optional import require
 from typer.core import TyperGroup
@@ -110,6 +112,13 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
+def os_error_text(exc: OSError) -> str:
+    """One line for an ``OSError`` that reached the top: the file first, like gedge's own errors."""
+    if isinstance(exc, WriteFailed) or exc.filename is None or not exc.strerror:
+        return str(exc)
+    return f"{exc.filename}: {exc.strerror}"
+
+
 def main() -> None:
     """The `gedge` entry point: runs the command and maps gedge's errors to exit codes (see the module doc)."""
     try:
@@ -123,6 +132,9 @@ def main() -> None:
     except RuntimeFailure as exc:
         error_line(str(exc))
         sys.exit(3)
+    except OSError as exc:  # the file system refused: a full disk (3), or a folder gedge may not write to (2)
+        error_line(os_error_text(exc))
+        sys.exit(3 if exc.errno in OUT_OF_SPACE else 2)
     except KeyboardInterrupt:
         error_line("interrupted")
         sys.exit(130)

@@ -57,7 +57,8 @@ def inspect(
 ) -> None:
     """Inspect images, folders or line-scan strips: tiles, decisions per tile and image, defect boxes.
 
-    Corrupt or unreadable images are reported and skipped; the run goes on (exit code 0).
+    Corrupt or unreadable images are reported and skipped; the run goes on, and exits with code 2 when any image
+    could not be inspected (3 when the backend failed on a batch).
 
     Example: [bold]gedge inspect scorer.onnx strips/ --overlap 0.5 --overlays overlays --json[/]
     """
@@ -68,12 +69,15 @@ def inspect(
         InspectOptions(overlap=overlap, batch_size=batch_size, threshold=threshold, overlays=overlays,
                        convert=convert, all_tiles=all_tiles, workers=workers, slots=slots),
         BackendRequest(backend, device, threads, performance, streams), truth)
-    render_inspection(request, json_out)
+    result = render_inspection(request, json_out)
     if server is not None:
         report_requests(model, json_out)
+    failure = result.failure()  # after the summary: failed images give the run's exit code (2, or 3)
+    if failure is not None:
+        raise failure
 
 
-def render_inspection(request: InspectRequest, json_out: bool) -> None:
+def render_inspection(request: InspectRequest, json_out: bool) -> InspectionResult:
     """Run the request; JSON lines as images finish (then the summary), or the tables at the end."""
     reports = []
     with InspectionSession(request) as session:
@@ -87,13 +91,14 @@ def render_inspection(request: InspectRequest, json_out: bool) -> None:
     result = session.result()
     if json_out:
         print_json({"summary": result.to_dict()})
-        return
+        return result
     for report in result.failed:
         warning_line(f"skipped {report.error}")
     console.print(image_table(reports, result.summary.threshold))
     if result.truth is not None:
         console.print(truth_table(result.truth))
     console.print(key_value_table("Inspection summary", summary_rows(result, request)))
+    return result
 
 
 def summary_rows(result: InspectionResult, request: InspectRequest) -> dict[str, object]:
@@ -103,7 +108,8 @@ def summary_rows(result: InspectionResult, request: InspectRequest) -> dict[str,
         "threshold": f"{summary.threshold:.3f} ({info.primary})",
         "tiles": f"{summary.tiles} (overlap {summary.overlap:g}, batch {summary.batch_size})",
         "images": summary.images, "rejected": summary.rejected, "accepted": summary.accepted,
-        "errors (skipped)": summary.errors, "defect boxes": summary.boxes,
+        "errors (skipped)": f"{summary.errors} ({summary.input_errors} unreadable, {summary.runtime_errors} failed "
+                            "on the backend)", "defect boxes": summary.boxes,
         "time": f"{summary.seconds:.2f} s ({summary.tiles_per_second:.0f} tiles/s)"}
     if result.truth is not None:
         truth = result.truth.to_dict()

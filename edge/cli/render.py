@@ -11,6 +11,7 @@ from typing import Any
 
 from gedge.core.scores import OUTPUT_NAMES
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -44,11 +45,11 @@ def print_json(payload: Any) -> None:
 
 
 def error_line(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def warning_line(message: str) -> None:
-    err_console.print(f"[bold yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 @contextmanager

@@ -129,7 +129,7 @@ def evaluate(
 
     Example: [bold]gedge evaluate model.pt wood --json[/]
     """
-    job = prepare_evaluation(checkpoint, data)
+    job = prepare_evaluation(checkpoint, data, batch_size)
     with progress_bar("scoring") as update:
         report = job.run(batch_size, update)
     if json_out:

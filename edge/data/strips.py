@@ -63,6 +63,8 @@ def write_strips(out: str | Path, count: int = 8, height: int = 256, length: int
     the others 1 to ``max_defects``."""
     if count < 1:
         raise ConfigError(f"count must be at least 1, got {count}")
+    if height < 1 or max_defects < 1:
+        raise ConfigError(f"height and max defects must be at least 1, got {height} and {max_defects}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

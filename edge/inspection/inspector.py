@@ -55,6 +55,7 @@ class ImageReport:
     overlay: str | None = None
     heat: str | None = None  # what the overlay shows: amap or tile-scores
     error: str | None = None
+    error_kind: str | None = None  # "input" (unreadable, corrupt or unsuitable image) or "runtime" (backend failed)
 
     @property
     def ok(self) -> bool:
@@ -62,9 +63,10 @@ class ImageReport:
 
     def to_record(self) -> dict[str, Any]:
         if self.error is not None:
-            return {"path": self.path, "error": self.error}
+            return {"path": self.path, "error": self.error, "error_kind": self.error_kind}
         record = asdict(self)
         record.pop("error")
+        record.pop("error_kind")
         if self.tile_scores is None:
             record.pop("tile_scores")
         if self.overlay is None:
@@ -83,7 +85,9 @@ class InspectSummary:
     images: int = 0
     rejected: int = 0
     accepted: int = 0
-    errors: int = 0
+    errors: int = 0  # images without a decision: input_errors + runtime_errors
+    input_errors: int = 0  # unreadable, corrupt or unsuitable images (exit code 2)
+    runtime_errors: int = 0  # images whose batch failed on the backend (exit code 3)
     tiles: int = 0
     boxes: int = 0
     seconds: float = 0.0
@@ -126,9 +130,13 @@ class Inspector:
     def report(self, result: ItemResult) -> ImageReport:
         path = str(result.item)
         if not result.ok:
-            return ImageReport(path, error=result.error)
+            return ImageReport(path, error=result.error, error_kind=result.error_kind or "input")
         tiling: Tiling = result.meta
         scores: Scores = result.scores  # type: ignore[assignment]
+        broken = int((~np.isfinite(scores.score)).sum())
+        if broken:  # NaN is never over the threshold: it must not pass as an accepted image
+            return ImageReport(path, error=f"{path}: the backend returned non-finite scores (NaN or infinity) for "
+                                           f"{broken} of {len(scores)} tiles", error_kind="runtime")
         over = np.flatnonzero(scores.score >= self.threshold)
         rects = [tiling.rect(int(i)) for i in over]
         tile_values = [float(scores.score[i]) for i in over]
@@ -165,6 +173,8 @@ class Inspector:
                     s.boxes += len(report.boxes)
                 else:
                     s.errors += 1
+                    s.runtime_errors += report.error_kind == "runtime"
+                    s.input_errors += report.error_kind != "runtime"
                 if progress:
                     progress(done, len(paths))
                 yield report

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gedge.core.errors import ConfigError
+from gedge.core.errors import ConfigError, DataError, RuntimeFailure
 from gedge.data.images import expand_inputs
 from gedge.data.strips import StripScore, read_truth, score_strip
 from gedge.inspection.inspector import ImageReport, InspectOptions, Inspector, InspectSummary
@@ -77,6 +77,21 @@ class InspectionResult:
         if self.truth is not None:
             values["ground_truth"] = self.truth.to_dict()
         return values
+
+    def failure(self) -> DataError | RuntimeFailure | None:
+        """What the run's failed images amount to, raised by the CLI after the summary: a backend that failed on
+        a batch (a runtime failure) outranks unreadable images (bad input); None when every image has a
+        decision."""
+        s = self.summary
+        first = {kind: next((r for r in self.failed if (r.error_kind or "input") == kind), None)
+                 for kind in ("runtime", "input")}
+        if s.runtime_errors and first["runtime"] is not None:
+            return RuntimeFailure(f"{s.runtime_errors} of {s.images} images failed on the backend "
+                                  f"({s.input_errors} unreadable); first: {first['runtime'].error}", s.model)
+        if s.input_errors and first["input"] is not None:
+            return DataError(f"{s.input_errors} of {s.images} images could not be inspected; first: "
+                             f"{first['input'].error}")
+        return None
 
 
 class InspectionSession:

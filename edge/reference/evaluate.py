@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from gedge.core.backend import Backend
 from gedge.core.decision import DecisionRule
+from gedge.core.errors import ArtifactError, ConfigError, DataError
 from gedge.core.metrics import auroc, best_f1_threshold, decision_metrics, has_both_classes, tpr_at_fpr
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import OUTPUT_NAMES, SCORE_NAMES, Scores
@@ -55,14 +56,39 @@ class EvaluationOptions:
     batch_size: int = 64
     progress: Progress | None = None
     exclude: tuple[str, ...] = ()
+    model: str = ""  # the model file, named in errors (default: the backend's artifact, or its name)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+
+
+def check_both_classes(test: LabeledImages, folder: str | Path) -> None:
+    """A one-line DataError naming ``folder`` unless the test set has normal and anomalous images (AUROC needs
+    both)."""
+    if has_both_classes(test.labels):
+        return
+    normal = int((test.labels == 0).sum())
+    have = f"only {normal} normal images" if normal else f"only {len(test.labels)} anomalous images"
+    raise DataError(f"the test set has {have}; evaluation needs normal (good/) and anomalous (<defect>/) images",
+                    folder)
+
+
+def check_finite(image_scores: Scores, model: str | Path) -> None:
+    """A one-line ArtifactError naming ``model`` when any image score is NaN or infinite: a NaN is never over
+    the threshold, so it would pass as a normal image, and AUROC is undefined."""
+    broken = int((~np.isfinite(image_scores.score)).sum())
+    if broken:
+        raise ArtifactError(f"the model gives non-finite scores (NaN or infinity) for {broken} of "
+                            f"{len(image_scores)} images: its weights are corrupt or its training diverged", model)
 
 
 def evaluate_scores(image_scores: Scores, test: LabeledImages, decision: DecisionRule, data: str,
                     excluded: list[str] | None = None) -> EvaluationReport:
     """AUROC of every score overall and per defect class; decisions at the decision rule's threshold."""
     labels = test.labels
-    if not has_both_classes(labels):
-        raise ValueError("the test set needs both normal and anomalous images")
+    check_both_classes(test, data)
+    check_finite(image_scores, "the model")
     classes = sorted({c for c, y in zip(test.classes, labels) if y == 1})
     rows = []
     groups = [("all", labels == 1)] + [(c, np.array([k == c for k in test.classes])) for c in classes]
@@ -93,4 +119,6 @@ def evaluate_backend(backend: Backend, test: LabeledImages, pre: Preprocess, dec
         test = test.subset(keep)
     images = load_prepared(test.paths, pre)
     image_scores, _ = score_images(backend, images, pre, options.batch_size, options.progress)
+    artifact = getattr(getattr(backend, "info", None), "artifact", None)
+    check_finite(image_scores, artifact.path if artifact is not None else options.model or backend.name)
     return evaluate_scores(image_scores, test, decision, data, excluded), image_scores

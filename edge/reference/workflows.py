@@ -15,7 +15,13 @@ from gedge.data.images import expand_inputs
 from gedge.data.tiles import Progress, load_prepared, score_images
 from gedge.reference.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from gedge.reference.decision_fit import refit_on_normals
-from gedge.reference.evaluate import EvaluationOptions, EvaluationReport, evaluate_backend
+from gedge.reference.evaluate import (
+    EvaluationOptions,
+    EvaluationReport,
+    check_both_classes,
+    check_finite,
+    evaluate_backend,
+)
 from gedge.reference.importers import detect_format, import_anomalib, import_ganomaly
 from gedge.reference.scoring import ReferenceScorer
 
@@ -28,23 +34,28 @@ class EvaluationJob:
     test: LabeledImages
     data: Path
     exclude: tuple[str, ...]  # training contaminants, when the checkpoint was trained on this data set
+    path: Path | None = None  # the checkpoint file, named in errors
 
     def run(self, batch_size: int = 64, progress: Progress | None = None) -> EvaluationReport:
         """The seed paper's Table II: AUROC per score and per defect class, decisions at the threshold."""
         c = self.checkpoint
         report, _ = evaluate_backend(ReferenceScorer(c), self.test, c.preprocess, c.decision, str(self.data),
-                                     EvaluationOptions(batch_size, progress, self.exclude))
+                                     EvaluationOptions(batch_size, progress, self.exclude, str(self.path or "")))
         return report
 
 
-def prepare_evaluation(checkpoint_path: Path, data: Path) -> EvaluationJob:
+def prepare_evaluation(checkpoint_path: Path, data: Path, batch_size: int = 64) -> EvaluationJob:
+    """The checkpoint and the data set's test split, checked (with the batch size the job will use) before any
+    progress is drawn."""
+    EvaluationOptions(batch_size)
     checkpoint = load_checkpoint(checkpoint_path)
     dataset = open_dataset(data)
     if dataset.test is None:
         raise DataError("data set has no test/ folder to evaluate on", data)
+    check_both_classes(dataset.test, Path(data) / "test" if dataset.layout == "mvtec" else data)
     same_data = Path(checkpoint.facts.get("data", "")).resolve() == Path(data).resolve()
     exclude = tuple(checkpoint.facts.get("contaminated_with", [])) if same_data else ()
-    return EvaluationJob(checkpoint, dataset.test, Path(data), exclude)
+    return EvaluationJob(checkpoint, dataset.test, Path(data), exclude, Path(checkpoint_path))
 
 
 @dataclass
@@ -71,10 +82,13 @@ class ScoredFiles:
 
 
 def score_files(checkpoint_path: Path, inputs: list[Path], batch_size: int = 64) -> ScoredFiles:
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     checkpoint = load_checkpoint(checkpoint_path)
     files = expand_inputs(inputs)
     images = load_prepared(files, checkpoint.preprocess)
     image_scores, _ = score_images(ReferenceScorer(checkpoint), images, checkpoint.preprocess, batch_size)
+    check_finite(image_scores, checkpoint_path)
     return ScoredFiles(files, image_scores, checkpoint.decision.primary, checkpoint.decision.threshold)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 from gedge.core.backend import Backend
-from gedge.core.errors import ConfigError, GedgeError
+from gedge.core.errors import ConfigError, GedgeError, RuntimeFailure
 from gedge.core.scores import Scores
 from gedge.runtime.slots import FutureSlots, NativeSlots, has_native_slots
 
@@ -52,6 +52,7 @@ class ItemResult:
     scores: Scores | None
     meta: Any = None
     error: str | None = None
+    error_kind: str | None = None  # "input": the item could not be prepared or batched; "runtime": its batch failed
 
     @property
     def ok(self) -> bool:
@@ -101,6 +102,7 @@ class _Pending:
     parts: list[tuple[int, Scores]] = field(default_factory=list)
     received: int = 0
     error: str | None = None
+    error_kind: str | None = None
 
     @property
     def done(self) -> bool:
@@ -227,7 +229,8 @@ class _Run:
                 raw = item if self.prepare is None else job.result() if isinstance(job, Future) else job.get()
                 inputs, meta = _as_inputs(raw, self.pipeline.backend.input_spec)
             except Exception as exc:
-                self.pending[index] = _Pending(item, None, 0, error=error_text(exc))
+                kind = "runtime" if isinstance(exc, RuntimeFailure) else "input"
+                self.pending[index] = _Pending(item, None, 0, error=error_text(exc), error_kind=kind)
                 yield from self.ready()
                 continue
             self.pending[index] = _Pending(item, meta, len(inputs))
@@ -265,10 +268,10 @@ class _Run:
             if self.assembled == batch_size:
                 self.submit()
 
-    def fail(self, segments: list[tuple[int, int, int]], message: str) -> None:
+    def fail(self, segments: list[tuple[int, int, int]], message: str, kind: str = "runtime") -> None:
         for index, _, _ in segments:
             if index in self.pending and self.pending[index].error is None:
-                self.pending[index].error = message
+                self.pending[index].error, self.pending[index].error_kind = message, kind
 
     def submit(self) -> None:
         """Send the assembled batch to the next slot (collecting the batch that slot still holds first)."""
@@ -280,7 +283,7 @@ class _Run:
         try:
             batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
         except ValueError as exc:  # items of different shapes (a prepare without an input spec to check)
-            self.fail(segments, f"cannot batch: {error_text(exc)}")
+            self.fail(segments, f"cannot batch: {error_text(exc)}", "input")
             return
         slot = self.next_slot % self.slots.slots
         self.next_slot += 1
@@ -323,7 +326,7 @@ class _Run:
             state = self.pending.pop(index)
             if state.error is not None:
                 self.stats.errors += 1
-                yield ItemResult(index, state.item, None, state.meta, state.error)
+                yield ItemResult(index, state.item, None, state.meta, state.error, state.error_kind)
                 continue
             parts = [s for _, s in sorted(state.parts, key=lambda p: p[0])]
             scores = parts[0] if len(parts) == 1 else Scores.concat(parts)
