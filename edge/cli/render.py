@@ -83,9 +83,16 @@ def evaluation_table(report, title: str = "Image AUROC per score") -> Table:
     for name in OUTPUT_NAMES:
         label = f"{name} (primary: {report.primary})" if name == "score" else name
         table.add_column(label, justify="right")
+    located = report.localisation
+    if located:
+        table.add_column("pixel AUROC", justify="right")
+        table.add_column("PRO (30% FPR)", justify="right")
     for row in report.rows:
         best = max((n for n in OUTPUT_NAMES if n != "score"), key=lambda n: row.auroc[n])
         cells = [f"[bold]{fmt(row.auroc[n])}[/]" if n == best else fmt(row.auroc[n]) for n in OUTPUT_NAMES]
+        if located:
+            where = located.get(row.name)
+            cells += [fmt(where.pixel_auroc), fmt(where.pro)] if where else ["-", "-"]
         table.add_row(row.name, str(row.n_normal), str(row.n_anomalous), *cells)
     table.caption = (f"best score: {report.best_score}; at the stored threshold {report.threshold:.3f}: "
                      f"TPR {fmt(report.at_threshold['tpr'])}, FPR {fmt(report.at_threshold['fpr'])}; "

@@ -68,6 +68,15 @@ def tile_grid(image: np.ndarray, tile: int, stride: int) -> tuple[np.ndarray, li
     return tiles, origins
 
 
+def network_counts(images: list[np.ndarray], pre: Preprocess) -> list[int]:
+    """How many network inputs each prepared image gives (1 in resize mode; its tiles in patch mode)."""
+    if pre.mode == "resize":
+        return [1] * len(images)
+    stride = pre.tile_stride
+    return [len(tile_origins(im.shape[0], pre.isize, stride)) * len(tile_origins(im.shape[1], pre.isize, stride))
+            for im in images]
+
+
 def network_inputs(images: list[np.ndarray], pre: Preprocess) -> tuple[np.ndarray, list[int]]:
     """Stack prepared images into network inputs (uint8 NHWC) and the count of inputs per image."""
     if pre.mode == "resize":

@@ -13,11 +13,14 @@ import numpy as np
 from gedge.core.backend import Backend
 from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError, ConfigError, DataError
+from gedge.core.localisation import Localisation
 from gedge.core.metrics import auroc, best_f1_threshold, decision_metrics, has_both_classes, tpr_at_fpr
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import OUTPUT_NAMES, SCORE_NAMES, Scores
 from gedge.data.datasets import LabeledImages
-from gedge.data.tiles import Progress, load_prepared, score_images
+from gedge.data.survey import survey_images
+from gedge.data.tiles import Progress, load_prepared, network_counts, score_images
+from gedge.reference.localise import image_maps, localisation_by_class
 
 
 @dataclass
@@ -44,6 +47,8 @@ class EvaluationReport:
     at_threshold: dict[str, float]
     excluded: list[str] = field(default_factory=list)
     n_images: int = 0
+    # pixel AUROC and PRO from the anomaly maps, overall ("all") and per class, where the data has masks
+    localisation: dict[str, Localisation] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +123,12 @@ def evaluate_backend(backend: Backend, test: LabeledImages, pre: Preprocess, dec
         excluded = [str(p) for p, k in zip(test.paths, keep) if not k]
         test = test.subset(keep)
     images = load_prepared(test.paths, pre)
-    image_scores, _ = score_images(backend, images, pre, options.batch_size, options.progress)
-    artifact = getattr(getattr(backend, "info", None), "artifact", None)
+    image_scores, tiles = score_images(backend, images, pre, options.batch_size, options.progress)
+    artifact = backend.info.artifact
     check_finite(image_scores, artifact.path if artifact is not None else options.model or backend.name)
-    return evaluate_scores(image_scores, test, decision, data, excluded), image_scores
+    report = evaluate_scores(image_scores, test, decision, data, excluded)
+    if tiles.amap is not None:
+        shapes = [(h, w) for h, w in survey_images(test.paths).sizes]
+        report.localisation = localisation_by_class(image_maps(tiles, network_counts(images, pre), images, shapes, pre),
+                                                    test)
+    return report, image_scores

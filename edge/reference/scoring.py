@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from gedge.core.backend import BackendInfo
 from gedge.core.decision import DecisionRule
 from gedge.core.inputs import InputSpec, camera_to_nchw
 from gedge.core.scores import OUTPUT_NAMES, SCORE_NAMES, Scores
@@ -128,6 +129,9 @@ class ReferenceScorer:
         self.with_amap = fused.with_amap
         self.input_spec = input_spec
         self.module = DeployedScorer(fused).to(self.device).eval()
+        where = "cuda" if self.device.type == "cuda" else "cpu"
+        self.info = BackendInfo(kind="torch", label=f"torch eager ({where})", precision="fp32", device=where,
+                                with_amap=self.with_amap)
 
     @torch.inference_mode()
     def score(self, batch: np.ndarray) -> Scores:

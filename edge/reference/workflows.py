@@ -39,7 +39,9 @@ class EvaluationJob:
     def run(self, batch_size: int = 64, progress: Progress | None = None) -> EvaluationReport:
         """The seed paper's Table II: AUROC per score and per defect class, decisions at the threshold."""
         c = self.checkpoint
-        report, _ = evaluate_backend(ReferenceScorer(c), self.test, c.preprocess, c.decision, str(self.data),
+        with_amap = any(self.test.mask_paths)  # localisation: pixel AUROC and PRO from the anomaly maps
+        report, _ = evaluate_backend(ReferenceScorer(c, with_amap=with_amap), self.test, c.preprocess, c.decision,
+                                     str(self.data),
                                      EvaluationOptions(batch_size, progress, self.exclude, str(self.path or "")))
         return report
 

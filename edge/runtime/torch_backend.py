@@ -6,10 +6,11 @@ and to open one (:func:`open_artifact`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-from gedge.core.backend import ArtifactSummary, BackendInfo
+from gedge.core.backend import ArtifactSummary
 from gedge.core.errors import ConfigError
 from gedge.reference.checkpoint import Checkpoint, load_checkpoint
 from gedge.reference.scoring import ReferenceScorer
@@ -26,9 +27,7 @@ class TorchBackend(ReferenceScorer):
     def __init__(self, checkpoint: Checkpoint, device: str = "cpu", with_amap: bool = False,
                  path: str | Path | None = None) -> None:
         super().__init__(checkpoint, device=device, with_amap=with_amap)
-        where = "cuda" if self.device.type == "cuda" else "cpu"
-        self.info = BackendInfo(kind="torch", label=f"torch eager ({where})", precision="fp32", device=where,
-                                with_amap=with_amap, artifact=checkpoint_summary(checkpoint, path))
+        self.info = replace(self.info, artifact=checkpoint_summary(checkpoint, path))
 
 
 def checkpoint_info(path: Path) -> ModelInfo:
