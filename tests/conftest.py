@@ -36,7 +36,7 @@ def _calibrated_checkpoint(data: Path, out: Path):
     from gedge.core.decision import DecisionRule
     from gedge.core.preprocess import Preprocess
     from gedge.data.datasets import open_dataset
-    from gedge.data.tiles import load_prepared, score_images
+    from gedge.data.tiles import load_prepared, network_counts, score_images
     from gedge.reference.checkpoint import Checkpoint, save_checkpoint
     from gedge.reference.decision_fit import fit_decision_rule
     from gedge.reference.model import ModelConfig, build_networks
@@ -54,8 +54,9 @@ def _calibrated_checkpoint(data: Path, out: Path):
                             facts={"data": str(data), "steps": 0})
     dataset = open_dataset(data)
     backend = TorchBackend(checkpoint)
-    images, tiles = score_images(backend, load_prepared(dataset.train, pre), pre)
-    decision, stats = fit_decision_rule(tiles, images, "d1", 0.99)
+    train_images = load_prepared(dataset.train, pre)
+    _, tiles = score_images(backend, train_images, pre)
+    decision, stats = fit_decision_rule(tiles, network_counts(train_images, pre), "d1", 0.99)
     checkpoint = replace(checkpoint, decision=decision, score_stats=stats)
     test_scores, _ = score_images(TorchBackend(checkpoint), load_prepared(dataset.test.paths, pre), pre)
     ordered = np.sort(test_scores.score)

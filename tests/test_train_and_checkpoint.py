@@ -3,7 +3,7 @@ import pytest
 import torch
 from gedge.core.errors import ArtifactError
 from gedge.core.preprocess import Preprocess
-from gedge.core.scores import OUTPUT_NAMES, SCORE_NAMES
+from gedge.core.scores import CANDIDATE_SCORES, OUTPUT_NAMES
 from gedge.data.datasets import open_dataset
 from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
 from gedge.reference.evaluate import EvaluationOptions, evaluate_backend
@@ -39,7 +39,7 @@ def test_training_keeps_best_and_records_facts(trained, tmp_path):
     for key, value in stopped.checkpoint.netg_state.items():
         assert torch.allclose(value.float(), result.checkpoint.netg_state[key].float(), atol=1e-6), key
     assert facts["n_validation_images"] == 2 and facts["n_train_images"] == 8
-    assert result.checkpoint.decision.primary in SCORE_NAMES
+    assert result.checkpoint.decision.primary in CANDIDATE_SCORES
     assert (out.parent / "model.pt.state").is_file()
 
 

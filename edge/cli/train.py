@@ -110,11 +110,12 @@ def parse_steps(text: str) -> int | None:
 def validation_table(result: TrainResult) -> Table:
     table = Table(title="Validation (held-out normals vs proxy anomalies; the test set is not used)",
                   title_justify="left")
-    for column in ("step", *SCORE_NAMES, "recon L1"):
+    names = list(result.history[0].proxy_auroc) if result.history else []
+    for column in ("step", *(n.replace("+", "+\n") for n in names), "recon L1"):
         table.add_column(column, justify="right")
     for h in result.history:
         marker = " *" if h.step == result.best_step else ""
-        table.add_row(f"{h.step}{marker}", *(fmt(h.proxy_auroc[s]) for s in SCORE_NAMES), fmt(h.recon_l1, 4))
+        table.add_row(f"{h.step}{marker}", *(fmt(h.proxy_auroc[s]) for s in names), fmt(h.recon_l1, 4))
     return table
 
 

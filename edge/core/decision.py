@@ -1,16 +1,20 @@
 """The decision rule (:class:`DecisionRule`): which score is primary, how it is normalised, where the threshold is.
 
 Every artifact carries one; the deployed graph computes ``score = (primary - mean) / std`` and an image is
-abnormal above ``threshold``. It is fitted on normal images by :mod:`gedge.reference.decision_fit`; this is
-not INT8 calibration (:mod:`gedge.calibrate`).
+abnormal above ``threshold``. A fused primary (``d1_local+d3_local``) is the mean of its components' z-scores
+(``component_mean``, ``component_std``: the normal tiles' statistics), normalised the same way.
+
+It is fitted on normal images by :mod:`gedge.reference.decision_fit`; this is not INT8 calibration
+(:mod:`gedge.calibrate`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 from gedge.core.errors import ConfigError
-from gedge.core.scores import SCORE_NAMES
+from gedge.core.scores import Scores, components, fused
 
 
 @dataclass(frozen=True)
@@ -22,16 +26,35 @@ class DecisionRule:
     std: float = 1.0
     threshold: float = 3.0
     threshold_rule: str = "default: 3 standard deviations above the validation-normal mean"
+    component_mean: tuple[float, ...] = ()  # a fused primary: each component's mean over normal tiles
+    component_std: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.primary not in SCORE_NAMES:
-            raise ConfigError(f"primary score must be one of {', '.join(SCORE_NAMES)}, got {self.primary!r}")
+        parts = components(self.primary)
         if not self.std > 0:
             raise ConfigError(f"score std must be positive, got {self.std}")
+        if len(parts) > 1 and not (len(self.component_mean) == len(self.component_std) == len(parts)
+                                   and all(s > 0 for s in self.component_std)):
+            raise ConfigError(f"the fused primary score {self.primary} needs a mean and a positive std per component")
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return components(self.primary)
+
+    def raw(self, scores: Scores) -> np.ndarray:
+        """The primary score of each input before normalisation (a fusion: the mean of its components' z)."""
+        parts = self.components
+        if len(parts) == 1:
+            return np.asarray(scores.named(parts[0]), dtype=np.float64)
+        return fused({p: scores.named(p) for p in parts}, parts, self.component_mean, self.component_std)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> DecisionRule:
-        return cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values})
+        known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
+        for key in ("component_mean", "component_std"):
+            if key in known:
+                known[key] = tuple(float(v) for v in known[key])
+        return cls(**known)

@@ -1,15 +1,46 @@
-"""The named scores every backend returns, and how tile scores become image scores."""
+"""The named scores every backend returns, the candidate primary scores, and how tile scores become image scores.
+
+A primary score (the one the decision is made on) is one of the residual scores, or a fusion of several: the
+mean of their z-scores, each normalised with the normal tiles' mean and standard deviation, so that scores of
+different scales weigh alike (``d1_local+d3_local``: D1 and D3 at the defect's scale). Training chooses among
+:data:`CANDIDATE_SCORES` on validation data.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
 import numpy as np
+from gedge.core.errors import ConfigError
 
 SCORE_NAMES: tuple[str, ...] = ("d1", "d2", "d3", "latent", "d1_local", "d3_local")
 
 
 OUTPUT_NAMES: tuple[str, ...] = (*SCORE_NAMES, "score")
+
+
+# Fusions offered as primary scores: the two local scores (a defect seen by the discriminator's features or the
+# pixels), the two global ones, and all four.
+FUSED_SCORES: tuple[str, ...] = ("d1_local+d3_local", "d1+d3", "d1+d3+d1_local+d3_local")
+
+
+CANDIDATE_SCORES: tuple[str, ...] = (*SCORE_NAMES, *FUSED_SCORES)
+
+
+def components(primary: str) -> tuple[str, ...]:
+    """The residual scores a primary score is made of (one for a plain score, several for a fusion)."""
+    parts = tuple(primary.split("+"))
+    if any(p not in SCORE_NAMES for p in parts) or len(set(parts)) != len(parts):
+        raise ConfigError(f"primary score must be one of {', '.join(SCORE_NAMES)} or several of them joined by "
+                          f"'+', got {primary!r}")
+    return parts
+
+
+def fused(values: dict[str, np.ndarray], parts: tuple[str, ...], means: tuple[float, ...],
+          stds: tuple[float, ...]) -> np.ndarray:
+    """The mean z-score of ``parts`` (each ``(value - mean) / std``), per input."""
+    return np.mean([(np.asarray(values[p], dtype=np.float64) - m) / s for p, m, s in zip(parts, means, stds)],
+                   axis=0)
 
 
 @dataclass

@@ -12,27 +12,38 @@ from dataclasses import replace
 
 import numpy as np
 from gedge.core.decision import DecisionRule
-from gedge.core.scores import SCORE_NAMES, Scores
-from gedge.data.tiles import score_images
+from gedge.core.scores import SCORE_NAMES, Scores, components
+from gedge.data.tiles import network_counts, score_images
 from gedge.reference.checkpoint import Checkpoint
 from gedge.reference.scoring import ReferenceScorer
 
 
-def fit_decision_rule(normal_tiles: Scores, normal_images: Scores, primary: str,
+def tile_statistics(normal_tiles: Scores) -> dict[str, dict[str, float]]:
+    """Mean and standard deviation of every residual score over normal tiles (a checkpoint's ``score_stats``)."""
+    return {s: {"mean": float(normal_tiles.named(s).mean()), "std": float(normal_tiles.named(s).std() + 1e-12)}
+            for s in SCORE_NAMES}
+
+
+def fit_decision_rule(normal_tiles: Scores, counts: list[int], primary: str,
                       quantile: float) -> tuple[DecisionRule, dict[str, dict[str, float]]]:
     """Normalise the primary score with validation-normal tile statistics; threshold at a normal quantile.
 
-    The threshold is the ``quantile`` of the validation normals' image scores (normalised units): proxy
-    anomalies choose the checkpoint and the score, but a threshold fitted to them would be fitted to paint.
-    Also returns the mean and std of every score over the normal tiles (the checkpoint's ``score_stats``).
+    ``counts``: the tiles of each normal image, in order. A fused primary is first made of its components'
+    z-scores (with the same statistics). The threshold is the ``quantile`` of the validation normals' image
+    scores (the maximum over each image's tiles, normalised): proxy anomalies choose the checkpoint and the
+    score, but a threshold fitted to them would be fitted to paint. Also returns every score's statistics.
     """
-    stats = {s: {"mean": float(normal_tiles.named(s).mean()), "std": float(normal_tiles.named(s).std() + 1e-12)}
-             for s in SCORE_NAMES}
-    mean, std = stats[primary]["mean"], stats[primary]["std"]
-    image_scores = (normal_images.named(primary) - mean) / std
+    stats = tile_statistics(normal_tiles)
+    parts = components(primary)
+    component_mean = tuple(stats[p]["mean"] for p in parts) if len(parts) > 1 else ()
+    component_std = tuple(stats[p]["std"] for p in parts) if len(parts) > 1 else ()
+    raw = DecisionRule(primary, component_mean=component_mean, component_std=component_std).raw(normal_tiles)
+    mean, std = float(raw.mean()), float(raw.std() + 1e-12)
+    bounds = np.cumsum([0, *counts])
+    image_scores = np.array([((raw[a:b] - mean) / std).max() for a, b in zip(bounds[:-1], bounds[1:])])
     threshold = float(np.quantile(image_scores, quantile))
     rule = f"quantile {quantile:g} of validation-normal image scores ({len(image_scores)} images)"
-    return DecisionRule(primary=primary, mean=mean, std=std, threshold=threshold, threshold_rule=rule), stats
+    return DecisionRule(primary, mean, std, threshold, rule, component_mean, component_std), stats
 
 
 def refit_on_normals(checkpoint: Checkpoint, normal_images: list[np.ndarray], primary: str = "d1",
@@ -43,7 +54,8 @@ def refit_on_normals(checkpoint: Checkpoint, normal_images: list[np.ndarray], pr
     (``decision_fitted_on``).
     """
     scorer = ReferenceScorer(checkpoint)
-    image_scores, tile_scores = score_images(scorer, normal_images, checkpoint.preprocess)
-    decision, stats = fit_decision_rule(tile_scores, image_scores, primary, quantile)
+    _, tile_scores = score_images(scorer, normal_images, checkpoint.preprocess)
+    decision, stats = fit_decision_rule(tile_scores, network_counts(normal_images, checkpoint.preprocess), primary,
+                                        quantile)
     facts = {**checkpoint.facts, "decision_fitted_on": len(normal_images)}
     return replace(checkpoint, decision=decision, score_stats=stats, facts=facts)

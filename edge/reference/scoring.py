@@ -48,9 +48,19 @@ class FusedScorer(nn.Module):
         self.mid_level = first_bn + 2
         isize = _input_size(netg)
         self.window = max(3, (isize // 8) | 1)
-        self.primary_index = SCORE_NAMES.index(decision.primary)
+        self.primary_indices = [SCORE_NAMES.index(p) for p in decision.components]
         self.register_buffer("score_mean", torch.tensor(float(decision.mean)))
         self.register_buffer("score_std", torch.tensor(float(decision.std)))
+        if len(self.primary_indices) > 1:  # a fused primary: the mean z-score of its components
+            self.register_buffer("component_mean", torch.tensor(decision.component_mean, dtype=torch.float32))
+            self.register_buffer("component_std", torch.tensor(decision.component_std, dtype=torch.float32))
+
+    def primary(self, scores: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The primary score before normalisation: one residual score, or the mean z-score of several."""
+        if len(self.primary_indices) == 1:
+            return scores[self.primary_indices[0]]
+        parts = torch.stack([scores[i] for i in self.primary_indices], dim=1)
+        return ((parts - self.component_mean) / self.component_std).mean(dim=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n = x.shape[0]
@@ -67,7 +77,7 @@ class FusedScorer(nn.Module):
         d1_local = (mid[:n] - mid[n:]).abs().mean(dim=1).flatten(1).amax(dim=1)
         d3_local = F.avg_pool2d(amap, self.window, stride=1).flatten(1).amax(dim=1)
         scores = (d1, d2, d3, latent, d1_local, d3_local)
-        score = (scores[self.primary_index] - self.score_mean) / self.score_std
+        score = (self.primary(scores) - self.score_mean) / self.score_std
         if self.with_amap:
             return (*scores, score, amap.squeeze(1))
         return (*scores, score)

@@ -25,24 +25,18 @@ import torch.nn.functional as F
 from gedge import __version__
 from gedge.core.atomic import atomic_path
 from gedge.core.errors import ArtifactError, ConfigError
-from gedge.core.inputs import InputSpec
-from gedge.core.metrics import auroc
 from gedge.core.preprocess import Preprocess
-from gedge.core.scores import SCORE_NAMES, Scores
+from gedge.core.scores import Scores
 from gedge.data.datasets import Dataset, split_validation
-from gedge.data.proxy import proxy_set
 from gedge.data.sampling import PatchSampler
 from gedge.data.survey import survey_images
-from gedge.data.tiles import load_prepared, score_images
+from gedge.data.tiles import load_prepared
 from gedge.reference.checkpoint import Checkpoint
 from gedge.reference.decision_fit import fit_decision_rule
 from gedge.reference.model import ModelConfig, NetD, NetG, build_networks, init_weights
-from gedge.reference.scoring import CameraInput, ReferenceScorer
+from gedge.reference.scoring import CameraInput
 from gedge.reference.stopping import StopRule, stop_notes
-
-# Inputs per batch when validation scores; a different batch size can change the scores' last bits (other
-# kernels), and with them which step is selected.
-VALIDATION_BATCH = 128
+from gedge.reference.validation import ValidationResult, Validator
 
 
 @dataclass(frozen=True)
@@ -118,17 +112,6 @@ class TrainConfig:
 
 
 @dataclass
-class ValidationResult:
-    """One validation: proxy AUROC per score, the best score and its AUROC, the normals' mean D3."""
-
-    step: int
-    proxy_auroc: dict[str, float]
-    best_score: str
-    selection_auroc: float
-    recon_l1: float
-
-
-@dataclass
 class TrainResult:
     """The best checkpoint, every validation, the step the checkpoint comes from and the run's duration."""
 
@@ -146,29 +129,6 @@ class TrainCallbacks:
 
     on_step: Callable[[int, dict[str, float]], None] | None = None
     on_validate: Callable[[ValidationResult], None] | None = None
-
-
-class _Validator:
-    """Validation normals and their proxy anomalies, painted once; scores networks in training on them."""
-
-    def __init__(self, images: list[np.ndarray], pre: Preprocess, proxies_per_image: int, seed: int,
-                 device: str) -> None:
-        self.pre = pre
-        self.device = device
-        self.normals = images
-        self.proxies = proxy_set(images, proxies_per_image, seed)
-        self.labels = np.r_[np.zeros(len(images)), np.ones(len(self.proxies))]
-        self.input_spec = InputSpec(size=pre.isize, channels=pre.channels)
-
-    def run(self, netg: NetG, netd: NetD, step: int) -> tuple[ValidationResult, Scores, Scores]:
-        """Proxy AUROC of every score, the best one, and the normals' tile and image scores (for the rule)."""
-        scorer = ReferenceScorer.of_networks(netg, netd, self.input_spec, self.device)
-        normal, normal_tiles = score_images(scorer, self.normals, self.pre, VALIDATION_BATCH)
-        proxy, _ = score_images(scorer, self.proxies, self.pre, VALIDATION_BATCH)
-        per_score = {s: auroc(self.labels, np.r_[normal.named(s), proxy.named(s)]) for s in SCORE_NAMES}
-        best = max(SCORE_NAMES, key=lambda s: (per_score[s], -SCORE_NAMES.index(s)))
-        result = ValidationResult(step, per_score, best, per_score[best], float(normal_tiles.d3.mean()))
-        return result, normal_tiles, normal
 
 
 def _contaminants(dataset: Dataset, fraction: float, n_train: int, seed: int) -> list[Path]:
@@ -272,7 +232,7 @@ class _Run:
             return self.avg_g.module, self.avg_d.module
         return self.netg.eval(), self.netd.eval()
 
-    def keep_if_best(self, result: ValidationResult, normal_tiles: Scores, normal_images: Scores,
+    def keep_if_best(self, result: ValidationResult, normal_tiles: Scores, normal_counts: list[int],
                      ema: float) -> None:
         """Remember this validation's networks and normal scores when its proxy AUROC is the best so far."""
         if self.best is not None and result.selection_auroc <= self.best["result"].selection_auroc:
@@ -280,7 +240,7 @@ class _Run:
         score_g, score_d = self.scoring_networks(ema)
         self.best = {"result": result, "netg": copy.deepcopy(score_g.state_dict()),
                      "netd": copy.deepcopy(score_d.state_dict()), "normal_tiles": normal_tiles,
-                     "normal_images": normal_images}
+                     "normal_counts": normal_counts}
 
     def save(self, path: Path, model_config: ModelConfig) -> None:
         """Write the training state (atomically), so that a run can resume from this step."""
@@ -365,7 +325,7 @@ def _best_checkpoint(run: _Run, data: _TrainingData, model_config: ModelConfig, 
                      start_time: float) -> Checkpoint:
     """The best validation's networks, with the decision rule fitted on its validation-normal scores."""
     best = run.best
-    decision, stats = fit_decision_rule(best["normal_tiles"], best["normal_images"], best["result"].best_score,
+    decision, stats = fit_decision_rule(best["normal_tiles"], best["normal_counts"], best["result"].best_score,
                                         config.threshold_quantile)
     return Checkpoint(model=model_config, preprocess=data.pre, decision=decision,
                       netg_state={k: v.cpu() for k, v in best["netg"].items()},
@@ -384,7 +344,7 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
     start_time = time.time()
     data = _training_data(dataset, pre, config)
     run = _Run.start(model_config, config, data)
-    validator = _Validator(data.val_images, data.pre, config.proxies_per_image, config.seed + 1, config.device)
+    validator = Validator(data.val_images, data.pre, config.proxies_per_image, config.seed + 1, config.device)
     camera = CameraInput()
     state_path = out.with_name(out.name + ".state")
     if config.resume:
@@ -400,9 +360,9 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
         elapsed = time.time() - start_time
         at_cap = run.step >= rule.cap or (rule.time_limit_s is not None and elapsed >= rule.time_limit_s)
         if run.step % config.val_every == 0 or at_cap:
-            result, normal_tiles, normal_images = validator.run(*run.scoring_networks(config.ema), run.step)
+            result, normal_tiles, normal_counts = validator.run(*run.scoring_networks(config.ema), run.step)
             run.history.append(result)
-            run.keep_if_best(result, normal_tiles, normal_images, config.ema)
+            run.keep_if_best(result, normal_tiles, normal_counts, config.ema)
             if callbacks.on_validate:
                 callbacks.on_validate(result)
             run.save(state_path, model_config)
