@@ -2,16 +2,19 @@
 
 The validation split holds only normal images. To choose the checkpoint and the primary score without
 touching the test set, gedge paints generic surface defects onto copies of the validation normals: dark
-blobs (knots, holes, stains), thin dark or pale lines (cracks, scratches), pale smudges (chalk) and
-cut-paste patches moved from elsewhere on the same image. They are not the test defects; they only need
-to rank checkpoints the way real defects would.
+blobs (knots, holes, stains), thin dark or pale lines (cracks, scratches), pale smudges (chalk), cut-paste
+patches moved from elsewhere on the same image, and blotches (a large soft region brighter or darker than the
+rest: a defect of a whole area, which only a score that looks beyond a spot can see). They are not the test
+defects; they only need to rank checkpoints and scores the way real defects would. Each kind favours other
+scores (on the real wood boards dark blobs favour d3_local and lines d1_local), which is why fused scores are
+candidates too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-KINDS = ("blob", "line", "smudge", "cutpaste")
+KINDS = ("blob", "line", "smudge", "cutpaste", "blotch")
 
 
 def _ellipse_mask(shape: tuple[int, int], centre: tuple[float, float], radii: tuple[float, float],
@@ -52,6 +55,12 @@ def paint_proxy(image: np.ndarray, rng: np.random.Generator, kind: str | None = 
         patch = np.rot90(out[sy:sy + p, sx:sx + p], k=int(rng.integers(1, 4)))
         out[ty:ty + p, tx:tx + p] = patch * rng.uniform(0.75, 1.25)
         return np.clip(out, 0, 255).astype(np.uint8)
+    if kind == "blotch":  # a large soft region brighter or darker than the rest: a defect of an area, not a spot
+        r = rng.uniform(0.2, 0.4) * side
+        centre = (rng.uniform(0.25, 0.75) * h, rng.uniform(0.25, 0.75) * w)
+        alpha = _ellipse_mask((h, w), centre, (r * rng.uniform(0.6, 1.4), r), rng.uniform(0, np.pi))[..., None]
+        gain = 1.0 + rng.choice([-1.0, 1.0]) * rng.uniform(0.12, 0.3)
+        return np.clip(out * (1 - alpha) + out * gain * alpha, 0, 255).astype(np.uint8)
     if kind == "line":
         alpha = _line_mask(h, w, rng, rng.uniform(0.1, 0.3) * side, rng.uniform(0.6, 1.5) * max(1, side / 128))
         target = mean_colour * rng.uniform(0.15, 0.45)
