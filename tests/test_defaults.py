@@ -1,0 +1,128 @@
+"""Defaults that need no flags: channels and tiling from the images, training that stops when validation stops
+improving, the training curve, the second synthetic material."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from gedge.core.errors import ConfigError
+from gedge.data.datasets import open_dataset
+from gedge.data.survey import survey_images
+from gedge.data.synth import SynthConfig, synth_sample, write_synthetic
+from gedge.reference.inputs import InputRequest, choose_inputs
+from gedge.reference.stopping import StopRule, plateau, stop_notes
+from PIL import Image
+
+GEDGE = [sys.executable, "-m", "gedge.cli"]
+
+
+def _write(folder, arrays):
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, array in enumerate(arrays):
+        path = folder / f"{i:03d}.png"
+        Image.fromarray(array).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    gray = [rng.integers(0, 255, (40, 60), dtype=np.uint8) for _ in range(3)]
+    colour = [rng.integers(0, 255, (50, 50, 3), dtype=np.uint8) for _ in range(2)]
+    gray_as_rgb = [np.repeat(g[..., None], 3, axis=2) for g in gray]
+    return {"gray": _write(tmp_path / "gray", gray), "colour": _write(tmp_path / "colour", colour),
+            "mixed": _write(tmp_path / "mixed", gray + colour), "gray_rgb": _write(tmp_path / "gray_rgb", gray_as_rgb)}
+
+
+def test_channels_come_from_the_images(images):
+    assert survey_images(images["gray"]).channels == 1
+    assert survey_images(images["colour"]).channels == 3
+    mixed = survey_images(images["mixed"])
+    assert mixed.channels == 3 and mixed.converted == 3 and "3 of 5 images are grayscale" in mixed.notes[0]
+    gray_rgb = survey_images(images["gray_rgb"])  # a gray camera saved as RGB
+    assert gray_rgb.channels == 1 and "equal channels" in gray_rgb.notes[0]
+    assert mixed.mixed_sizes and not survey_images(images["gray"]).mixed_sizes
+
+
+def test_tiling_comes_from_the_image_sizes(images):
+    def choose(sizes, request=InputRequest()):
+        survey = survey_images(images["gray"])
+        survey.sizes = sizes
+        return choose_inputs(survey, request)
+
+    wood = choose([(256, 256)] * 4)
+    assert (wood.preprocess.mode, wood.preprocess.isize, wood.preprocess.scale) == ("patch", 32, 0.5)
+    strip = choose([(500, 1250)] * 4)  # a line-scan image: scaled so its short side is about 128 px
+    assert strip.preprocess.scale == 0.25 and any("scale 0.25" in r for r in strip.reasons)
+    tiny = choose([(40, 60)] * 4)
+    assert tiny.preprocess.mode == "resize" and tiny.preprocess.channels == 1
+    small = choose([(100, 100)] * 4)
+    assert small.preprocess.scale == 1.0  # never enlarged
+    fixed = choose([(256, 256)] * 4, InputRequest(mode="patch", isize=64, scale=0.25, channels=3))
+    assert (fixed.preprocess.isize, fixed.preprocess.scale, fixed.preprocess.channels) == (64, 0.25, 3)
+    assert not any(r.startswith("scale") for r in fixed.reasons)  # the user's choice needs no reason
+
+
+def test_stop_rule_plateau_caps_and_notes():
+    rule = StopRule(steps=None, max_steps=1000, time_limit_s=60.0, patience=3, min_delta=0.01, min_steps=300)
+    rising = [0.6, 0.7, 0.8, 0.85, 0.9]
+    assert rule.reason_to_stop(500, rising, 1.0) is None
+    flat = [0.6, 0.8, 0.9, 0.905, 0.9, 0.895]  # three validations without a gain of 0.01 over 0.9
+    assert plateau(flat, 3, 0.01) and not plateau(rising, 3, 0.01)
+    assert rule.reason_to_stop(200, flat, 1.0) is None  # too early for a plateau
+    assert rule.reason_to_stop(600, flat, 1.0).startswith("a validation plateau")
+    assert rule.reason_to_stop(1000, rising, 1.0).startswith("the step cap")
+    assert rule.reason_to_stop(500, rising, 61.0).startswith("the time limit")
+    assert StopRule(steps=40).reason_to_stop(40, flat, 1.0).startswith("the step count")
+    assert StopRule(steps=40).reason_to_stop(30, flat, 1.0) is None  # a fixed count ignores plateaus
+    notes = stop_notes(rising, [100, 200, 300, 400, 500], 500, "the step cap (500)", rule)
+    assert any("last validation" in n for n in notes) and any("still rising" in n for n in notes)
+    assert stop_notes(flat, [100, 200, 300, 400, 500, 600], 300, "a validation plateau (...)", rule) == []
+    with pytest.raises(ConfigError):
+        StopRule(steps=0)
+
+
+def test_metal_material_is_grayscale_with_mixed_sizes(tmp_path):
+    config = SynthConfig(size=64, n_train=6, n_test_good=2, n_test_per_defect=1, seed=3, material="metal")
+    summary = write_synthetic(tmp_path / "metal", config)
+    assert summary.counts["test"] == {"good": 2, "pits": 1, "scratch": 1, "crack": 1, "uneven": 1, "smear": 1}
+    dataset = open_dataset(tmp_path / "metal")
+    survey = survey_images(dataset.train)
+    assert survey.channels == 1 and survey.mixed_sizes
+    for path, mask in zip(dataset.test.paths, dataset.test.mask_paths):
+        if mask is not None:
+            assert (np.asarray(Image.open(mask)) > 127).any() and Image.open(path).size == Image.open(mask).size
+    again, _ = synth_sample(3, "train", "good", 0, 64, "metal")
+    assert np.array_equal(again[..., 0], np.asarray(Image.open(dataset.train[0])))  # the same seed, the same image
+    with pytest.raises(ConfigError, match="material"):
+        SynthConfig(material="glass")
+
+
+def test_train_with_no_input_options_on_a_grayscale_folder(tmp_path):
+    """`gedge train DIR`: channels, mode and scale from the images (a grayscale metal set of mixed sizes); steps
+    bounded here only to keep the test short."""
+    data = tmp_path / "metal"
+    write_synthetic(data, SynthConfig(size=64, n_train=10, n_test_good=2, n_test_per_defect=1, seed=1,
+                                      material="metal"))
+    out = tmp_path / "metal.pt"
+    result = subprocess.run([*GEDGE, "train", str(data), "-o", str(out), "--max-steps", "30", "--val-every", "10",
+                             "--batch-size", "8", "--json"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    pre = summary["input_choice"]["preprocess"]
+    assert pre["channels"] == 1 and summary["stop_reason"]
+    assert (tmp_path / "metal.pt.curve.json").is_file() and (tmp_path / "metal.pt.curve.png").is_file()
+    curve = json.loads((tmp_path / "metal.pt.curve.json").read_text())
+    assert [v["step"] for v in curve["validations"]] == [10, 20, 30] and curve["best_step"] == summary["best_step"]
+    evaluated = subprocess.run([*GEDGE, "evaluate", str(out), str(data), "--json"], capture_output=True, text=True,
+                               timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    report = json.loads(evaluated.stdout)
+    assert {"all", "pits", "uneven"} <= set(report["localisation"])  # pixel AUROC and PRO where masks exist
+    assert 0.0 <= report["localisation"]["all"]["pro"] <= 1.0
