@@ -35,14 +35,47 @@ std::vector<int> tile_origins(int length, int tile, int stride) {
     return starts;
 }
 
+namespace {
+
+// The source index of padded position `at` along an axis of `length` padded by `before` (numpy's np.pad modes:
+// "symmetric" mirrors the edge row in, "edge" repeats it).
+int padded_source(int at, int before, int length, bool symmetric) {
+    int i = at - before;
+    if (!symmetric) return std::min(std::max(i, 0), length - 1);
+    if (i < 0) i = -i - 1;
+    if (i >= length) i = 2 * length - i - 1;
+    return std::min(std::max(i, 0), length - 1);
+}
+
+}  // namespace
+
+std::vector<uint8_t> pad_frame(const uint8_t* frame, int height, int width, int channels, int side, int& padded_height,
+                               int& padded_width) {
+    const int extra_h = std::max(0, side - height), extra_w = std::max(0, side - width);
+    const bool symmetric = extra_h <= height && extra_w <= width;
+    padded_height = height + extra_h;
+    padded_width = width + extra_w;
+    std::vector<uint8_t> out(static_cast<size_t>(padded_height) * padded_width * channels);
+    for (int y = 0; y < padded_height; ++y) {
+        const int sy = padded_source(y, extra_h / 2, height, symmetric);
+        for (int x = 0; x < padded_width; ++x) {
+            const int sx = padded_source(x, extra_w / 2, width, symmetric);
+            std::memcpy(out.data() + (static_cast<size_t>(y) * padded_width + x) * channels,
+                        frame + (static_cast<size_t>(sy) * width + sx) * channels, static_cast<size_t>(channels));
+        }
+    }
+    return out;
+}
+
 Status cut_tiles(const uint8_t* frame, int height, int width, int channels, int tile, int stride,
                  std::vector<uint8_t>& tiles, size_t& count) {
     if (frame == nullptr || height < 1 || width < 1 || channels < 1 || tile < 1 || stride < 1)
         return Status(Code::argument, "cut_tiles: a null frame or a size below 1");
-    if (height < tile || width < tile)
-        return Status(Code::argument, "frame is " + std::to_string(width) + "x" + std::to_string(height) +
-                                          ", smaller than one " + std::to_string(tile) + "x" + std::to_string(tile) +
-                                          " tile");
+    std::vector<uint8_t> padded;
+    if (height < tile || width < tile) {  // smaller than a tile: mirrored to one tile, as gedge's Python pads it
+        padded = pad_frame(frame, height, width, channels, tile, height, width);
+        frame = padded.data();
+    }
     const std::vector<int> ys = tile_origins(height, tile, stride), xs = tile_origins(width, tile, stride);
     const size_t frame_row = static_cast<size_t>(width) * channels, tile_row = static_cast<size_t>(tile) * channels;
     count = ys.size() * xs.size();

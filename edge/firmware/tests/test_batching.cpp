@@ -60,11 +60,18 @@ TEST(frames_are_cut_into_tiles_in_row_major_order) {
     CHECK(tiles == rgb);
 }
 
-TEST(frames_smaller_than_a_tile_are_refused) {
-    std::vector<uint8_t> frame(20 * 20 * 3), tiles;
+TEST(frames_smaller_than_a_tile_are_mirrored_to_one_tile) {
+    // A 3x2 frame (values 0..5 row-major) padded to 4x4 as numpy.pad(..., ((0, 1), (1, 1)), "symmetric") does.
+    const std::vector<uint8_t> frame = {0, 1, 2, 3, 4, 5};
+    std::vector<uint8_t> tiles;
     size_t count = 0;
-    const gedge::Status status = gedge::cut_tiles(frame.data(), 20, 20, 3, 32, 16, tiles, count);
-    CHECK(status.code() == gedge::Code::argument);
-    CHECK_EQ(status.message(), "frame is 20x20, smaller than one 32x32 tile");
+    REQUIRE_OK(gedge::cut_tiles(frame.data(), 3, 2, 1, 4, 2, tiles, count));
+    CHECK_EQ(count, size_t{1});
+    const std::vector<uint8_t> expected = {0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 4, 4, 5, 5};
+    CHECK(tiles == expected);
+    // Less than half a tile: the edge pixel is repeated ("edge" mode), e.g. one pixel to a 3x3 tile.
+    const uint8_t dot = 7;
+    REQUIRE_OK(gedge::cut_tiles(&dot, 1, 1, 1, 3, 1, tiles, count));
+    CHECK(tiles == std::vector<uint8_t>(9, 7));
     CHECK(gedge::cut_tiles(nullptr, 20, 20, 3, 8, 4, tiles, count).code() == gedge::Code::argument);
 }

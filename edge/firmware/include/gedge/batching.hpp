@@ -26,7 +26,13 @@ void pack_rows(const uint8_t* src, size_t count, size_t padded, size_t row_bytes
 // (gedge.data.tile_origins).
 std::vector<int> tile_origins(int length, int tile, int stride);
 
-// All tiles of an HxWxC uint8 frame, row-major over (y, x) origins, as N x tile x tile x C (gedge.data.tile_grid).
+// A frame grown to at least side x side by mirroring its edges, centred (gedge.data.tiles.pad_to: numpy's
+// "symmetric" padding, or "edge" where a frame is less than half a tile); the new size in padded_height/_width.
+std::vector<uint8_t> pad_frame(const uint8_t* frame, int height, int width, int channels, int side, int& padded_height,
+                               int& padded_width);
+
+// All tiles of an HxWxC uint8 frame, row-major over (y, x) origins, as N x tile x tile x C (gedge.data.tile_grid);
+// a frame smaller than a tile is padded to one first (pad_frame).
 Status cut_tiles(const uint8_t* frame, int height, int width, int channels, int tile, int stride,
                  std::vector<uint8_t>& tiles, size_t& count);
 
