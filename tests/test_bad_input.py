@@ -130,7 +130,6 @@ IMAGE_CASES = {  # case: what the one error line says
     "gif": "not an image file",
     "animated-as-png": "has 2 frames (animated or multi-page)",
     "rgba": "has 4 channel(s) (RGBA) but the model expects 3",
-    "smaller-than-a-tile": "smaller than one 16x16 tile",
     "bomb": "image is too large to decode safely",
     "directory": "image folder contains no images",
     "symlink-loop": "broken or looping symbolic link",
@@ -156,6 +155,21 @@ def test_a_bad_image_is_one_line_and_a_non_zero_exit(case, command, scorer_graph
     else:
         outcome = run_main(capsys, monkeypatch, "score", scorer_graphs["checkpoint"], path)
     assert_one_line(outcome, 2, path.name, IMAGE_CASES[case])
+
+
+@pytest.mark.parametrize("command", ["inspect", "score"])
+def test_an_image_smaller_than_a_tile_is_padded_and_scored(command, scorer_graphs, inspect_args, tmp_path, capsys,
+                                                           monkeypatch):
+    """A 12x12 frame for 16x16 tiles is no longer refused: it is mirrored to one tile, as in training."""
+    path = _make("smaller-than-a-tile", tmp_path)
+    if command == "inspect":
+        outcome = run_main(capsys, monkeypatch, "inspect", scorer_graphs["fp32"], path, *inspect_args)
+    else:
+        outcome = run_main(capsys, monkeypatch, "score", scorer_graphs["checkpoint"], path, "--json")
+    assert outcome.code == 0, outcome.stderr
+    assert '"score": ' in outcome.stdout and "NaN" not in outcome.stdout, outcome.stdout[-500:]
+    if command == "inspect":
+        assert '"tiles": 1' in outcome.stdout, outcome.stdout[-500:]
 
 
 @pytest.mark.parametrize("case", ["cmyk", "rgba"])
@@ -295,7 +309,7 @@ ARGUMENT_CASES = {
     "evaluate-batch-0": (["evaluate", "{checkpoint}", "{data}", "--batch-size", "0"], "batch size must be at least 1"),
     "bench-batch-0": (["bench", "{graph}", "--batch", "0"], "batch sizes must be at least 1"),
     "train-batch-0": (["train", "{data}", "--batch-size", "0"], "batch size >= 2"),
-    "train-negative-steps": (["train", "{data}", "--steps", "-5"], "steps and val_every must be >= 1"),
+    "train-negative-steps": (["train", "{data}", "--steps", "-5"], "--steps must be positive, got -5"),
     "strips-negative-defects": (["data", "synth-strips", "{tmp}/s", "--max-defects", "-1"], "max defects"),
 }
 
