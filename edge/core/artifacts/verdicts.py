@@ -147,7 +147,7 @@ def ir_verification(xml: str | Path, payload: dict[str, Any]) -> Verification:
     return replace(verification, verdicts=verdicts, refusals=refusals)
 
 
-def _parity_entry(kind: str, entry: Any) -> tuple[str, str]:
+def _parity_entry(entry: Any) -> tuple[str, str]:
     """(status, why) of one parity entry of a manifest."""
     if not isinstance(entry, dict):
         return "not recorded", ""
@@ -161,9 +161,9 @@ def engine_verification(engine: str | Path, manifest: dict[str, Any], checked: s
     parity = manifest.get("parity") if isinstance(manifest.get("parity"), dict) else {}
     verdicts, refusals, warnings = {}, [], []
     for kind in ("engine", "graph"):
-        if kind not in parity and kind == "graph":
+        if kind == "graph" and kind not in parity:
             continue
-        status, why = _parity_entry(kind, parity.get(kind))
+        status, why = _parity_entry(parity.get(kind))
         verdicts[f"{kind} parity"] = status
         if status == "failed":
             refusals.append(f"the engine's recorded {kind} parity FAILED" + (f" ({why})" if why else ""))
