@@ -132,6 +132,7 @@ class BenchConfig:
     slots: int = 2
     openvino_performance: str = "latency"  # OpenVINO rows: latency or throughput hint
     openvino_streams: int = 0  # with throughput (0: OpenVINO's choice)
+    force: bool = False  # run artifacts whose recorded verdict (INT8 gate, engine parity) failed
 
     def __post_init__(self) -> None:
         if not self.batches or any(b < 1 for b in self.batches):
@@ -211,13 +212,16 @@ def _open(model: Any, kind: str, config: BenchConfig, report: BenchReport) -> tu
         if kind == "torch-cuda":
             require("torch", "torch on CUDA").cuda.reset_peak_memory_stats()
         backend = open_backend(model, kind, threads=config.threads, slots=config.slots,
-                               performance=config.openvino_performance, streams=config.openvino_streams)
+                               performance=config.openvino_performance, streams=config.openvino_streams,
+                               force=config.force)
     except GedgeError as exc:
         report.skipped.append({"backend": kind, "model": name, "reason": exc.problem})
         return None
     spec = backend.input_spec
     report.settings["input_size"] = f"{spec.size}x{spec.size}x{spec.channels}"
     report.notes.extend(f"{name}: {note}" for note in backend.info.notes)
+    if backend.info.artifact is not None and backend.info.artifact.verification:
+        report.notes.append(f"{name}: {backend.info.artifact.verification}")
     return backend, exact
 
 

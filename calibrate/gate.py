@@ -7,12 +7,15 @@ sources held out before the patches are drawn. Proxy anomalies (:mod:`gedge.data
 selection uses them) make the set labelled, so AUROC is defined. Test images are never used: the test split's
 numbers come from ``gedge parity --data`` afterwards.
 
-With few validation images more proxies are painted per image, so the gate has at least 100 images: decision
-agreement over 40 images moves in steps of 2.5 %, and one image near the threshold would fail a 98 % limit.
+With few validation images more proxies are painted per image, so the gate has at least 100 images: agreement
+over 40 proxies moves in steps of 2.5 %, and one proxy near the threshold would fail a 98 % limit.
 
 The reference scores the gate images once (:meth:`Gate.open`); every artifact is then compared against those
-scores by the comparison driver (:func:`gedge.compare.driver.compare`), with the ``int8`` limits (primary-score
-AUROC drop <= 0.01, decision agreement >= 98 %) unless overridden.
+scores by the comparison driver (:func:`gedge.compare.driver.compare`), with the gate's limits
+(:data:`gedge.compare.limits.GATE_LIMITS`) unless overridden: the INT8 closeness and rank floors of every score,
+primary-score AUROC drop <= 0.01, and the decisions gated separately by what the images are: the real held-out
+normals on the false rejects the artifact adds (at most 2 % of them, so none of fewer than 50), the proxies on
+their agreement (>= 98 %). One agreement over both would let the many proxies outvote the few real normals.
 """
 
 from __future__ import annotations
@@ -63,8 +66,8 @@ def gate_set(checkpoint: Checkpoint, paths: list[Path], origin: str, proxies_per
     if not paths:
         raise DataError("no held-out normal images for the accuracy gate")
     train_config = (checkpoint.facts or {}).get("train_config", {})
-    # At least MIN_GATE_IMAGES images, so that the 98 % agreement limit tolerates a flip or two near the threshold
-    # instead of none (10 validation images and 3 proxies each would fail on one image in 40).
+    # At least MIN_GATE_IMAGES images, so that the proxies' 98 % agreement limit tolerates a flip or two near the
+    # threshold instead of none (10 validation images and 3 proxies each would fail on one proxy in 30).
     per_image = proxies_per_image or max(int(train_config.get("proxies_per_image", 3)),
                                          -(-MIN_GATE_IMAGES // len(paths)) - 1)
     seed = int(train_config.get("seed", 0)) + 1 if seed is None else seed
@@ -101,19 +104,28 @@ class Gate:
         return cls(gate_set, scores, limits, threads, settings.batch_size)
 
     def check(self, artifact: Path, progress: Progress | None = None) -> ParityReport:
-        """An INT8 artifact (opened on its own backend, closed afterwards) against the reference's scores."""
-        with closing(open_candidate(artifact, self.threads)) as candidate:
+        """An INT8 artifact (opened on its own backend, closed afterwards) against the reference's scores. It has
+        no recorded gate yet (this is its gate), so it is opened with ``force``."""
+        with closing(open_candidate(artifact, self.threads, force=True)) as candidate:
             return compare(self.reference, candidate, self.gate_set.images, self.limits,
                            RunSettings(self.batch_size, progress))
 
 
 def gate_summary(report: ParityReport) -> dict:
-    """The numbers a sidecar records: per-score AUROC, primary drop, Spearman, agreement, verdict."""
+    """The numbers a sidecar records: per-score AUROC, primary drop, Spearman, agreement, the normals' and the
+    proxies' decisions with their limits, verdict."""
     score = report.output("score")
+    decisions, limits = report.decisions, report.limits
+    normals, proxies = decisions.normal, decisions.anomalous
     return {"passed": report.passed, "data": report.data, "n_images": report.n_images,
             "auroc_reference": score.auroc_reference, "auroc_int8": score.auroc_candidate,
             "auroc_drop": None if score.auroc_delta is None else -score.auroc_delta,
-            "spearman": score.spearman, "agreement": report.decisions.agreement,
-            "limits": report.limits.to_dict(), "failures": report.failures,
+            "spearman": score.spearman, "agreement": decisions.agreement,
+            "normals": None if normals is None else {**normals.to_dict(),
+                                                     "max_new_false_rejects": limits.max_new_false_rejects},
+            "proxies": None if proxies is None else {**proxies.to_dict(),
+                                                     "min_agreement": limits.min_anomalous_agreement},
+            "limits": limits.to_dict(), "failures": report.failures,
             "auroc": {row.name: {"reference": row.auroc_reference, "int8": row.auroc_candidate,
-                                 "delta": row.auroc_delta, "spearman": row.spearman} for row in report.outputs}}
+                                 "delta": row.auroc_delta, "spearman": row.spearman, "rel_l2": row.rel_l2}
+                      for row in report.outputs}}

@@ -12,8 +12,12 @@ the FP32 graph (or in ``out_dir``), each written atomically with a sidecar JSON:
 * ``<stem>.int8.calib.cache``: TensorRT's calibration cache of the same ranges (TensorRT 8.5 to 10.x), with
   the ``tensorrt`` target.
 
-An artifact that fails the gate is still written (with ``passed: false`` in its sidecar) unless ``strict``;
-with ``strict`` it is not written, nor, for the TensorRT flavour, the cache of its ranges.
+An artifact that fails the gate (or, for the TensorRT flavour, that TensorRT's parser rejects) is still
+written under its name, with ``gate.passed: false`` in its sidecar, unless ``strict``; with ``strict`` it is not
+written, nor, for the TensorRT flavour, the cache of its ranges. A written failure is kept for diagnosis only:
+every later command reads the sidecar's verdict and refuses the artifact unless forced
+(:mod:`gedge.core.artifacts.verdicts`). The calibration cache's sidecar records the TensorRT flavour's verdict
+too, so a build from the cache is refused alike.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from gedge.calibrate.ranges import DEFAULT_PERCENTILE, METHODS, CalibrationRange
 from gedge.calibrate.targets import ArtifactChecks, QdqTarget, TargetInputs, TargetWriter, temporary_path
 from gedge.compare.comparator import ParityReport
 from gedge.compare.driver import RunSettings
-from gedge.compare.limits import ParityLimits, limits_for
+from gedge.compare.limits import ParityLimits, gate_limits
 from gedge.core.artifacts.calib_cache import write_cache
 from gedge.core.artifacts.graph import load_graph, read_facts
 from gedge.core.atomic import write_json
@@ -75,7 +79,8 @@ class CalibrateOptions:
     trt_version: str = DEFAULT_TRT_VERSION
     quantize_image_convs: bool = False
     max_auroc_drop: float | None = None
-    min_agreement: float | None = None
+    min_agreement: float | None = None  # the proxies' decision agreement
+    max_false_rejects: float | None = None  # share of the held-out normals the artifact may newly reject
     threads: int = 0
     batch_size: int = 64
 
@@ -88,13 +93,15 @@ class CalibrateOptions:
             raise ConfigError(f"the number of calibration patches must be positive, got {self.n_patches}")
         if self.batch_size < 1 or self.threads < 0:
             raise ConfigError("batch size must be positive and threads 0 (default) or more")
+        self.limits()  # limits out of range are bad input, said before any work
 
     @property
     def targets(self) -> list[str]:
         return list(TARGET_SETS[self.target])
 
     def limits(self) -> ParityLimits:
-        return limits_for("int8", max_auroc_delta=self.max_auroc_drop, min_agreement=self.min_agreement)
+        return gate_limits(max_auroc_delta=self.max_auroc_drop, min_anomalous_agreement=self.min_agreement,
+                           max_new_false_rejects=self.max_false_rejects)
 
 
 @dataclass
@@ -109,13 +116,20 @@ class FlavourResult:
 
     @property
     def passed(self) -> bool:
-        return self.report.passed
+        """It passed the accuracy gate, and TensorRT's parser took it (where a TensorRT parsed it here)."""
+        return self.report.passed and self.checks.tensorrt_parsed is not False
+
+    @property
+    def failures(self) -> list[str]:
+        rejected = [self.checks.tensorrt_parse] if self.checks.tensorrt_parsed is False else []
+        return [*self.report.failures, *rejected]
 
     def to_dict(self) -> dict[str, Any]:
         checks = self.checks
         entry = {"path": str(self.path), "written": self.written, "passed": self.passed, "nodes": checks.nodes,
                  "quantized": checks.quantized, "float_convolutions": checks.float_convolutions,
-                 "tensorrt_parse": checks.tensorrt_parse, "gate": gate_summary(self.report)}
+                 "tensorrt_parse": checks.tensorrt_parse, "tensorrt_parsed": checks.tensorrt_parsed,
+                 "gate": gate_summary(self.report), "failures": self.failures}
         if checks.float_residuals is not None:  # the OpenVINO IR
             entry.update(float_residuals=checks.float_residuals or "ok", quantization=checks.quantization)
         return entry
@@ -232,24 +246,30 @@ def _writer(target: str, out: Path, inputs: TargetInputs) -> TargetWriter:
 
 
 def _gate_target(writer: TargetWriter, gate: Gate, strict: bool, progress: Callable | None) -> FlavourResult:
-    """Write the artifact to a temporary name, gate it, publish it unless ``strict`` refuses it."""
+    """Write the artifact to a temporary name, gate it, publish it (its sidecar with the gate's verdict and
+    TensorRT's parse) unless ``strict`` refuses it."""
     tmp = temporary_path(writer.out)
     try:
         writer.write(tmp)
         report = gate.check(tmp, progress)
         report.notes.append(writer.gate_note)
         checks = writer.inspect(tmp)
-        written = report.passed or not strict
-        if written:
-            writer.publish(tmp, gate_summary(report))
+        result = FlavourResult(writer.target, writer.out, False, report, checks)
+        result.written = result.passed or not strict
+        if result.written:
+            summary = gate_summary(report)
+            if checks.tensorrt_parsed is not None:
+                summary["tensorrt_parse"] = {"parsed": checks.tensorrt_parsed, "verdict": checks.tensorrt_parse}
+            writer.publish(tmp, summary)
     finally:
         writer.discard(tmp)
-    return FlavourResult(writer.target, writer.out, written, report, checks)
+    return result
 
 
 def _write_cache(options: CalibrateOptions, inputs: CalibrationInputs, ranges: CalibrationRanges,
-                 set_facts: dict[str, Any]) -> Path:
-    """TensorRT's calibration cache of the ranges (the tensors the Q/DQ graph quantizes), with its sidecar."""
+                 set_facts: dict[str, Any], trt: FlavourResult) -> Path:
+    """TensorRT's calibration cache of the ranges (the tensors the Q/DQ graph quantizes), with its sidecar: the
+    FP32 graph's sha256 (a build checks it) and the verdict of the TensorRT flavour's gate (a build enforces it)."""
     tensor_names = {name for node in inputs.fp32.graph.node for name in node.output}
     leave_out = set() if options.quantize_image_convs else set(ranges.image_valued)
     cache = cache_from_ranges(ranges, tensor_names, options.trt_version, leave_out=leave_out)
@@ -260,6 +280,7 @@ def _write_cache(options: CalibrateOptions, inputs: CalibrationInputs, ranges: C
         "tensorrt_version": options.trt_version, "method": ranges.method,
         "tensors": len(cache.scales), "graph": graph, "graph_sha256": sha256_file(options.graph),
         "calibration_set": set_facts,
+        "gate": {"passed": trt.passed, "graph": trt.path.name, "failures": trt.failures},
         "use": f"trtexec --onnx={graph} --int8 --calib={cache_path.name} (TensorRT 8.5-10.x)"})
     return cache_path
 
@@ -293,7 +314,7 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None,
     results = [_gate_target(_writer(target, inputs.paths[target], made_from), gate, options.strict,
                             _stage(progress, f"gate {target}")) for target in options.targets]
     trt = next((r for r in results if r.target == "tensorrt"), None)
-    cache_path = _write_cache(options, inputs, ranges, set_facts) if trt is not None and trt.written else None
+    cache_path = _write_cache(options, inputs, ranges, set_facts, trt) if trt is not None and trt.written else None
     notes = inputs.notes + (ranges.notes if ranges else [])
     return CalibrateResult(cal, set_path, ranges, results, cache_path, held_out.description, list(cal.warnings), notes,
                            round(time.time() - started, 1))

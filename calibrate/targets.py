@@ -20,7 +20,7 @@ from gedge.calibrate.quantize import QuantizeSettings, flavour, inspect_qdq, qua
 from gedge.calibrate.ranges import CalibrationRanges
 from gedge.core.artifacts.graph import load_graph, read_facts
 from gedge.core.atomic import write_bytes, write_json
-from gedge.core.errors import ConfigError
+from gedge.core.errors import ConfigError, RuntimeFailure
 from gedge.core.hashing import sha256_file
 from gedge.export.check import tensorrt_check
 
@@ -47,6 +47,7 @@ class ArtifactChecks:
     float_convolutions: list[str]  # convolutions left in float
     nodes: int | None = None  # ONNX graph nodes
     tensorrt_parse: str = ""  # TensorRT's parser verdict on the Q/DQ graph, where a TensorRT module is installed
+    tensorrt_parsed: bool | None = None  # whether TensorRT's parser took it (None: not parsed here)
     float_residuals: list[str] | None = None  # OpenVINO IR: non-convolutions reading quantized activations
     quantization: dict[str, Any] = field(default_factory=dict)  # the quantization facts the artifact records
 
@@ -71,17 +72,19 @@ def temporary_path(out: Path) -> Path:
     return out.with_name(f".{out.stem}.gate{out.suffix}")
 
 
-def tensorrt_parse(path: Path) -> str:
-    """TensorRT's parser verdict on a graph in one line ("" reasons when no TensorRT is installed)."""
+def tensorrt_parse(path: Path) -> tuple[str, bool | None]:
+    """TensorRT's parser verdict on a graph in one line, and whether it parsed (None: no TensorRT installed).
+    TensorRT failing to run at all is a RuntimeFailure, not a verdict."""
     try:
         check, skipped = tensorrt_check(load_graph(path))
-    except Exception as exc:  # a broken TensorRT install must not fail calibration
-        return f"TensorRT could not run: {exc}"
+    except RuntimeError as exc:  # pybind11 maps TensorRT's C++ errors to RuntimeError (a broken install)
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc.__class__.__name__
+        raise RuntimeFailure(f"TensorRT's parser failed to run on the INT8 graph: {first}", path) from None
     if check is None:
-        return skipped
+        return skipped, None
     if check.parsed:
-        return f"parsed by {check.module} {check.version}"
-    return f"REJECTED by {check.module} {check.version}: " + "; ".join(i.line() for i in check.issues[:3])
+        return f"parsed by {check.module} {check.version}", True
+    return (f"REJECTED by {check.module} {check.version}: " + "; ".join(i.line() for i in check.issues[:3])), False
 
 
 class QdqTarget:
@@ -107,9 +110,9 @@ class QdqTarget:
 
     def inspect(self, tmp: Path) -> ArtifactChecks:
         summary = inspect_qdq(self.model)
+        parse, parsed = tensorrt_parse(tmp) if self.target == "tensorrt" else ("", None)
         return ArtifactChecks(summary.quantized_counts(), summary.float_convolutions, len(self.model.graph.node),
-                              tensorrt_parse(tmp) if self.target == "tensorrt" else "",
-                              quantization=read_facts(self.model).quantization)
+                              parse, parsed, quantization=read_facts(self.model).quantization)
 
     def publish(self, tmp: Path, gate: dict[str, Any]) -> None:
         os.replace(tmp, self.out)

@@ -29,6 +29,7 @@ class BuildParityRequest:
     data: Path | None = None
     batch_size: int = 64
     threads: int = 0
+    force: bool = False  # the graph's parity may run on a graph whose recorded gate failed (a forced build)
 
     @property
     def asked(self) -> bool:
@@ -76,7 +77,7 @@ def _open_engine(engine: Path) -> tuple[Backend | None, str]:
 
 def _request(parity: BuildParityRequest, model: ModelFile) -> ParityRequest:
     return ParityRequest(parity.reference, model.path, parity.data, model.precision, batch_size=parity.batch_size,
-                         threads=parity.threads)
+                         threads=parity.threads, force=parity.force)
 
 
 def build_time_parity(parity: BuildParityRequest, engine: ModelFile, graph: ModelFile,

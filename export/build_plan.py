@@ -65,6 +65,7 @@ class BuildRequest:
     progress: bool = True
     profiles: int = 2  # identical optimisation profiles: one per execution context running concurrently
     parity_batch: int = 64  # inference batch of build-time parity (--ref/--data)
+    force: bool = False  # build from a graph or cache whose recorded verdict failed (the manifest records it)
 
 
 @dataclass

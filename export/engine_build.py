@@ -6,6 +6,12 @@ do, :mod:`gedge.export.capabilities`), the FP16 graph where a strongly typed FP1
 (:mod:`gedge.export.fp16`), the build itself (:mod:`gedge.export.tensorrt_build`), the manifest
 (:mod:`gedge.export.engine_manifest`) and build-time parity (:mod:`gedge.export.build_parity`). The engine is
 written (atomically) with its manifest before parity runs, so it is never without one.
+
+The graph (and a calibration cache) are verified before anything is built (:mod:`gedge.core.artifacts.verdicts`):
+their recorded hashes must match, and a graph whose INT8 accuracy gate failed, or a cache whose Q/DQ graph failed
+it or that was made for another graph, is refused unless ``force``; the manifest of an engine built with
+``force`` records the overridden verdicts as ``forced``. Parity that cannot run (CUDA or TensorRT failing at run
+time) is recorded as "error" with the reason before the failure is raised.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any
 import onnx
 from gedge.core.artifacts.engine import read_manifest, write_manifest
 from gedge.core.artifacts.graph import GraphFacts, load_graph, read_facts
+from gedge.core.artifacts.verdicts import Verification, cache_verification, enforce, graph_verification
 from gedge.core.atomic import write_bytes
-from gedge.core.errors import ArtifactError, ConfigError, GedgeError
+from gedge.core.errors import ArtifactError, ConfigError, GedgeError, RuntimeFailure
 from gedge.core.hashing import sha256_file
 from gedge.core.machine import cuda_device
 from gedge.core.tensorrt import TensorRT, import_tensorrt
@@ -51,16 +58,32 @@ class Prepared:
     info: GraphInfo
     facts: GraphFacts
     model: onnx.ModelProto
+    verified: list[Verification] = field(default_factory=list)  # the graph's (and the cache's), enforced
+
+    @property
+    def forced(self) -> list[str]:
+        """The recorded verdicts overridden with ``force`` (the manifest records them)."""
+        return [why for v in self.verified for why in v.forced]
+
+
+def _verify_sources(graph: Path, facts: GraphFacts, request: BuildRequest, force: bool) -> list[Verification]:
+    """The graph's and the calibration cache's recorded hashes and verdicts, enforced."""
+    verified = [enforce(graph_verification(graph, facts.precision), force)]
+    if request.calibration_cache:
+        if not Path(request.calibration_cache).is_file():
+            raise ArtifactError("calibration cache does not exist", request.calibration_cache)
+        verified.append(enforce(cache_verification(request.calibration_cache, graph), force))
+    return verified
 
 
 def prepare(graph: str | Path, request: BuildRequest, caps: TensorRTCapabilities) -> Prepared:
-    """Read the graph and make the plan (no file is written)."""
+    """Read and verify the graph (and the calibration cache; ``request.force`` overrides a failed recorded verdict),
+    and make the plan (no file is written)."""
     graph = Path(graph)
     model = load_graph(graph)
     info = graph_info(model, graph)
     facts = read_facts(model, graph)
-    if request.calibration_cache and not Path(request.calibration_cache).is_file():
-        raise ArtifactError("calibration cache does not exist", request.calibration_cache)
+    verified = _verify_sources(graph, facts, request, request.force)
     fp16_exists = False
     candidate = Path(plan_build(caps, replace(request, out=request.out or "x.engine"), info).graph)
     if candidate != graph and candidate.is_file():
@@ -70,7 +93,7 @@ def prepare(graph: str | Path, request: BuildRequest, caps: TensorRTCapabilities
                               f"(gedge build {candidate} --precision fp16) or remove it")
         fp16_exists = True
     plan = plan_build(caps, request, info, fp16_graph_exists=fp16_exists)
-    return Prepared(plan, caps, info, facts, model)
+    return Prepared(plan, caps, info, facts, model, verified)
 
 
 def dry_run(graph: str | Path, request: BuildRequest, assume: str | None = None,
@@ -99,6 +122,10 @@ class EngineResult:
     @property
     def parity_failed(self) -> bool:
         return any(v.get("status") == "failed" for v in self.parity.values())
+
+    @property
+    def forced(self) -> list[str]:
+        return list(self.manifest.get("forced") or [])
 
 
 def _source_graph(prepared: Prepared, given: Path) -> SourceGraph:
@@ -129,25 +156,31 @@ def _build(trt: TensorRT, prepared: Prepared, source: SourceGraph,
 
 def _record_parity(manifest: dict[str, Any], engine: ModelFile, source: SourceGraph, parity: BuildParityRequest,
                    no_gpu: str) -> Path:
-    """Measure parity into the manifest and write it; on an error the manifest says so before it is raised."""
+    """Measure parity into the manifest and write it. Where parity cannot run, the manifest records "error" with the
+    reason before the failure is raised: bad input as it is (exit 2); a run-time failure of CUDA, TensorRT or a
+    backend (a pybind11 RuntimeError) as a RuntimeFailure (exit 3). Never "pending" after an attempt that failed."""
     try:
         manifest["parity"] = build_time_parity(parity, engine, ModelFile(source.path, source.info.precision), no_gpu)
-    except GedgeError as exc:
-        manifest["parity"] = {"engine": {"status": "pending", "reason": "parity could not run"},
-                              "graph": {"status": "error", "reason": str(exc)}}
+    except (GedgeError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc.__class__.__name__
+        manifest["parity"] = {"engine": {"status": "error", "reason": f"parity could not run: {reason}"}}
         write_manifest(engine.path, manifest)
-        raise
+        if isinstance(exc, (GedgeError, RuntimeFailure)):
+            raise
+        raise RuntimeFailure(f"parity at build time could not run: {reason}", engine.path) from None
     return write_manifest(engine.path, manifest)
 
 
 def build_engine(graph: str | Path, request: BuildRequest, module: str | None = None, ref: str | Path | None = None,
                  data: str | Path | None = None, progress: BuildProgress | None = None) -> EngineResult:
-    """``gedge build``: plan, (derive the FP16 graph,) build, write the engine and its manifest, measure parity
-    against the checkpoint ``ref`` on ``data`` where both are given."""
+    """``gedge build``: verify the graph, plan, (derive the FP16 graph,) build, write the engine and its manifest,
+    measure parity against the checkpoint ``ref`` on ``data`` where both are given. ``request.force``: build from a
+    graph (or cache) whose recorded verdict failed; the manifest records it."""
     trt, caps = open_tensorrt(module)
     prepared = prepare(graph, request, caps)
     plan = prepared.plan
-    parity = BuildParityRequest(Path(ref) if ref else None, Path(data) if data else None, request.parity_batch)
+    parity = BuildParityRequest(Path(ref) if ref else None, Path(data) if data else None, request.parity_batch,
+                                force=request.force)
     parity.check()
     source = _source_graph(prepared, Path(graph))
     engine = Path(plan.engine)
@@ -158,6 +191,9 @@ def build_engine(graph: str | Path, request: BuildRequest, module: str | None = 
     built, seconds = _build(trt, prepared, source, progress)
     write_bytes(engine, built.engine)
     manifest = engine_manifest(plan, caps, source, built, engine_target(caps, plan, device, why), seconds)
+    manifest["source_graph"]["verification"] = prepared.verified[0].line()
+    if prepared.forced:
+        manifest["forced"] = prepared.forced
     write_manifest(engine, manifest)  # the engine is never without a manifest, even if parity fails to run
     manifest_file = _record_parity(manifest, ModelFile(engine, plan.precision), source, parity, no_gpu)
     return EngineResult(plan, engine, manifest_file, read_manifest(engine),

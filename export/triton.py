@@ -62,6 +62,7 @@ class TritonExportOptions:
     device: str = "auto"  # auto: an engine on the GPU, a graph or IR on the CPU
     tensorrt_accelerator: bool = False  # ONNX graph on a GPU: let TensorRT accelerate onnxruntime
     warmup: bool = True
+    force: bool = False  # write an artifact whose recorded verdict (INT8 gate, engine parity) failed
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -93,6 +94,8 @@ class TritonModel:
     instances: int
     validated: bool  # parsed with Triton's ModelConfig protobuf
     files: list[str] = field(default_factory=list)
+    verification: str = ""  # the artifact's recorded hashes and verdicts, as checked when it was read
+    forced: list[str] = field(default_factory=list)  # recorded verdicts overridden with --force
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,7 +117,8 @@ def export_repository(models: list[Path], repo: Path, options: TritonExportOptio
     doubled = sorted({n for n in names if names.count(n) > 1})
     if doubled:
         raise ConfigError(f"two artifacts would both be model {doubled[0]!r}; export them one by one with --name")
-    facts = [read_artifact_facts(m) for m in models]  # every artifact verified before anything is written
+    # Every artifact verified (hashes; verdicts enforced unless forced) before anything is written.
+    facts = [read_artifact_facts(m, options.force) for m in models]
     return [write_model(repo, name, fact, options) for name, fact in zip(names, facts)]
 
 
@@ -259,6 +263,8 @@ def write_model(repo: Path, name: str, facts: ArtifactFacts, options: TritonExpo
         write_with(destination, lambda tmp, source=source: shutil.copyfile(source, tmp))
     config_path = write_with(folder / "config.pbtxt", lambda tmp: tmp.write_text(text))
     max_batch, preferred = config["max_batch_size"], config["dynamic_batching"].get("preferred_batch_size", [])
+    verified = facts.verification
     return TritonModel(name, version, str(folder), str(config_path), value, facts.path.name, facts.sha256,
                        max_batch, preferred, device, options.instances, validated,
-                       [str(d) for _, d in files])
+                       [str(d) for _, d in files], verified.line() if verified else "",
+                       list(verified.forced) if verified else [])

@@ -66,7 +66,7 @@ def test_patches_are_seeded_stratified_and_round_trip(tmp_path):
         load_calibration_set(path)
 
 
-def test_sources_leave_out_validation_and_never_use_test_images(int8_graphs, scorer_graphs):
+def test_sources_leave_out_validation_and_never_use_test_images(int8_graphs):
     from gedge.reference.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(int8_graphs["checkpoint"])
@@ -74,7 +74,7 @@ def test_sources_leave_out_validation_and_never_use_test_images(int8_graphs, sco
     held_out = {p.name for p in int8_graphs["validation"]}
     assert sources.excluded == {"validation": 2} and not held_out & {p.name for p in sources.paths}
     assert all("/test/" not in str(p) for p in sources.paths) and len(sources.paths) == 4
-    for bad in (scorer_graphs["data"] / "test", scorer_graphs["data"] / "test" / "good"):
+    for bad in (int8_graphs["data"] / "test", int8_graphs["data"] / "test" / "good"):
         with pytest.raises(DataError, match="never uses test images"):
             calibration_sources(checkpoint, bad)
     cal = int8_graphs["result"].calibration
@@ -112,9 +112,9 @@ def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
     return out
 
 
-def test_tensorrt_flavour_follows_tensorrts_qdq_rules(int8_graphs, scorer_graphs):
+def test_tensorrt_flavour_follows_tensorrts_qdq_rules(int8_graphs):
     model = load_graph(int8_graphs["tensorrt"])
-    fp32 = load_graph(scorer_graphs["fp32"])
+    fp32 = load_graph(int8_graphs["fp32"])
     assert [o.name for o in model.graph.output] == [o.name for o in fp32.graph.output]  # amap included
     assert [i.name for i in model.graph.input] == ["pixels"]
     inits = {t.name: t for t in model.graph.initializer}
@@ -140,7 +140,7 @@ def test_tensorrt_flavour_follows_tensorrts_qdq_rules(int8_graphs, scorer_graphs
     assert not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node
                    if n.name.startswith(("camera/", "scores/")))
     facts = read_facts(model)
-    assert facts.precision == "int8" and facts.derived_from_sha256 == sha256_file(scorer_graphs["fp32"])
+    assert facts.precision == "int8" and facts.derived_from_sha256 == sha256_file(int8_graphs["fp32"])
     q = facts.quantization
     assert q["flavour"] == "tensorrt" and q["method"] == "minmax" and q["calibration_set_patches"] == 64
     assert q["calibration_set_sha256"] == int8_graphs["result"].calibration.sha256
@@ -160,20 +160,30 @@ def test_cpu_flavour_is_uint8_conv_only(int8_graphs):
 
 
 def test_int8_graphs_score_like_the_reference(int8_graphs):
+    """The trained fixture's INT8 graphs pass the accuracy gate (with the closeness and rank floors, the normals'
+    false rejects and the proxies' agreement), are written, and record the verdict in their sidecars."""
     result = int8_graphs["result"]
+    assert result.passed
     for f in result.flavours:
         report = f.report
+        assert report.passed and f.passed and f.written, (f.target, f.failures)
         assert report.labelled and report.n_images == 100  # 2 validation images + 49 proxies each (>= 100 images)
         assert {row.name for row in report.outputs} >= set(OUTPUT_NAMES)
         print(f.target, {row.name: round(row.rel_l2, 4) for row in report.outputs}, report.decisions.agreement)
         assert report.output("score").spearman > 0.9
         assert all(row.rel_l2 < 0.1 for row in report.outputs if row.name in ("d1", "d2", "d3", "d3_local"))
+        assert report.decisions.normal.n == 2 and report.decisions.anomalous.n == 98
+        gate = read_sidecar(f.path)["gate"]
+        assert gate["passed"] and gate["normals"]["n"] == 2 and gate["normals"]["max_new_false_rejects"] == 0.02
+        assert gate["proxies"]["n"] == 98 and gate["proxies"]["min_agreement"] == 0.98
+    cache_side = json.loads(int8_graphs["cache"].with_name(int8_graphs["cache"].name + ".json").read_text())
+    assert cache_side["gate"]["passed"] and cache_side["graph_sha256"] == sha256_file(int8_graphs["fp32"])
 
 
 # --- TensorRT calibration cache -----------------------------------------------------------------------------------
 
 
-def test_calibration_cache_text_and_round_trip(int8_graphs, scorer_graphs, tmp_path):
+def test_calibration_cache_text_and_round_trip(int8_graphs, tmp_path):
     assert version_code("8.6.1") == "8601" and version_code("8.5") == "8500" and version_code("10.3.0") == "100300"
     assert scale_hex(0.0078125) == "3c000000" and hex_scale("3c000000") == 0.0078125
     text = int8_graphs["cache"].read_text()
@@ -182,7 +192,7 @@ def test_calibration_cache_text_and_round_trip(int8_graphs, scorer_graphs, tmp_p
     assert all(len(line.rpartition(": ")[2]) == 8 for line in lines[1:])
     cache = read_cache(int8_graphs["cache"])
     ranges = int8_graphs["ranges"]
-    tensor_names = {o for n in load_graph(scorer_graphs["fp32"]).graph.node for o in n.output}
+    tensor_names = {o for n in load_graph(int8_graphs["fp32"]).graph.node for o in n.output}
     # Every calibrated tensor but the inputs of the float image convolutions (as in the Q/DQ graph).
     assert set(ranges.image_valued) == {"camera/Sub:0", "netg.decoder.main.7/Tanh:0", "scores/Concat:0"}
     assert set(cache.scales) == set(ranges.tensors) - set(ranges.image_valued)
@@ -210,22 +220,105 @@ def test_calibration_cache_text_and_round_trip(int8_graphs, scorer_graphs, tmp_p
 # --- the gate's limits ---------------------------------------------------------------------------------------------
 
 
-def test_int8_limits_gate_the_primary_drop_and_agreement_only():
+def test_int8_limits_keep_floors_on_closeness_and_ranks():
+    """INT8 limits are looser than FP16's but gate every score's relative L2 error and Spearman, and the primary
+    score's AUROC drop."""
     labels = np.array([0] * 10 + [1] * 10)
     rng = np.random.default_rng(0)
-    base = {name: np.r_[rng.uniform(0, 1, 10), rng.uniform(0.8, 2, 10)] for name in OUTPUT_NAMES}
+    base = {name: np.r_[rng.uniform(1, 2, 10), rng.uniform(2.5, 4, 10)] for name in OUTPUT_NAMES}
     ref = Scores.from_dict(base)
-    noisy = Scores.from_dict({**base, "d2": base["d2"] * rng.uniform(0.5, 1.5, 20)})  # d2 badly off, score intact
     limits = limits_for("int8")
-    assert limits.max_rel_l2 is None and limits.auroc_scores == "primary"
-    report = compare_scores(BackendScores(ref, ref), BackendScores(noisy, noisy), ImageSetFacts(10.0, labels), limits)
+    assert 0 < limits.max_rel_l2 < 1 and 0 < limits.min_spearman < 1 and limits.auroc_scores == "primary"
+    assert limits.max_rel_l2 > limits_for("fp16").max_rel_l2 and limits.min_spearman < limits_for("fp16").min_spearman
+    close = Scores.from_dict({name: v * rng.uniform(0.98, 1.02, 20) for name, v in base.items()})  # INT8-like noise
+    report = compare_scores(BackendScores(ref, ref), BackendScores(close, close), ImageSetFacts(10.0, labels), limits)
     assert report.passed, report.failures
+    noisy = Scores.from_dict({**base, "d2": base["d2"] * rng.uniform(0.5, 1.5, 20)})  # d2 badly off
+    report = compare_scores(BackendScores(ref, ref), BackendScores(noisy, noisy), ImageSetFacts(10.0, labels), limits)
+    assert any(f.startswith("d2:") for f in report.failures) and not any("score" in f for f in report.failures)
     swapped = dict(base)
     swapped["score"] = base["score"].copy()
     swapped["score"][10:13] = 0.0  # three anomalies now score below every normal
     worse = Scores.from_dict(swapped)
     report = compare_scores(BackendScores(ref, ref), BackendScores(worse, worse), ImageSetFacts(10.0, labels), limits)
     assert any("AUROC drop" in f for f in report.failures)
+
+
+def _gate_scores(n_normal: int = 10, n_proxy: int = 90, seed: int = 0) -> tuple[Scores, np.ndarray, float]:
+    """Scores shaped like a gate set: real normals below the threshold, proxies mostly above it."""
+    rng = np.random.default_rng(seed)
+    normals, proxies = rng.uniform(0.5, 1.5, n_normal), rng.uniform(2.0, 4.0, n_proxy)
+    base = {name: np.r_[normals, proxies] * (1 + i) for i, name in enumerate(OUTPUT_NAMES)}
+    base["score"] = np.r_[normals, proxies]
+    labels = np.r_[np.zeros(n_normal, dtype=np.int64), np.ones(n_proxy, dtype=np.int64)]
+    return Scores.from_dict(base), labels, 1.8
+
+
+def _flip(ref: Scores, which: np.ndarray, threshold: float) -> Scores:
+    """The reference with the images ``which`` moved just across the threshold (everything else identical)."""
+    score = ref.score.copy()
+    score[which] = np.where(score[which] >= threshold, threshold - 1e-3, threshold + 1e-3)
+    return Scores.from_dict({**ref.as_dict(), "score": score})
+
+
+def test_gate_splits_real_normals_from_proxies():
+    """Two of ten real normals newly rejected are 98 % agreement over 100 images, which the old pooled limit passed;
+    the gate fails it on the normals' own limit, and fails proxies that disagree on theirs."""
+    from gedge.calibrate.gate import gate_summary
+    from gedge.compare.limits import GATE_LIMITS
+
+    ref, labels, threshold = _gate_scores()
+    facts = ImageSetFacts(threshold, labels)
+    accepted_normals = np.flatnonzero((labels == 0) & (ref.score < threshold))
+    two_normals = _flip(ref, accepted_normals[:2], threshold)
+    pooled = compare_scores(BackendScores(ref, ref), BackendScores(two_normals, two_normals), facts,
+                            limits_for("int8", min_spearman=0.0))
+    assert pooled.decisions.agreement == pytest.approx(0.98) and pooled.passed  # what the pooled limit allowed
+    report = compare_scores(BackendScores(ref, ref), BackendScores(two_normals, two_normals), facts, GATE_LIMITS)
+    assert not report.passed and report.decisions.normal.new_rejects == 2
+    assert any("normal images: the candidate adds 2 false rejects of 10" in f for f in report.failures)
+    one_normal = _flip(ref, accepted_normals[:1], threshold)
+    report = compare_scores(BackendScores(ref, ref), BackendScores(one_normal, one_normal), facts, GATE_LIMITS)
+    assert any("adds 1 false rejects of 10" in f for f in report.failures)  # 10 % > 2 %: none of 10 allowed
+    summary = gate_summary(report)
+    assert summary["normals"]["new_rejects"] == 1 and summary["normals"]["max_new_false_rejects"] == 0.02
+    assert summary["proxies"]["agreement"] == 1.0 and summary["proxies"]["min_agreement"] == 0.98
+    proxies = np.flatnonzero(labels == 1)
+    three_proxies = _flip(ref, proxies[:3], threshold)  # 96.7 % of the proxies agree
+    report = compare_scores(BackendScores(ref, ref), BackendScores(three_proxies, three_proxies), facts, GATE_LIMITS)
+    assert [f for f in report.failures if "decisions" in f or "images" in f] == [
+        "anomalous images: agreement 96.67% < 98.00% (3 of 90 differ)"]
+    assert compare_scores(BackendScores(ref, ref), BackendScores(ref, ref), facts, GATE_LIMITS).passed
+
+
+def test_a_rejected_or_unparsable_tensorrt_graph_fails_calibrate(int8_graphs, tmp_path, monkeypatch):
+    """TensorRT's parser rejecting the Q/DQ graph fails the artifact (exit code 1 from the CLI); TensorRT failing to
+    run at all is a RuntimeFailure (exit code 3), not a verdict swallowed into the report."""
+    from gedge.calibrate import targets
+    from gedge.calibrate.pipeline import CalibrateOptions, calibrate
+    from gedge.core.errors import RuntimeFailure
+    from gedge.export.check import TensorRTCheck
+    from gedge.export.tensorrt_parse import ParserIssue
+
+    issue = ParserIssue("netg.encoder.main.1/Conv", "Conv", 1, "UNSUPPORTED_NODE", "test")
+    rejected = TensorRTCheck("tensorrt_rtx", "1.7", parsed=False, issues=[issue])
+    monkeypatch.setattr(targets, "tensorrt_check", lambda model: (rejected, ""))
+    options = CalibrateOptions(checkpoint=int8_graphs["checkpoint"], graph=int8_graphs["fp32"], target="tensorrt",
+                               n_patches=32, out_dir=tmp_path / "rejected", threads=1)
+    result = calibrate(options)
+    flavour = result.flavour("tensorrt")
+    assert flavour.report.passed and not flavour.passed and not result.passed
+    assert any("REJECTED" in f for f in flavour.failures) and flavour.written  # written for diagnosis
+    assert read_sidecar(flavour.path)["gate"]["tensorrt_parse"]["parsed"] is False
+
+    def broken(model):
+        raise RuntimeError("libnvinfer: could not start")
+
+    monkeypatch.setattr(targets, "tensorrt_check", broken)
+    with pytest.raises(RuntimeFailure, match="could not start"):
+        calibrate(CalibrateOptions(checkpoint=int8_graphs["checkpoint"], graph=int8_graphs["fp32"],
+                                   target="tensorrt", n_patches=32, out_dir=tmp_path / "broken", threads=1))
+    assert not list((tmp_path / "broken").glob(".*"))  # the temporary graph is gone
 
 
 # --- TensorRT -----------------------------------------------------------------------------------------------------
@@ -253,14 +346,17 @@ def test_tensorrt_parses_and_builds_the_qdq_graph(int8_graphs, scorer_graphs):
 
 def test_calibrate_cli_strict_gate_and_bad_input(int8_graphs, scorer_graphs, tmp_path):
     out = tmp_path / "out"
-    args = ("calibrate", int8_graphs["checkpoint"], "--onnx", scorer_graphs["fp32"], "--patches", 32, "--threads", 1,
+    args = ("calibrate", int8_graphs["checkpoint"], "--onnx", int8_graphs["fp32"], "--patches", 32, "--threads", 1,
             "--out-dir", out, "--target", "cpu")
-    failing = run(*args, "--strict", "--min-agreement", "1.01", "--json")  # an impossible limit
+    failing = run(*args, "--strict", "--max-auroc-drop", "-1", "--json")  # an impossible limit
     assert failing.returncode == 1, failing.stderr
     summary = json.loads(failing.stdout)
     assert not summary["passed"] and not summary["graphs"]["cpu"]["written"]
     assert not (out / "scorer.int8.cpu.onnx").exists() and (out / "calibration.npz").exists()
-    assert "FAILED the accuracy gate" in failing.stderr and not list(out.glob(".*"))  # no temporary left behind
+    assert "FAILED" in failing.stderr and not list(out.glob(".*"))  # no temporary left behind
+    assert "AUROC drop" in failing.stderr
+    beyond = run(*args, "--min-agreement", "1.01")  # a share of images is 0 to 1: bad input, not a failed gate
+    assert beyond.returncode == 2 and "0 to 1" in beyond.stderr and len(beyond.stderr.strip().splitlines()) == 1
     bad = run("calibrate", int8_graphs["checkpoint"], "--onnx", tmp_path / "missing.onnx")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "missing.onnx" in bad.stderr
     assert "Example" in run("calibrate", "--help").stdout
@@ -270,9 +366,9 @@ def test_calibrate_options_and_inputs_are_checked_first(int8_graphs, scorer_grap
     from gedge.calibrate.pipeline import CalibrateOptions, open_inputs
 
     with pytest.raises(ConfigError, match="method"):
-        CalibrateOptions(int8_graphs["checkpoint"], scorer_graphs["fp32"], method="kl")
+        CalibrateOptions(int8_graphs["checkpoint"], int8_graphs["fp32"], method="kl")
     with pytest.raises(ConfigError, match="target"):
-        CalibrateOptions(int8_graphs["checkpoint"], scorer_graphs["fp32"], target="gpu")
+        CalibrateOptions(int8_graphs["checkpoint"], int8_graphs["fp32"], target="gpu")
     with pytest.raises(ConfigError, match="FP32"):
         open_inputs(CalibrateOptions(int8_graphs["checkpoint"], scorer_graphs["fp16"]))
 

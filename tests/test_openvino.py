@@ -118,8 +118,9 @@ def test_nncf_keeps_residuals_in_float(nncf_ir, scorer_graphs, reference):
     assert side["quantization"]["calibration_set_sha256"] == "abc123"
     assert side["calibration_set"]["sha256"] == "abc123"
     info = model_info(path)
-    assert info.kind == "openvino" and info.precision == "int8"
-    backend = open_backend(path)
+    assert info.kind == "openvino" and info.precision == "int8" and info.verification.verdicts == {
+        "gate": "not recorded"}
+    backend = open_backend(path, force=True)  # written without `gedge calibrate`'s gate
     batch, ref = reference
     got = backend.score(batch)
     assert all(got.named(n).shape == (len(batch),) for n in OUTPUT_NAMES)
@@ -163,13 +164,15 @@ def test_int8_kernels_compute_the_fake_quantize_graph(nncf_ir, scorer_graphs, re
 @needs_openvino
 def test_parity_cli_takes_an_openvino_ir(nncf_ir, scorer_graphs):
     path, _, _ = nncf_ir
-    result = subprocess.run([sys.executable, "-m", "gedge.cli", "parity", "--ref", str(scorer_graphs["checkpoint"]),
-                             "--candidate", str(path), "--data", str(scorer_graphs["data"]), "--json"],
-                            capture_output=True, text=True, timeout=300)
+    args = [sys.executable, "-m", "gedge.cli", "parity", "--ref", str(scorer_graphs["checkpoint"]), "--candidate",
+            str(path), "--data", str(scorer_graphs["data"]), "--json"]
+    refused = subprocess.run(args, capture_output=True, text=True, timeout=300)  # an IR without a recorded gate
+    assert refused.returncode == 1 and "no accuracy gate" in refused.stderr and "--force" in refused.stderr
+    result = subprocess.run([*args, "--force"], capture_output=True, text=True, timeout=300)
     assert result.returncode in (0, 1), result.stderr[-2000:]
     report = json.loads(result.stdout[result.stdout.index("{"):])
     assert report["candidate"].startswith("openvino-cpu-int8") and report["precision"] == "int8"
-    assert report["limits"]["max_auroc_delta"] == 0.01
+    assert report["limits"]["max_auroc_delta"] == 0.01 and report["verification"]["status"] == "forced"
 
 
 @needs_openvino
@@ -177,12 +180,13 @@ def test_inspect_cli_openvino_streams(nncf_ir, scorer_graphs):
     path, _, _ = nncf_ir
     images = str(scorer_graphs["data"] / "test" / "good")
     result = subprocess.run([sys.executable, "-m", "gedge.cli", "inspect", str(path), images, "--performance",
-                             "throughput", "--streams", "2", "--json"], capture_output=True, text=True, timeout=300)
+                             "throughput", "--streams", "2", "--json", "--force"], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])["summary"]
     assert summary["backend"].startswith("openvino-cpu-int8") and summary["images"] > 0 and summary["errors"] == 0
-    bad = subprocess.run([sys.executable, "-m", "gedge.cli", "inspect", str(path), images, "--performance", "fast"],
-                         capture_output=True, text=True, timeout=300)
+    bad = subprocess.run([sys.executable, "-m", "gedge.cli", "inspect", str(path), images, "--performance", "fast",
+                          "--force"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "latency or throughput" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -309,7 +313,9 @@ def test_time_backends_rotates_and_reports_every_backend(scorer_graphs):
 
 @needs_openvino
 def test_bad_ir_files_give_one_line(nncf_ir, tmp_path):
-    """A missing .bin, a truncated .xml and a missing sidecar: one line naming the file, exit code 2."""
+    """A missing .bin, a truncated .xml, other weights and a missing sidecar: one line naming the file, exit code 2.
+    The sidecar records the sha256 of the .xml and the .bin, so a set mixed by an interrupted publish (the IR, its
+    weights and the sidecar are replaced one after another) is refused with the advice to calibrate again."""
     import shutil
 
     path, _, _ = nncf_ir
@@ -322,7 +328,14 @@ def test_bad_ir_files_give_one_line(nncf_ir, tmp_path):
     cut.write_text(path.read_text()[:300])
     shutil.copy(path.with_suffix(".bin"), cut.with_suffix(".bin"))
     shutil.copy(path.with_name(path.name + ".json"), cut.with_name("cut.xml.json"))
-    cases[cut] = "truncated or corrupt"
+    cases[cut] = "does not match its sidecar"
+    swapped = tmp_path / "swapped.xml"  # new weights, old sidecar
+    shutil.copy(path, swapped)
+    weights = bytearray(path.with_suffix(".bin").read_bytes())
+    weights[-1] ^= 0x01
+    swapped.with_suffix(".bin").write_bytes(bytes(weights))
+    shutil.copy(path.with_name(path.name + ".json"), swapped.with_name("swapped.xml.json"))
+    cases[swapped] = "calibrate it again"
     bare = tmp_path / "bare.xml"  # no sidecar
     shutil.copy(path, bare)
     shutil.copy(path.with_suffix(".bin"), bare.with_suffix(".bin"))

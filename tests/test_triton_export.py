@@ -130,8 +130,11 @@ def openvino_ir(scorer_graphs, tmp_path_factory):
 
 
 def test_openvino_ir_repository(openvino_ir, tmp_path):
-    result = subprocess.run([*GEDGE, "triton", "export", str(openvino_ir), "-o", str(tmp_path / "models"), "--json"],
-                            capture_output=True, text=True)
+    # The IR is written without `gedge calibrate`'s accuracy gate: refused, unless --force.
+    args = [*GEDGE, "triton", "export", str(openvino_ir), "-o", str(tmp_path / "models"), "--json"]
+    refused = subprocess.run(args, capture_output=True, text=True)
+    assert refused.returncode == 1 and "no accuracy gate" in refused.stderr
+    result = subprocess.run([*args, "--force"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     model = json.loads(result.stdout)["models"][0]
     assert model["name"] == "scorer_int8_ov" and model["validated"]
@@ -142,7 +145,7 @@ def test_openvino_ir_repository(openvino_ir, tmp_path):
     assert (version / "scorer.int8.ov.xml.json").is_file()
     assert parameters(config)["gedge.precision"] == "int8"
     with pytest.raises(ConfigError, match="CPU"):
-        export_repository([openvino_ir], tmp_path / "gpu", TritonExportOptions(device="gpu"))
+        export_repository([openvino_ir], tmp_path / "gpu", TritonExportOptions(device="gpu", force=True))
 
 
 @pytest.fixture(scope="module")

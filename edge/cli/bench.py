@@ -10,7 +10,9 @@ from gedge.bench.cpu_speed import CpuBenchConfig
 from gedge.bench.gpu_check import GpuCheckOptions
 from gedge.bench.runner import BenchConfig
 from gedge.cli.commands_bench import run_bench, run_bench_cpu, run_gpu_check_command
+from gedge.cli.render import console, warning_line
 from gedge.cli.served import need_inputs, report_requests, served_model
+from gedge.runtime.registry import model_info
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Speed: latency, throughput and memory of every backend.")
@@ -44,23 +46,40 @@ def bench(
     server: str | None = typer.Option(None, help="Also bench a model served by Triton (http://host:8000 or "
                                                  "grpc://host:8001, `gedge serve`)."),
     model_name: str | None = typer.Option(None, help="With --server: the served model (default: scorer)."),
+    force: bool = typer.Option(False, "--force", help="Run models whose recorded verdict (INT8 gate, engine parity) "
+                                                      "failed."),
 ) -> None:
     """Latency p50/p90/p99, throughput and peak memory of every backend, with ratios against torch eager.
 
     TensorRT rows add the H2D, compute and D2H times and run with and without CUDA graphs. The machine's CPU,
-    GPU and versions are in the report.
+    GPU and versions are in the report. Each model's recorded hashes and verdicts are checked first (its line
+    opens the output; --json: the report's notes): one whose INT8 gate or engine parity failed is refused unless
+    --force.
 
     Example: [bold]gedge bench model.pt scorer.onnx scorer.int8.cpu.onnx --batch 1 --batch 16 --iters 50[/]
     """
     config = BenchConfig(batches=batch or [1, 16], warmup=warmup, iters=iters, seconds=seconds, threads=threads,
                          backends=backend or None, pipeline=pipeline, pipeline_rounds=rounds, cuda_graphs=cuda_graphs,
-                         openvino_performance=performance, openvino_streams=streams)
+                         openvino_performance=performance, openvino_streams=streams, force=force)
+    verification_header(models or [], force, json_out)
     if server is not None:  # the served model is one more row, next to the local ones
         reference, models = served_model(server, model_name, None, models)
         models = [*models, reference]
     run_bench(need_inputs(models, "models"), config, json_out)
     if server is not None:
         report_requests(reference, json_out)
+
+
+def verification_header(models: list[Path], force: bool, json_out: bool) -> None:
+    """Each local model file's verification, one line each, before anything runs: a refused one stops here."""
+    for model in models:
+        verified = model_info(model).verified(force)
+        if verified is None:
+            continue
+        for warning in verified.warnings:
+            warning_line(f"{model}: {warning}")
+        if not json_out:
+            console.print(f"{model}: {verified.line()}", markup=False)
 
 
 @app.command("bench-cpu")

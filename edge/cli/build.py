@@ -84,6 +84,8 @@ def build(
     ref: Path | None = typer.Option(None, "--ref", help="Parity at build time: the reference checkpoint (.pt)."),
     data: Path | None = typer.Option(None, "--data", help="Parity at build time: the data folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the builder's progress."),
+    force: bool = typer.Option(False, "--force", help="Build from a graph (or calibration cache) whose recorded "
+                                                      "accuracy gate failed; the manifest records it as forced."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
 ) -> None:
     """Build a TensorRT engine (classic TensorRT 8.5-11.x or TensorRT-RTX) and its manifest from a graph.
@@ -91,7 +93,9 @@ def build(
     The plan follows the installed TensorRT: strongly typed networks from the FP16-typed or Q/DQ graph
     (TensorRT 10.x, 11.x, TensorRT-RTX; an FP16 engine from the FP32 graph derives scorer.fp16.onnx next to
     it), or builder flags with residual layers pinned to FP32 (TensorRT 8.5/8.6). With --ref and --data,
-    parity is measured and recorded in the manifest. Exit code 1 when measured parity fails.
+    parity is measured and recorded in the manifest. The graph's sidecar (and a calibration cache's) is verified
+    first: a graph whose INT8 accuracy gate failed is refused unless --force. Exit code 1 when measured parity
+    fails or a recorded verdict refuses the graph; 3 when parity cannot run (the manifest records "error").
 
     Example: [bold]gedge build scorer.onnx --precision fp16 -c SM86 --ref model.pt --data wood[/]
     Example: [bold]gedge build scorer.int8.qdq.onnx --precision int8 --dry-run --assume trt-8.5[/]
@@ -102,7 +106,8 @@ def build(
         precision=precision, typing=typing, out=str(out) if out else "", min_batch=min_batch, opt_batch=opt_batch,
         max_batch=max_batch, workspace_mb=workspace_mb, opt_level=opt_level,
         timing_cache=str(timing_cache) if timing_cache else "", compute_capabilities=tuple(compute_capability),
-        progress=progress, calibration_cache=str(calibration_cache) if calibration_cache else "", profiles=profiles)
+        progress=progress, calibration_cache=str(calibration_cache) if calibration_cache else "", profiles=profiles,
+        force=force)
     if dry_run:
         render_dry_run(graph, request, assume, module, json_out)
         return
@@ -137,7 +142,9 @@ def render_build(graph: Path, request: BuildRequest, sources: BuildSources, json
     if json_out:
         print_json({"plan": result.plan.to_dict(), "engine": str(result.engine), "manifest": str(result.manifest_path),
                     "engine_bytes": result.engine_bytes, "build_seconds": result.build_seconds,
-                    "fp16_graph_written": result.fp16_graph_written, "parity": result.parity})
+                    "fp16_graph_written": result.fp16_graph_written, "parity": result.parity,
+                    "source_verification": result.manifest["source_graph"].get("verification"),
+                    "forced": result.forced})
     else:
         console.print(plan_table(result.plan, f"Build plan for {graph} on {caps.label}"))
         for note in [*result.plan.notes, *result.notes]:
@@ -146,6 +153,8 @@ def render_build(graph: Path, request: BuildRequest, sources: BuildSources, json
         for kind, entry in result.parity.items():
             for failure in entry.get("failures", []):
                 console.print(f"[red]fail ({kind}):[/] {failure}")
+    for why in result.forced:
+        warning_line(f"built with --force over: {why} (the manifest records it)")
     if result.parity_failed:
         raise CheckFailed("parity measured at build time failed; the manifest records it", result.engine)
 
@@ -153,7 +162,10 @@ def render_build(graph: Path, request: BuildRequest, sources: BuildSources, json
 def build_summary(result: EngineResult) -> dict[str, str]:
     summary = {"engine": f"{result.engine} ({result.engine_bytes / 1e6:.2f} MB)", "manifest": str(result.manifest_path),
                "sha256": result.manifest["engine_sha256"], "built in": f"{result.build_seconds:.1f} s",
-               "target": result.manifest["target"].get("description", "")}
+               "target": result.manifest["target"].get("description", ""),
+               "graph verification": str(result.manifest["source_graph"].get("verification", ""))}
+    if result.forced:
+        summary["forced"] = "; ".join(result.forced)
     if result.pinned_layers:
         summary["pinned to FP32"] = f"{result.pinned_layers} layers"
     for kind in ("engine", "graph"):

@@ -1,7 +1,9 @@
 """`gedge demo`: the whole pipeline on the built-in synthetic wood, as a sequence of stages.
 
 Each stage takes the shared :class:`DemoContext`, does one job and prints its table; later stages
-(export, calibration, engines, benchmarks) append themselves to :data:`STAGES`.
+(export, calibration, engines, benchmarks) append themselves to :data:`STAGES`. A verdict that fails on the way
+(parity, an INT8 gate) is recorded in the summary's ``failures``, the artifacts it refuses are left out of the
+later stages (no engine is built from a graph whose gate failed), and the demo ends with exit code 1.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gedge.cli.render_bench import bench_table
 from gedge.cli.render_parity import parity_table
 from gedge.compare.parity import ParityRequest, parity_check
 from gedge.core.artifacts.graph import load_graph
+from gedge.core.errors import CheckFailed
 from gedge.core.tensorrt import import_tensorrt
 from gedge.data.synth import SynthConfig, write_synthetic
 from gedge.export.build_plan import BuildRequest
@@ -30,7 +33,7 @@ from gedge.export.onnx_export import ExportOptions, export_checkpoint
 from gedge.reference.train import TrainCallbacks, TrainConfig
 from gedge.reference.training_job import TrainRequest, prepare_training
 from gedge.reference.workflows import prepare_evaluation
-from gedge.runtime.registry import installed
+from gedge.runtime.registry import installed, model_info
 from rich.rule import Rule
 from rich.table import Table
 
@@ -44,6 +47,7 @@ class DemoContext:
     checkpoint_path: Path = Path()
     graphs: dict[str, Path] = field(default_factory=dict)  # precision -> exported ONNX graph
     summary: dict = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # failed verdicts, one line each (the demo exits 1)
 
 
 def stage_data(ctx: DemoContext) -> None:
@@ -101,9 +105,17 @@ def stage_parity(ctx: DemoContext) -> None:
         console.print(parity_table(report))
         for note in report.notes:
             console.print(f"note: {note}")
+        if not report.passed:
+            ctx.failures.append(f"{precision.upper()} parity of {graph.name}: " + "; ".join(report.failures))
         ctx.summary["parity"][precision] = {
             "passed": report.passed, "agreement": report.decisions.agreement,
             "rel_l2": {row.name: row.rel_l2 for row in report.outputs}, "candidate": report.candidate}
+
+
+def refused_here(path: Path) -> bool:
+    """Whether a recorded verdict of the artifact failed (every command refuses it without --force)."""
+    verification = model_info(path).verification
+    return verification is not None and bool(verification.refusals)
 
 
 def stage_engines(ctx: DemoContext) -> None:
@@ -125,6 +137,10 @@ def stage_engines(ctx: DemoContext) -> None:
         if graph is None:
             why = "no Q/DQ graph (scorer.int8.qdq.onnx; `gedge calibrate`)" if precision == "int8" else "no graph"
             table.add_row(precision, "-", f"not built: {why}", "", "", "", "")
+            continue
+        if refused_here(graph):  # `gedge build` refuses it too (without --force)
+            table.add_row(precision, graph.name, f"not built: {model_info(graph).verification.refusals[0]}", "", "",
+                          "", "")
             continue
         # Graph parity was measured by the parity stage; `gedge build --ref --data` records it in the manifest.
         result = build_engine(graph, BuildRequest(precision, progress=False))
@@ -158,6 +174,8 @@ def stage_bench(ctx: DemoContext) -> None:
             continue
         models.append(path)
     models.extend(sorted(ctx.out.glob("scorer*.xml")))  # OpenVINO IRs, where `gedge calibrate` wrote one
+    refused = [m for m in models[1:] if refused_here(m)]  # the checkpoint records no verdicts
+    models = [m for m in models if m not in refused]
     for entry in (ctx.summary.get("engines") or {}).values():
         if isinstance(entry, dict) and entry.get("engine"):
             models.append(Path(entry["engine"]))
@@ -169,6 +187,8 @@ def stage_bench(ctx: DemoContext) -> None:
     if left_out:
         report.notes.append(f"not benchmarked on the CPU: {', '.join(left_out)} (TensorRT's graphs; their engines "
                             "are benchmarked where a GPU runs them)")
+    if refused:
+        report.notes.append(f"not benchmarked: {', '.join(m.name for m in refused)} (a recorded verdict failed)")
     console.print(bench_table(report, title="Every backend on this machine (batch 16)"))
     ctx.summary["bench"] = {r.label: {"images_per_second": round(r.images_per_second, 1),
                                       "p50_ms": round(r.latency_ms["p50"], 2), "vs_torch_eager": r.vs_torch_eager}
@@ -198,12 +218,14 @@ def stage_calibrate(ctx: DemoContext) -> None:
         console.print(parity_table(f.report, title=f"INT8 gate, {FLAVOUR_TITLES[f.target]}: {f.path.name}"))
         if f.checks.tensorrt_parse:
             console.print(f"{f.path.name}: {f.checks.tensorrt_parse}")
+        if not f.passed:
+            ctx.failures.append(f"INT8 {f.target} artifact {f.path.name} failed: " + "; ".join(f.failures))
     if target == "all":
         console.print("OpenVINO is not installed (pip install 'gedge[openvino]'): no NNCF INT8 IR")
     ctx.summary["calibrate"] = result.to_dict()
     ctx.summary["calibrate"]["test_parity"] = {}
     for f in result.flavours:
-        if not f.written:
+        if not f.passed:  # refused by every later command; kept on disk for diagnosis only
             continue
         if f.target == "tensorrt":
             ctx.graphs["int8"] = f.path  # the graph TensorRT engines are built from
@@ -233,9 +255,14 @@ def run_demo(out: Path, steps: int, seed: int, json_out: bool) -> dict:
         console.print(Rule(f"[bold]{name}"))
         stage(ctx)
     ctx.summary["seconds"] = round(time.time() - started, 1)
+    ctx.summary["failures"] = ctx.failures
     console.print(f"demo finished in {ctx.summary['seconds']:.0f} s; artifacts in {ctx.out}")
     if json_out:
         print_json(ctx.summary)
+    if ctx.failures:
+        for failure in ctx.failures:
+            console.print(f"[red]fail:[/] {failure}")
+        raise CheckFailed(f"{len(ctx.failures)} verdicts failed in the demo (see above)", ctx.out)
     return ctx.summary
 
 

@@ -54,11 +54,14 @@ def inspect(
     server: str | None = typer.Option(None, help="Score on a Triton server (http://host:8000 or grpc://host:8001, "
                                                  "`gedge serve`); MODEL is then the first image."),
     model_name: str | None = typer.Option(None, help="With --server: the served model (default: scorer)."),
+    force: bool = typer.Option(False, "--force", help="Run a model whose recorded verdict (INT8 gate, engine "
+                                                      "parity) failed."),
 ) -> None:
     """Inspect images, folders or line-scan strips: tiles, decisions per tile and image, defect boxes.
 
     Corrupt or unreadable images are reported and skipped; the run goes on, and exits with code 2 when any image
-    could not be inspected (3 when the backend failed on a batch).
+    could not be inspected (3 when the backend failed on a batch). The model's recorded hashes and verdicts are
+    checked first: one whose INT8 gate or engine parity failed is refused unless --force.
 
     Example: [bold]gedge inspect scorer.onnx strips/ --overlap 0.5 --overlays overlays --json[/]
     """
@@ -68,7 +71,7 @@ def inspect(
         model, tuple(need_inputs(inputs, "images or folders")),
         InspectOptions(overlap=overlap, batch_size=batch_size, threshold=threshold, overlays=overlays,
                        convert=convert, all_tiles=all_tiles, workers=workers, slots=slots),
-        BackendRequest(backend, device, threads, performance, streams), truth)
+        BackendRequest(backend, device, threads, performance, streams, force), truth)
     result = render_inspection(request, json_out)
     if server is not None:
         report_requests(model, json_out)
@@ -80,7 +83,14 @@ def inspect(
 def render_inspection(request: InspectRequest, json_out: bool) -> InspectionResult:
     """Run the request; JSON lines as images finish (then the summary), or the tables at the end."""
     reports = []
-    with InspectionSession(request) as session:
+    session = InspectionSession(request)
+    verification = session.info.verified(request.backend.force)  # a refused model stops here, before it is opened
+    if verification is not None:
+        for warning in verification.warnings:
+            warning_line(f"{request.model}: {warning}")
+        if not json_out:
+            console.print(f"model {request.model}: {verification.line()}", markup=False)
+    with session:
         if session.backend_note and not json_out:
             err_console.print(f"backend: {session.backend_note}")
         with progress_bar("inspecting", total=len(session.files), transient=json_out) as update:
@@ -90,7 +100,8 @@ def render_inspection(request: InspectRequest, json_out: bool) -> InspectionResu
                     print_json(report.to_record())
     result = session.result()
     if json_out:
-        print_json({"summary": result.to_dict()})
+        print_json({"summary": {**result.to_dict(),
+                                "verification": None if verification is None else verification.to_dict()}})
         return result
     for report in result.failed:
         warning_line(f"skipped {report.error}")
@@ -105,6 +116,7 @@ def summary_rows(result: InspectionResult, request: InspectRequest) -> dict[str,
     summary, info = result.summary, result.info
     rows: dict[str, object] = {
         "model": f"{summary.model} ({info.precision})", "backend": summary.backend,
+        "verification": "-" if info.verification is None else info.verified(request.backend.force).line(),
         "threshold": f"{summary.threshold:.3f} ({info.primary})",
         "tiles": f"{summary.tiles} (overlap {summary.overlap:g}, batch {summary.batch_size})",
         "images": summary.images, "rejected": summary.rejected, "accepted": summary.accepted,

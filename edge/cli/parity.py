@@ -10,20 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from gedge.cli.render import console, print_json, progress_bar
+from gedge.cli.render import console, print_json, progress_bar, warning_line
 from gedge.cli.render_parity import parity_table
 from gedge.compare.comparator import ParityReport
 from gedge.compare.parity import ParityRequest, open_parity, run_parity
+from gedge.core.errors import CheckFailed
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Accuracy parity of a deployed model against the PyTorch reference.")
 
 
 def render_parity(report: ParityReport, json_out: bool) -> None:
-    """The report as a table with its notes and failures, or as JSON."""
+    """The report as a table with its notes and failures (after the candidate's verification), or as JSON."""
     if json_out:
         print_json(report.to_dict())
         return
+    if report.verification:
+        console.print(f"candidate {report.verification['path']}: {report.verification['line']}", markup=False)
     console.print(parity_table(report))
     for note in report.notes:
         console.print(f"note: {note}")
@@ -46,20 +49,25 @@ def parity(
     min_spearman: float | None = typer.Option(None, help="Limit: Spearman rank correlation of every score."),
     max_auroc_delta: float | None = typer.Option(None, help="Limit: |AUROC delta| of every score."),
     min_agreement: float | None = typer.Option(None, help="Limit: accept/reject agreement (0-1)."),
+    force: bool = typer.Option(False, "--force", help="Run a candidate whose recorded verdict (INT8 gate, engine "
+                                                      "parity) failed."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
 ) -> None:
     """Accuracy parity of a deployed graph against the PyTorch reference, per output, with pass/fail.
 
     Defaults: FP32 rel L2 <= 1e-5 and identical decisions; FP16 rel L2 <= 1e-2 and >= 99.5 % agreement;
-    INT8 primary-score AUROC drop <= 0.01 and >= 98 % agreement.
-    Exit code 1 when the candidate fails.
+    INT8 rel L2 <= 0.25, Spearman >= 0.9, primary-score AUROC drop <= 0.01 and >= 98 % agreement. NaN or
+    infinite candidate values always fail. A candidate whose recorded verdict failed is refused unless --force.
+    Exit code 1 when the candidate fails (or is refused).
 
     Example: [bold]gedge parity --ref model.pt --candidate scorer.fp16.onnx --data wood --json[/]
     """
     overrides = {"max_rel_l2": max_rel_l2, "min_spearman": min_spearman, "max_auroc_delta": max_auroc_delta,
                  "min_agreement": min_agreement}
-    request = ParityRequest(ref, candidate, data, precision, overrides, batch_size, threads)
+    request = ParityRequest(ref, candidate, data, precision, overrides, batch_size, threads, force)
     setup = open_parity(request)
+    for warning in (setup.verification or {}).get("warnings", []):
+        warning_line(f"{candidate}: {warning}")
     try:
         with progress_bar("parity") as update:
             report = run_parity(setup, update)
@@ -67,4 +75,4 @@ def parity(
         setup.close()
     render_parity(report, json_out)
     if not report.passed:
-        raise SystemExit(1)
+        raise CheckFailed(f"parity failed: {len(report.failures)} limits missed (see above)", candidate)

@@ -21,17 +21,30 @@ def _sci(value: float | None) -> str:
 
 def limits_text(lim: ParityLimits) -> str:
     """The limits in one line, e.g. 'rel L2 <= 0.01, Spearman >= 0.99, |AUROC delta| <= 0.01, agreement >= 99.5%'."""
-    parts = []
-    if lim.max_rel_l2 is not None:
-        parts.append(f"rel L2 <= {lim.max_rel_l2:g}")
-    if lim.min_spearman is not None:
-        parts.append(f"Spearman >= {lim.min_spearman:g}")
+    parts = [f"rel L2 <= {lim.max_rel_l2:g}", f"Spearman >= {lim.min_spearman:g}"]
     if lim.auroc_scores == "primary":
         parts.append(f"primary AUROC drop <= {lim.max_auroc_delta:g}")
     else:
         parts.append(f"|AUROC delta| <= {lim.max_auroc_delta:g}")
-    parts.append(f"agreement >= {lim.min_agreement:.1%}")
+    if lim.min_agreement is not None:
+        parts.append(f"agreement >= {lim.min_agreement:.1%}")
+    if lim.max_new_false_rejects is not None:
+        parts.append(f"false rejects added on normals <= {lim.max_new_false_rejects:.1%}")
+    if lim.min_anomalous_agreement is not None:
+        parts.append(f"agreement on anomalies >= {lim.min_anomalous_agreement:.1%}")
+    parts.append("no NaN/infinity")
     return ", ".join(parts)
+
+
+def decisions_text(report: ParityReport) -> str:
+    """The decisions in one sentence, split into normal and anomalous images where labelled."""
+    d = report.decisions
+    text = (f"decisions at threshold {d.threshold:.3f}: agreement {d.agreement:.2%} ({d.n_disagree} differ; "
+            f"rejected {d.rejected_reference} ref / {d.rejected_candidate} cand)")
+    if d.normal is not None and d.normal.n and d.anomalous is not None and d.anomalous.n:
+        text += (f"; normals: {d.normal.rejected_reference} ref / {d.normal.rejected_candidate} cand rejected, "
+                 f"{d.normal.new_rejects} added by the candidate; anomalies: agreement {d.anomalous.agreement:.2%}")
+    return text
 
 
 def parity_table(report: ParityReport, title: str | None = None) -> Group:
@@ -55,11 +68,9 @@ def parity_table(report: ParityReport, title: str | None = None) -> Group:
             cells += [fmt(row.auroc_reference, 4), fmt(row.auroc_candidate, 4), delta]
         cells.append("[green]ok[/]" if row.passed else "[red]FAIL[/]")
         table.add_row(*cells)
-    d = report.decisions
     verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
     summary = (
         f"candidate {escape(report.candidate)}, reference {escape(report.reference)}; {report.n_images} images, "
-        f"{report.n_inputs} network inputs ({escape(report.data)}); decisions at threshold "
-        f"{d.threshold:.3f}: agreement {d.agreement:.2%} ({d.n_disagree} differ; rejected {d.rejected_reference} "
-        f"ref / {d.rejected_candidate} cand). Limits {report.precision}: {limits_text(lim)}. {verdict}")
+        f"{report.n_inputs} network inputs ({escape(report.data)}); {escape(decisions_text(report))}. "
+        f"Limits {report.precision}: {escape(limits_text(lim))}. {verdict}")
     return Group(table, Text.from_markup(summary))

@@ -32,6 +32,8 @@ def serve(
     threads: int = typer.Option(0, help="Threads per instance for onnxruntime / OpenVINO (0: their default)."),
     drain: int = typer.Option(30, help="On SIGINT/SIGTERM, seconds to finish accepted requests before exiting."),
     log_file: Path | None = typer.Option(None, help="tritonserver's log (default: a file in the temp folder)."),
+    force: bool = typer.Option(False, "--force", help="Serve an artifact whose recorded verdict (INT8 gate, engine "
+                                                      "parity) failed."),
     json_out: bool = typer.Option(False, "--json", help="JSON lines: ready, stopping, stopped."),
 ) -> None:
     """Serve an artifact with a real Triton Inference Server: dynamic batching, instances, metrics, health.
@@ -46,7 +48,8 @@ def serve(
     log = log_file or Path(tempfile.gettempdir()) / f"gedge-serve-{os.getpid()}.tritonserver.log"
     options = server.ServeOptions(http_port=http, grpc_port=grpc, metrics_port=metrics, address=address,
                                   max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances,
-                                  name=name, backend=backend, threads=threads, drain_seconds=drain, log_file=log)
+                                  name=name, backend=backend, threads=threads, drain_seconds=drain, log_file=log,
+                                  force=force)
     render = print_json if json_out else _render_event
     summary = server.serve(model, options, render)
     render(summary)
@@ -66,6 +69,7 @@ def _render_event(event: dict[str, Any]) -> None:
                 "input": f"pixels uint8 (N, {facts['input']['size']}, {facts['input']['size']}, "
                          f"{facts['input']['channels']})",
                 "threshold": f"{facts['threshold']:.4f} on {facts['primary_score']}",
+                "verification": (facts.get("verification") or {}).get("line", "-"),
                 "tritonserver log": options["log_file"]}
         console.print(key_value_table("Serving (Ctrl-C or SIGTERM stops after the accepted requests)", rows))
     elif kind == "stopping":

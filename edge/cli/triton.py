@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from gedge.cli.render import console, fmt, key_value_table, print_json
+from gedge.cli.render import console, fmt, key_value_table, print_json, warning_line
 from gedge.core.errors import CheckFailed
 from gedge.core.optional import require
 from gedge.export.triton import TritonExportOptions, export_repository
@@ -38,6 +38,8 @@ def export(
     tensorrt_accelerator: bool = typer.Option(False, "--tensorrt-accelerator", help="ONNX graph on a GPU: "
                                               "TensorRT as onnxruntime's execution accelerator."),
     warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Warm each instance with a zero batch."),
+    force: bool = typer.Option(False, "--force", help="Write artifacts whose recorded verdict (INT8 gate, engine "
+                                                      "parity) failed."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
 ) -> None:
     """Write a Triton model repository: config.pbtxt from each artifact's facts, the artifact under a version
@@ -48,8 +50,11 @@ def export(
     options = TritonExportOptions(name=name, version=version, max_batch=max_batch,
                                   preferred=tuple(preferred) if preferred else None, queue_delay_us=queue_delay_us,
                                   instances=instances, device=device, tensorrt_accelerator=tensorrt_accelerator,
-                                  warmup=warmup)
+                                  warmup=warmup, force=force)
     written = export_repository(models, out, options)
+    for m in written:
+        for why in m.forced:
+            warning_line(f"{m.artifact}: written with --force over: {why}")
     if json_out:
         print_json({"repository": str(out), "models": [m.to_dict() for m in written]})
         return

@@ -18,6 +18,7 @@ from typing import Any
 from gedge.core.backend import Backend, BackendInfo
 from gedge.core.errors import ConfigError
 from gedge.core.preprocess import Preprocess
+from gedge.runtime.artifacts import ModelInfo
 from gedge.runtime.registry import kind_of, model_info, open_backend
 
 
@@ -41,13 +42,19 @@ def open_reference(checkpoint: str | Path, with_amap: bool = False) -> OpenedRef
     return OpenedReference(backend, info.preprocess, info.threshold, model)
 
 
-def open_candidate(path: str | Path, threads: int = 0) -> Backend:
-    """A deployed model file on its own backend, with the anomaly map where the file has one."""
+def open_candidate(path: str | Path, threads: int = 0, force: bool = False) -> Backend:
+    """A deployed model file on its own backend, with the anomaly map where the file has one. The registry refuses
+    an artifact whose recorded verdict failed unless ``force``."""
+    return open_candidate_with_info(path, threads, force)[0]
+
+
+def open_candidate_with_info(path: str | Path, threads: int = 0, force: bool = False) -> tuple[Backend, ModelInfo]:
+    """:func:`open_candidate`, and what the file says about itself (with its verification)."""
     if kind_of(path) == "torch":
         raise ConfigError(f"{Path(path).name}: the candidate is a deployed model (.onnx, OpenVINO .xml or "
                           ".engine), not a checkpoint")
     info = model_info(path)
-    return open_backend(path, threads=threads, with_amap=info.has_amap, info=info)
+    return open_backend(path, threads=threads, with_amap=info.has_amap, info=info, force=force), info
 
 
 def artifact_precision(info: BackendInfo) -> str:

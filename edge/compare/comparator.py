@@ -2,20 +2,21 @@
 
 What is compared, per output (d1, d2, d3, latent, score, and amap where both have it):
 
+* values that are not finite (NaN, infinity): any in a candidate's output fails it, under every limits set,
+  with the count; its other measures are not computed from such values;
 * error of every network output (each tile): max absolute error, max relative error, relative L2 error
   ``||cand - ref|| / ||ref||``;
 * per image (max over its tiles, the image score a line acts on): Spearman rank correlation, and where the
   images have both normal and anomalous labels, the AUROC of each backend and the delta;
-* accept/reject agreement of the normalised score at the reference's threshold.
+* accept/reject agreement of the normalised score at the reference's threshold, over all images and, where
+  labelled, over the normal images (false rejects the candidate adds) and the anomalous ones. An image whose
+  candidate score is not a number counts as rejected: a line must not accept what it cannot score.
 
 Pass/fail comes from :class:`~gedge.compare.limits.ParityLimits` for the candidate's precision: relative L2
-error of every score, Spearman, |AUROC delta| (never stricter than one swapped normal/anomalous pair) and
-decision agreement. The max relative error is reported but not gated: the normalised score crosses zero, where
-relative error means nothing.
-
-INT8 is gated on what a line acts on, not on closeness of values: the AUROC drop of the primary score (the
-normalised ``score``) and decision agreement. Its relative L2 error and Spearman are reported; 8-bit
-activations move every residual score by a few percent, which says nothing about detection.
+error and Spearman of every score (every precision: a constant, shuffled or sign-flipped candidate fails them
+with or without labels), |AUROC delta| (INT8: the drop of the primary score), and the decision limits. The limits
+mean what they say: a set too small for a limit fails it rather than being let off. The max relative error is
+reported but not gated: the normalised score crosses zero, where relative error means nothing.
 """
 
 from __future__ import annotations
@@ -61,11 +62,35 @@ class OutputParity:
     auroc_reference: float | None = None
     auroc_candidate: float | None = None
     auroc_delta: float | None = None
+    non_finite: int = 0  # candidate values that are NaN or infinite (over every network input)
     failures: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return not self.failures
+
+
+@dataclass
+class ClassDecisions:
+    """Decisions over the images of one label: how many each side rejects, how many differ, and how many the
+    candidate rejects that the reference accepts (for normal images: the false rejects it adds)."""
+
+    n: int
+    rejected_reference: int
+    rejected_candidate: int
+    n_disagree: int
+    new_rejects: int
+
+    @property
+    def agreement(self) -> float:
+        return 1.0 - self.n_disagree / self.n if self.n else 1.0
+
+    @property
+    def new_reject_rate(self) -> float:
+        return self.new_rejects / self.n if self.n else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "agreement": self.agreement, "new_reject_rate": self.new_reject_rate}
 
 
 @dataclass
@@ -78,6 +103,8 @@ class DecisionParity:
     rejected_candidate: int
     disagreeing: list[str] = field(default_factory=list)  # first few image names (or indices)
     failures: list[str] = field(default_factory=list)
+    normal: ClassDecisions | None = None  # the normal images' decisions, where labelled
+    anomalous: ClassDecisions | None = None  # the anomalous images' decisions, where labelled
 
 
 @dataclass
@@ -94,6 +121,7 @@ class ParityReport:
     data: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    verification: dict | None = None  # the candidate artifact's: hashes checked, recorded verdicts, forced ones
 
     @property
     def failures(self) -> list[str]:
@@ -112,6 +140,9 @@ class ParityReport:
         values["failures"] = self.failures
         for row, out in zip(self.outputs, values["outputs"]):
             out["passed"] = row.passed
+        for side in ("normal", "anomalous"):
+            split = getattr(self.decisions, side)
+            values["decisions"][side] = None if split is None else split.to_dict()
         return values
 
 
@@ -163,60 +194,108 @@ def error_stats(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, fl
     return float(diff.max()) if ref.size else 0.0, max_rel, rel_l2
 
 
-def _auroc_allowed(limits: ParityLimits, labels: np.ndarray | None) -> float:
-    """The AUROC limit, never below one swapped (normal, anomalous) pair: that pair moves the AUROC by
-    1 / (n_pos * n_neg), and a limit below that step would fail a small set for a single near-tie."""
-    if labels is None:
-        return limits.max_auroc_delta
-    n_pos = int((np.asarray(labels) == 1).sum())
-    return max(limits.max_auroc_delta, 1.0 / (n_pos * (len(labels) - n_pos)) + 1e-12)
+def _non_finite(name: str, reference: np.ndarray, candidate: np.ndarray) -> tuple[int, list[str]]:
+    """The candidate's count of NaN/infinite values, and a failure line for each side that has any."""
+    n = int(np.asarray(candidate).size)
+    bad_cand = int((~np.isfinite(candidate)).sum())
+    bad_ref = int((~np.isfinite(reference)).sum())
+    failures = []
+    if bad_cand:
+        failures.append(f"{name}: {bad_cand} of {n} candidate values are not finite (NaN or infinity)")
+    if bad_ref:
+        failures.append(f"{name}: {bad_ref} of {n} reference values are not finite (NaN or infinity)")
+    return bad_cand, failures
+
+
+def _closeness_failures(row: OutputParity, limits: ParityLimits) -> list[str]:
+    """Relative L2 error and (for scores, not amap) Spearman against the limits; NaN fails every comparison."""
+    failures = []
+    if not row.rel_l2 <= limits.max_rel_l2:
+        failures.append(f"{row.name}: relative L2 error {row.rel_l2:.3g} > {limits.max_rel_l2:g}")
+    if row.name != "amap":
+        rho = float("nan") if row.spearman is None else row.spearman
+        if not rho >= limits.min_spearman:
+            why = " (no ranks: constant or not finite)" if rho != rho else ""
+            failures.append(f"{row.name}: Spearman {rho:.6f} < {limits.min_spearman:g}{why}")
+    return failures
+
+
+def _auroc_failures(row: OutputParity, limits: ParityLimits) -> list[str]:
+    if row.auroc_delta is None:
+        return []
+    if limits.auroc_scores == "all" and not abs(row.auroc_delta) <= limits.max_auroc_delta:
+        return [f"{row.name}: |AUROC delta| {abs(row.auroc_delta):.4f} > {limits.max_auroc_delta:g}"]
+    if limits.auroc_scores == "primary" and row.name == "score" and not -row.auroc_delta <= limits.max_auroc_delta:
+        return [f"{row.name} (primary): AUROC drop {-row.auroc_delta:.4f} > {limits.max_auroc_delta:g}"]
+    return []
 
 
 def _score_row(name: str, reference: BackendScores, candidate: BackendScores, facts: ImageSetFacts,
                limits: ParityLimits) -> OutputParity:
     """One named score: its errors over every network input, its ranks and AUROC over images, its failures."""
-    max_abs, max_rel, rel_l2 = error_stats(reference.inputs.named(name), candidate.inputs.named(name))
+    ref_inputs, cand_inputs = reference.inputs.named(name), candidate.inputs.named(name)
+    non_finite, failures = _non_finite(name, ref_inputs, cand_inputs)
+    ref_images, cand_images = reference.images.named(name), candidate.images.named(name)
+    finite = not failures and bool(np.isfinite(ref_images).all() and np.isfinite(cand_images).all())
+    max_abs, max_rel, rel_l2 = error_stats(ref_inputs, cand_inputs)
     row = OutputParity(name, len(reference.inputs), max_abs, max_rel, rel_l2,
-                       spearman=spearman(reference.images.named(name), candidate.images.named(name)))
-    labelled = facts.labels is not None and has_both_classes(facts.labels)
-    if labelled:
-        row.auroc_reference = auroc(facts.labels, reference.images.named(name))
-        row.auroc_candidate = auroc(facts.labels, candidate.images.named(name))
+                       spearman=spearman(ref_images, cand_images) if finite else None, non_finite=non_finite)
+    if finite and facts.labels is not None and has_both_classes(facts.labels):
+        row.auroc_reference = auroc(facts.labels, ref_images)
+        row.auroc_candidate = auroc(facts.labels, cand_images)
         row.auroc_delta = row.auroc_candidate - row.auroc_reference
-    if limits.max_rel_l2 is not None and not rel_l2 <= limits.max_rel_l2:
-        row.failures.append(f"{name}: relative L2 error {rel_l2:.3g} > {limits.max_rel_l2:g}")
-    if limits.min_spearman is not None and not (row.spearman is not None and row.spearman >= limits.min_spearman):
-        row.failures.append(f"{name}: Spearman {row.spearman:.6f} < {limits.min_spearman:g}")
-    if row.auroc_delta is not None:
-        allowed = _auroc_allowed(limits, facts.labels)
-        if limits.auroc_scores == "all" and not abs(row.auroc_delta) <= allowed:
-            row.failures.append(f"{name}: |AUROC delta| {abs(row.auroc_delta):.4f} > {allowed:.4g}")
-        if limits.auroc_scores == "primary" and name == "score" and not -row.auroc_delta <= allowed:
-            row.failures.append(f"{name} (primary): AUROC drop {-row.auroc_delta:.4f} > {allowed:.4g}")
+    row.failures = failures + _closeness_failures(row, limits) + _auroc_failures(row, limits)
     return row
 
 
 def _amap_row(reference: Scores, candidate: Scores, limits: ParityLimits) -> OutputParity:
+    non_finite, failures = _non_finite("amap", reference.amap, candidate.amap)
     max_abs, max_rel, rel_l2 = error_stats(reference.amap, candidate.amap)
-    row = OutputParity("amap", int(reference.amap.size), max_abs, max_rel, rel_l2)
-    if limits.max_rel_l2 is not None and not rel_l2 <= limits.max_rel_l2:
-        row.failures.append(f"amap: relative L2 error {rel_l2:.3g} > {limits.max_rel_l2:g}")
+    row = OutputParity("amap", int(reference.amap.size), max_abs, max_rel, rel_l2, non_finite=non_finite)
+    row.failures = failures + _closeness_failures(row, limits)
     return row
 
 
+def _class_decisions(ref_reject: np.ndarray, cand_reject: np.ndarray, which: np.ndarray) -> ClassDecisions:
+    ref, cand = ref_reject[which], cand_reject[which]
+    return ClassDecisions(int(which.sum()), int(ref.sum()), int(cand.sum()), int((ref != cand).sum()),
+                          int((cand & ~ref).sum()))
+
+
+def _decision_failures(decisions: DecisionParity, limits: ParityLimits) -> list[str]:
+    failures = []
+    if limits.min_agreement is not None and not decisions.agreement >= limits.min_agreement:
+        failures.append(f"decisions: agreement {decisions.agreement:.2%} < {limits.min_agreement:.2%} "
+                        f"({decisions.n_disagree} of {decisions.n_images} images differ)")
+    normal, anomalous = decisions.normal, decisions.anomalous
+    if limits.max_new_false_rejects is not None and normal is not None and normal.n \
+            and not normal.new_reject_rate <= limits.max_new_false_rejects:
+        failures.append(f"normal images: the candidate adds {normal.new_rejects} false rejects of {normal.n} "
+                        f"({normal.new_reject_rate:.1%} > {limits.max_new_false_rejects:.1%}; the reference "
+                        f"rejects {normal.rejected_reference})")
+    if limits.min_anomalous_agreement is not None and anomalous is not None and anomalous.n \
+            and not anomalous.agreement >= limits.min_anomalous_agreement:
+        failures.append(f"anomalous images: agreement {anomalous.agreement:.2%} < "
+                        f"{limits.min_anomalous_agreement:.2%} ({anomalous.n_disagree} of {anomalous.n} differ)")
+    return failures
+
+
 def _decisions(reference: Scores, candidate: Scores, facts: ImageSetFacts, limits: ParityLimits) -> DecisionParity:
-    """Accept/reject agreement of the normalised score at the threshold, with the first images that differ."""
-    ref_reject = reference.score >= facts.threshold
-    cand_reject = candidate.score >= facts.threshold
+    """Accept/reject agreement of the normalised score at the threshold, over all images and per label, with the
+    first images that differ. A candidate score that is not a number rejects its image."""
+    ref_reject = ~(reference.score < facts.threshold)
+    cand_reject = ~(candidate.score < facts.threshold)
     differ = np.flatnonzero(ref_reject != cand_reject)
     n = len(reference)
     names = facts.names or [str(i) for i in range(n)]
     agreement = 1.0 - differ.size / n if n else 1.0
     decisions = DecisionParity(facts.threshold, agreement, n, int(differ.size), int(ref_reject.sum()),
                                int(cand_reject.sum()), [names[i] for i in differ[:10]])
-    if not agreement >= limits.min_agreement:
-        decisions.failures.append(f"decisions: agreement {agreement:.2%} < {limits.min_agreement:.2%} "
-                                  f"({differ.size} of {n} images differ)")
+    if facts.labels is not None and len(facts.labels) == n:
+        labels = np.asarray(facts.labels)
+        decisions.normal = _class_decisions(ref_reject, cand_reject, labels == 0)
+        decisions.anomalous = _class_decisions(ref_reject, cand_reject, labels == 1)
+    decisions.failures = _decision_failures(decisions, limits)
     return decisions
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gedge.compare.backends import artifact_precision, open_candidate, open_reference
+from gedge.compare.backends import artifact_precision, open_candidate_with_info, open_reference
 from gedge.compare.comparator import ImageSetFacts, ParityReport
 from gedge.compare.driver import ComparisonImages, Progress, RunSettings, compare
 from gedge.compare.limits import ParityLimits, limits_for
@@ -61,6 +61,7 @@ class ParityRequest:
     limit_overrides: dict[str, float | None] = field(default_factory=dict)  # max_rel_l2, min_spearman, ...
     batch_size: int = 64
     threads: int = 0  # the candidate backend's CPU threads (0: its default)
+    force: bool = False  # run a candidate whose recorded verdict (gate, parity) failed
 
 
 @dataclass
@@ -73,6 +74,7 @@ class ParitySetup:
     limits: ParityLimits
     notes: list[str]
     batch_size: int = 64
+    verification: dict | None = None  # the candidate's verification (hashes, recorded verdicts, forced ones)
 
     def close(self) -> None:
         self.reference.close()
@@ -94,9 +96,14 @@ def _same_model_notes(request: ParityRequest, candidate: Backend, reference_mode
 
 
 def open_parity(request: ParityRequest, candidate: Backend | None = None) -> ParitySetup:
-    """Open the reference and (unless an opened ``candidate`` is given) the candidate, check them, load the
-    images. A given candidate is closed with the setup."""
-    candidate = candidate or open_candidate(request.candidate, request.threads)
+    """Open the reference and (unless an opened ``candidate`` is given) the candidate, check them (the registry
+    refuses a candidate whose recorded verdict failed, unless ``request.force``), load the images. A given candidate
+    is closed with the setup."""
+    if candidate is None:
+        candidate, model = open_candidate_with_info(request.candidate, request.threads, request.force)
+        verified = model.verified(request.force)
+    else:
+        verified = None
     reference = None
     try:
         info = candidate.info
@@ -112,7 +119,7 @@ def open_parity(request: ParityRequest, candidate: Backend | None = None) -> Par
     limits = limits_for(request.precision or artifact_precision(info), **request.limit_overrides)
     facts = ImageSetFacts(reference.threshold, source.labels, [p.name for p in source.paths], source.description)
     return ParitySetup(reference.backend, candidate, ComparisonImages(prepared, reference.preprocess, facts), limits,
-                       notes, request.batch_size)
+                       notes, request.batch_size, None if verified is None else verified.to_dict())
 
 
 def run_parity(setup: ParitySetup, progress: Progress | None = None) -> ParityReport:
@@ -120,6 +127,7 @@ def run_parity(setup: ParitySetup, progress: Progress | None = None) -> ParityRe
     report = compare(setup.reference, setup.candidate, setup.images, setup.limits,
                      RunSettings(setup.batch_size, progress))
     report.notes = [*report.notes, *setup.notes]
+    report.verification = setup.verification
     return report
 
 

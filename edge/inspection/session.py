@@ -32,6 +32,7 @@ class BackendRequest:
     threads: int = 0
     performance: str = "latency"  # OpenVINO hint
     streams: int = 0  # OpenVINO streams with the throughput hint
+    force: bool = False  # run an artifact whose recorded verdict (INT8 gate, engine parity) failed
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in BACKEND_CHOICES:
@@ -120,7 +121,7 @@ class InspectionSession:
         with_amap = request.options.overlays is not None and self.info.has_amap
         self.backend = open_backend(request.model, kind, threads=wanted.threads, device=wanted.device,
                                     with_amap=with_amap, slots=request.options.slots, info=self.info,
-                                    performance=wanted.performance, streams=wanted.streams)
+                                    performance=wanted.performance, streams=wanted.streams, force=wanted.force)
         stats = self.info.details["checkpoint"].score_stats if "checkpoint" in self.info.details else None
         self.inspector = Inspector(self.backend, self.info, request.options, stats)
         return self

@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from gedge.core.artifacts.verdicts import Verification
 from gedge.core.backend import Backend
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.optional import available, install_hint, require
@@ -193,7 +194,9 @@ def _function(reference: str, purpose: str) -> Any:
 
 
 def model_info(path: str | Path) -> ModelInfo:
-    """What the model file says about scoring (preprocessing, threshold, precision, amap), without opening it."""
+    """What the model file says about scoring (preprocessing, threshold, precision, amap), without opening it; its
+    recorded hashes verified (an error on a mismatch) and its recorded verdicts read into ``verification``
+    (enforced where a backend is opened, :func:`open_backend`)."""
     spec = BACKENDS[kind_of(path)]
     if spec.served:
         return _function(spec.reader, f"asking {path} for its facts")(path)
@@ -208,7 +211,9 @@ def open_backend(path: str | Path, kind: str | None = None, options: OpenOptions
     """The backend for a model file (its kind from the suffix unless given; ``torch-cuda`` is torch on CUDA);
     clear errors when the backend is not installed or cannot run the file. ``options`` (or ``settings``, the
     fields of :class:`OpenOptions` by name) say how; ``precision``, when given, must be the file's except on a
-    backend that takes a precision of its own (OpenVINO: bf16 runs the FP32 graph)."""
+    backend that takes a precision of its own (OpenVINO: bf16 runs the FP32 graph). An artifact whose recorded
+    verdict failed (the gate of an INT8 graph or IR, an engine's parity) is refused (RefusedArtifact) unless
+    ``force``."""
     natural = kind_of(path)
     path = path if BACKENDS[natural].served else Path(path)
     try:
@@ -224,6 +229,7 @@ def open_backend(path: str | Path, kind: str | None = None, options: OpenOptions
     if not spec.served and path.suffix.lower() not in spec.runs:
         raise ConfigError(f"{name}: the {spec.kind} backend needs {spec.needs}")
     info = info or model_info(path)
+    verified = info.verified(options.force)  # every backend is opened here: a failed recorded verdict stops it
     refused = refusal(spec.kind, natural, info.precision)
     if refused:
         raise ConfigError(f"{name}: {refused}")
@@ -234,4 +240,18 @@ def open_backend(path: str | Path, kind: str | None = None, options: OpenOptions
     purpose = f"the {spec.kind} backend"
     if len(spec.packages) == 1:  # TensorRT: the engine's manifest names the flavour, the backend imports it
         require(spec.packages[0], purpose)
-    return _function(f"{spec.module}:{spec.opener}", purpose)(path, options, info)
+    backend = _function(f"{spec.module}:{spec.opener}", purpose)(path, options, info)
+    _declare_verification(backend, verified)
+    return backend
+
+
+def _declare_verification(backend: Backend, verified: Verification | None) -> None:
+    """The opened backend's declared artifact carries what the registry verified and enforced (a backend whose
+    ``info`` is computed, like TensorRT's, declares its own verification from the manifest it loaded)."""
+    declared = backend.info
+    if verified is None or declared.artifact is None:
+        return
+    try:
+        backend.info = replace(declared, artifact=replace(declared.artifact, verification=verified.line()))
+    except AttributeError:  # a read-only property
+        pass

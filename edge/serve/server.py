@@ -60,6 +60,7 @@ class ServeOptions:
     threads: int = 0  # per instance (onnxruntime / OpenVINO threads; 0: their default)
     drain_seconds: int = 30  # how long stopping waits for accepted requests
     log_file: Path | None = None  # tritonserver's log
+    force: bool = False  # serve an artifact whose recorded verdict (INT8 gate, engine parity) failed
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.instances < 1:
@@ -95,7 +96,7 @@ def default_name(path: str | Path) -> str:
 
 def open_model(path: str | Path, options: ServeOptions) -> ServedModel:
     """Verify and open the artifact once per instance, and warm each with a zero batch."""
-    facts = read_artifact_facts(path)  # the recorded sha256 checked (graph sidecar, IR sidecar, engine manifest)
+    facts = read_artifact_facts(path, options.force)  # recorded sha256 checked, recorded verdicts enforced
     if facts.input_kind != "uint8-nhwc":
         raise ConfigError(f"{Path(path).name}: a served scorer takes camera bytes (uint8 NHWC); export the graph "
                           "with --input uint8-nhwc")
@@ -110,7 +111,7 @@ def open_model(path: str | Path, options: ServeOptions) -> ServedModel:
     try:
         for _ in range(options.instances):
             backend = open_backend(path, kind, threads=options.threads, with_amap=facts.with_amap, slots=1,
-                                   info=info)
+                                   info=info, force=options.force)
             scorer = ServedScorer(backend, facts.threshold, facts.input_name, tally, facts.with_amap)
             scorers.append(scorer)
             scorer.outputs(np.zeros((1, facts.size, facts.size, facts.channels), dtype=np.uint8))

@@ -157,8 +157,11 @@ def read_sidecar(graph: str | Path, verify: bool = True) -> dict[str, Any]:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"sidecar does not parse: {exc}", path) from None
+    if not isinstance(payload, dict):
+        raise ArtifactError("sidecar is not a JSON object", path)
     if verify and payload.get("graph_sha256") != sha256_file(graph):
-        raise ArtifactError("graph does not match its sidecar (sha256 differs: replaced or modified?)", graph)
+        raise ArtifactError("graph does not match its sidecar (sha256 differs: replaced, modified or only partly "
+                            "published?); export or calibrate it again", graph)
     return payload
 
 

@@ -4,7 +4,8 @@ A Triton model repository (``gedge triton export``) and a gedge server (``gedge 
 gedge wrote: an ONNX graph (facts in its metadata, hash in its sidecar), an OpenVINO IR (facts and hashes in
 ``<ir>.xml.json``) or a TensorRT engine (its manifest ``<engine>.json``). :func:`read_artifact_facts` reads
 any of them into one :class:`ArtifactFacts`, verifying the recorded sha256 on the way, so that a tampered
-artifact is never written into a repository nor served.
+artifact is never written into a repository nor served, and enforcing its recorded verdicts
+(:mod:`gedge.core.artifacts.verdicts`): an artifact whose gate or parity failed is refused unless forced.
 
 :func:`served_facts` is the JSON a server hands to its clients (the input contract, preprocessing, decision
 rule and score statistics); :func:`parse_served_facts` is the client's side, with one-line errors naming the
@@ -20,7 +21,8 @@ from typing import Any
 
 from gedge.core.artifacts.engine import manifest_path, verify_engine
 from gedge.core.artifacts.graph import load_graph, read_facts, read_sidecar, sidecar_path
-from gedge.core.artifacts.ir import ir_sidecar_path, read_ir_facts
+from gedge.core.artifacts.ir import ir_sidecar_path, read_ir
+from gedge.core.artifacts.verdicts import Verification, enforce, engine_verification, graph_verification
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.hashing import sha256_file
 
@@ -53,6 +55,7 @@ class ArtifactFacts:
     profile: dict[str, Any] = field(default_factory=dict)  # an engine's optimisation profile (min, opt, max)
     flavour: str = ""  # an INT8 artifact's flavour (tensorrt, cpu, openvino)
     extra_files: tuple[Path, ...] = ()  # an IR's weights (.bin)
+    verification: Verification | None = None  # the hashes checked and the verdicts enforced when it was read
 
     @property
     def threshold(self) -> float:
@@ -86,50 +89,44 @@ def artifact_kind(path: str | Path) -> str:
     return ARTIFACT_KINDS[suffix]
 
 
-def read_artifact_facts(path: str | Path) -> ArtifactFacts:
-    """The facts of a graph, IR or engine, with its recorded sha256 checked (ArtifactError on any mismatch)."""
+def read_artifact_facts(path: str | Path, force: bool = False) -> ArtifactFacts:
+    """The facts of a graph, IR or engine, with its recorded sha256 checked (ArtifactError on any mismatch) and its
+    recorded verdicts enforced (RefusedArtifact on a failed one, unless ``force``)."""
     path = Path(path)
     kind = artifact_kind(path)
     if not path.is_file():
         raise ArtifactError("model file does not exist", path)
     if kind == "engine":
-        return _engine_facts(path)
+        return _engine_facts(path, force)
     if kind == "ir":
-        return _ir_facts(path)
-    return _graph_facts(path)
+        return _ir_facts(path, force)
+    return _graph_facts(path, force)
 
 
-def _graph_facts(path: Path) -> ArtifactFacts:
+def _graph_facts(path: Path, force: bool) -> ArtifactFacts:
     facts = read_facts(load_graph(path, load_weights=False), path)
+    verification = enforce(graph_verification(path, facts.precision), force)
     side = sidecar_path(path)
-    sha = read_sidecar(path, verify=True)["graph_sha256"] if side.is_file() else sha256_file(path)
+    sha = read_sidecar(path, verify=False)["graph_sha256"] if side.is_file() else sha256_file(path)
     return ArtifactFacts(path, "graph", facts.precision, facts.input, facts.input_name, int(facts.model["isize"]),
                          int(facts.model["nc"]), tuple(facts.outputs), facts.preprocess, facts.decision,
                          facts.score_stats, sha, side if side.is_file() else None,
-                         flavour=str(facts.quantization.get("flavour", "")))
+                         flavour=str(facts.quantization.get("flavour", "")), verification=verification)
 
 
-def _ir_facts(path: Path) -> ArtifactFacts:
-    weights = path.with_suffix(".bin")
-    if not weights.is_file():
-        raise ArtifactError("OpenVINO IR weights (.bin) do not exist", weights)
-    facts = read_ir_facts(path)
-    side = ir_sidecar_path(path)
-    try:
-        payload = json.loads(side.read_text())
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"IR sidecar does not parse: {exc}", side) from None
-    sha = sha256_file(path)
-    if payload.get("graph_sha256") != sha or payload.get("weights_sha256") != sha256_file(weights):
-        raise ArtifactError("IR does not match its sidecar (sha256 differs: replaced or modified?)", path)
+def _ir_facts(path: Path, force: bool) -> ArtifactFacts:
+    facts, verification = read_ir(path)  # the .xml and .bin checked against the sidecar's sha256
+    verification = enforce(verification, force)
     return ArtifactFacts(path, "ir", facts.precision, facts.input, facts.input_name, int(facts.model["isize"]),
                          int(facts.model["nc"]), tuple(facts.outputs), facts.preprocess, facts.decision,
-                         facts.score_stats, sha, side, flavour=str(facts.quantization.get("flavour", "")),
-                         extra_files=(weights,))
+                         facts.score_stats, sha256_file(path), ir_sidecar_path(path),
+                         flavour=str(facts.quantization.get("flavour", "")), extra_files=(path.with_suffix(".bin"),),
+                         verification=verification)
 
 
-def _engine_facts(path: Path) -> ArtifactFacts:
+def _engine_facts(path: Path, force: bool) -> ArtifactFacts:
     manifest = verify_engine(path)  # the bytes must be the ones the manifest records
+    verification = enforce(engine_verification(path, manifest, "sha256 matches the manifest"), force)
     try:
         spec = manifest["input_spec"]
         entry = manifest["input"]
@@ -137,7 +134,8 @@ def _engine_facts(path: Path) -> ArtifactFacts:
                              int(spec["size"]), int(spec["channels"]), tuple(manifest["outputs"]),
                              manifest["preprocess"], manifest["decision"], manifest.get("score_stats") or {},
                              str(manifest["engine_sha256"]), manifest_path(path), manifest.get("profile") or {},
-                             str((manifest.get("calibration_set") or {}).get("flavour", "")))
+                             str((manifest.get("calibration_set") or {}).get("flavour", "")),
+                             verification=verification)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"manifest lacks a fact a server needs ({exc})", manifest_path(path)) from None
 
@@ -151,7 +149,14 @@ def served_facts(facts: ArtifactFacts, model_name: str, max_batch: int, backend:
                       "layout": "NHWC"},
             "outputs": list(facts.outputs), "max_batch_size": max_batch, "preprocess": facts.preprocess,
             "decision": facts.decision, "threshold": facts.threshold, "primary_score": facts.primary,
-            "score_stats": facts.score_stats}
+            "score_stats": facts.score_stats, "verification": _verification_facts(facts.verification)}
+
+
+def _verification_facts(verification: Verification | None) -> dict[str, Any] | None:
+    """What a client learns of the served artifact's verification: its status, the line, the forced verdicts."""
+    if verification is None:
+        return None
+    return {"status": verification.status, "line": verification.line(), "forced": list(verification.forced)}
 
 
 REQUIRED_SERVED_KEYS = ("input", "outputs", "preprocess", "threshold", "primary_score", "precision", "max_batch_size")

@@ -1,0 +1,268 @@
+"""Recorded verdicts are verified and enforced where artifacts are read: hashes of sidecars, manifests and caches,
+an INT8 artifact's accuracy gate and an engine's parity, refused by every command unless --force (and recorded
+then), with a warning for parity that was not measured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from gedge.core.artifacts.engine import manifest_path, read_manifest
+from gedge.core.artifacts.graph import sidecar_path
+from gedge.core.artifacts.served import read_artifact_facts
+from gedge.core.artifacts.verdicts import (
+    RefusedArtifact,
+    cache_verification,
+    enforce,
+    engine_verification,
+    graph_verification,
+)
+from gedge.core.errors import ArtifactError, CheckFailed
+from gedge.core.tensorrt import import_tensorrt
+from gedge.runtime.registry import model_info, open_backend
+
+TRT, WHY_NOT = import_tensorrt()
+needs_trt = pytest.mark.skipif(TRT is None, reason=f"no TensorRT module importable: {WHY_NOT}")
+GATE_WORDS = "FAILED its INT8 accuracy gate"
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    """`gedge ARGS` in this process: exit code, stdout, stderr."""
+    from gedge.cli.app import main
+
+    argv = sys.argv
+    sys.argv = ["gedge", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# --- what each kind of artifact records, verified -------------------------------------------------------------
+
+
+def test_graph_sidecars_are_verified_and_int8_gates_read(scorer_graphs, int8_graphs, failed_int8, tmp_path):
+    assert graph_verification(scorer_graphs["fp32"], "fp32").status == "verified"
+    passed = graph_verification(int8_graphs["cpu"], "int8")
+    assert passed.status == "verified" and passed.verdicts == {"gate": "passed"} and not passed.refusals
+    failed = graph_verification(failed_int8["graph"], "int8")
+    assert failed.status == "refused" and GATE_WORDS in failed.refusals[0]
+    with pytest.raises(RefusedArtifact, match="pass --force"):
+        enforce(failed)
+    forced = enforce(failed, force=True)
+    assert forced.status == "forced" and forced.forced == failed.refusals and "FORCED over" in forced.line()
+    bare = Path(shutil.copy(int8_graphs["cpu"], tmp_path / "bare.int8.onnx"))  # no sidecar: no recorded gate
+    assert graph_verification(bare, "int8").refusals and graph_verification(bare, "int8").verdicts == {
+        "gate": "not recorded"}
+    # A graph published without its new sidecar (an interrupted publish): refused, with the advice to redo it.
+    mixed = Path(shutil.copy(failed_int8["graph"], tmp_path / "mixed.int8.qdq.onnx"))
+    shutil.copy(sidecar_path(int8_graphs["tensorrt"]), sidecar_path(mixed))
+    with pytest.raises(ArtifactError, match="does not match its sidecar.*again"):
+        graph_verification(mixed, "int8")
+    with pytest.raises(ArtifactError, match="does not match its sidecar"):
+        model_info(mixed)
+
+
+def test_engine_manifests_refuse_failed_parity_and_warn_otherwise():
+    def verdict(parity, forced=()):
+        return engine_verification("x.engine", {"parity": parity, "forced": list(forced)}, "sha256 checked")
+
+    passed = verdict({"engine": {"status": "passed"}})
+    assert passed.status == "verified" and passed.verdicts == {"engine parity": "passed"}
+    failed = verdict({"engine": {"status": "failed", "failures": ["d1: relative L2 error 0.3 > 0.01"]}})
+    assert failed.status == "refused" and "engine parity FAILED (d1: relative L2" in failed.refusals[0]
+    graph_failed = verdict({"engine": {"status": "pending", "reason": "no GPU"}, "graph": {"status": "failed"}})
+    assert graph_failed.status == "refused" and "graph parity FAILED" in graph_failed.refusals[0]
+    for status in ("pending", "not measured", "error"):
+        warned = verdict({"engine": {"status": status, "reason": "why"}})
+        assert warned.status == "warning" and f"engine parity {status}" in warned.warnings[0]
+    forced = verdict({"engine": {"status": "passed"}}, ["the INT8 graph FAILED its INT8 accuracy gate"])
+    assert forced.status == "warning" and "built with --force over" in forced.warnings[0]
+
+
+def test_calibration_caches_are_bound_to_their_graph_and_gate(int8_graphs, failed_int8, scorer_graphs, tmp_path):
+    ok = cache_verification(int8_graphs["cache"], int8_graphs["fp32"])
+    assert ok.status == "verified" and ok.verdicts == {"gate": "passed"}
+    with pytest.raises(ArtifactError, match="made for another graph"):
+        cache_verification(int8_graphs["cache"], scorer_graphs["fp32"])
+    failed = cache_verification(failed_int8["cache"], scorer_graphs["fp32"])
+    assert failed.status == "refused" and "Q/DQ graph FAILED" in failed.refusals[0]
+    tampered = Path(shutil.copy(int8_graphs["cache"], tmp_path / "t.cache"))
+    shutil.copy(int8_graphs["cache"].with_name(int8_graphs["cache"].name + ".json"), tmp_path / "t.cache.json")
+    tampered.write_text(tampered.read_text() + "extra: 3c000000\n")
+    with pytest.raises(ArtifactError, match="does not match its sidecar"):
+        cache_verification(tampered, int8_graphs["fp32"])
+    lone = Path(shutil.copy(int8_graphs["cache"], tmp_path / "lone.cache"))
+    assert cache_verification(lone, int8_graphs["fp32"]).refusals  # no sidecar: nothing to check it against
+
+
+# --- every command refuses a gate-failed INT8 graph unless --force --------------------------------------------
+
+
+def test_gate_failed_int8_graph_is_refused_by_every_command(failed_int8, scorer_graphs, capsys):
+    graph, images = failed_int8["graph"], scorer_graphs["data"] / "test" / "good"
+    commands = {
+        "build": ("build", graph, "--precision", "int8", "--dry-run", "--assume", "trt-10.3"),
+        "inspect": ("inspect", graph, images, "--threads", 1),
+        "bench": ("bench", graph, "--batch", 1, "--iters", 1, "--warmup", 0, "--no-pipeline"),
+        "parity": ("parity", "--ref", scorer_graphs["checkpoint"], "--candidate", graph, "--data",
+                   scorer_graphs["data"], "--threads", 1),
+    }
+    for name, args in commands.items():
+        code, _, err = cli(capsys, *args)
+        line = one_line(err)
+        assert code == 1 and GATE_WORDS in line and "--force" in line and graph.name in line, (name, err)
+    code, out, err = cli(capsys, *commands["build"], "--force", "--json")
+    assert code == 0, err
+    code, out, err = cli(capsys, *commands["inspect"], "--force", "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])["summary"]
+    assert summary["verification"]["status"] == "forced" and summary["images"] > 0
+    code, out, err = cli(capsys, *commands["bench"], "--force", "--json")
+    assert code == 0, err
+    assert any("FORCED over" in note for note in json.loads(out)["notes"])
+    code, out, err = cli(capsys, *commands["parity"], "--force", "--json")
+    assert code in (0, 1) and "Traceback" not in err
+    assert json.loads(out)["verification"]["status"] == "forced"
+    with pytest.raises(RefusedArtifact, match=GATE_WORDS):
+        read_artifact_facts(graph)  # `gedge serve` and `gedge triton export` read artifacts through it
+    assert read_artifact_facts(graph, force=True).verification.forced
+    with pytest.raises(RefusedArtifact):
+        open_backend(graph)
+    open_backend(graph, force=True).close()
+
+
+def test_triton_export_refuses_unless_forced(failed_int8, tmp_path):
+    from gedge.export.triton import TritonExportOptions, export_repository
+
+    with pytest.raises(RefusedArtifact, match=GATE_WORDS):
+        export_repository([failed_int8["graph"]], tmp_path / "repo", TritonExportOptions())
+    assert not (tmp_path / "repo").exists()  # nothing written before every artifact was verified
+    written = export_repository([failed_int8["graph"]], tmp_path / "repo", TritonExportOptions(force=True))
+    assert written[0].forced and "FORCED" in written[0].verification
+
+
+def test_headers_show_the_verification(int8_graphs, capsys):
+    images = int8_graphs["data"] / "test" / "good"
+    code, out, err = cli(capsys, "inspect", int8_graphs["cpu"], images, "--threads", 1)
+    assert code == 0 and "verified: sha256 matches the sidecar; gate passed" in out, err
+    code, out, err = cli(capsys, "bench", int8_graphs["cpu"], "--batch", 1, "--iters", 1, "--warmup", 0,
+                         "--no-pipeline")
+    assert code == 0 and "verified: sha256 matches the sidecar; gate passed" in out, err
+
+
+# --- engines: parity recorded in the manifest ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_engine(scorer_graphs, tmp_path_factory):
+    if TRT is None:
+        pytest.skip(f"no TensorRT module importable: {WHY_NOT}")
+    from gedge.export.build_plan import BuildRequest
+    from gedge.export.engine_build import build_engine
+
+    out = tmp_path_factory.mktemp("engine") / "scorer.fp32.engine"
+    return build_engine(scorer_graphs["fp32"], BuildRequest("fp32", out=str(out), max_batch=4, profiles=1,
+                                                            progress=False)).engine
+
+
+def _with_parity(engine: Path, folder: Path, status: str) -> Path:
+    copy = Path(shutil.copy(engine, folder / f"{status.replace(' ', '_')}.engine"))
+    manifest = read_manifest(engine)
+    manifest["parity"] = {"engine": {"status": status, "reason": "test",
+                                     "failures": ["d1: relative L2 error 1 > 1e-05"]}}
+    manifest_path(copy).write_text(json.dumps(manifest))
+    return copy
+
+
+@needs_trt
+def test_parity_failed_engine_is_refused_by_inspect_and_bench(small_engine, scorer_graphs, tmp_path, capsys):
+    failed = _with_parity(small_engine, tmp_path, "failed")
+    images = scorer_graphs["data"] / "test" / "good"
+    for args in (("inspect", failed, images), ("bench", failed, "--batch", 1, "--iters", 1, "--no-pipeline")):
+        code, _, err = cli(capsys, *args)
+        line = one_line(err)
+        assert code == 1 and "engine parity FAILED" in line and "--force" in line, err
+        code, _, err = cli(capsys, *args, "--force")  # past the verdict: here, no GPU to run it on (or it runs)
+        assert "engine parity FAILED" not in err.replace("FORCED over: the engine's recorded engine parity FAILED", "")
+        assert "Traceback" not in err
+    pending = _with_parity(small_engine, tmp_path, "pending")
+    code, _, err = cli(capsys, "inspect", pending, images)
+    assert "warning:" in err and "engine parity pending" in err  # loads (where a GPU is), with a visible warning
+
+
+@needs_trt
+def test_build_force_records_the_overridden_gate(failed_int8, tmp_path, capsys):
+    out = tmp_path / "forced.int8.engine"
+    code, _, err = cli(capsys, "build", failed_int8["graph"], "--precision", "int8", "-o", out, "--max-batch", 4)
+    assert code == 1 and GATE_WORDS in one_line(err) and not out.exists()
+    code, stdout, err = cli(capsys, "build", failed_int8["graph"], "--precision", "int8", "-o", out, "--max-batch",
+                            4, "--force", "--json")
+    assert code == 0, err
+    manifest = read_manifest(out)
+    assert len(manifest["forced"]) == 1 and GATE_WORDS in manifest["forced"][0]
+    assert json.loads(stdout)["forced"] == manifest["forced"]
+    assert manifest["source_graph"]["verification"].startswith("forced: ")  # the graph's status as it was read
+    verification = model_info(out).verification
+    assert verification.status == "warning" and any("built with --force over" in w for w in verification.warnings)
+
+
+@needs_trt
+def test_build_parity_that_cannot_run_is_an_error_not_pending(scorer_graphs, tmp_path, capsys, monkeypatch):
+    import gedge.export.engine_build as engine_build
+    from gedge.runtime.cuda_api import CudaError
+
+    def failing(*args, **kwargs):
+        raise CudaError("cudaMalloc failed: out of memory")
+
+    monkeypatch.setattr(engine_build, "build_time_parity", failing)
+    out = tmp_path / "e.engine"
+    code, _, err = cli(capsys, "build", scorer_graphs["fp32"], "--precision", "fp32", "-o", out, "--max-batch", 4,
+                       "--ref", scorer_graphs["checkpoint"], "--data", scorer_graphs["data"])
+    assert code == 3 and "cudaMalloc failed" in one_line(err)
+    entry = read_manifest(out)["parity"]["engine"]
+    assert entry["status"] == "error" and "cudaMalloc failed" in entry["reason"]
+    assert model_info(out).verification.status == "warning"
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("pybind11: TensorRT failed")
+
+    monkeypatch.setattr(engine_build, "build_time_parity", bug)
+    code, _, err = cli(capsys, "build", scorer_graphs["fp32"], "--precision", "fp32", "-o", out, "--max-batch", 4,
+                       "--ref", scorer_graphs["checkpoint"], "--data", scorer_graphs["data"])
+    assert code == 3 and "TensorRT failed" in one_line(err)
+    assert read_manifest(out)["parity"]["engine"]["status"] == "error"
+
+
+# --- the demo ----------------------------------------------------------------------------------------------------
+
+
+@needs_trt
+def test_demo_builds_no_engine_from_a_gate_failed_graph(failed_int8, scorer_graphs, tmp_path):
+    from gedge.cli.demo import DemoContext, stage_engines
+
+    ctx = DemoContext(out=tmp_path, steps=0, seed=0, graphs={"int8": failed_int8["graph"]})
+    stage_engines(ctx)
+    assert "int8" not in ctx.summary["engines"] and not list(tmp_path.glob("*.engine"))
+
+
+def test_demo_ends_with_exit_1_when_a_verdict_failed(monkeypatch, tmp_path):
+    import gedge.cli.demo as demo
+
+    monkeypatch.setattr(demo, "STAGES", [("fails", lambda ctx: ctx.failures.append("INT8 cpu artifact failed"))])
+    with pytest.raises(CheckFailed, match="1 verdicts failed"):
+        demo.run_demo(tmp_path, 0, 0, False)
