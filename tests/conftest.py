@@ -99,7 +99,7 @@ def int8_graphs(scorer_graphs, tmp_path_factory):
 
     from gedge.calibrate.pipeline import CalibrateOptions, calibrate
     from gedge.data.datasets import open_dataset
-    from gedge.data.tiles import load_prepared, score_images
+    from gedge.data.tiles import load_prepared, network_counts, score_images
     from gedge.export.onnx_export import ExportOptions, export_checkpoint
     from gedge.reference.checkpoint import save_checkpoint
     from gedge.reference.decision_fit import fit_decision_rule
@@ -108,8 +108,9 @@ def int8_graphs(scorer_graphs, tmp_path_factory):
     root = tmp_path_factory.mktemp("int8")
     model = scorer_graphs["model"]
     validation = open_dataset(scorer_graphs["data"]).train[:2]
-    images, tiles = score_images(TorchBackend(model), load_prepared(validation, model.preprocess), model.preprocess)
-    decision, stats = fit_decision_rule(tiles, images, "d3", 0.99)
+    prepared = load_prepared(validation, model.preprocess)
+    _, tiles = score_images(TorchBackend(model), prepared, model.preprocess)
+    decision, stats = fit_decision_rule(tiles, network_counts(prepared, model.preprocess), "d3", 0.99)
     checkpoint = replace(model, decision=decision, score_stats=stats,
                          facts={**model.facts, "validation_images": [str(p) for p in validation]})
     checkpoint_path = save_checkpoint(checkpoint, root / "model.pt")

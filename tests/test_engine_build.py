@@ -273,12 +273,12 @@ def test_bad_build_input_is_one_line_exit_2(scorer_graphs, tmp_path, capsys):
 
 @needs_trt
 def test_build_cli_with_parity_at_build_time(scorer_graphs, tmp_path, capsys):
-    from gedge.data.synth import SynthWoodConfig, write_synthetic_wood
+    from gedge.data.synth import SynthConfig, write_synthetic
 
     # 20 normal and 20 anomalous test images: an AUROC step of 1/400, fine enough for FP16's 0.01 (on the fixture's
     # 6 x 10 images one pair the untrained model nearly ties and FP16 swaps is 0.0167, over the limit)
     data = tmp_path / "wood"
-    write_synthetic_wood(data, SynthWoodConfig(size=64, n_train=2, n_test_good=20, n_test_per_defect=4, seed=2))
+    write_synthetic(data, SynthConfig(size=64, n_train=2, n_test_good=20, n_test_per_defect=4, seed=2))
     out = tmp_path / "scorer.fp16.engine"
     code, stdout, err = cli(capsys, "build", scorer_graphs["fp16"], "--precision", "fp16", "-o", out, "--max-batch",
                             "8", "--ref", scorer_graphs["checkpoint"], "--data", data, "--json")
