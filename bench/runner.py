@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from gedge.bench.report import BENCH, BenchReport, BenchRow
 from gedge.core.backend import Backend, BackendInfo, CudaGraphBackend
-from gedge.core.errors import ConfigError, GedgeError
+from gedge.core.errors import ConfigError, GedgeError, RuntimeFailure
 from gedge.core.inputs import InputSpec
 from gedge.core.machine import machine_facts, peak_rss_bytes, reset_peak_rss
 from gedge.core.optional import available, require
@@ -105,7 +105,7 @@ def bench_pipeline(backend: Backend, batch: int, batches: int = 4, rounds: int =
         def piped() -> None:
             failed = [r.error for r in pipeline.score_all(frames, decode) if not r.ok]
             if failed:
-                raise RuntimeError(f"pipelined run failed: {failed[0]}")
+                raise RuntimeFailure(f"pipelined run failed: {failed[0]}")
 
         calls = {"batch_by_batch": lambda: batch_by_batch(backend, frames, decode, batch), "pipelined": piped}
         samples = interleaved(calls, Rounds(rounds=rounds, warmup=0, calls=1))

@@ -105,7 +105,8 @@ class ParsedNetwork:
             if shape and shape[0] == -1:
                 dims = [tuple([b, *shape[1:]]) for b in (min_batch, opt_batch, max_batch)]
                 profile.set_shape(tensor.name, *dims)
-        config.add_optimization_profile(profile)
+        if config.add_optimization_profile(profile) < 0:  # -1: the profile is invalid for this network
+            raise RuntimeError(f"TensorRT refused the optimisation profile (batch {min_batch}/{opt_batch}/{max_batch})")
         if compute_capabilities:
             if not hasattr(config, "set_compute_capability"):
                 raise RuntimeError(f"{self.trt.name} {self.trt.version} cannot target compute capabilities")
@@ -115,7 +116,8 @@ class ParsedNetwork:
                 if value is None:
                     known = ", ".join(k for k in module.ComputeCapability.__members__ if k.startswith("SM"))
                     raise RuntimeError(f"unknown compute capability {cc!r} (this TensorRT knows {known})")
-                config.set_compute_capability(value, slot)
+                if not config.set_compute_capability(value, slot):
+                    raise RuntimeError(f"TensorRT refused set_compute_capability({cc}, {slot})")
         if fp16_flag and not self.strongly_typed:  # a strongly typed network takes its types from the graph
             flag = member(module.BuilderFlag, "FP16")
             if flag is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from gedge.core.artifacts.graph import load_graph, read_facts
 from gedge.core.backend import BackendInfo
-from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure
 from gedge.core.inputs import InputSpec, graph_input
 from gedge.core.optional import require
 from gedge.core.scores import OUTPUT_NAMES, Scores
@@ -105,7 +105,10 @@ class OrtBackend:
 
     def run(self, graph_input: np.ndarray) -> Scores:
         """Score the graph's own input (uint8 NHWC or float NCHW in [-1, 1]) as it is."""
-        outputs = self.session.run(self.output_names, {self.input_name: graph_input})
+        try:
+            outputs = self.session.run(self.output_names, {self.input_name: graph_input})
+        except Exception as error:  # onnxruntime's own exception types (Fail, RuntimeException, ...)
+            raise RuntimeFailure(f"onnxruntime failed to run the graph: {error}", self.path) from error
         values = {name: np.asarray(v, dtype=np.float32) for name, v in zip(self.output_names, outputs)}
         return Scores.from_dict(values)
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from gedge.core.artifacts.ir import read_model_facts
 from gedge.core.backend import BackendInfo
-from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure
 from gedge.core.inputs import InputSpec, graph_input
 from gedge.core.optional import require
 from gedge.core.scores import OUTPUT_NAMES, Scores
@@ -135,7 +135,16 @@ class OpenVINOBackend:
         return {name: np.array(request.get_tensor(name).data, dtype=np.float32) for name in self.output_names}
 
     def run(self, graph_input: np.ndarray) -> Scores:
-        """Score the model's own input as it is; with several streams the batch is split across them."""
+        """Score the model's own input as it is; OpenVINO's failures are a :class:`RuntimeFailure`."""
+        try:
+            return self._infer(graph_input)
+        except RuntimeError as error:  # OpenVINO raises RuntimeError (or its subclasses) from its plugins
+            if isinstance(error, RuntimeFailure):
+                raise
+            raise RuntimeFailure(f"OpenVINO failed to run the model: {error}", self.path) from error
+
+    def _infer(self, graph_input: np.ndarray) -> Scores:
+        """With several streams the batch is split across them."""
         n = graph_input.shape[0]
         parts = min(len(self.requests), n)
         if parts <= 1:
