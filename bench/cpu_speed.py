@@ -66,6 +66,7 @@ class CpuBenchConfig:
     workdir: Path | None = None  # where the graphs are built (a temporary folder inside it)
     openvino: bool | None = None  # OpenVINO rows (None: where it is installed)
     spin_torch: bool = True  # also torch eager with OpenMP's spin-wait, in a child process
+    graphs: tuple[Path, ...] = ()  # further ONNX graphs or OpenVINO IRs (e.g. gated INT8 ones), timed alike
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -164,6 +165,9 @@ def _open_backends(graphs: dict[str, Path], checkpoint: Path, config: CpuBenchCo
         opened[OPENVINO_ROWS[1]] = open_backend(fp32, "openvino", precision="bf16", threads=threads)
         opened[OPENVINO_ROWS[2]] = open_backend(graphs[OPENVINO_ROWS[2]], "openvino", precision="int8",
                                                 threads=threads, force=True)
+    for path in config.graphs:  # the user's own artifacts: their recorded verdicts are enforced
+        kind = "openvino" if path.suffix == ".xml" else "onnxruntime"
+        opened[f"{kind} {path.name}"] = open_backend(path, kind, threads=threads)
 
 
 def run_cpu_benchmark(config: CpuBenchConfig = CpuBenchConfig(), progress: Progress | None = None) -> BenchReport:
@@ -181,6 +185,11 @@ def run_cpu_benchmark(config: CpuBenchConfig = CpuBenchConfig(), progress: Progr
         spec = InputSpec(size=int(models.model["isize"]), channels=int(models.model["nc"]))
         try:
             _open_backends(models.graphs, models.checkpoint, config, opened)
+            for path in config.graphs:
+                given = opened[f"{'openvino' if path.suffix == '.xml' else 'onnxruntime'} {path.name}"].input_spec
+                if (given.size, given.channels) != (spec.size, spec.channels):
+                    raise ConfigError(f"takes {given.size}x{given.size}x{given.channels} inputs, the benchmark's "
+                                      f"model {spec.size}x{spec.size}x{spec.channels}: pass its checkpoint", path)
             rows = measure(opened, list(config.batches), spec, config.plan(), progress)
         finally:
             for backend in opened.values():

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
+from gedge.calibrate.layers import latent_convolutions
 from gedge.calibrate.quantize import image_convolutions
 from gedge.calibrate.targets import ArtifactChecks, TargetInputs
 from gedge.core.artifacts.graph import GraphFacts, load_graph, read_facts
@@ -47,7 +47,7 @@ from gedge.core.atomic import write_errors
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.hashing import sha256_file
 from gedge.core.inputs import graph_input
-from gedge.core.optional import require
+from gedge.core.optional import available, require
 from gedge.core.scores import OUTPUT_NAMES
 
 IR_SUFFIX = ".int8.ov.xml"
@@ -72,39 +72,28 @@ def require_nncf() -> tuple[Any, Any]:
     return require("nncf", "NNCF INT8 (--target openvino)"), require("openvino", "NNCF INT8 (--target openvino)")
 
 
+def openvino_installed() -> bool:
+    """Whether NNCF and OpenVINO import here (the OpenVINO INT8 target can run)."""
+    return available("nncf") and available("openvino")
+
+
 def ir_path(graph: str | Path, out_dir: str | Path | None = None) -> Path:
     graph = Path(graph)
     stem = graph.name[:-5] if graph.name.endswith(".onnx") else graph.name
     return Path(out_dir or graph.parent) / f"{stem}{IR_SUFFIX}"
 
 
-def float_scope(fp32_onnx, quantize_image_convs: bool = False) -> dict:
-    """What stays in float: regex patterns of friendly names (NNCF ``IgnoredScope(patterns=...)``)."""
+def float_scope(fp32_onnx, quantize_image_convs: bool = False, keep_float: tuple[str, ...] = ()) -> dict:
+    """What stays in float: regex patterns of friendly names (NNCF ``IgnoredScope(patterns=...)``);
+    ``keep_float``: further convolutions, by ONNX node name (the accuracy-aware fallback's)."""
     patterns = [f"^{re.escape(p)}.*" for p in FLOAT_PREFIXES]
     patterns.append("^(" + "|".join(re.escape(n) for n in (*OUTPUT_NAMES, "amap")) + ")$")
     convs = [] if quantize_image_convs else image_convolutions(fp32_onnx)
     latent = latent_convolutions(fp32_onnx)
     # A Conv with bias becomes Convolution "<name>/WithoutBiases" + Add "<name>" in OpenVINO.
-    patterns += [f"^{re.escape(name)}(/.*)?$" for name in (*convs, *latent)]
+    patterns += [f"^{re.escape(name)}(/.*)?$" for name in (*convs, *latent, *keep_float)]
     return {"patterns": patterns, "types": list(FLOAT_TYPES), "image_convolutions": convs,
-            "latent_convolutions": latent}
-
-
-def latent_convolutions(fp32_onnx) -> list[str]:
-    """Conv nodes whose output map is 1 x 1 (the encoders' latent layers), by ONNX shape inference."""
-    inferred = onnx.shape_inference.infer_shapes(fp32_onnx)
-    shapes = {}
-    for value in (*inferred.graph.value_info, *inferred.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    latent = []
-    for node in inferred.graph.node:
-        if node.op_type != "Conv":
-            continue
-        spatial = shapes.get(node.output[0], [])[2:]
-        if spatial and all(d == 1 for d in spatial):
-            latent.append(node.name)
-    return latent
+            "latent_convolutions": latent, "kept_float": list(keep_float)}
 
 
 @dataclass(frozen=True)
@@ -117,6 +106,7 @@ class NncfSettings:
     preset: str = "mixed"  # performance (symmetric activations) or mixed (asymmetric)
     ranges: str = "minmax"  # activation range estimator: nncf (its own), minmax or mean_minmax
     overflow_fix: str = "disable"  # enable, first_layer or disable
+    keep_float: tuple[str, ...] = ()  # further convolutions left in float (the accuracy-aware fallback's)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -169,7 +159,8 @@ def _quantization_facts(settings: NncfSettings, scope: dict, counts: dict, versi
                        "the residuals, the reductions, the image convolutions and the latent convolutions stay "
                        "in float (ignored scope)",
         "ignored_scope": {"patterns": scope["patterns"], "types": scope["types"]},
-        "float_convolutions": scope["image_convolutions"] + scope["latent_convolutions"],
+        "float_convolutions": scope["image_convolutions"] + scope["latent_convolutions"] + scope["kept_float"],
+        **({"kept_float": scope["kept_float"]} if scope["kept_float"] else {}),
         "quantized_nodes": counts["quantized"], "fake_quantize": counts["fake_quantize"],
     }
 
@@ -194,7 +185,7 @@ def quantize_nncf(fp32_path: str | Path, patches: np.ndarray,
                           f"{facts.precision}")
     if len(patches) == 0:
         raise ConfigError("the calibration set is empty")
-    scope = float_scope(onnx_model, settings.quantize_image_convs)
+    scope = float_scope(onnx_model, settings.quantize_image_convs, settings.keep_float)
     model = ov.Core().read_model(str(fp32_path))
     step = settings.batch_size
     dataset = nncf.Dataset([graph_input(patches[i:i + step], facts.input) for i in range(0, len(patches), step)])
@@ -291,9 +282,10 @@ class OpenVINOTarget:
         self.facts: GraphFacts | None = None
         self.residuals: list[str] = []
 
-    def write(self, tmp: Path) -> None:
+    def write(self, tmp: Path, keep_float: tuple[str, ...] = ()) -> None:
+        """The IR at ``tmp``; ``keep_float``: further convolutions to leave in float (the fallback's)."""
         inputs = self.inputs
-        settings = NncfSettings(quantize_image_convs=inputs.quantize_image_convs)
+        settings = NncfSettings(quantize_image_convs=inputs.quantize_image_convs, keep_float=tuple(keep_float))
         _, self.facts, _ = write_openvino_int8(inputs.fp32_path, inputs.calibration.patches, tmp, inputs.set_facts,
                                                settings)
 

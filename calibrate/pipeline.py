@@ -12,7 +12,10 @@ the FP32 graph (or in ``out_dir``), each written atomically with a sidecar JSON:
 * ``<stem>.int8.calib.cache``: TensorRT's calibration cache of the same ranges (TensorRT 8.5 to 10.x), with
   the ``tensorrt`` target.
 
-An artifact that fails the gate (or, for the TensorRT flavour, that TensorRT's parser rejects) is still
+An artifact that fails the gate is first given the accuracy-aware fallback (:mod:`gedge.calibrate.fallback`,
+on unless ``fallback=False``): its most harmful layers are kept in float, one at a time, until the gate passes
+with at least half of the target's INT8 multiply-adds left; ``report`` measures every layer's sensitivity
+first. An artifact that still fails the gate (or, for the TensorRT flavour, that TensorRT's parser rejects) is still
 written under its name, with ``gate.passed: false`` in its sidecar, unless ``strict``; with ``strict`` it is not
 written, nor, for the TensorRT flavour, the cache of its ranges. A written failure is kept for diagnosis only:
 every later command reads the sidecar's verdict and refuses the artifact unless forced
@@ -30,8 +33,10 @@ from typing import Any
 
 import onnx
 from gedge.calibrate.cache import DEFAULT_TRT_VERSION, cache_from_ranges
+from gedge.calibrate.fallback import FallbackResult, LayerHarm, Measure, fall_back, sensitivity
 from gedge.calibrate.gate import Gate, gate_set, gate_summary, recorded_validation
-from gedge.calibrate.nncf_int8 import IR_SUFFIX, OpenVINOTarget, require_nncf
+from gedge.calibrate.layers import conv_layers, int8_mac_share, quantized_layers
+from gedge.calibrate.nncf_int8 import IR_SUFFIX, OpenVINOTarget, openvino_installed, require_nncf
 from gedge.calibrate.patches import (
     DEFAULT_PATCHES,
     CalibrationSet,
@@ -54,8 +59,9 @@ from gedge.core.hashing import sha256_file
 from gedge.data.datasets import split_validation
 from gedge.reference.checkpoint import Checkpoint, load_checkpoint
 
-TARGET_SETS = {"tensorrt": ("tensorrt",), "cpu": ("cpu",), "all": ("tensorrt", "cpu"), "openvino": ("openvino",),
-               "all+openvino": ("tensorrt", "cpu", "openvino")}
+TARGET_SETS = {"tensorrt": ("tensorrt",), "cpu": ("cpu",), "onnx": ("tensorrt", "cpu"), "openvino": ("openvino",),
+               "all": ("tensorrt", "cpu", "openvino"), "all+openvino": ("tensorrt", "cpu", "openvino")}
+# `all` is every target whose tools are installed (OpenVINO's IR needs gedge[openvino]); `all+openvino` insists.
 TARGETS = tuple(TARGET_SETS)
 ONNX_TARGETS = tuple(FLAVOURS)  # the Q/DQ flavours, which need the activation ranges
 DEFAULT_METHOD = "minmax"  # measured: entropy and percentile clip the tails the local scores live on
@@ -75,6 +81,8 @@ class CalibrateOptions:
     n_patches: int = DEFAULT_PATCHES
     seed: int = 0
     strict: bool = False
+    fallback: bool = True  # keep the most harmful layers in float when an artifact fails its gate
+    report: bool = False  # measure every quantized layer's sensitivity on the gate images
     out_dir: Path | None = None
     trt_version: str = DEFAULT_TRT_VERSION
     quantize_image_convs: bool = False
@@ -97,11 +105,33 @@ class CalibrateOptions:
 
     @property
     def targets(self) -> list[str]:
-        return list(TARGET_SETS[self.target])
+        chosen = list(TARGET_SETS[self.target])
+        if self.target == "all" and not openvino_installed():
+            chosen.remove("openvino")
+        return chosen
 
     def limits(self) -> ParityLimits:
         return gate_limits(max_auroc_delta=self.max_auroc_drop, min_anomalous_agreement=self.min_agreement,
                            max_new_false_rejects=self.max_false_rejects)
+
+
+@dataclass
+class Precision:
+    """Which layers of an artifact run in INT8: the share of the multiply-adds, the sensitivity rows (``--report``)
+    and what the accuracy-aware fallback kept in float."""
+
+    int8_mac_share: float
+    sensitivity: list[LayerHarm] | None = None
+    fallback: FallbackResult | None = None
+
+    @property
+    def kept_float(self) -> list[str]:
+        return list(self.fallback.kept) if self.fallback else []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"int8_mac_share": self.int8_mac_share, "kept_float": self.kept_float,
+                "fallback": None if self.fallback is None else self.fallback.to_dict(),
+                "sensitivity": None if self.sensitivity is None else [row.to_dict() for row in self.sensitivity]}
 
 
 @dataclass
@@ -113,6 +143,7 @@ class FlavourResult:
     written: bool
     report: ParityReport
     checks: ArtifactChecks
+    precision: Precision = field(default_factory=lambda: Precision(0.0))
 
     @property
     def passed(self) -> bool:
@@ -129,7 +160,7 @@ class FlavourResult:
         entry = {"path": str(self.path), "written": self.written, "passed": self.passed, "nodes": checks.nodes,
                  "quantized": checks.quantized, "float_convolutions": checks.float_convolutions,
                  "tensorrt_parse": checks.tensorrt_parse, "tensorrt_parsed": checks.tensorrt_parsed,
-                 "gate": gate_summary(self.report), "failures": self.failures}
+                 "gate": gate_summary(self.report), "failures": self.failures, **self.precision.to_dict()}
         if checks.float_residuals is not None:  # the OpenVINO IR
             entry.update(float_residuals=checks.float_residuals or "ok", quantization=checks.quantization)
         return entry
@@ -237,6 +268,8 @@ def open_inputs(options: CalibrateOptions) -> CalibrationInputs:
     for name in ("set", "cache", *options.targets):
         if paths[name].is_dir():
             raise ArtifactError("output path is a folder", paths[name])
+    if options.target == "all" and "openvino" not in options.targets:
+        notes.append("OpenVINO or NNCF is not installed (pip install 'gedge[openvino]'): no NNCF INT8 IR")
     sources, held_out, gate_origin = _split_sources(checkpoint, options, notes)
     return CalibrationInputs(checkpoint, fp32, paths, sources, held_out, gate_origin, notes)
 
@@ -245,19 +278,51 @@ def _writer(target: str, out: Path, inputs: TargetInputs) -> TargetWriter:
     return OpenVINOTarget(out, inputs) if target == "openvino" else QdqTarget(target, out, inputs)
 
 
-def _gate_target(writer: TargetWriter, gate: Gate, strict: bool, progress: Callable | None) -> FlavourResult:
-    """Write the artifact to a temporary name, gate it, publish it (its sidecar with the gate's verdict and
-    TensorRT's parse) unless ``strict`` refuses it."""
+def _measure(writer: TargetWriter, gate: Gate, tmp: Path) -> Measure:
+    """The gate's report on the artifact written with some layers kept in float (for the fallback's search)."""
+    def measure(keep_float: tuple[str, ...]) -> ParityReport:
+        writer.write(tmp, keep_float)
+        return gate.check(tmp)
+    return measure
+
+
+def _search(writer: TargetWriter, gate: Gate, options: CalibrateOptions, fp32: onnx.ModelProto,
+            progress: Progress | None) -> tuple[ParityReport, Precision]:
+    """The artifact at its temporary name and its gate report: all INT8 layers quantized, or, when that fails the
+    gate (and the fallback is on), the fewest most harmful layers kept in float that pass it. With
+    ``options.report`` every layer's sensitivity is measured first."""
+    tmp = temporary_path(writer.out)
+    layers = quantized_layers(fp32, writer.target, options.quantize_image_convs)
+    total = sum(layer.macs for layer in conv_layers(fp32))
+    measure = _measure(writer, gate, tmp)
+    precision = Precision(int8_mac_share(fp32, layers))
+    if options.report and layers:
+        precision.sensitivity = sensitivity(layers, measure, True, _stage(progress, f"sensitivity {writer.target}"))
+    writer.write(tmp)
+    report = gate.check(tmp, _stage(progress, f"gate {writer.target}"))
+    if report.passed or not options.fallback or not layers:
+        return report, precision
+    harm = precision.sensitivity or sensitivity(layers, measure, False, _stage(progress, f"harm {writer.target}"))
+    precision.fallback = fall_back(layers, total, report, measure, harm)
+    precision.int8_mac_share = precision.fallback.int8_share
+    writer.write(tmp, tuple(precision.fallback.kept))  # the artifact kept: the passing one, or the plain INT8 one
+    return gate.check(tmp, _stage(progress, f"gate {writer.target}")), precision
+
+
+def _gate_target(writer: TargetWriter, gate: Gate, options: CalibrateOptions, fp32: onnx.ModelProto,
+                 progress: Progress | None) -> FlavourResult:
+    """Write the artifact to a temporary name, gate it (falling back to float layers where it fails), publish it
+    (its sidecar with the gate's verdict, the precision per layer and TensorRT's parse) unless ``strict``
+    refuses it."""
     tmp = temporary_path(writer.out)
     try:
-        writer.write(tmp)
-        report = gate.check(tmp, progress)
+        report, precision = _search(writer, gate, options, fp32, progress)
         report.notes.append(writer.gate_note)
         checks = writer.inspect(tmp)
-        result = FlavourResult(writer.target, writer.out, False, report, checks)
-        result.written = result.passed or not strict
+        result = FlavourResult(writer.target, writer.out, False, report, checks, precision)
+        result.written = result.passed or not options.strict
         if result.written:
-            summary = gate_summary(report)
+            summary = {**gate_summary(report), **precision.to_dict()}
             if checks.tensorrt_parsed is not None:
                 summary["tensorrt_parse"] = {"parsed": checks.tensorrt_parsed, "verdict": checks.tensorrt_parse}
             writer.publish(tmp, summary)
@@ -311,8 +376,8 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None,
                      RunSettings(options.batch_size, _stage(progress, "reference")), options.threads)
     made_from = TargetInputs(Path(options.graph), inputs.fp32, sha256_file(options.graph), cal, set_facts, ranges,
                              options.quantize_image_convs)
-    results = [_gate_target(_writer(target, inputs.paths[target], made_from), gate, options.strict,
-                            _stage(progress, f"gate {target}")) for target in options.targets]
+    results = [_gate_target(_writer(target, inputs.paths[target], made_from), gate, options, inputs.fp32, progress)
+               for target in options.targets]
     trt = next((r for r in results if r.target == "tensorrt"), None)
     cache_path = _write_cache(options, inputs, ranges, set_facts, trt) if trt is not None and trt.written else None
     notes = inputs.notes + (ranges.notes if ranges else [])

@@ -175,7 +175,7 @@ class QuantizeSettings:
     source_sha256: str | None = None  # of the FP32 graph file (default: of the model's deterministic serialisation)
     calibration_set: dict = field(default_factory=dict)  # facts about the calibration set (sha256, patches, ...)
     quantize_image_convs: bool = False  # also quantize the convolutions that read an image
-    exclude: tuple[str, ...] = ()  # further nodes to keep in float
+    exclude: tuple[str, ...] = ()  # further nodes to keep in float (the accuracy-aware fallback's)
 
 
 def quantize_graph(fp32: onnx.ModelProto, ranges: CalibrationRanges, target: str | Flavour,
@@ -220,6 +220,7 @@ def quantize_graph(fp32: onnx.ModelProto, ranges: CalibrationRanges, target: str
         "quantized_nodes": summary.quantized_counts(), "float_convolutions": summary.float_convolutions,
         "calibrated_tensors": len(ranges.tensors), "calibration_inputs": ranges.n_inputs,
         **({"percentile": ranges.percentile} if ranges.method == "percentile" else {}),
+        **({"kept_float": list(settings.exclude)} if settings.exclude else {}),
         **{f"calibration_set_{k}": v for k, v in settings.calibration_set.items()},
         "onnxruntime_version": onnxruntime.__version__,
     }

@@ -57,7 +57,7 @@ class TargetWriter(Protocol):
     out: Path
     gate_note: str  # how the gate ran the artifact, for the report's notes
 
-    def write(self, tmp: Path) -> None: ...
+    def write(self, tmp: Path, keep_float: tuple[str, ...] = ()) -> None: ...
 
     def inspect(self, tmp: Path) -> ArtifactChecks: ...
 
@@ -102,9 +102,11 @@ class QdqTarget:
         self.gate_note = f"{target} graph run on ONNX Runtime CPU" + (
             " (its Q/DQ arithmetic: what TensorRT computes, up to accumulation order)" if target == "tensorrt" else "")
 
-    def write(self, tmp: Path) -> None:
+    def write(self, tmp: Path, keep_float: tuple[str, ...] = ()) -> None:
+        """The Q/DQ graph at ``tmp``; ``keep_float``: further convolutions to leave in float (the fallback's)."""
         inputs = self.inputs
-        settings = QuantizeSettings(inputs.fp32_sha256, inputs.set_facts, inputs.quantize_image_convs)
+        settings = QuantizeSettings(inputs.fp32_sha256, inputs.set_facts, inputs.quantize_image_convs,
+                                    tuple(keep_float))
         self.model = quantize_graph(inputs.fp32, inputs.ranges, self.spec, settings)
         write_bytes(tmp, self.model.SerializeToString(deterministic=True))
 

@@ -45,6 +45,8 @@ class GraphInfo:
     qdq: bool = False  # has QuantizeLinear/DequantizeLinear nodes
     qdq_uint8: bool = False  # some of them are uint8 (the CPU flavour, which TensorRT does not take)
     derived_from_sha256: str = ""
+    layers: tuple[tuple[str, str, bool], ...] = ()  # each Conv/ConvTranspose: (name, op type, Q/DQ-fed)
+    kept_float: tuple[str, ...] = ()  # layers `gedge calibrate`'s accuracy-aware fallback kept in float
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class BuildPlan:
     compute_capabilities: list[str] = field(default_factory=list)
     target: str = ""
     progress_monitor: bool = False
+    layer_precision: list[dict[str, Any]] = field(default_factory=list)  # per sub-network (see layer_groups)
+    kept_float: list[str] = field(default_factory=list)  # layers the INT8 fallback kept in float
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -133,6 +137,12 @@ class BuildPlan:
             ("progress", "IProgressMonitor" if self.progress_monitor else "elapsed time only"),
             ("engine", f"{self.engine} (+ {Path(self.engine).name}.json manifest)"),
         ]
+        if self.layer_precision:
+            rows.insert(5, ("layer precision", "; ".join(
+                f"{g['group']}: " + ", ".join(f"{g[p]} {p.upper()}" for p in ("int8", "fp16", "fp32") if g[p])
+                for g in self.layer_precision)))
+        if self.kept_float:
+            rows.insert(6, ("kept in float", ", ".join(self.kept_float) + " (INT8 fallback of `gedge calibrate`)"))
         return rows
 
 
@@ -223,9 +233,30 @@ def graph_info(model: Any, path: str | Path) -> GraphInfo:
             return next(a.i for a in node.attribute if a.name == "output_dtype") == TensorProto.UINT8
         return len(node.input) < 3 or not node.input[2] or inits.get(node.input[2]) == TensorProto.UINT8
 
+    dequantized = {out for n in graph.node if n.op_type == "DequantizeLinear" for out in n.output}
+    layers = tuple((n.name, n.op_type, any(i in dequantized for i in n.input[:2])) for n in graph.node
+                   if n.op_type in ("Conv", "ConvTranspose"))
+    kept = tuple((facts.quantization or {}).get("kept_float", ()))
     return GraphInfo(str(path), facts.precision if not qdq or facts.precision != "fp32" else "int8",
                      inputs[0].name, shape, qdq=qdq, qdq_uint8=any(uint8(n) for n in quantize),
-                     derived_from_sha256=facts.derived_from_sha256)
+                     derived_from_sha256=facts.derived_from_sha256, layers=layers, kept_float=kept)
+
+
+def layer_groups(plan: BuildPlan, graph: GraphInfo) -> list[dict[str, Any]]:
+    """The precision of each sub-network's convolutions in the engine: INT8 where the Q/DQ graph quantizes them
+    (or where an implicit build's calibrator may choose it), otherwise the plan's float precision. Layers the
+    accuracy-aware fallback kept in float run in FP32, as the gate measured them."""
+    groups: dict[str, dict[str, Any]] = {}
+    implicit = plan.quantization.startswith("implicit")
+    for name, _op_type, int8 in graph.layers:
+        head = name.split("/")[0].split(".")
+        group = groups.setdefault(".".join(head[:2]) if head[0] == "netg" else head[0],
+                                  {"int8": 0, "fp16": 0, "fp32": 0, "kept_float": []})
+        precision = ("int8" if int8 or implicit else "fp16" if plan.precision == "fp16" else "fp32")
+        group[precision] += 1
+        if name in graph.kept_float:
+            group["kept_float"].append(name)
+    return [{"group": name, **counts} for name, counts in groups.items()]
 
 
 PIN_RESIDUALS = ("residual layers (camera front end, residual subtractions, Abs/Pow/Sqrt, reductions, "
@@ -374,4 +405,5 @@ def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphIn
     _plan_builder(plan, caps, request, graph)
     _plan_target(plan, caps, request)
     plan.progress_monitor = request.progress and caps.progress_monitor
+    plan.layer_precision, plan.kept_float = layer_groups(plan, graph), list(graph.kept_float)
     return plan

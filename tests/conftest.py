@@ -115,8 +115,8 @@ def int8_graphs(scorer_graphs, tmp_path_factory):
                          facts={**model.facts, "validation_images": [str(p) for p in validation]})
     checkpoint_path = save_checkpoint(checkpoint, root / "model.pt")
     fp32 = export_checkpoint(checkpoint_path, root / "scorer.onnx", ExportOptions(with_amap=True)).path
-    options = CalibrateOptions(checkpoint=checkpoint_path, graph=fp32, n_patches=64, method="minmax", out_dir=root,
-                               threads=1)
+    options = CalibrateOptions(checkpoint=checkpoint_path, graph=fp32, target="onnx", n_patches=64, method="minmax",
+                               out_dir=root, threads=1)
     result = calibrate(options)
     return {"root": root, "checkpoint": checkpoint_path, "fp32": fp32, "data": scorer_graphs["data"],
             "validation": validation, "result": result, "tensorrt": result.flavour("tensorrt").path,
@@ -133,7 +133,7 @@ def failed_int8(scorer_graphs, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("failed-int8")
     result = calibrate(CalibrateOptions(checkpoint=scorer_graphs["checkpoint"], graph=scorer_graphs["fp32"],
-                                        target="tensorrt", n_patches=32, out_dir=root, threads=1))
+                                        target="tensorrt", n_patches=32, out_dir=root, threads=1, fallback=False))
     flavour = result.flavour("tensorrt")
     assert not flavour.report.passed and flavour.written, "the untrained model's INT8 graph should fail its gate"
     return {"graph": flavour.path, "cache": result.cache_path, "result": result, "root": root}

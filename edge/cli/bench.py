@@ -90,6 +90,8 @@ def bench_cpu(
     batch: list[int] = typer.Option([], "--batch", "-b", help="Batch size (repeatable; default 1 and 16)."),
     threads: int = typer.Option(2, help="Threads for torch and ONNX Runtime."),
     rounds: int = typer.Option(5, help="Interleaved rounds (each times every backend at every batch size)."),
+    graph: list[Path] = typer.Option([], "--graph", help="Also time this ONNX graph or OpenVINO IR (repeatable), "
+                                                         "e.g. `gedge calibrate`'s gated INT8 graphs."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
 ) -> None:
     """CPU speed: torch eager against ONNX Runtime FP32 and both INT8 graphs, images/s and median latency.
@@ -99,7 +101,7 @@ def bench_cpu(
     Example: [bold]gedge bench-cpu --isize 64 -b 1 -b 16 --threads 2[/]
     """
     run_bench_cpu(CpuBenchConfig(checkpoint=checkpoint, isize=isize, batches=tuple(batch or (1, 16)), threads=threads,
-                                 rounds=rounds), json_out)
+                                 rounds=rounds, graphs=tuple(graph)), json_out)
 
 
 @app.command("gpu-check")

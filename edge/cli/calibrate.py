@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from gedge.calibrate.pipeline import CalibrateOptions, CalibrateResult, FlavourResult, calibrate, open_inputs
 from gedge.cli.render import console, key_value_table, print_json, progress_bar, warning_line
+from gedge.cli.render_calibrate import fallback_line, sensitivity_table
 from gedge.cli.render_parity import parity_table
 from gedge.core.errors import CheckFailed
 
@@ -49,9 +50,16 @@ def render_calibration(result: CalibrateResult, checkpoint: Path) -> None:
             "cache": str(result.cache_path) if result.cache_path else "-",
             "gate data": result.gate_description}
     rows.update({f.target: artifact_line(f) for f in result.flavours})
+    rows.update({f"{f.target} INT8 MACs": f"{f.precision.int8_mac_share:.1%}" + (
+        f" (kept in float: {', '.join(f.precision.kept_float)})" if f.precision.kept_float else "")
+        for f in result.flavours})
     console.print(key_value_table(f"INT8 calibration of {checkpoint}", rows))
     for f in result.flavours:
         console.print(parity_table(f.report, title=f"INT8 gate, {FLAVOUR_TITLES[f.target]}: {f.path.name}"))
+        if f.precision.sensitivity:
+            console.print(sensitivity_table(f))
+        if f.precision.fallback:
+            console.print(f"fallback ({f.target}): {fallback_line(f.precision.fallback)}", markup=False)
     for note in result.notes:
         console.print(f"note: {note}")
 
@@ -65,14 +73,21 @@ def calibrate_command(
                                                           "training images) or a folder (default: the "
                                                           "checkpoint's training images). Never test images."),
     target: str = typer.Option("all", help="tensorrt (scorer.int8.qdq.onnx + calibration cache), cpu "
-                                           "(scorer.int8.cpu.onnx), all (both), openvino (NNCF INT8 IR "
-                                           "scorer.int8.ov.xml; needs gedge\\[openvino]) or all+openvino."),
+                                           "(scorer.int8.cpu.onnx), onnx (both), openvino (NNCF INT8 IR "
+                                           "scorer.int8.ov.xml; needs gedge\\[openvino]), all (every one whose "
+                                           "tools are installed) or all+openvino."),
     method: str = typer.Option("minmax", help="Activation ranges: minmax, entropy (TensorRT's KL method) or "
                                               "percentile."),
     percentile: float = typer.Option(99.99, help="Percentile of |x| for --method percentile."),
     patches: int = typer.Option(512, help="Calibration patches (a warning under 300)."),
     seed: int = typer.Option(0, help="Seed for drawing the patches."),
     strict: bool = typer.Option(False, "--strict", help="Do not write an artifact that fails the accuracy gate."),
+    fallback: bool = typer.Option(True, "--fallback/--no-fallback",
+                                  help="When an artifact fails the gate, keep its most harmful layers in float, one "
+                                       "at a time, until it passes (at least half the MACs stay INT8)."),
+    report: bool = typer.Option(False, "--report", help="Measure every quantized layer on the gate images "
+                                                        "(quantized alone, and left alone in float) and print the "
+                                                        "layers by harm; also in --json and the sidecar."),
     out_dir: Path | None = typer.Option(None, "--out-dir", help="Where to write (default: next to --onnx)."),
     trt_version: str = typer.Option("8.6.1", help="TensorRT version named in the calibration cache header "
                                                   "(8.5 to 10.x)."),
@@ -95,16 +110,21 @@ def calibrate_command(
     Q/DQ graphs and the cache, then compares each INT8 graph with the torch reference on the checkpoint's
     held-out validation images plus proxy anomalies: rel L2 and Spearman floors of every score, AUROC drop of
     the primary score <= 0.01, no false rejects added on the held-out normals (at most 2 %), agreement >= 98 %
-    on the proxies. Exit code 1 when an artifact fails the gate or TensorRT's parser rejects it; it is still
+    on the proxies. An artifact that fails is given the accuracy-aware fallback (--no-fallback: off): its most
+    harmful layers stay in float, one at a time, until the gate passes with at least half of its INT8
+    multiply-adds left; --report measures every layer first and prints them by harm. Exit code 1 when an
+    artifact still fails the gate or TensorRT's parser rejects it; it is still
     written, with the verdict in its sidecar, unless --strict, and every later command refuses it unless
     --force.
 
     Example: [bold]gedge export model.pt -o scorer.onnx && gedge calibrate model.pt --onnx scorer.onnx[/]
     Example: [bold]gedge calibrate model.pt --onnx scorer.onnx --target openvino[/]
+    Example: [bold]gedge calibrate model.pt --onnx scorer.onnx --report --json[/]
     """
     options = CalibrateOptions(
         checkpoint=checkpoint, graph=onnx, data=data, target=target, method=method, percentile=percentile,
-        n_patches=patches, seed=seed, strict=strict, out_dir=out_dir, trt_version=trt_version,
+        n_patches=patches, seed=seed, strict=strict, fallback=fallback, report=report, out_dir=out_dir,
+        trt_version=trt_version,
         quantize_image_convs=quantize_image_convs, max_auroc_drop=max_auroc_drop, min_agreement=min_agreement,
         max_false_rejects=max_false_rejects, threads=threads)
     inputs = open_inputs(options)  # bad input fails here, as one line, before any progress is drawn
