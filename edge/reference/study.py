@@ -94,10 +94,12 @@ def _run(request: StudyRequest, fraction: float, seed: int, progress: StudyProgr
 
 
 def contamination_study(request: StudyRequest, progress: StudyProgress | None = None) -> StudyResult:
-    """Every (fraction, seed) run, trained (or reused) and evaluated."""
+    """Every (fraction, seed) run, trained (or reused) and evaluated. Seed by seed, every fraction of one seed
+    before the next seed, so a study stopped early still compares every fraction."""
     request.out.mkdir(parents=True, exist_ok=True)
     result = StudyResult(str(request.data))
-    for fraction in request.fractions:
-        for seed in request.seeds:
+    for seed in request.seeds:
+        for fraction in request.fractions:
             result.runs.append(_run(request, fraction, seed, progress))
+    result.runs.sort(key=lambda run: (run.fraction, run.seed))
     return result
