@@ -14,7 +14,7 @@ from gedge.data.datasets import open_dataset
 from gedge.data.survey import survey_images
 from gedge.data.synth import SynthConfig, synth_sample, write_synthetic
 from gedge.reference.inputs import InputRequest, choose_inputs
-from gedge.reference.stopping import StopRule, plateau, stop_notes
+from gedge.reference.stopping import StopRule, counted, plateau, reconstruction_settled, stop_notes
 from PIL import Image
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]
@@ -86,6 +86,24 @@ def test_stop_rule_plateau_caps_and_notes():
     assert stop_notes(flat, [100, 200, 300, 400, 500, 600], 300, "a validation plateau (...)", rule) == []
     with pytest.raises(ConfigError):
         StopRule(steps=0)
+
+
+def test_selection_counts_only_validations_after_the_reconstruction_settled():
+    """Real wood, seed 2 (reconstruction error and selection AUROC per 150 steps): the proxy AUROC spiked at step 750
+    while G's reconstruction error was still falling by half per interval; the validations from step 1200 on count."""
+    steps = [600, 750, 900, 1050, 1200, 1350, 1500]
+    recon = [0.21, 0.113, 0.062, 0.046, 0.041, 0.040, 0.039]
+    selection = [0.838, 0.943, 0.937, 0.908, 0.897, 0.907, 0.89]
+    settled = reconstruction_settled(recon, steps)
+    assert settled == [False, False, False, False, True, True, True]
+    assert counted(selection, settled) == [0.0, 0.0, 0.0, 0.0, 0.897, 0.907, 0.89]
+    # the share is per 150 steps: the same fall over a longer interval is slower
+    assert reconstruction_settled([0.1, 0.08], [150, 450]) == [False, True]
+    assert reconstruction_settled([0.1], [150]) == [False]  # nothing to compare with yet
+    # an early spike no longer ends the run as a plateau before the reconstruction settles
+    rule = StopRule(steps=None, patience=3, min_steps=300)
+    assert rule.reason_to_stop(1050, counted(selection[:4], settled[:4]), 1.0) is None
+    assert plateau(selection[:5], 3, 0.002) and not plateau(counted(selection[:5], settled[:5]), 3, 0.002)
 
 
 def test_metal_material_is_grayscale_with_mixed_sizes(tmp_path):

@@ -35,7 +35,7 @@ from gedge.reference.checkpoint import Checkpoint
 from gedge.reference.decision_fit import fit_decision_rule
 from gedge.reference.model import ModelConfig, NetD, NetG, build_networks, init_weights
 from gedge.reference.scoring import CameraInput
-from gedge.reference.stopping import StopRule, stop_notes
+from gedge.reference.stopping import StopRule, counted, reconstruction_settled, stop_notes
 from gedge.reference.validation import ValidationResult, Validator
 
 
@@ -232,15 +232,27 @@ class _Run:
             return self.avg_g.module, self.avg_d.module
         return self.netg.eval(), self.netd.eval()
 
+    def counted_selection(self) -> list[float]:
+        """Every validation's selection AUROC, 0 where G's reconstruction had not settled yet (see
+        :func:`gedge.reference.stopping.reconstruction_settled`)."""
+        history = self.history
+        settled = reconstruction_settled([h.recon_l1 for h in history], [h.step for h in history])
+        return counted([h.selection_auroc for h in history], settled)
+
     def keep_if_best(self, result: ValidationResult, normal_tiles: Scores, normal_counts: list[int],
                      ema: float) -> None:
-        """Remember this validation's networks and normal scores when its proxy AUROC is the best so far."""
-        if self.best is not None and result.selection_auroc <= self.best["result"].selection_auroc:
+        """Remember this validation's (the last in the history) networks and normal scores when it is the best so
+        far: a validation after G's reconstruction has settled beats every one before it settled; among either
+        kind, the higher proxy AUROC wins (so a short run that never settles keeps its best one, as before)."""
+        history = self.history
+        settled = reconstruction_settled([h.recon_l1 for h in history], [h.step for h in history])[-1]
+        key = (settled, result.selection_auroc)
+        if self.best is not None and key <= self.best.get("key", (True, self.best["result"].selection_auroc)):
             return
         score_g, score_d = self.scoring_networks(ema)
         self.best = {"result": result, "netg": copy.deepcopy(score_g.state_dict()),
                      "netd": copy.deepcopy(score_d.state_dict()), "normal_tiles": normal_tiles,
-                     "normal_counts": normal_counts}
+                     "normal_counts": normal_counts, "key": key}
 
     def save(self, path: Path, model_config: ModelConfig) -> None:
         """Write the training state (atomically), so that a run can resume from this step."""
@@ -351,7 +363,7 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
         run.restore(state_path, model_config)
 
     rule = config.stop_rule
-    reason = rule.reason_to_stop(run.step, [h.selection_auroc for h in run.history], 0.0) if run.history else None
+    reason = rule.reason_to_stop(run.step, run.counted_selection(), 0.0) if run.history else None
     while reason is None:
         x = camera(torch.from_numpy(run.sampler.sample(config.batch_size)).to(config.device))
         losses = _train_step(run, x, config.losses)
@@ -366,7 +378,7 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
             if callbacks.on_validate:
                 callbacks.on_validate(result)
             run.save(state_path, model_config)
-            reason = rule.reason_to_stop(run.step, [h.selection_auroc for h in run.history], elapsed)
+            reason = rule.reason_to_stop(run.step, run.counted_selection(), elapsed)
 
     best_step = run.best["result"].step
     notes = stop_notes([h.selection_auroc for h in run.history], [h.step for h in run.history], best_step, reason,
