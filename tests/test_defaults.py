@@ -96,13 +96,15 @@ def test_selection_counts_only_validations_after_the_reconstruction_settled():
     selection = [0.838, 0.943, 0.937, 0.908, 0.897, 0.907, 0.89]
     settled = reconstruction_settled(recon, steps)
     assert settled == [False, False, False, False, True, True, True]
-    assert counted(selection, settled) == [0.0, 0.0, 0.0, 0.0, 0.897, 0.907, 0.89]
+    assert counted(selection, settled) == [0.897, 0.907, 0.89]
     # the share is per 150 steps: the same fall over a longer interval is slower
     assert reconstruction_settled([0.1, 0.08], [150, 450]) == [False, True]
     assert reconstruction_settled([0.1], [150]) == [False]  # nothing to compare with yet
-    # an early spike no longer ends the run as a plateau before the reconstruction settles
+    # an early spike no longer ends the run as a plateau before the reconstruction settles (nor do the unsettled
+    # validations themselves, however many)
     rule = StopRule(steps=None, patience=3, min_steps=300)
     assert rule.reason_to_stop(1050, counted(selection[:4], settled[:4]), 1.0) is None
+    assert rule.reason_to_stop(1050, counted([0.6, 0.5, 0.5, 0.5, 0.5], [True] + [False] * 4), 1.0) is None
     assert plateau(selection[:5], 3, 0.002) and not plateau(counted(selection[:5], settled[:5]), 3, 0.002)
 
 

@@ -39,8 +39,8 @@ def reconstruction_settled(recon: list[float], steps: list[int]) -> list[bool]:
 
 
 def counted(selection: list[float], settled: list[bool]) -> list[float]:
-    """The selection AUROCs the stop rule and model selection count: 0 where the reconstruction had not settled."""
-    return [value if ok else 0.0 for value, ok in zip(selection, settled)]
+    """The selection AUROCs the stop rule counts: those of the validations after the reconstruction settled."""
+    return [value for value, ok in zip(selection, settled) if ok]
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,7 @@ class StopRule:
 
 
 def plateau(selection: list[float], patience: int, min_delta: float) -> bool:
-    """Whether the last ``patience`` values all fail to beat the best before them by ``min_delta``. Leading
-    zeros (validations before the reconstruction settled, :func:`counted`) are not a plateau: they are skipped."""
-    start = next((i for i, value in enumerate(selection) if value > 0), len(selection))
-    selection = selection[start:]
+    """Whether the last ``patience`` values all fail to beat the best before them by ``min_delta``."""
     if len(selection) <= patience:
         return False
     best_before = max(selection[:-patience])

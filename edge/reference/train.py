@@ -233,8 +233,8 @@ class _Run:
         return self.netg.eval(), self.netd.eval()
 
     def counted_selection(self) -> list[float]:
-        """Every validation's selection AUROC, 0 where G's reconstruction had not settled yet (see
-        :func:`gedge.reference.stopping.reconstruction_settled`)."""
+        """The selection AUROCs of the validations after G's reconstruction had settled (see
+        :func:`gedge.reference.stopping.reconstruction_settled`): what the stop rule watches."""
         history = self.history
         settled = reconstruction_settled([h.recon_l1 for h in history], [h.step for h in history])
         return counted([h.selection_auroc for h in history], settled)
