@@ -14,7 +14,7 @@ from gedge.data.datasets import open_dataset
 from gedge.data.survey import survey_images
 from gedge.data.synth import SynthConfig, synth_sample, write_synthetic
 from gedge.reference.inputs import InputRequest, choose_inputs
-from gedge.reference.stopping import StopRule, counted, plateau, reconstruction_settled, stop_notes
+from gedge.reference.stopping import StopRule, counted, plateau, reconstruction_settled, selected_index, stop_notes
 from PIL import Image
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]
@@ -97,6 +97,12 @@ def test_selection_counts_only_validations_after_the_reconstruction_settled():
     settled = reconstruction_settled(recon, steps)
     assert settled == [False, False, False, False, True, True, True]
     assert counted(selection, settled) == [0.897, 0.907, 0.89]
+    assert steps[selected_index(recon, selection, steps)] == 1350  # not the spike at 750
+    # a slow start between coarse validations looks settled (step 600 here); it is not kept when the run's
+    # reconstruction error ends far lower: the best validation of all is (the test suite's 900-step run)
+    coarse = ([300, 600, 900], [0.24, 0.17, 0.06], [0.55, 0.60, 0.87])
+    assert reconstruction_settled(coarse[1], coarse[0]) == [False, True, False]
+    assert selected_index(coarse[1], coarse[2], coarse[0]) == 2
     # the share is per 150 steps: the same fall over a longer interval is slower
     assert reconstruction_settled([0.1, 0.08], [150, 450]) == [False, True]
     assert reconstruction_settled([0.1], [150]) == [False]  # nothing to compare with yet
@@ -105,6 +111,8 @@ def test_selection_counts_only_validations_after_the_reconstruction_settled():
     rule = StopRule(steps=None, patience=3, min_steps=300)
     assert rule.reason_to_stop(1050, counted(selection[:4], settled[:4]), 1.0) is None
     assert rule.reason_to_stop(1050, counted([0.6, 0.5, 0.5, 0.5, 0.5], [True] + [False] * 4), 1.0) is None
+    assert rule.reason_to_stop(1050, [0.6, 0.5, 0.5, 0.5, 0.5], 1.0, settled=False) is None  # still reconstructing
+    assert rule.reason_to_stop(1050, [0.6, 0.5, 0.5, 0.5, 0.5], 1.0, settled=True).startswith("a validation")
     assert plateau(selection[:5], 3, 0.002) and not plateau(counted(selection[:5], settled[:5]), 3, 0.002)
 
 

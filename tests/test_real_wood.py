@@ -58,7 +58,8 @@ def test_real_wood_openvino_int8_passes_its_gate(wood_vsb, tmp_path):
     ir = summary["graphs"]["openvino"]
     gate = ir["gate"]
     print(f"real wood OpenVINO INT8 gate: AUROC {gate['auroc_reference']:.4f} -> {gate['auroc_int8']:.4f}, "
-          f"agreement {gate['agreement']:.4f} on {gate['n_images']} images")
+          f"agreement {gate['agreement']:.4f} on {gate['n_images']} images; INT8 MACs {ir['int8_mac_share']:.3f}, "
+          f"kept in float {ir['kept_float']}; fallback {ir['fallback'] and ir['fallback']['reason']}")
     assert summary["passed"] and ir["written"] and ir["float_residuals"] == "ok"
     assert gate["auroc_drop"] <= 0.01 and gate["agreement"] >= 0.98
     assert (tmp_path / "wood.int8.ov.xml").is_file() and (tmp_path / "wood.int8.ov.bin").is_file()

@@ -8,7 +8,7 @@ from gedge.data.datasets import open_dataset
 from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
 from gedge.reference.evaluate import EvaluationOptions, evaluate_backend
 from gedge.reference.model import ModelConfig
-from gedge.reference.stopping import reconstruction_settled
+from gedge.reference.stopping import selected_index
 from gedge.reference.train import TrainConfig, train
 from gedge.runtime.torch_backend import TorchBackend
 from helpers import make_mvtec
@@ -30,10 +30,11 @@ def test_training_keeps_best_and_records_facts(trained, tmp_path):
     root, out, result = trained
     facts = result.checkpoint.facts
     assert [h.step for h in result.history] == [6, 12]
-    # The best step is the first validation with the highest selection AUROC among those after the reconstruction
-    # settled, or among all of them when none had (a later tie does not replace it)...
-    settled = reconstruction_settled([h.recon_l1 for h in result.history], [h.step for h in result.history])
-    best = max(zip(result.history, settled), key=lambda pair: (pair[1], pair[0].selection_auroc))[0]
+    # The best step is the validation model selection's rule picks from the history (the first with the highest
+    # selection AUROC among the settled ones, or of all; a later tie does not replace it)...
+    history = result.history
+    best = history[selected_index([h.recon_l1 for h in history], [h.selection_auroc for h in history],
+                                  [h.step for h in history])]
     assert result.best_step == best.step == facts["best_step"]
     assert result.checkpoint.decision.primary == best.best_score
     # ...and the checkpoint holds the networks of that step: a run stopped there ends with the same weights.

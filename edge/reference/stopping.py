@@ -24,6 +24,8 @@ RISING_WINDOW = 3  # validations over which "still rising at the cap" is judged
 # 0.04 by step 1200).
 SETTLED_FALL = 0.15
 SETTLED_INTERVAL = 150
+# The settled checkpoint is kept only if its reconstruction error is within this factor of the run's lowest.
+NEAR_FINAL = 1.5
 
 
 def reconstruction_settled(recon: list[float], steps: list[int]) -> list[bool]:
@@ -36,6 +38,20 @@ def reconstruction_settled(recon: list[float], steps: list[int]) -> list[bool]:
         fall = (previous - recon[i]) / previous if previous > 0 else 0.0
         settled.append(fall < SETTLED_FALL * interval / SETTLED_INTERVAL)
     return settled
+
+
+def selected_index(recon: list[float], selection: list[float], steps: list[int]) -> int:
+    """Which validation model selection ends with (what :mod:`gedge.reference.train` keeps online): the first
+    with the highest selection AUROC among the settled ones, if its reconstruction error is within
+    :data:`NEAR_FINAL` of the run's lowest; otherwise (no settled one, or one from before G began to
+    reconstruct) the first with the highest selection AUROC of all."""
+    settled = reconstruction_settled(recon, steps)
+    raw = max(range(len(selection)), key=lambda i: (selection[i], -i))
+    candidates = [i for i in range(len(selection)) if settled[i]]
+    if not candidates:
+        return raw
+    best = max(candidates, key=lambda i: (selection[i], -i))
+    return best if recon[best] <= NEAR_FINAL * min(recon) else raw
 
 
 def counted(selection: list[float], settled: list[bool]) -> list[float]:
@@ -68,13 +84,16 @@ class StopRule:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def reason_to_stop(self, step: int, selection: list[float], elapsed_s: float) -> str | None:
-        """Why training stops after ``step`` (None: go on); ``selection`` holds every validation's AUROC so far."""
+    def reason_to_stop(self, step: int, selection: list[float], elapsed_s: float, settled: bool = True) -> str | None:
+        """Why training stops after ``step`` (None: go on); ``selection`` holds the counted validations' AUROCs
+        so far; ``settled``: whether G's reconstruction had settled at the last one (no plateau stops a run
+        while it is still learning to reconstruct)."""
         if step >= self.cap:
             return f"{'the step count' if self.steps is not None else 'the step cap'} ({self.cap})"
         if self.time_limit_s is not None and elapsed_s >= self.time_limit_s:
             return f"the time limit ({self.time_limit_s:.0f} s)"
-        if self.steps is None and step >= self.min_steps and plateau(selection, self.patience, self.min_delta):
+        if (self.steps is None and settled and step >= self.min_steps
+                and plateau(selection, self.patience, self.min_delta)):
             return f"a validation plateau ({self.patience} validations without a gain of {self.min_delta:g})"
         return None
 

@@ -35,7 +35,7 @@ from gedge.reference.checkpoint import Checkpoint
 from gedge.reference.decision_fit import fit_decision_rule
 from gedge.reference.model import ModelConfig, NetD, NetG, build_networks, init_weights
 from gedge.reference.scoring import CameraInput
-from gedge.reference.stopping import StopRule, counted, reconstruction_settled, stop_notes
+from gedge.reference.stopping import NEAR_FINAL, StopRule, counted, reconstruction_settled, stop_notes
 from gedge.reference.validation import ValidationResult, Validator
 
 
@@ -211,6 +211,7 @@ class _Run:
     step: int = 0
     history: list[ValidationResult] = field(default_factory=list)
     best: dict | None = None  # the best validation so far: result, weights, normal tile and image scores
+    best_raw: dict | None = None  # the validation with the highest proxy AUROC, settled or not
     d_resets: int = 0
 
     @classmethod
@@ -239,6 +240,11 @@ class _Run:
         settled = reconstruction_settled([h.recon_l1 for h in history], [h.step for h in history])
         return counted([h.selection_auroc for h in history], settled)
 
+    def settled_now(self) -> bool:
+        """Whether G's reconstruction had settled at the last validation (a plateau stops a run only then)."""
+        history = self.history
+        return bool(history) and reconstruction_settled([h.recon_l1 for h in history], [h.step for h in history])[-1]
+
     def keep_if_best(self, result: ValidationResult, normal_tiles: Scores, normal_counts: list[int],
                      ema: float) -> None:
         """Remember this validation's (the last in the history) networks and normal scores when it is the best so
@@ -247,12 +253,26 @@ class _Run:
         history = self.history
         settled = reconstruction_settled([h.recon_l1 for h in history], [h.step for h in history])[-1]
         key = (settled, result.selection_auroc)
-        if self.best is not None and key <= self.best.get("key", (True, self.best["result"].selection_auroc)):
+        keep_settled = self.best is None or key > self.best.get("key", (True, self.best["result"].selection_auroc))
+        keep_raw = self.best_raw is None or result.selection_auroc > self.best_raw["result"].selection_auroc
+        if not keep_settled and not keep_raw:
             return
         score_g, score_d = self.scoring_networks(ema)
-        self.best = {"result": result, "netg": copy.deepcopy(score_g.state_dict()),
-                     "netd": copy.deepcopy(score_d.state_dict()), "normal_tiles": normal_tiles,
-                     "normal_counts": normal_counts, "key": key}
+        kept = {"result": result, "netg": copy.deepcopy(score_g.state_dict()),
+                "netd": copy.deepcopy(score_d.state_dict()), "normal_tiles": normal_tiles,
+                "normal_counts": normal_counts, "key": key}
+        self.best = kept if keep_settled else self.best
+        self.best_raw = kept if keep_raw else self.best_raw
+
+    def chosen(self) -> dict:
+        """The checkpoint the run ends with: the best settled validation, unless its reconstruction error is
+        still far (over :data:`NEAR_FINAL` times) above the lowest the run reached: then it came from before G
+        started to reconstruct (a slow start can look settled between coarse validations), and the validation
+        with the highest proxy AUROC of all is kept instead."""
+        lowest = min(h.recon_l1 for h in self.history)
+        if self.best_raw is None or self.best["result"].recon_l1 <= NEAR_FINAL * lowest:
+            return self.best
+        return self.best_raw
 
     def save(self, path: Path, model_config: ModelConfig) -> None:
         """Write the training state (atomically), so that a run can resume from this step."""
@@ -260,7 +280,7 @@ class _Run:
                    "opt_g": self.opt_g.state_dict(), "avg_g": self.avg_g.module.state_dict(),
                    "avg_d": self.avg_d.module.state_dict(), "opt_d": self.opt_d.state_dict(),
                    "sampler": self.sampler.state(), "history": self.history, "best": self.best,
-                   "d_resets": self.d_resets, "model": model_config.to_dict(), "rng": torch.get_rng_state()}
+                   "best_raw": self.best_raw, "d_resets": self.d_resets, "model": model_config.to_dict(), "rng": torch.get_rng_state()}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
@@ -283,6 +303,7 @@ class _Run:
         self.sampler.restore(payload["sampler"])
         torch.set_rng_state(payload["rng"])
         self.step, self.history, self.best = payload["step"], payload["history"], payload["best"]
+        self.best_raw = payload.get("best_raw")
         self.d_resets = payload["d_resets"]
 
 
@@ -378,8 +399,9 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
             if callbacks.on_validate:
                 callbacks.on_validate(result)
             run.save(state_path, model_config)
-            reason = rule.reason_to_stop(run.step, run.counted_selection(), elapsed)
+            reason = rule.reason_to_stop(run.step, run.counted_selection(), elapsed, run.settled_now())
 
+    run.best = run.chosen()
     best_step = run.best["result"].step
     notes = stop_notes([h.selection_auroc for h in run.history], [h.step for h in run.history], best_step, reason,
                        rule)
