@@ -280,7 +280,8 @@ class _Run:
                    "opt_g": self.opt_g.state_dict(), "avg_g": self.avg_g.module.state_dict(),
                    "avg_d": self.avg_d.module.state_dict(), "opt_d": self.opt_d.state_dict(),
                    "sampler": self.sampler.state(), "history": self.history, "best": self.best,
-                   "best_raw": self.best_raw, "d_resets": self.d_resets, "model": model_config.to_dict(), "rng": torch.get_rng_state()}
+                   "best_raw": self.best_raw, "d_resets": self.d_resets, "model": model_config.to_dict(),
+                   "rng": torch.get_rng_state()}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
