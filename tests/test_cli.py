@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirun import run_main
 from gedge.core.preprocess import Preprocess
 from gedge.data.datasets import open_dataset
 from gedge.reference.checkpoint import save_checkpoint
@@ -43,13 +44,13 @@ def model(tmp_path_factory):
     return root, out
 
 
-def test_help_shows_examples():
-    top = run("--help")
+def test_help_shows_examples(capsys, monkeypatch):
+    top = run("--help")  # once through the installed entry point, the rest in this process
     assert top.returncode == 0 and "Example" in top.stdout
-    for command in ("train", "evaluate", "score", "import", "demo"):
-        result = run(command, "--help")
-        assert result.returncode == 0 and "Example" in result.stdout, command
-    assert "Example" in run("data", "synth-wood", "--help").stdout
+    for command in ("train", "evaluate", "score", "import", "demo", "calibrate", "study contamination"):
+        result = run_main(capsys, monkeypatch, *command.split(), "--help")
+        assert result.code == 0 and "Example" in result.stdout, command
+    assert "Example" in run_main(capsys, monkeypatch, "data", "synth-wood", "--help").stdout
 
 
 def test_train_cli_writes_checkpoint_and_json(tmp_path):
