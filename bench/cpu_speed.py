@@ -149,6 +149,12 @@ def measure(backends: dict[str, Backend], batches: list[int], spec: InputSpec, p
     return rows
 
 
+def _graph_label(path: Path) -> str:
+    """The row of a given artifact: the backend that runs it (OpenVINO for an IR, onnxruntime for a graph) and
+    its file name."""
+    return f"{'openvino' if path.suffix == '.xml' else 'onnxruntime'} {path.name}"
+
+
 def _open_backends(graphs: dict[str, Path], checkpoint: Path, config: CpuBenchConfig,
                    opened: dict[str, Backend]) -> None:
     """Open every row's backend into ``opened`` (label -> backend), in the table's order."""
@@ -166,8 +172,7 @@ def _open_backends(graphs: dict[str, Path], checkpoint: Path, config: CpuBenchCo
         opened[OPENVINO_ROWS[2]] = open_backend(graphs[OPENVINO_ROWS[2]], "openvino", precision="int8",
                                                 threads=threads, force=True)
     for path in config.graphs:  # the user's own artifacts: their recorded verdicts are enforced
-        kind = "openvino" if path.suffix == ".xml" else "onnxruntime"
-        opened[f"{kind} {path.name}"] = open_backend(path, kind, threads=threads)
+        opened[_graph_label(path)] = open_backend(path, _graph_label(path).split()[0], threads=threads)
 
 
 def run_cpu_benchmark(config: CpuBenchConfig = CpuBenchConfig(), progress: Progress | None = None) -> BenchReport:
@@ -186,7 +191,7 @@ def run_cpu_benchmark(config: CpuBenchConfig = CpuBenchConfig(), progress: Progr
         try:
             _open_backends(models.graphs, models.checkpoint, config, opened)
             for path in config.graphs:
-                given = opened[f"{'openvino' if path.suffix == '.xml' else 'onnxruntime'} {path.name}"].input_spec
+                given = opened[_graph_label(path)].input_spec
                 if (given.size, given.channels) != (spec.size, spec.channels):
                     raise ConfigError(f"takes {given.size}x{given.size}x{given.channels} inputs, the benchmark's "
                                       f"model {spec.size}x{spec.size}x{spec.channels}: pass its checkpoint", path)

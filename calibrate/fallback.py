@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gedge.calibrate.layers import Layer
+from gedge.calibrate.layers import Layer, int8_share
 from gedge.compare.comparator import ParityReport
 
 MIN_INT8_SHARE = 0.5  # the fallback gives up rather than leave less than half the multiply-adds in INT8
@@ -134,6 +134,7 @@ class FallbackResult:
     after: GateOutcome
     trials: list[dict[str, Any]] = field(default_factory=list)  # each step: kept so far, its gate outcome
     reason: str = ""
+    report: ParityReport | None = None  # the passing trial's full gate report (its artifact is the last written)
 
     @property
     def passed(self) -> bool:
@@ -145,10 +146,6 @@ class FallbackResult:
                 "gate_after": self.after.to_dict(), "trials": self.trials, "reason": self.reason}
 
 
-def _share(layers: list[Layer], kept: list[str], total_macs: int) -> float:
-    return sum(layer.macs for layer in layers if layer.name not in kept) / total_macs if total_macs else 0.0
-
-
 def fall_back(layers: list[Layer], total_macs: int, before: ParityReport, measure: Measure,
               harm: list[LayerHarm]) -> FallbackResult:
     """Keep the layers of ``harm`` (most harmful first) in float one at a time until the gate passes. A layer is
@@ -157,20 +154,21 @@ def fall_back(layers: list[Layer], total_macs: int, before: ParityReport, measur
     The shares reported are of every convolution's multiply-adds (``total_macs``)."""
     first = GateOutcome.of(before)
     own = sum(layer.macs for layer in layers)
-    share_before = _share(layers, [], total_macs)
+    share_before = int8_share(layers, total_macs)
     result = FallbackResult([], share_before, share_before, first, first)
     kept: list[str] = []
     skipped: list[str] = []
     for row in harm:
-        if _share(layers, [*kept, row.layer.name], own) < MIN_INT8_SHARE:  # a smaller layer may still fit
+        if int8_share(layers, own, [*kept, row.layer.name]) < MIN_INT8_SHARE:  # a smaller layer may still fit
             skipped.append(row.layer.name)
             continue
-        share = _share(layers, [*kept, row.layer.name], total_macs)
+        share = int8_share(layers, total_macs, [*kept, row.layer.name])
         kept.append(row.layer.name)
-        outcome = GateOutcome.of(measure(tuple(kept)))
+        report = measure(tuple(kept))
+        outcome = GateOutcome.of(report)
         result.trials.append({"kept_float": list(kept), "int8_mac_share": share, **outcome.to_dict()})
         if outcome.passed:
-            result.kept, result.int8_share, result.after = list(kept), share, outcome
+            result.kept, result.int8_share, result.after, result.report = list(kept), share, outcome, report
             result.reason = f"the gate passes with {len(kept)} layer(s) in float ({share:.1%} of the MACs in INT8)"
             return result
     result.reason = (f"the gate did not pass with {len(kept)} layer(s) in float"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from gedge.calibrate.quantize import FLAVOURS, image_convolutions
+from gedge.core.artifacts.graph import layer_group
 
 CONV_TYPES = ("Conv", "ConvTranspose")
 
@@ -28,8 +29,7 @@ class Layer:
     @property
     def network(self) -> str:
         """The sub-network the layer belongs to (``netg.encoder1``, ``netg.decoder``, ``netd``, ...)."""
-        head = self.name.split("/")[0].split(".")
-        return ".".join(head[:2]) if head[0] == "netg" else head[0]
+        return layer_group(self.name)
 
 
 def _spatial_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
@@ -81,9 +81,14 @@ def quantized_layers(model: onnx.ModelProto, target: str, quantize_image_convs: 
     return [layer for layer in conv_layers(model) if layer.op_type in op_types and layer.name not in left]
 
 
+def int8_share(layers: list[Layer], total_macs: int, kept_float: list[str] | tuple[str, ...] = ()) -> float:
+    """The share of ``total_macs`` that runs in INT8 when ``layers`` are quantized, less those in ``kept_float``."""
+    int8 = sum(layer.macs for layer in layers if layer.name not in kept_float)
+    return int8 / total_macs if total_macs else 0.0
+
+
 def int8_mac_share(model: onnx.ModelProto, int8_layers: list[Layer] | list[str]) -> float:
     """The share of all convolution multiply-adds that run in INT8 when ``int8_layers`` are quantized."""
     names = {layer if isinstance(layer, str) else layer.name for layer in int8_layers}
     layers = conv_layers(model)
-    total = sum(layer.macs for layer in layers)
-    return sum(layer.macs for layer in layers if layer.name in names) / total if total else 0.0
+    return int8_share([layer for layer in layers if layer.name in names], sum(layer.macs for layer in layers))

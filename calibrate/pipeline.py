@@ -35,7 +35,7 @@ import onnx
 from gedge.calibrate.cache import DEFAULT_TRT_VERSION, cache_from_ranges
 from gedge.calibrate.fallback import FallbackResult, LayerHarm, Measure, fall_back, sensitivity
 from gedge.calibrate.gate import Gate, gate_set, gate_summary, recorded_validation
-from gedge.calibrate.layers import conv_layers, int8_mac_share, quantized_layers
+from gedge.calibrate.layers import conv_layers, int8_share, quantized_layers
 from gedge.calibrate.nncf_int8 import IR_SUFFIX, OpenVINOTarget, openvino_installed, require_nncf
 from gedge.calibrate.patches import (
     DEFAULT_PATCHES,
@@ -295,7 +295,7 @@ def _search(writer: TargetWriter, gate: Gate, options: CalibrateOptions, fp32: o
     layers = quantized_layers(fp32, writer.target, options.quantize_image_convs)
     total = sum(layer.macs for layer in conv_layers(fp32))
     measure = _measure(writer, gate, tmp)
-    precision = Precision(int8_mac_share(fp32, layers))
+    precision = Precision(int8_share(layers, total))
     if options.report and layers:
         precision.sensitivity = sensitivity(layers, measure, True, _stage(progress, f"sensitivity {writer.target}"))
     writer.write(tmp)
@@ -305,7 +305,9 @@ def _search(writer: TargetWriter, gate: Gate, options: CalibrateOptions, fp32: o
     harm = precision.sensitivity or sensitivity(layers, measure, False, _stage(progress, f"harm {writer.target}"))
     precision.fallback = fall_back(layers, total, report, measure, harm)
     precision.int8_mac_share = precision.fallback.int8_share
-    writer.write(tmp, tuple(precision.fallback.kept))  # the artifact kept: the passing one, or the plain INT8 one
+    if precision.fallback.report is not None:  # the passing trial's artifact is the one at tmp, already gated
+        return precision.fallback.report, precision
+    writer.write(tmp)  # none passed: the plain INT8 artifact again, gated again as written
     return gate.check(tmp, _stage(progress, f"gate {writer.target}")), precision
 
 

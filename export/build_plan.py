@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gedge.core.artifacts.graph import read_facts
+from gedge.core.artifacts.graph import layer_group, read_facts
 from gedge.core.errors import ConfigError
 from gedge.export.capabilities import RTX_DEFAULT_TARGETS, TensorRTCapabilities
 from onnx import TensorProto
@@ -249,9 +249,7 @@ def layer_groups(plan: BuildPlan, graph: GraphInfo) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     implicit = plan.quantization.startswith("implicit")
     for name, _op_type, int8 in graph.layers:
-        head = name.split("/")[0].split(".")
-        group = groups.setdefault(".".join(head[:2]) if head[0] == "netg" else head[0],
-                                  {"int8": 0, "fp16": 0, "fp32": 0, "kept_float": []})
+        group = groups.setdefault(layer_group(name), {"int8": 0, "fp16": 0, "fp32": 0, "kept_float": []})
         precision = ("int8" if int8 or implicit else "fp16" if plan.precision == "fp16" else "fp32")
         group[precision] += 1
         if name in graph.kept_float:

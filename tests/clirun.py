@@ -39,6 +39,13 @@ def run_main(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *ar
     return Outcome(code, captured.out, captured.err)
 
 
+def cli(capsys: pytest.CaptureFixture, *args: str | Path) -> tuple[int, str, str]:
+    """:func:`run_main` for tests without a ``monkeypatch`` fixture at hand: (exit code, stdout, stderr)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        outcome = run_main(capsys, monkeypatch, *args)
+    return outcome.code, outcome.stdout, outcome.stderr
+
+
 def assert_one_line(outcome: Outcome, code: int, *fragments: str) -> str:
     """Exit ``code``, no traceback, and stderr is one line (an ``error:`` line, after a progress bar at most)
     holding every fragment."""

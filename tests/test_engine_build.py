@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from clirun import cli
 from gedge.core.artifacts.engine import RuntimeInfo, read_manifest, verify_engine, verify_manifest
 from gedge.core.artifacts.graph import load_graph, read_facts, with_precision, write_facts
 from gedge.core.errors import ArtifactError, ConfigError
@@ -32,23 +33,6 @@ GEDGE = [sys.executable, "-m", "gedge.cli"]
 
 def run(*args) -> subprocess.CompletedProcess:
     return subprocess.run([*GEDGE, *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """`gedge ARGS` in this process (the subprocess start costs seconds): exit code, stdout, stderr."""
-    from gedge.cli.app import main
-
-    argv = sys.argv
-    sys.argv = ["gedge", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def make_qdq_graph(fp32: Path, out: Path, tiles: np.ndarray) -> Path:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import cli
 from gedge.core.artifacts.engine import manifest_path, read_manifest
 from gedge.core.artifacts.graph import sidecar_path
 from gedge.core.artifacts.served import read_artifact_facts
@@ -27,23 +27,6 @@ from gedge.runtime.registry import model_info, open_backend
 TRT, WHY_NOT = import_tensorrt()
 needs_trt = pytest.mark.skipif(TRT is None, reason=f"no TensorRT module importable: {WHY_NOT}")
 GATE_WORDS = "FAILED its INT8 accuracy gate"
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """`gedge ARGS` in this process: exit code, stdout, stderr."""
-    from gedge.cli.app import main
-
-    argv = sys.argv
-    sys.argv = ["gedge", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def one_line(err: str) -> str:

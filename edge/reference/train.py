@@ -35,7 +35,7 @@ from gedge.reference.checkpoint import Checkpoint
 from gedge.reference.decision_fit import fit_decision_rule
 from gedge.reference.model import ModelConfig, NetD, NetG, build_networks, init_weights
 from gedge.reference.scoring import CameraInput
-from gedge.reference.stopping import NEAR_FINAL, StopRule, counted, reconstruction_settled, stop_notes
+from gedge.reference.stopping import StopRule, counted, reconstruction_settled, selected_index, stop_notes
 from gedge.reference.validation import ValidationResult, Validator
 
 
@@ -265,14 +265,13 @@ class _Run:
         self.best_raw = kept if keep_raw else self.best_raw
 
     def chosen(self) -> dict:
-        """The checkpoint the run ends with: the best settled validation, unless its reconstruction error is
-        still far (over :data:`NEAR_FINAL` times) above the lowest the run reached: then it came from before G
-        started to reconstruct (a slow start can look settled between coarse validations), and the validation
-        with the highest proxy AUROC of all is kept instead."""
-        lowest = min(h.recon_l1 for h in self.history)
-        if self.best_raw is None or self.best["result"].recon_l1 <= NEAR_FINAL * lowest:
-            return self.best
-        return self.best_raw
+        """The checkpoint the run ends with, by :func:`gedge.reference.stopping.selected_index`: the best settled
+        validation (``best``), or the best of all (``best_raw``) when that one came from before G started to
+        reconstruct. Both were kept as the validations came, since only their weights can be returned."""
+        history = self.history
+        index = selected_index([h.recon_l1 for h in history], [h.selection_auroc for h in history],
+                               [h.step for h in history])
+        return self.best if self.best["result"].step == history[index].step else self.best_raw
 
     def save(self, path: Path, model_config: ModelConfig) -> None:
         """Write the training state (atomically), so that a run can resume from this step."""

@@ -174,3 +174,11 @@ def tensor_types(model: onnx.ModelProto) -> dict[str, int]:
     for init in inferred.graph.initializer:
         types[init.name] = init.data_type
     return types
+
+
+def layer_group(node_name: str) -> str:
+    """The sub-network a node of a scorer graph belongs to, from its name (``netg.decoder.main.3/ConvTranspose``
+    -> ``netg.decoder``, ``netd.features.2/Conv`` -> ``netd``): how build plans and the INT8 layer reports group
+    layers."""
+    head = node_name.split("/")[0].split(".")
+    return ".".join(head[:2]) if head[0] == "netg" else head[0]
