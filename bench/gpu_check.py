@@ -33,7 +33,7 @@ import numpy as np
 from gedge.bench.report import BenchReport
 from gedge.bench.runner import BenchConfig, run_benchmarks
 from gedge.core.backend import BackendInfo
-from gedge.core.errors import ConfigError
+from gedge.core.errors import ConfigError, first_line
 from gedge.core.inputs import InputSpec
 from gedge.core.machine import cpu_line, cuda_device, machine_facts
 from gedge.core.optional import available, require
@@ -108,8 +108,7 @@ class Steps:
         except Skip as exc:
             status, detail = SKIPPED, str(exc)
         except Exception as exc:
-            text = str(exc).strip()
-            status, detail = FAIL, f"{exc.__class__.__name__}: {text.splitlines()[0][:300] if text else ''}"
+            status, detail = FAIL, first_line(exc, named=True)
             trace = traceback.format_exc()
         self._record(StepResult(name, status, detail, time.perf_counter() - t0, trace))
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from gedge.core.errors import ConfigError, RuntimeFailure
+from gedge.core.errors import ConfigError, RuntimeFailure, first_line
 from gedge.core.timing import percentile
 from gedge.runtime.served import ServedRef, parse_reference
 
@@ -168,7 +168,7 @@ def run_load(reference: str, options: LoadOptions, tile_shape: tuple[int, int, i
             except Exception as exc:
                 with lock:
                     report.errors += 1
-                    errors[type(exc).__name__ + ": " + str(exc).strip().splitlines()[0][:80]] += 1
+                    errors[first_line(exc, named=True)] += 1
                 continue
             elapsed = (time.perf_counter() - t0) * 1e3
             with lock:

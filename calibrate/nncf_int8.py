@@ -32,7 +32,6 @@ import io
 import logging
 import os
 import re
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from gedge.core.hashing import sha256_file
 from gedge.core.inputs import graph_input
 from gedge.core.optional import available, require
 from gedge.core.scores import OUTPUT_NAMES
+from gedge.core.timing import Stopwatch
 
 IR_SUFFIX = ".int8.ov.xml"
 
@@ -189,11 +189,11 @@ def quantize_nncf(fp32_path: str | Path, patches: np.ndarray,
     model = ov.Core().read_model(str(fp32_path))
     step = settings.batch_size
     dataset = nncf.Dataset([graph_input(patches[i:i + step], facts.input) for i in range(0, len(patches), step)])
-    started = time.time()
+    watch = Stopwatch()
     quantized = _run_nncf(nncf, model, dataset, len(patches), settings, scope)
     quantization = _quantization_facts(settings, scope, fake_quantize_summary(quantized),
                                        (nncf.__version__, ov.get_version()))
-    quantization.update(calibration_inputs=int(len(patches)), seconds=round(time.time() - started, 1))
+    quantization.update(calibration_inputs=int(len(patches)), seconds=watch.seconds(1))
     return quantized, facts, quantization
 
 

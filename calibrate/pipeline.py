@@ -25,7 +25,6 @@ too, so a build from the cache is refused alike.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,6 +55,7 @@ from gedge.core.artifacts.graph import load_graph, read_facts
 from gedge.core.atomic import write_json
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.hashing import sha256_file
+from gedge.core.timing import Stopwatch
 from gedge.data.datasets import split_validation
 from gedge.reference.checkpoint import Checkpoint, load_checkpoint
 
@@ -360,7 +360,7 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None,
               inputs: CalibrationInputs | None = None) -> CalibrateResult:
     """The whole `gedge calibrate` run (see the module docstring); ``inputs`` from :func:`open_inputs` when the
     caller checked them already."""
-    started = time.time()
+    watch = Stopwatch()
     inputs = inputs or open_inputs(options)
     checkpoint = inputs.checkpoint
     cal = calibration_set_from(inputs.sources, checkpoint.preprocess, options.n_patches, options.seed)
@@ -384,4 +384,4 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None,
     cache_path = _write_cache(options, inputs, ranges, set_facts, trt) if trt is not None and trt.written else None
     notes = inputs.notes + (ranges.notes if ranges else [])
     return CalibrateResult(cal, set_path, ranges, results, cache_path, held_out.description, list(cal.warnings), notes,
-                           round(time.time() - started, 1))
+                           watch.seconds(1))

@@ -20,7 +20,7 @@ from gedge.calibrate.quantize import QuantizeSettings, flavour, inspect_qdq, qua
 from gedge.calibrate.ranges import CalibrationRanges
 from gedge.core.artifacts.graph import load_graph, read_facts
 from gedge.core.atomic import write_bytes, write_json
-from gedge.core.errors import ConfigError, RuntimeFailure
+from gedge.core.errors import ConfigError, RuntimeFailure, first_line
 from gedge.core.hashing import sha256_file
 from gedge.export.check import tensorrt_check
 
@@ -78,8 +78,7 @@ def tensorrt_parse(path: Path) -> tuple[str, bool | None]:
     try:
         check, skipped = tensorrt_check(load_graph(path))
     except RuntimeError as exc:  # pybind11 maps TensorRT's C++ errors to RuntimeError (a broken install)
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc.__class__.__name__
-        raise RuntimeFailure(f"TensorRT's parser failed to run on the INT8 graph: {first}", path) from None
+        raise RuntimeFailure(f"TensorRT's parser failed to run on the INT8 graph: {first_line(exc)}", path) from None
     if check is None:
         return skipped, None
     if check.parsed:

@@ -8,7 +8,6 @@ ahead of time for the requested compute capabilities, with no GPU), which is the
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import onnx
 from gedge.core.artifacts.graph import load_graph
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.tensorrt import import_tensorrt
+from gedge.core.timing import Stopwatch
 from gedge.export.tensorrt_parse import ParsedNetwork, ParserIssue
 
 
@@ -91,7 +91,7 @@ def tensorrt_check(model: onnx.ModelProto, module: str | None = None, build: boo
     if build and result.ok:
         # No capabilities: TensorRT-RTX's portable default (Ampere and later); classic TensorRT: this GPU.
         check.compute_capabilities = caps
-        started = time.time()
+        watch = Stopwatch()
         try:
             fp16 = any(p.key == "gedge.precision" and p.value == "fp16" for p in model.metadata_props)
             engine = parsed.build(opt_batch=min(16, max_batch), max_batch=max_batch, compute_capabilities=caps,
@@ -100,7 +100,7 @@ def tensorrt_check(model: onnx.ModelProto, module: str | None = None, build: boo
             check.built, check.build_error = False, str(exc)
         else:
             check.built, check.engine_bytes = True, len(engine)
-        check.build_seconds = round(time.time() - started, 2)
+        check.build_seconds = watch.seconds(2)
     return check, ""
 
 

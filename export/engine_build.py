@@ -16,7 +16,6 @@ time) is recorded as "error" with the reason before the failure is raised.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,11 @@ from gedge.core.artifacts.engine import read_manifest, write_manifest
 from gedge.core.artifacts.graph import GraphFacts, load_graph, read_facts
 from gedge.core.artifacts.verdicts import Verification, cache_verification, enforce, graph_verification
 from gedge.core.atomic import write_bytes
-from gedge.core.errors import ArtifactError, ConfigError, GedgeError, RuntimeFailure
+from gedge.core.errors import ArtifactError, ConfigError, GedgeError, RuntimeFailure, first_line
 from gedge.core.hashing import sha256_file
 from gedge.core.machine import cuda_device
 from gedge.core.tensorrt import TensorRT, import_tensorrt
+from gedge.core.timing import Stopwatch
 from gedge.export.build_parity import BuildParityRequest, ModelFile, build_time_parity
 from gedge.export.build_plan import BuildPlan, BuildRequest, GraphInfo, graph_info, plan_build
 from gedge.export.capabilities import TensorRTCapabilities, assumed_capabilities
@@ -145,13 +145,12 @@ def _source_graph(prepared: Prepared, given: Path) -> SourceGraph:
 def _build(trt: TensorRT, prepared: Prepared, source: SourceGraph,
            progress: BuildProgress | None) -> tuple[Serialized, float]:
     """The engine's bytes and the build time; TensorRT's own exceptions become one-line ArtifactErrors."""
-    started = time.time()
+    watch = Stopwatch()
     try:
         built = serialize(BuildInputs(trt, prepared.caps, prepared.plan, source.model, source.cache), progress)
     except RuntimeError as exc:  # pybind11 maps TensorRT's C++ errors to RuntimeError
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc.__class__.__name__
-        raise ArtifactError(f"TensorRT failed while building: {first}", prepared.plan.graph) from None
-    return built, round(time.time() - started, 2)
+        raise ArtifactError(f"TensorRT failed while building: {first_line(exc)}", prepared.plan.graph) from None
+    return built, watch.seconds(2)
 
 
 def _record_parity(manifest: dict[str, Any], engine: ModelFile, source: SourceGraph, parity: BuildParityRequest,
@@ -162,7 +161,7 @@ def _record_parity(manifest: dict[str, Any], engine: ModelFile, source: SourceGr
     try:
         manifest["parity"] = build_time_parity(parity, engine, ModelFile(source.path, source.info.precision), no_gpu)
     except (GedgeError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc.__class__.__name__
+        reason = first_line(exc)
         manifest["parity"] = {"engine": {"status": "error", "reason": f"parity could not run: {reason}"}}
         write_manifest(engine.path, manifest)
         if isinstance(exc, (GedgeError, RuntimeFailure)):

@@ -19,7 +19,6 @@ import contextlib
 import copy
 import io
 import logging
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from gedge.core.atomic import write_bytes
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.hashing import sha256_file
 from gedge.core.scores import OUTPUT_NAMES
+from gedge.core.timing import Stopwatch
 from gedge.export.fp16 import convert_to_fp16
 from gedge.reference.checkpoint import Checkpoint, load_checkpoint
 from gedge.reference.scoring import DeployedScorer, FusedScorer
@@ -221,7 +221,7 @@ def serialize(model: onnx.ModelProto) -> bytes:
 def export_checkpoint(checkpoint_path: str | Path, out: str | Path, options: ExportOptions = ExportOptions(),
                       precision: str = "fp32") -> ExportResult:
     """Export a checkpoint file to ``out`` (FP32, or FP16 via :mod:`gedge.export.fp16`) with its sidecar."""
-    started = time.time()
+    watch = Stopwatch()
     if precision not in ("fp32", "fp16"):
         raise ConfigError(f"precision must be fp32 or fp16, got {precision!r} (INT8 comes from `gedge calibrate`)")
     checkpoint_path = Path(checkpoint_path)
@@ -236,4 +236,4 @@ def export_checkpoint(checkpoint_path: str | Path, out: str | Path, options: Exp
     write_bytes(out, serialize(model))
     written = read_facts(model)
     sidecar = write_sidecar(out, written)
-    return ExportResult(out, sidecar, written, len(model.graph.node), time.time() - started)
+    return ExportResult(out, sidecar, written, len(model.graph.node), watch.seconds())

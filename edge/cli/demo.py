@@ -8,7 +8,6 @@ later stages (no engine is built from a graph whose gate failed), and the demo e
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from gedge.compare.parity import ParityRequest, parity_check
 from gedge.core.artifacts.graph import load_graph
 from gedge.core.errors import CheckFailed
 from gedge.core.tensorrt import import_tensorrt
+from gedge.core.timing import Stopwatch
 from gedge.data.synth import SynthConfig, write_synthetic
 from gedge.export.build_plan import BuildRequest
 from gedge.export.check import check_graph
@@ -249,11 +249,11 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
 def run_demo(out: Path, steps: int, seed: int, json_out: bool) -> dict:
     ctx = DemoContext(out=Path(out), steps=steps, seed=seed)
     ctx.out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
+    watch = Stopwatch()
     for name, stage in STAGES:
         console.print(Rule(f"[bold]{name}"))
         stage(ctx)
-    ctx.summary["seconds"] = round(time.time() - started, 1)
+    ctx.summary["seconds"] = watch.seconds(1)
     ctx.summary["failures"] = ctx.failures
     console.print(f"demo finished in {ctx.summary['seconds']:.0f} s; artifacts in {ctx.out}")
     if json_out:

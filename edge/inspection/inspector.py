@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 from gedge.core.backend import Backend
 from gedge.core.errors import ConfigError
 from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.core.timing import Stopwatch
 from gedge.data.images import read_image
 from gedge.inspection.boxes import Box, merge_boxes
 from gedge.inspection.overlays import heat_map, render_overlay, write_overlay
@@ -160,7 +160,7 @@ class Inspector:
         return report
 
     def run(self, paths: list[Path], progress: Callable[[int, int], None] | None = None) -> Iterator[ImageReport]:
-        started = time.perf_counter()
+        watch = Stopwatch()
         s = self.summary
         try:
             for done, result in enumerate(self.pipeline.run(paths, self.prepare), start=1):
@@ -180,4 +180,4 @@ class Inspector:
                 yield report
         finally:
             self.pipeline.close()
-            s.seconds = time.perf_counter() - started
+            s.seconds = watch.seconds()

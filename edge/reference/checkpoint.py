@@ -13,7 +13,7 @@ import torch
 from gedge import __version__
 from gedge.core.atomic import atomic_path
 from gedge.core.decision import DecisionRule
-from gedge.core.errors import ArtifactError
+from gedge.core.errors import ArtifactError, first_line
 from gedge.core.preprocess import Preprocess
 from gedge.reference.model import ModelConfig, NetD, NetG
 from gedge.reference.scoring import FusedScorer
@@ -45,8 +45,7 @@ class Checkpoint:
             netg.load_state_dict(self.netg_state)
             netd.load_state_dict(self.netd_state)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ArtifactError(f"weights do not match the stored model config: {first}") from None
+            raise ArtifactError(f"weights do not match the stored model config: {first_line(exc)}") from None
         return netg.eval(), netd.eval()
 
     def scorer(self, with_amap: bool = False) -> FusedScorer:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 from gedge.core.backend import Backend
-from gedge.core.errors import ConfigError, GedgeError, RuntimeFailure
+from gedge.core.errors import ConfigError, GedgeError, RuntimeFailure, first_line
 from gedge.core.scores import Scores
 from gedge.runtime.slots import FutureSlots, NativeSlots, has_native_slots
 
@@ -78,8 +78,7 @@ class LoopStats:
 def error_text(exc: BaseException) -> str:
     if isinstance(exc, GedgeError):
         return str(exc)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+    return first_line(exc, named=True)
 
 
 def _as_inputs(prepared: Any, spec: Any = None) -> tuple[np.ndarray, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from gedge.core.artifacts.graph import load_graph, read_facts
 from gedge.core.backend import BackendInfo
-from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure
+from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure, first_line
 from gedge.core.inputs import InputSpec, graph_input
 from gedge.core.optional import require
 from gedge.core.scores import OUTPUT_NAMES, Scores
@@ -74,8 +74,7 @@ class OrtBackend:
         try:
             self.session = ort.InferenceSession(model.SerializeToString(), options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
-            raise ArtifactError(f"ONNX Runtime cannot load the graph: {first}", self.path) from None
+            raise ArtifactError(f"ONNX Runtime cannot load the graph: {first_line(exc)}", self.path) from None
         graph_input = self.session.get_inputs()[0]
         self.input_name = graph_input.name
         self.input_dtype = _ORT_TYPES.get(graph_input.type, graph_input.type)

@@ -27,7 +27,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from gedge.core.artifacts.served import parse_served_facts
 from gedge.core.backend import ArtifactSummary, BackendInfo
-from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure
+from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure, first_line
 from gedge.core.inputs import InputSpec
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import OUTPUT_NAMES, Scores
@@ -52,9 +52,8 @@ def retryable(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, InferenceServerException):
-        return str(exc.message() or exc).strip().splitlines()[0][:300]
-    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return first_line(Exception(exc.message() or str(exc)))
+    return first_line(exc, named=True)
 
 
 class TritonBackend:

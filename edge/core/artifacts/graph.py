@@ -15,7 +15,7 @@ from typing import Any
 import onnx
 from gedge.core.atomic import write_json
 from gedge.core.decision import DecisionRule
-from gedge.core.errors import ArtifactError
+from gedge.core.errors import ArtifactError, first_line
 from gedge.core.hashing import sha256_file
 from gedge.core.inputs import InputSpec
 from gedge.core.preprocess import Preprocess
@@ -130,8 +130,7 @@ def load_graph(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path), load_external_data=load_weights)
     except Exception as exc:  # protobuf DecodeError and friends
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else exc.__class__.__name__
-        raise ArtifactError(f"not a readable ONNX file (truncated or corrupt?): {reason}", path) from None
+        raise ArtifactError(f"not a readable ONNX file (truncated or corrupt?): {first_line(exc)}", path) from None
     if not model.graph.node or not model.graph.output:
         raise ArtifactError("not a readable ONNX file (no nodes or outputs; truncated?)", path)
     return model
