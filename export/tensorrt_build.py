@@ -290,7 +290,7 @@ def _run_builder(parsed: ParsedNetwork, config: Any, plan: BuildPlan, progress: 
     if cancelled.is_set():
         raise KeyboardInterrupt
     if serialized is None:
-        errors = [m for s, m in parsed.logger.messages[before:] if s in ("ERROR", "INTERNAL_ERROR")]
+        errors = parsed.logger.errors(before)
         raise ArtifactError("TensorRT could not build an engine: " + ("; ".join(errors)[:400] or "no reason given"),
                             plan.graph)
     return bytes(serialized)

@@ -45,9 +45,9 @@ from gedge.core.errors import ArtifactError, ConfigError, DataError, RuntimeFail
 from gedge.core.inputs import InputSpec, graph_input
 from gedge.core.machine import cuda_device
 from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.core.tensorrt import TensorRTLogger, import_runtime, numpy_dtype
 from gedge.runtime.artifacts import ModelInfo, OpenOptions, summary_of_manifest
 from gedge.runtime.cuda import CudaApi, CudaError, CudaGraph, Stream, load_cuda
-from gedge.runtime.tensorrt_module import TensorRTLogger, import_runtime, numpy_dtype
 from gedge.runtime.tensorrt_slots import EngineSlot, SlotBuffers, TensorRTStats, release
 
 
@@ -125,7 +125,7 @@ class TensorRTBackend:
         self.runtime = self.trt.Runtime(self.logger.impl)
         engine = self.runtime.deserialize_cuda_engine(data)
         if engine is None:
-            detail = "; ".join(self.logger.messages[-3:]) or "no reason given"
+            detail = "; ".join(self.logger.last(3)) or "no reason given"
             raise ArtifactError(f"TensorRT could not deserialise the engine: {detail[:300]}", self.path)
         return engine
 
@@ -216,7 +216,7 @@ class TensorRTBackend:
 
     def _failure(self, what: str) -> CudaError:
         """A one-line runtime failure naming the call, with TensorRT's last logged reasons, located at the engine."""
-        detail = "; ".join(self.logger.messages[-2:])
+        detail = "; ".join(self.logger.last(2))
         return CudaError(f"{what}{': ' + detail[:300] if detail else ''}", self.path)
 
     def set_cuda_graphs(self, on: bool) -> None:
