@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from gedge.core.optional import load
 
 LICENCE = "CC BY-NC-SA 4.0 (measurement only: never copied into the gedge repository)"
 CITATION = ("Buerhop-Lutz et al., A benchmark for visual identification of defective solar cells in "
@@ -30,9 +31,8 @@ CITATION = ("Buerhop-Lutz et al., A benchmark for visual identification of defec
 
 def elpv_labels() -> tuple[Path, list[tuple[str, float, str]]]:
     """The installed package's data folder and its (relative path, probability, type) rows."""
-    try:
-        import elpv_dataset  # noqa: PLC0415 - an optional measurement input, never a dependency
-    except ImportError:
+    elpv_dataset, _ = load("elpv_dataset")  # an optional measurement input, never a dependency
+    if elpv_dataset is None:
         sys.exit("elpv_layout: the ELPV data set is not installed; run: pip install elpv-dataset")
     root = Path(elpv_dataset.__file__).parent / "data"
     rows = []

@@ -23,9 +23,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import tritonclient.grpc as grpcclient
-import tritonclient.http as httpclient
 from gedge.core.errors import ConfigError, RuntimeFailure, first_line
+from gedge.core.optional import require
 from gedge.core.timing import percentile
 from gedge.runtime.served import ServedRef, parse_reference
 
@@ -83,15 +82,20 @@ class LoadReport:
         return values
 
 
+def _module(ref: ServedRef) -> Any:
+    """Triton's client library for the reference's protocol (the serve extra; needed only when load is sent)."""
+    return require(f"tritonclient.{'grpc' if ref.protocol == 'grpc' else 'http'}", "`gedge triton load`")
+
+
 def _client(ref: ServedRef, timeout_s: float) -> Any:
     if ref.protocol == "grpc":
-        return grpcclient.InferenceServerClient(ref.address)
-    return httpclient.InferenceServerClient(ref.address, ssl=ref.tls, connection_timeout=timeout_s,
-                                            network_timeout=timeout_s)
+        return _module(ref).InferenceServerClient(ref.address)
+    return _module(ref).InferenceServerClient(ref.address, ssl=ref.tls, connection_timeout=timeout_s,
+                                              network_timeout=timeout_s)
 
 
 def _infer(client: Any, ref: ServedRef, batch: np.ndarray, timeout_s: float) -> np.ndarray:
-    module = grpcclient if ref.protocol == "grpc" else httpclient
+    module = _module(ref)
     pixels = module.InferInput("pixels", list(batch.shape), "UINT8")
     pixels.set_data_from_numpy(batch)
     extra = {"client_timeout": timeout_s} if ref.protocol == "grpc" else {}

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from gedge.compare.comparator import error_stats
+from gedge.core import artifacts
 from gedge.core.errors import ConfigError
 from gedge.core.scores import OUTPUT_NAMES
 
@@ -51,7 +52,7 @@ def test_fp32_matches_reference(scorer_graphs, reference, graph):
     from gedge.runtime.openvino_backend import OpenVINOBackend
 
     batch, ref = reference
-    backend = OpenVINOBackend(scorer_graphs[graph], "fp32", threads=1)
+    backend = OpenVINOBackend(artifacts.open(scorer_graphs[graph]), "fp32", threads=1)
     assert backend.runs_in == "fp32" and backend.input_spec.dtype == "uint8" and backend.input_spec.layout == "NHWC"
     got = backend.score(batch)
     for name in OUTPUT_NAMES:
@@ -69,38 +70,40 @@ def test_throughput_streams_and_bf16(scorer_graphs, reference):
     from gedge.runtime.openvino_backend import OpenVINOBackend
 
     batch, ref = reference
-    streams = OpenVINOBackend(scorer_graphs["fp32"], "fp32", performance="throughput", threads=2, streams=2)
+    streams = OpenVINOBackend(artifacts.open(scorer_graphs["fp32"]), "fp32", performance="throughput", threads=2,
+                              streams=2)
     assert streams.streams == 2
     got = streams.score(batch)  # split across the two streams
     assert error_stats(ref.score, got.score)[2] <= FP32_REL_L2
-    bf16 = OpenVINOBackend(scorer_graphs["fp32"], "bf16", threads=1)
+    bf16 = OpenVINOBackend(artifacts.open(scorer_graphs["fp32"]), "bf16", threads=1)
     assert bf16.name.startswith("openvino-cpu-bf16") and bf16.runs_in in ("bf16", "fp32")
     assert error_stats(ref.score, bf16.score(batch).score)[2] < 0.1
     with pytest.raises(ConfigError, match="NNCF IR"):
-        OpenVINOBackend(scorer_graphs["fp32"], "int8")
+        OpenVINOBackend(artifacts.open(scorer_graphs["fp32"]), "int8")
     with pytest.raises(ConfigError, match="fp16"):
-        OpenVINOBackend(scorer_graphs["fp16"])
+        OpenVINOBackend(artifacts.open(scorer_graphs["fp16"]))
 
 
 @pytest.fixture(scope="module")
 def nncf_ir(scorer_graphs, tmp_path_factory):
     from gedge.calibrate.nncf_int8 import NncfSettings, write_openvino_int8
+    from gedge.core.artifacts.records import CalibrationSetRef
 
     out = tmp_path_factory.mktemp("ov") / "scorer.int8.ov.xml"
     patches = tiles(scorer_graphs, 48, seed=1)
-    path, facts, quantization = write_openvino_int8(scorer_graphs["fp32"], patches, out,
-                                                    {"sha256": "abc123", "patches": len(patches)},
-                                                    NncfSettings(batch_size=8))
-    return path, facts, quantization
+    ir, quantization = write_openvino_int8(artifacts.open(scorer_graphs["fp32"]), patches, out,
+                                           CalibrationSetRef("abc123", len(patches)), NncfSettings(batch_size=8))
+    return ir.path, ir, quantization
 
 
 @needs_openvino
 def test_nncf_keeps_residuals_in_float(nncf_ir, scorer_graphs, reference):
     import openvino as ov
     from gedge.calibrate.nncf_int8 import fake_quantize_summary, float_residuals
-    from gedge.runtime.registry import model_info, open_backend
+    from gedge.core.schemas import validate_artifact_json
+    from gedge.runtime.registry import open_backend
 
-    path, facts, quantization = nncf_ir
+    path, written, quantization = nncf_ir
     assert path.is_file() and path.with_suffix(".bin").is_file()
     assert not list(path.parent.glob(".*tmp*"))  # atomic write left nothing behind
     saved = ov.Core().read_model(str(path))
@@ -117,9 +120,11 @@ def test_nncf_keeps_residuals_in_float(nncf_ir, scorer_graphs, reference):
     assert side["precision"] == "int8" and side["quantization"]["flavour"] == "openvino"
     assert side["quantization"]["calibration_set_sha256"] == "abc123"
     assert side["calibration_set"]["sha256"] == "abc123"
-    info = model_info(path)
-    assert info.kind == "openvino" and info.precision == "int8" and info.verification.verdicts == {
+    validate_artifact_json("ir", side, path)  # what gedge writes for an IR is what its schema says
+    info = artifacts.open(path)
+    assert info.kind == "ir" and info.precision == "int8" and info.verification.verdicts == {
         "gate": "not recorded"}
+    assert info.sha256 == written.sha256 and info.sidecar == written.sidecar  # the writer's view is the reader's
     backend = open_backend(path, force=True)  # written without `gedge calibrate`'s gate
     batch, ref = reference
     got = backend.score(batch)
@@ -234,7 +239,7 @@ def test_auto_choice_falls_back_without_openvino(scorer_graphs, monkeypatch):
     from gedge.bench.runner import plan_runs
 
     runs, _ = plan_runs([scorer_graphs["fp32"]], None)
-    assert runs == [(scorer_graphs["fp32"], "onnxruntime")]
+    assert [(model.path, kind) for model, kind in runs] == [(scorer_graphs["fp32"], "onnxruntime")]
 
 
 def test_flops_per_image_counts_every_convolution(scorer_graphs):
@@ -274,7 +279,7 @@ def test_int8_qdq_graphs_run_only_where_they_were_gated(int8_graphs):
         factory.open_backend(graph, "openvino")
     assert factory.auto_backend(graph).kind == "onnxruntime"
     runs, skipped = plan_runs([graph], ["onnxruntime", "openvino"])
-    assert runs == [(graph, "onnxruntime")]
+    assert [(model.path, kind) for model, kind in runs] == [(graph, "onnxruntime")]
     assert any(s["backend"] == "openvino" and "gated on onnxruntime" in s["reason"] for s in skipped)
 
 
@@ -306,8 +311,8 @@ def test_time_backends_rotates_and_reports_every_backend(scorer_graphs):
     from gedge.runtime.onnxruntime_backend import OrtBackend
 
     batch = tiles(scorer_graphs, 4)
-    rates = time_backends({"one": OrtBackend(scorer_graphs["fp32"], threads=1),
-                           "two": OrtBackend(scorer_graphs["fp32"], threads=2)}, batch, rounds=2)
+    rates = time_backends({"one": OrtBackend(artifacts.open(scorer_graphs["fp32"]), threads=1),
+                           "two": OrtBackend(artifacts.open(scorer_graphs["fp32"]), threads=2)}, batch, rounds=2)
     assert set(rates) == {"one", "two"} and all(r > 0 for r in rates.values())
 
 

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from gedge.compare.limits import ParityLimits
+from gedge.core.artifacts.verdicts import Verification
 from gedge.core.metrics import auroc, has_both_classes
 from gedge.core.scores import OUTPUT_NAMES, Scores
 
@@ -121,7 +122,7 @@ class ParityReport:
     data: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    verification: dict | None = None  # the candidate artifact's: hashes checked, recorded verdicts, forced ones
+    verification: Verification | None = None  # the candidate artifact's: hashes checked, verdicts, forced ones
 
     @property
     def failures(self) -> list[str]:
@@ -138,6 +139,7 @@ class ParityReport:
         values = asdict(self)
         values["passed"] = self.passed
         values["failures"] = self.failures
+        values["verification"] = None if self.verification is None else self.verification.to_dict()
         for row, out in zip(self.outputs, values["outputs"]):
             out["passed"] = row.passed
         for side in ("normal", "anomalous"):
