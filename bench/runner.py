@@ -244,7 +244,7 @@ def _open(model: Artifact | str, kind: str, config: BenchConfig, report: BenchRe
     spec = backend.input_spec
     report.settings["input_size"] = f"{spec.size}x{spec.size}x{spec.channels}"
     report.notes.extend(f"{name}: {note}" for note in backend.info.notes)
-    checked = backend.info.artifact.summary()["verification"] if backend.info.artifact is not None else ""
+    checked = backend.info.artifact.verification_line if backend.info.artifact is not None else ""
     if checked:
         report.notes.append(f"{name}: {checked}")
     return backend, exact

@@ -65,7 +65,7 @@ TARGET_SETS = {"tensorrt": ("tensorrt",), "cpu": ("cpu",), "onnx": ("tensorrt", 
 # `all` is every target whose tools are installed (OpenVINO's IR needs gedge[openvino]); `all+openvino` insists.
 TARGETS = tuple(TARGET_SETS)
 ONNX_TARGETS = tuple(FLAVOURS)  # the Q/DQ flavours, which need the activation ranges
-DEFAULT_METHOD = "minmax"  # measured: entropy and percentile clip the tails the local scores live on
+DEFAULT_METHOD = "minmax"  # entropy and percentile clip the tails the local scores live on (docs/int8-calibration.md)
 GATE_FRACTION = 0.15  # share of the sources held out for the gate when the checkpoint records no validation set
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)

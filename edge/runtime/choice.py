@@ -1,9 +1,9 @@
 """Which installed CPU backend is fastest for one graph on this machine: measured once, then remembered.
 
 A static ranking (:data:`gedge.runtime.registry.CPU_RANKING`) is right for the graph it was measured on and
-can be wrong for another: on 2 AVX2 cores OpenVINO ran the 64x64 scorer 4 % faster than onnxruntime, but
-the 32x32 demo scorer 25 % slower. So where two or more backends can run a graph, :func:`choose_by_measuring`
-times each on random inputs of the graph's shape at the batch size of the run (interleaved rounds of
+can be wrong for another (the order flips with the graph's size: docs/openvino.md). So where two or more
+backends can run a graph, :func:`choose_by_measuring` times each on random inputs of the graph's shape at the
+batch size of the run (interleaved rounds of
 :mod:`gedge.core.timing`, median per backend) and keeps the fastest. The result is cached in
 ``backend-choice.json`` under ``$GEDGE_CACHE_DIR`` (default ``~/.cache/gedge``), keyed by the graph's sha256,
 precision, batch size, threads, the CPU and the backends' versions, so the next run on the same machine

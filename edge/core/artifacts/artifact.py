@@ -124,6 +124,13 @@ class Artifact:
         """The verification with its verdicts enforced: RefusedArtifact on a failed one unless ``force``."""
         return None if self.verification is None else enforce(self.verification, force)
 
+    @property
+    def verification_line(self) -> str:
+        """What was checked and the recorded verdicts, in one line (a served model: what its server checked)."""
+        if self.verification is not None:
+            return self.verification.line()
+        return str(self.details.get("verification", ""))
+
     def summary(self) -> dict[str, Any]:
         """What a report says of the artifact a backend ran (``--json``)."""
         facts = self.facts
@@ -131,5 +138,4 @@ class Artifact:
                 "model": {} if facts is None else dict(facts.model),
                 "source_checkpoint": "" if facts is None else facts.lineage.checkpoint,
                 "source_sha256": "" if facts is None else facts.lineage.checkpoint_sha256,
-                "verification": self.verification.line() if self.verification is not None
-                else str(self.details.get("verification", ""))}
+                "verification": self.verification_line}
