@@ -84,9 +84,11 @@ def serialize(model: onnx.ModelProto) -> bytes:
     return model.SerializeToString(deterministic=True)
 
 
-def graph_artifact(path: Path, model: onnx.ModelProto, sha256: str, sidecar: GraphSidecar | None) -> Artifact:
-    """The Artifact of a graph whose bytes were read (or written) and hashed, with its sidecar (if any) matched."""
-    facts = graph_facts(model, path)
+def graph_artifact(path: Path, model: onnx.ModelProto, sha256: str, sidecar: GraphSidecar | None,
+                   facts: ModelFacts | None = None) -> Artifact:
+    """The Artifact of a graph whose bytes were read (or written) and hashed, with its sidecar (if any) matched;
+    ``facts``: its metadata's facts where the caller decoded them already."""
+    facts = facts or graph_facts(model, path)
     gate = sidecar.gate if sidecar is not None else None
     verification = graph_verification(path, facts.precision, gate, sidecar is not None)
     return Artifact(path, "graph", sha256, facts, verification, sidecar=sidecar,
@@ -119,7 +121,7 @@ def write_graph(out: str | Path, model: onnx.ModelProto, gate: GateRecord | None
     record = GraphSidecar(out.name, sha256, graph_facts(model, out), gate, calibration_set)
     write_bytes(out, data)
     write_record(sidecar_path(out), "graph", record.to_dict())
-    return graph_artifact(out, model, sha256, record)
+    return graph_artifact(out, model, sha256, record, record.facts)
 
 
 def tensor_types(model: onnx.ModelProto) -> dict[str, int]:
