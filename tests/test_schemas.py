@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,16 @@ def test_every_record_gedge_writes_matches_its_schema(scorer_graphs, int8_graphs
     with pytest.raises(ArtifactError, match="precision"):  # what the suite's write-time check refuses
         write_record(tmp_path / "broken.engine.json", "engine", broken)
     assert not (tmp_path / "broken.engine.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["engine", "graph", "ir"])
+def test_schemas_name_every_score(kind):
+    """The schemas list the score names (the C++ runtime validates a manifest's primary score with them): a score
+    added to gedge.core.scores.SCORE_NAMES goes into the schemas too, or every artifact naming it is refused."""
+    from gedge.core.scores import SCORE_NAMES
+
+    definitions = load_schema(kind)["definitions"]
+    assert set(definitions["score_name"]["enum"]) == set(SCORE_NAMES)
+    pattern = definitions["primary_name"]["pattern"]
+    assert all(re.fullmatch(pattern, name) for name in SCORE_NAMES)
+    assert re.fullmatch(pattern, "+".join(SCORE_NAMES)) and not re.fullmatch(pattern, "d9")
