@@ -17,7 +17,6 @@ the source, licence, counts and split.
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import sys
 from pathlib import Path

@@ -49,7 +49,7 @@ COMMANDS: dict[str, Entry] = {
     "gpu-check": Entry("gedge.cli.bench", "On a GPU machine: CUDA, the loop, TensorRT engines, parity and speed."),
     "serve": Entry("gedge.cli.serve", "Serve a scorer with Triton Inference Server (HTTP, gRPC, metrics)."),
     "triton": Entry("gedge.cli.triton", "Triton model repositories from engines, graphs and IRs.", "*"),
-    "study": Entry("gedge.cli.study", "Experiments over many runs: the paper's contamination study.", "*"),
+    "study": Entry("gedge.cli.study", "Studies over many runs: contamination, quality across materials.", "*"),
     "demo": Entry("gedge.cli.demo", "The whole pipeline on synthetic wood, on a CPU."),
 }
 

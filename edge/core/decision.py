@@ -52,6 +52,16 @@ class DecisionRule:
         return asdict(self)
 
     @classmethod
+    def candidate(cls, name: str, stats: dict[str, dict[str, float]]) -> DecisionRule:
+        """The unnormalised rule of a candidate primary score; a fusion takes its components' ``mean`` and ``std``
+        from ``stats`` (per score, over normal tiles: a checkpoint's ``score_stats``)."""
+        parts = components(name)
+        if len(parts) == 1:
+            return cls(name)
+        return cls(name, component_mean=tuple(stats[p]["mean"] for p in parts),
+                   component_std=tuple(stats[p]["std"] for p in parts))
+
+    @classmethod
     def from_dict(cls, values: dict) -> DecisionRule:
         known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
         for key in ("component_mean", "component_std"):

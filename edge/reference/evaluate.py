@@ -16,7 +16,7 @@ from gedge.core.errors import ArtifactError, ConfigError, DataError
 from gedge.core.localisation import Localisation
 from gedge.core.metrics import auroc, best_f1_threshold, decision_metrics, has_both_classes, tpr_at_fpr
 from gedge.core.preprocess import Preprocess
-from gedge.core.scores import OUTPUT_NAMES, SCORE_NAMES, Scores
+from gedge.core.scores import CANDIDATE_SCORES, OUTPUT_NAMES, SCORE_NAMES, Scores, components
 from gedge.data.datasets import LabeledImages
 from gedge.data.survey import survey_images
 from gedge.data.tiles import Progress, load_prepared, network_counts, score_images
@@ -49,6 +49,9 @@ class EvaluationReport:
     n_images: int = 0
     # pixel AUROC and PRO from the anomaly maps, overall ("all") and per class, where the data has masks
     localisation: dict[str, Localisation] = field(default_factory=dict)
+    # image AUROC of every candidate primary score (fusions z-scored with the model's normal-tile statistics),
+    # overall: which score training could have chosen, measured on the test set
+    candidates: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +65,7 @@ class EvaluationOptions:
     progress: Progress | None = None
     exclude: tuple[str, ...] = ()
     model: str = ""  # the model file, named in errors (default: the backend's artifact, or its name)
+    score_stats: dict[str, dict[str, float]] | None = None  # normal-tile statistics: fused candidates' AUROC
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -112,6 +116,20 @@ def evaluate_scores(image_scores: Scores, test: LabeledImages, decision: Decisio
         excluded=excluded or [], n_images=int(labels.size))
 
 
+def candidate_aurocs(tiles: Scores, counts: list[int], labels: np.ndarray,
+                     stats: dict[str, dict[str, float]] | None) -> dict[str, float]:
+    """Image AUROC (the maximum over each image's tiles) of every candidate primary score; fusions need ``stats``
+    (the normal tiles' mean and std per score) and are left out without them."""
+    bounds = np.cumsum([0, *counts])
+    out = {}
+    for name in CANDIDATE_SCORES:
+        if len(components(name)) > 1 and not stats:
+            continue
+        raw = DecisionRule.candidate(name, stats or {}).raw(tiles)
+        out[name] = auroc(labels, np.array([raw[a:b].max() for a, b in zip(bounds[:-1], bounds[1:])]))
+    return out
+
+
 def evaluate_backend(backend: Backend, test: LabeledImages, pre: Preprocess, decision: DecisionRule, data: str,
                      options: EvaluationOptions | None = None) -> tuple[EvaluationReport, Scores]:
     """Score a labelled set with a backend and build the report; ``options.exclude`` drops images by path."""
@@ -127,8 +145,10 @@ def evaluate_backend(backend: Backend, test: LabeledImages, pre: Preprocess, dec
     artifact = backend.info.artifact
     check_finite(image_scores, artifact.path if artifact is not None else options.model or backend.name)
     report = evaluate_scores(image_scores, test, decision, data, excluded)
+    counts = network_counts(images, pre)
+    report.candidates = candidate_aurocs(tiles, counts, test.labels, options.score_stats)
     if tiles.amap is not None:
         shapes = [(h, w) for h, w in survey_images(test.paths).sizes]
-        report.localisation = localisation_by_class(image_maps(tiles, network_counts(images, pre), images, shapes, pre),
+        report.localisation = localisation_by_class(image_maps(tiles, counts, images, shapes, pre),
                                                     test)
     return report, image_scores

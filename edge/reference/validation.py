@@ -18,7 +18,7 @@ from gedge.core.decision import DecisionRule
 from gedge.core.inputs import InputSpec
 from gedge.core.metrics import auroc
 from gedge.core.preprocess import Preprocess
-from gedge.core.scores import CANDIDATE_SCORES, Scores, components
+from gedge.core.scores import CANDIDATE_SCORES, Scores
 from gedge.data.proxy import proxy_set
 from gedge.data.tiles import network_counts, score_images
 from gedge.reference.decision_fit import tile_statistics
@@ -55,10 +55,7 @@ def candidate_aurocs(normal_tiles: Scores, normal_counts: list[int], proxy_tiles
     labels = np.r_[np.zeros(len(normal_counts)), np.ones(len(proxy_counts))]
     out = {}
     for name in CANDIDATE_SCORES:
-        parts = components(name)
-        fusion = len(parts) > 1
-        rule = DecisionRule(name, component_mean=tuple(stats[p]["mean"] for p in parts) if fusion else (),
-                            component_std=tuple(stats[p]["std"] for p in parts) if fusion else ())
+        rule = DecisionRule.candidate(name, stats)
         values = np.r_[image_maxima(rule.raw(normal_tiles), normal_counts),
                        image_maxima(rule.raw(proxy_tiles), proxy_counts)]
         out[name] = auroc(labels, values)

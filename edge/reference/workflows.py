@@ -42,7 +42,8 @@ class EvaluationJob:
         with_amap = any(self.test.mask_paths)  # localisation: pixel AUROC and PRO from the anomaly maps
         report, _ = evaluate_backend(ReferenceScorer(c, with_amap=with_amap), self.test, c.preprocess, c.decision,
                                      str(self.data),
-                                     EvaluationOptions(batch_size, progress, self.exclude, str(self.path or "")))
+                                     EvaluationOptions(batch_size, progress, self.exclude, str(self.path or ""),
+                                                       c.score_stats or None))
         return report
 
 
