@@ -53,7 +53,7 @@ def train(
     val_fraction: float = typer.Option(0.15, help="Fraction of normal training images held out for validation."),
     seed: int = typer.Option(0, help="Seed for splits, initialisation and sampling."),
     lr: float | None = typer.Option(None, help="Learning rate (overrides the preset)."),
-    device: str = typer.Option("cpu", help="torch device: cpu or cuda."),
+    device: str = typer.Option("auto", help="torch device: auto (the GPU when there is one), cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT.state left by an earlier run."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
 ) -> None:

@@ -31,12 +31,28 @@ from gedge.data.datasets import Dataset, split_validation
 from gedge.data.sampling import PatchSampler
 from gedge.data.survey import survey_images
 from gedge.data.tiles import load_prepared
+from gedge.reference.anomalies import paint_anomalies
 from gedge.reference.checkpoint import Checkpoint
 from gedge.reference.decision_fit import fit_decision_rule
 from gedge.reference.model import ModelConfig, NetD, NetG, build_networks, init_weights
 from gedge.reference.scoring import CameraInput
 from gedge.reference.stopping import StopRule, counted, reconstruction_settled, selected_index, stop_notes
 from gedge.reference.validation import ValidationResult, Validator
+
+
+# Networks and batches in channels-last layout, the layout oneDNN's CPU convolutions work in (docs/training.md).
+MEMORY_FORMAT = torch.channels_last
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: the GPU when torch sees one, else the CPU; ``cuda`` without a GPU is refused in one line."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: torch sees no CUDA GPU here (use --device cpu or auto)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return device
 
 
 @dataclass(frozen=True)
@@ -79,7 +95,7 @@ class TrainConfig:
     seed: int = 0
     contamination: float = 0.0
     threshold_quantile: float = 0.99
-    device: str = "cpu"
+    device: str = "auto"  # auto: the GPU when torch sees one, else the CPU
     lr: float | None = None  # overrides the preset
     ema: float = 0.99  # exponential moving average of G and D weights used for scoring; 0 disables
     resume: bool = False
@@ -95,6 +111,8 @@ class TrainConfig:
         self.stop_rule  # noqa: B018 - validates the stopping settings now
         if not 0.0 <= self.contamination < 0.5:
             raise ConfigError(f"contamination must be in [0, 0.5), got {self.contamination}")
+        if not 0.0 <= self.anomalies <= 1.0:
+            raise ConfigError(f"anomalies (the share of each batch painted) must be in [0, 1], got {self.anomalies}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if not 0.5 <= self.threshold_quantile <= 1.0:
@@ -213,19 +231,21 @@ class _Run:
     best: dict | None = None  # the best validation so far: result, weights, normal tile and image scores
     best_raw: dict | None = None  # the validation with the highest proxy AUROC, settled or not
     d_resets: int = 0
+    anomaly_gen: torch.Generator = field(default_factory=torch.Generator)  # draws the synthetic anomalies
 
     @classmethod
-    def start(cls, model_config: ModelConfig, config: TrainConfig, data: _TrainingData) -> _Run:
+    def start(cls, model_config: ModelConfig, config: TrainConfig, data: _TrainingData, device: str) -> _Run:
         """Fresh networks (seeded), their optimisers, the patch sampler and the weight averages."""
         torch.manual_seed(config.seed)
         netg, netd = build_networks(model_config, seed=config.seed)
-        netg.to(config.device)
-        netd.to(config.device)
+        netg.to(device, memory_format=MEMORY_FORMAT)
+        netd.to(device, memory_format=MEMORY_FORMAT)
         losses = config.losses
         opt_g = torch.optim.Adam(netg.parameters(), lr=losses.lr, betas=(losses.beta1, 0.999))
         opt_d = torch.optim.Adam(netd.parameters(), lr=losses.lr, betas=(losses.beta1, 0.999))
         sampler = PatchSampler(data.train_images, data.pre, seed=config.seed)
-        return cls(netg, netd, opt_g, opt_d, sampler, WeightAverage(netg, config.ema), WeightAverage(netd, config.ema))
+        return cls(netg, netd, opt_g, opt_d, sampler, WeightAverage(netg, config.ema), WeightAverage(netd, config.ema),
+                   anomaly_gen=torch.Generator().manual_seed(config.seed + 11))
 
     def scoring_networks(self, ema: float) -> tuple[NetG, NetD]:
         """The networks validation scores and the checkpoint keeps: the averaged ones, or the live ones in eval."""
@@ -280,7 +300,7 @@ class _Run:
                    "avg_d": self.avg_d.module.state_dict(), "opt_d": self.opt_d.state_dict(),
                    "sampler": self.sampler.state(), "history": self.history, "best": self.best,
                    "best_raw": self.best_raw, "d_resets": self.d_resets, "model": model_config.to_dict(),
-                   "rng": torch.get_rng_state()}
+                   "rng": torch.get_rng_state(), "anomaly_rng": self.anomaly_gen.get_state()}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
@@ -305,23 +325,32 @@ class _Run:
         self.step, self.history, self.best = payload["step"], payload["history"], payload["best"]
         self.best_raw = payload.get("best_raw")
         self.d_resets = payload["d_resets"]
+        if "anomaly_rng" in payload:
+            self.anomaly_gen.set_state(payload["anomaly_rng"])
 
 
-def _train_step(run: _Run, x: torch.Tensor, losses: LossPreset) -> dict[str, float]:
-    """One generator and one discriminator update on the batch ``x``; returns the losses."""
+def _train_step(run: _Run, x: torch.Tensor, losses: LossPreset, anomalies: float) -> dict[str, float]:
+    """One generator and one discriminator update on the batch ``x``; returns the losses.
+
+    G sees the batch with synthetic anomalies on ``anomalies`` of its tiles (:mod:`gedge.reference.anomalies`) and
+    is scored against the clean batch: its reconstruction, feature-matching and latent losses teach it to return
+    what normally is there. D still tells the clean batch from G's output.
+
+    D's pass over the real batch serves both updates (its features, detached, are G's feature-matching target; its
+    logits are D's real term): D's weights do not change between the two, so this is the same arithmetic as two
+    passes, at three D passes a step instead of four."""
     netg, netd = run.netg.train(), run.netd.train()
-    fake, latent_i, latent_o = netg(x)
-    _, feat_real = netd(x)
+    fake, latent_i, latent_o = netg(paint_anomalies(x, anomalies, run.anomaly_gen) if anomalies else x)
+    logit_real, feat_real = netd(x)
     _, feat_fake = netd(fake)
     loss_adv = F.mse_loss(feat_fake, feat_real.detach())
     loss_con = F.l1_loss(fake, x)
     loss_lat = F.mse_loss(latent_o, latent_i)
     loss_g = losses.w_adv * loss_adv + losses.w_con * loss_con + losses.w_lat * loss_lat
     run.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
+    loss_g.backward(retain_graph=True)
     run.opt_g.step()
 
-    logit_real, _ = netd(x)
     logit_fake, _ = netd(fake.detach())
     loss_d = 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
                     + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
@@ -361,8 +390,8 @@ def _best_checkpoint(run: _Run, data: _TrainingData, model_config: ModelConfig, 
     decision, stats = fit_decision_rule(best["normal_tiles"], best["normal_counts"], best["result"].best_score,
                                         config.threshold_quantile)
     return Checkpoint(model=model_config, preprocess=data.pre, decision=decision,
-                      netg_state={k: v.cpu() for k, v in best["netg"].items()},
-                      netd_state={k: v.cpu() for k, v in best["netd"].items()},
+                      netg_state={k: v.cpu().contiguous() for k, v in best["netg"].items()},
+                      netd_state={k: v.cpu().contiguous() for k, v in best["netd"].items()},
                       score_stats=stats, facts=_facts(run, data, config, start_time))
 
 
@@ -376,8 +405,9 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
     callbacks = callbacks or TrainCallbacks()
     start_time = time.time()
     data = _training_data(dataset, pre, config)
-    run = _Run.start(model_config, config, data)
-    validator = Validator(data.val_images, data.pre, config.proxies_per_image, config.seed + 1, config.device)
+    device = resolve_device(config.device)
+    run = _Run.start(model_config, config, data, device)
+    validator = Validator(data.val_images, data.pre, config.proxies_per_image, config.seed + 1, device)
     camera = CameraInput()
     state_path = out.with_name(out.name + ".state")
     if config.resume:
@@ -386,8 +416,9 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
     rule = config.stop_rule
     reason = rule.reason_to_stop(run.step, run.counted_selection(), 0.0) if run.history else None
     while reason is None:
-        x = camera(torch.from_numpy(run.sampler.sample(config.batch_size)).to(config.device))
-        losses = _train_step(run, x, config.losses)
+        x = camera(torch.from_numpy(run.sampler.sample(config.batch_size)).to(device))
+        x = x.contiguous(memory_format=MEMORY_FORMAT)
+        losses = _train_step(run, x, config.losses, config.anomalies)
         if callbacks.on_step:
             callbacks.on_step(run.step, losses)
         elapsed = time.time() - start_time
@@ -406,5 +437,5 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
     notes = stop_notes([h.selection_auroc for h in run.history], [h.step for h in run.history], best_step, reason,
                        rule)
     checkpoint = _best_checkpoint(run, data, model_config, config, start_time)
-    checkpoint.facts.update(stop_reason=reason, steps_run=run.step, convergence_notes=notes)
+    checkpoint.facts.update(stop_reason=reason, steps_run=run.step, convergence_notes=notes, device=device)
     return TrainResult(checkpoint, run.history, best_step, time.time() - start_time, reason, notes)
