@@ -30,6 +30,8 @@ INSTALL_HINTS: dict[str, str] = {
     "tritonclient": "pip install 'gedge[serve]'",
     "jsonschema": "pip install 'jsonschema>=4' (in the dev extra)",
     "pytriton": "pip install 'gedge[serve]'",
+    "matplotlib": "pip install 'gedge[report]'",
+    "jinja2": "pip install 'gedge[report]'",
 }
 
 
