@@ -112,23 +112,56 @@ def evaluate_scores(image_scores: Scores, test: LabeledImages, decision: Decisio
         excluded=excluded or [], n_images=int(labels.size))
 
 
-def evaluate_backend(backend: Backend, test: LabeledImages, pre: Preprocess, decision: DecisionRule, data: str,
-                     options: EvaluationOptions | None = None) -> tuple[EvaluationReport, Scores]:
-    """Score a labelled set with a backend and build the report; ``options.exclude`` drops images by path."""
+@dataclass
+class ScoredTestSet:
+    """A labelled test set scored through a backend: image scores, tile scores (for scores computed from tiles, such
+    as the candidate fusions) and, where the backend gave anomaly maps, every image's map at its own resolution."""
+
+    test: LabeledImages
+    images: Scores
+    tiles: Scores  # without ``amap`` (the maps are in ``maps``)
+    counts: list[int]  # network inputs (tiles) of each image, in order
+    maps: list[np.ndarray] | None = None
+    excluded: list[str] = field(default_factory=list)
+
+
+def _leave_out(test: LabeledImages, exclude: tuple[str, ...]) -> tuple[LabeledImages, list[str]]:
+    if not exclude:
+        return test, []
+    drop = {str(Path(p).resolve()) for p in exclude}
+    keep = np.array([str(Path(p).resolve()) not in drop for p in test.paths])
+    return test.subset(keep), [str(p) for p, k in zip(test.paths, keep) if not k]
+
+
+def score_test_set(backend: Backend, test: LabeledImages, pre: Preprocess,
+                   options: EvaluationOptions | None = None) -> ScoredTestSet:
+    """Score a labelled set with a backend (``options.exclude`` drops images by path); NaN scores are an error
+    naming the model. Anomaly maps are made where the backend returns ``amap``."""
     options = options or EvaluationOptions()
-    excluded: list[str] = []
-    if options.exclude:
-        drop = {str(Path(p).resolve()) for p in options.exclude}
-        keep = np.array([str(Path(p).resolve()) not in drop for p in test.paths])
-        excluded = [str(p) for p, k in zip(test.paths, keep) if not k]
-        test = test.subset(keep)
+    test, excluded = _leave_out(test, options.exclude)
     images = load_prepared(test.paths, pre)
     image_scores, tiles = score_images(backend, images, pre, options.batch_size, options.progress)
     artifact = backend.info.artifact
     check_finite(image_scores, artifact.path if artifact is not None else options.model or backend.name)
-    report = evaluate_scores(image_scores, test, decision, data, excluded)
+    counts = network_counts(images, pre)
+    maps = None
     if tiles.amap is not None:
         shapes = [(h, w) for h, w in survey_images(test.paths).sizes]
-        report.localisation = localisation_by_class(image_maps(tiles, network_counts(images, pre), images, shapes, pre),
-                                                    test)
-    return report, image_scores
+        maps = image_maps(tiles, counts, images, shapes, pre)
+        tiles.amap = None
+    return ScoredTestSet(test, image_scores, tiles, counts, maps, excluded)
+
+
+def report_of(scored: ScoredTestSet, decision: DecisionRule, data: str) -> EvaluationReport:
+    """The evaluation report of a scored test set: AUROC tables, decisions, and localisation where there are maps."""
+    report = evaluate_scores(scored.images, scored.test, decision, data, scored.excluded)
+    if scored.maps is not None:
+        report.localisation = localisation_by_class(scored.maps, scored.test)
+    return report
+
+
+def evaluate_backend(backend: Backend, test: LabeledImages, pre: Preprocess, decision: DecisionRule, data: str,
+                     options: EvaluationOptions | None = None) -> tuple[EvaluationReport, Scores]:
+    """Score a labelled set with a backend and build the report; ``options.exclude`` drops images by path."""
+    scored = score_test_set(backend, test, pre, options)
+    return report_of(scored, decision, data), scored.images

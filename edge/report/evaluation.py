@@ -26,6 +26,7 @@ from gedge.reference.evaluate import (
     report_of,
     score_test_set,
 )
+from gedge.reference.workflows import training_contaminants
 from gedge.report.model import ModelFacts, open_scorer, read_model
 
 
@@ -114,6 +115,4 @@ def prepare_evaluation(request: EvaluationRequest) -> EvaluationJob:
     if dataset.test is None:
         raise DataError("data set has no test/ folder to evaluate on", request.data)
     check_both_classes(dataset.test, Path(request.data) / "test" if dataset.layout == "mvtec" else request.data)
-    same_data = Path(model.training.get("data", "")).resolve() == Path(request.data).resolve()
-    exclude = tuple(model.training.get("contaminated_with", [])) if same_data else ()
-    return EvaluationJob(request, model, dataset.test, exclude)
+    return EvaluationJob(request, model, dataset.test, training_contaminants(model.training, request.data))
