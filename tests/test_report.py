@@ -235,6 +235,19 @@ def test_deployed_int8_report_shows_its_gate(int8_graphs, tmp_path):
     assert 'alt="heat map ' in html or (result.missed == 0 and result.rejected == 0)
 
 
+def test_evaluate_refuses_a_failed_artifact_unless_forced(failed_int8, scorer_graphs, capsys, monkeypatch):
+    """A deployed artifact whose recorded gate failed is refused (exit 1) like by every command; bad targets of
+    `gedge threshold` are one line before any scoring."""
+    from clirun import assert_one_line, run_main
+
+    outcome = run_main(capsys, monkeypatch, "evaluate", failed_int8["graph"], scorer_graphs["data"])
+    assert_one_line(outcome, 1, "FAILED its INT8 accuracy gate", "--force")
+    for options in ([], ["--escape-rate", "0", "--false-reject-rate", "0.1"], ["--escape-rate", "1"]):
+        outcome = run_main(capsys, monkeypatch, "threshold", scorer_graphs["checkpoint"], scorer_graphs["data"],
+                           *options)
+        assert_one_line(outcome, 2, "rate")
+
+
 def test_report_without_its_packages_is_one_line(small_trained, capsys, monkeypatch, tmp_path):
     """Without Jinja2 (the report extra), --report is one line with the install command, before any scoring."""
     from clirun import assert_one_line, run_main

@@ -52,6 +52,9 @@ class ThresholdRequest:
     def __post_init__(self) -> None:
         if (self.escape_rate is None) == (self.false_reject_rate is None):
             raise ConfigError("give one target: --escape-rate or --false-reject-rate")
+        rate = self.escape_rate if self.escape_rate is not None else self.false_reject_rate
+        if not 0.0 <= rate < 1.0:
+            raise ConfigError(f"the target rate must be at least 0 and below 1, got {rate}")
         if self.out is not None and Path(self.model).suffix.lower() != ".pt":
             raise ConfigError(f"{Path(self.model).name}: a deployed artifact's threshold is written beside it (or into "
                               "an engine's manifest); --out is for checkpoints")
