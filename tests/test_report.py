@@ -276,3 +276,32 @@ def test_real_wood_missed_gallery_is_what_gedge_score_misses(wood_vsb, capsys, t
     assert listed["missed"] == missed and listed["rejected"] == rejected
     assert 0 < len(missed) < 71
     assert json.loads(out)["report"]["missed"] == len(missed)
+
+
+def test_engine_built_from_a_refitted_graph_carries_its_threshold(scorer_graphs, tmp_path):
+    """`gedge build` of a graph with a threshold file: the engine's manifest (and so the C++ runtime) decides with
+    the refitted threshold, also when the plan derives the FP16 graph first."""
+    import shutil
+
+    from gedge.core.artifacts.threshold import refit, write_threshold_file
+    from gedge.core.tensorrt import import_tensorrt
+    from gedge.export.build_plan import BuildRequest
+    from gedge.export.engine_build import build_engine
+    from gedge.runtime.registry import model_info
+
+    if import_tensorrt()[0] is None:
+        pytest.skip(f"no TensorRT module importable: {import_tensorrt()[1]}")
+    graph = Path(shutil.copy(scorer_graphs["fp32"], tmp_path / "scorer.onnx"))
+    shutil.copy(scorer_graphs["fp32"].with_name("scorer.onnx.json"), tmp_path / "scorer.onnx.json")
+    facts = read_facts_of(graph)
+    write_threshold_file(graph, refit(facts.decision, 0.125, "by hand", {"method": "by hand"}))
+    result = build_engine(graph, BuildRequest("fp16", progress=False))
+    assert result.plan.derive_fp16 and result.manifest["threshold"] == 0.125
+    assert result.manifest["decision"]["threshold_source"] == {"method": "by hand"}
+    assert model_info(result.engine).threshold == 0.125
+
+
+def read_facts_of(graph: Path):
+    from gedge.core.artifacts.graph import load_graph, read_facts
+
+    return read_facts(load_graph(graph, load_weights=False), graph)
