@@ -242,6 +242,10 @@ def test_evaluate_refuses_a_failed_artifact_unless_forced(failed_int8, scorer_gr
 
     outcome = run_main(capsys, monkeypatch, "evaluate", failed_int8["graph"], scorer_graphs["data"])
     assert_one_line(outcome, 1, "FAILED its INT8 accuracy gate", "--force")
+    forced = run_main(capsys, monkeypatch, "evaluate", failed_int8["graph"], scorer_graphs["data"], "--force",
+                      "--json")
+    assert forced.code == 0, forced.stderr
+    assert json.loads(forced.stdout)["model"]["verification"]["status"] == "forced"
     for options in ([], ["--escape-rate", "0", "--false-reject-rate", "0.1"], ["--escape-rate", "1"]):
         outcome = run_main(capsys, monkeypatch, "threshold", scorer_graphs["checkpoint"], scorer_graphs["data"],
                            *options)

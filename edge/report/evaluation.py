@@ -110,7 +110,8 @@ def prepare_evaluation(request: EvaluationRequest) -> EvaluationJob:
     """The model's facts and the data set's test split, checked before any scoring."""
     EvaluationOptions(request.batch_size)
     model = read_model(request.model, request.reference)
-    model.info.verified(request.force)  # a failed recorded verdict stops here, before the data is read
+    # a failed recorded verdict stops here, before the data is read; forced, the report says what was forced
+    model.info.verification = model.info.verified(request.force)
     dataset = open_dataset(request.data)
     if dataset.test is None:
         raise DataError("data set has no test/ folder to evaluate on", request.data)
