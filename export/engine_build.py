@@ -139,7 +139,10 @@ def _source_graph(prepared: Prepared, given: Path) -> SourceGraph:
     cache = Path(plan.calibration_cache).read_bytes() if plan.calibration_cache else None
     if cache is not None:
         cache_header(cache)  # a readable cache before a long build
-    return SourceGraph(path, given, model, read_facts(model, path), info, cache)
+    facts = read_facts(model, path)
+    if path != given:  # a graph derived from the given one decides like it (with a threshold refitted for it)
+        facts = replace(facts, decision=prepared.facts.decision)
+    return SourceGraph(path, given, model, facts, info, cache)
 
 
 def _build(trt: TensorRT, prepared: Prepared, source: SourceGraph,

@@ -35,7 +35,10 @@ class Entry:
 COMMANDS: dict[str, Entry] = {
     "data": Entry("gedge.cli.data", "Data sets: synthetic wood and metal, line-scan strips.", "*"),
     "train": Entry("gedge.cli.train", "Train GANomaly on normal images; keep the best checkpoint by validation."),
-    "evaluate": Entry("gedge.cli.train", "Image AUROC per score and per defect class; decisions at the threshold."),
+    "evaluate": Entry("gedge.cli.evaluate", "Image AUROC per score and per defect class, decisions at the threshold; "
+                      "--report: an HTML report."),
+    "threshold": Entry("gedge.cli.evaluate", "Refit the decision threshold on labelled images (escape or false-reject "
+                       "rate)."),
     "score": Entry("gedge.cli.train", "Per-image scores and accept/reject decisions of a checkpoint."),
     "import": Entry("gedge.cli.train", "Convert an original GANomaly or anomalib checkpoint."),
     "export": Entry("gedge.cli.export", "Export the fused scorer to one ONNX graph with a sidecar."),

@@ -10,7 +10,7 @@ It is fitted on normal images by :mod:`gedge.reference.decision_fit`; this is no
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from gedge.core.errors import ConfigError
@@ -28,6 +28,9 @@ class DecisionRule:
     threshold_rule: str = "default: 3 standard deviations above the validation-normal mean"
     component_mean: tuple[float, ...] = ()  # a fused primary: each component's mean over normal tiles
     component_std: tuple[float, ...] = ()
+    # How the threshold was placed: method, the data and how many images of each label, when, the one it replaced
+    # (`gedge threshold`); empty for a rule written before gedge recorded it (threshold_rule still says how).
+    threshold_source: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         parts = components(self.primary)
@@ -67,4 +70,6 @@ class DecisionRule:
         for key in ("component_mean", "component_std"):
             if key in known:
                 known[key] = tuple(float(v) for v in known[key])
+        if not isinstance(known.get("threshold_source", {}), dict):
+            raise ConfigError(f"threshold_source must be a mapping, got {known['threshold_source']!r}")
         return cls(**known)

@@ -116,39 +116,78 @@ def evaluate_scores(image_scores: Scores, test: LabeledImages, decision: Decisio
         excluded=excluded or [], n_images=int(labels.size))
 
 
-def candidate_aurocs(tiles: Scores, counts: list[int], labels: np.ndarray,
-                     stats: dict[str, dict[str, float]] | None) -> dict[str, float]:
-    """Image AUROC (the maximum over each image's tiles) of every candidate primary score; fusions need ``stats``
-    (the normal tiles' mean and std per score) and are left out without them."""
-    bounds = np.cumsum([0, *counts])
+def candidate_image_scores(tiles: Scores, counts: list[int],
+                           stats: dict[str, dict[str, float]] | None) -> dict[str, np.ndarray]:
+    """Image scores (the maximum over each image's tiles) of every candidate primary score; a fusion needs its
+    components' normal-tile ``stats`` (mean and std per score) and is left out without them."""
+    starts = np.cumsum([0, *counts])[:-1]
     out = {}
     for name in CANDIDATE_SCORES:
-        if len(components(name)) > 1 and not stats:
+        if len(components(name)) > 1 and not all(p in (stats or {}) for p in components(name)):
             continue
-        raw = DecisionRule.candidate(name, stats or {}).raw(tiles)
-        out[name] = auroc(labels, np.array([raw[a:b].max() for a, b in zip(bounds[:-1], bounds[1:])]))
+        out[name] = np.maximum.reduceat(DecisionRule.candidate(name, stats or {}).raw(tiles), starts)
     return out
+
+
+def candidate_aurocs(tiles: Scores, counts: list[int], labels: np.ndarray,
+                     stats: dict[str, dict[str, float]] | None) -> dict[str, float]:
+    """Image AUROC of every candidate primary score (:func:`candidate_image_scores`)."""
+    return {name: auroc(labels, values) for name, values in candidate_image_scores(tiles, counts, stats).items()}
+
+
+@dataclass
+class ScoredTestSet:
+    """A labelled test set scored through a backend: image scores, tile scores (for scores computed from tiles, such
+    as the candidate fusions) and, where the backend gave anomaly maps, every image's map at its own resolution."""
+
+    test: LabeledImages
+    images: Scores
+    tiles: Scores  # without ``amap`` (the maps are in ``maps``)
+    counts: list[int]  # network inputs (tiles) of each image, in order
+    maps: list[np.ndarray] | None = None
+    excluded: list[str] = field(default_factory=list)
+
+
+def _leave_out(test: LabeledImages, exclude: tuple[str, ...]) -> tuple[LabeledImages, list[str]]:
+    if not exclude:
+        return test, []
+    drop = {str(Path(p).resolve()) for p in exclude}
+    keep = np.array([str(Path(p).resolve()) not in drop for p in test.paths])
+    return test.subset(keep), [str(p) for p, k in zip(test.paths, keep) if not k]
+
+
+def score_test_set(backend: Backend, test: LabeledImages, pre: Preprocess,
+                   options: EvaluationOptions | None = None) -> ScoredTestSet:
+    """Score a labelled set with a backend (``options.exclude`` drops images by path); NaN scores are an error
+    naming the model. Anomaly maps are made where the backend returns ``amap``."""
+    options = options or EvaluationOptions()
+    test, excluded = _leave_out(test, options.exclude)
+    images = load_prepared(test.paths, pre)
+    image_scores, tiles = score_images(backend, images, pre, options.batch_size, options.progress)
+    artifact = backend.info.artifact
+    check_finite(image_scores, artifact.path if artifact is not None else options.model or backend.name)
+    counts = network_counts(images, pre)
+    maps = None
+    if tiles.amap is not None:
+        shapes = [(h, w) for h, w in survey_images(test.paths).sizes]
+        maps = image_maps(tiles, counts, images, shapes, pre)
+        tiles.amap = None
+    return ScoredTestSet(test, image_scores, tiles, counts, maps, excluded)
+
+
+def report_of(scored: ScoredTestSet, decision: DecisionRule, data: str,
+              score_stats: dict[str, dict[str, float]] | None = None) -> EvaluationReport:
+    """The evaluation report of a scored test set: AUROC tables, decisions, every candidate score's AUROC (fusions
+    with ``score_stats``), and localisation where there are maps."""
+    report = evaluate_scores(scored.images, scored.test, decision, data, scored.excluded)
+    report.candidates = candidate_aurocs(scored.tiles, scored.counts, scored.test.labels, score_stats)
+    if scored.maps is not None:
+        report.localisation = localisation_by_class(scored.maps, scored.test)
+    return report
 
 
 def evaluate_backend(backend: Backend, test: LabeledImages, pre: Preprocess, decision: DecisionRule, data: str,
                      options: EvaluationOptions | None = None) -> tuple[EvaluationReport, Scores]:
     """Score a labelled set with a backend and build the report; ``options.exclude`` drops images by path."""
-    options = options or EvaluationOptions()
-    excluded: list[str] = []
-    if options.exclude:
-        drop = {str(Path(p).resolve()) for p in options.exclude}
-        keep = np.array([str(Path(p).resolve()) not in drop for p in test.paths])
-        excluded = [str(p) for p, k in zip(test.paths, keep) if not k]
-        test = test.subset(keep)
-    images = load_prepared(test.paths, pre)
-    image_scores, tiles = score_images(backend, images, pre, options.batch_size, options.progress)
-    artifact = backend.info.artifact
-    check_finite(image_scores, artifact.path if artifact is not None else options.model or backend.name)
-    report = evaluate_scores(image_scores, test, decision, data, excluded)
-    counts = network_counts(images, pre)
-    report.candidates = candidate_aurocs(tiles, counts, test.labels, options.score_stats)
-    if tiles.amap is not None:
-        shapes = [(h, w) for h, w in survey_images(test.paths).sizes]
-        report.localisation = localisation_by_class(image_maps(tiles, counts, images, shapes, pre),
-                                                    test)
-    return report, image_scores
+    scored = score_test_set(backend, test, pre, options)
+    return report_of(scored, decision, data, (options or EvaluationOptions()).score_stats), scored.images

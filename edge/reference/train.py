@@ -39,7 +39,6 @@ from gedge.reference.scoring import CameraInput
 from gedge.reference.stopping import StopRule, counted, reconstruction_settled, selected_index, stop_notes
 from gedge.reference.validation import ValidationResult, Validator
 
-
 # Networks and batches in channels-last layout, the layout oneDNN's CPU convolutions work in (docs/training.md).
 MEMORY_FORMAT = torch.channels_last
 

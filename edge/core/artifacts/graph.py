@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from gedge.core.artifacts.threshold import refitted_decision
 from gedge.core.atomic import write_json
 from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError
@@ -96,7 +97,9 @@ def write_facts(model: onnx.ModelProto, facts: GraphFacts) -> None:
 
 
 def read_facts(model: onnx.ModelProto, path: str | Path | None = None) -> GraphFacts:
-    """The gedge facts of a graph; ArtifactError when it has none or they do not parse."""
+    """The gedge facts of a graph; ArtifactError when it has none or they do not parse. Given the graph's ``path``,
+    a threshold refitted for it (``<graph>.threshold.json``, :mod:`gedge.core.artifacts.threshold`) replaces the
+    recorded one."""
     props = {p.key[len(PREFIX):]: p.value for p in model.metadata_props if p.key.startswith(PREFIX)}
     if props.get("format") != FORMAT:
         raise ArtifactError("not a gedge scorer graph (no gedge metadata; export one with `gedge export`)", path)
@@ -111,6 +114,8 @@ def read_facts(model: onnx.ModelProto, path: str | Path | None = None) -> GraphF
         raise ArtifactError(f"gedge metadata does not parse: {exc}", path) from None
     if facts.format_version != FORMAT_VERSION:
         raise ArtifactError(f"graph format version {facts.format_version}; this gedge reads {FORMAT_VERSION}", path)
+    if path is not None and Path(path).is_file():
+        facts.decision = refitted_decision(path, facts.decision)
     return facts
 
 

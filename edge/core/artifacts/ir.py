@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gedge.core.artifacts.graph import GraphFacts, load_graph, read_facts
+from gedge.core.artifacts.threshold import refitted_decision
 from gedge.core.artifacts.verdicts import Verification, ir_verification, read_json, verify_ir_files
 from gedge.core.atomic import write_json
 from gedge.core.errors import ArtifactError
@@ -39,23 +40,26 @@ def read_ir_sidecar(xml: str | Path) -> dict[str, Any]:
     return payload
 
 
-def _facts(payload: dict[str, Any], side: Path) -> GraphFacts:
+def _facts(payload: dict[str, Any], xml: str | Path) -> GraphFacts:
+    """The IR's facts from its sidecar, with a threshold refitted for it where there is one."""
     try:
         names = set(GraphFacts.__dataclass_fields__)
-        return GraphFacts(**{k: v for k, v in payload.items() if k in names})
+        facts = GraphFacts(**{k: v for k, v in payload.items() if k in names})
     except (TypeError, ValueError) as exc:
-        raise ArtifactError(f"IR sidecar does not parse: {exc}", side) from None
+        raise ArtifactError(f"IR sidecar does not parse: {exc}", ir_sidecar_path(xml)) from None
+    facts.decision = refitted_decision(xml, facts.decision)
+    return facts
 
 
 def read_ir_facts(xml: str | Path) -> GraphFacts:
     """The gedge facts of a saved IR, from its sidecar (``<ir>.xml.json``), its hashes verified."""
-    return _facts(read_ir_sidecar(xml), ir_sidecar_path(xml))
+    return _facts(read_ir_sidecar(xml), xml)
 
 
 def read_ir(xml: str | Path) -> tuple[GraphFacts, Verification]:
     """The IR's facts and its verification (hashes checked, the recorded gate read; not enforced here)."""
     payload = read_ir_sidecar(xml)
-    return _facts(payload, ir_sidecar_path(xml)), ir_verification(xml, payload)
+    return _facts(payload, xml), ir_verification(xml, payload)
 
 
 def read_model_facts(path: str | Path):
