@@ -101,6 +101,7 @@ class TrainConfig:
     max_steps: int = 6000  # --steps auto: the most steps
     time_limit_s: float | None = 3600.0  # the longest a run may take (None: no limit)
     patience: int = 5  # --steps auto: validations without improvement before the run stops
+    anomalies: float = 0.5  # share of each batch with a synthetic anomaly G learns to remove (0: plain GANomaly)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
