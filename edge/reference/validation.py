@@ -47,6 +47,9 @@ NOISE_AUROC = 0.6
 # regions, the units normals and proxies are counted in, so that one image more or less does not move the AUROC
 # in steps of a tenth.
 MIN_UNITS = 40
+# The most proxies a validation paints (fewer per image when there are many validation images, at least one each):
+# every proxy is scored at every validation, and large sets already give the AUROC its resolution.
+MAX_PROXIES = 160
 
 
 def validation_units(images: list[np.ndarray], pre: Preprocess, min_units: int = MIN_UNITS) -> list[np.ndarray]:
@@ -140,7 +143,8 @@ class Validator:
         self.device = device
         self.normals = images  # whole: the decision rule is fitted on their image scores
         self.units = validation_units(images, pre)
-        self.proxies = proxy_set(self.units, proxies_per_image, seed)
+        per_unit = max(1, min(proxies_per_image, MAX_PROXIES // len(self.units)))
+        self.proxies = proxy_set(self.units, per_unit, seed)
         self.normal_counts = network_counts(images, pre)
         self.unit_counts = network_counts(self.units, pre)
         self.proxy_counts = network_counts(self.proxies, pre)
