@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from gedge.core.optional import load
+from gedge.core.errors import ConfigError
+from gedge.core.optional import require
 
 LICENCE = "CC BY-NC-SA 4.0 (measurement only: never copied into the gedge repository)"
 CITATION = ("Buerhop-Lutz et al., A benchmark for visual identification of defective solar cells in "
@@ -31,9 +32,10 @@ CITATION = ("Buerhop-Lutz et al., A benchmark for visual identification of defec
 
 def elpv_labels() -> tuple[Path, list[tuple[str, float, str]]]:
     """The installed package's data folder and its (relative path, probability, type) rows."""
-    elpv_dataset, _ = load("elpv_dataset")  # an optional measurement input, never a dependency
-    if elpv_dataset is None:
-        sys.exit("elpv_layout: the ELPV data set is not installed; run: pip install elpv-dataset")
+    try:
+        elpv_dataset = require("elpv_dataset", "the ELPV measurement sets")  # never a dependency of gedge
+    except ConfigError as exc:
+        sys.exit(f"elpv_layout: {exc.problem}")
     root = Path(elpv_dataset.__file__).parent / "data"
     rows = []
     with open(root / "labels.csv", newline="") as handle:

@@ -146,6 +146,8 @@ def _source_graph(prepared: Prepared) -> SourceGraph:
     """The graph the plan parses (the FP16 graph is derived first where the plan says so) and the cache."""
     plan, given = prepared.plan, prepared.graph
     graph = write_fp16_graph(given, plan.graph) if plan.derive_fp16 else (prepared.derived or given)
+    if graph is not given:  # a graph derived from the given one decides like it (with a threshold refitted for it)
+        graph = replace(graph, facts=replace(graph.model_facts(), decision=given.decision))
     line = prepared.verified[0].line() if prepared.verified else ""
     return SourceGraph(graph, given, prepared.cache, line, prepared.forced)
 

@@ -29,10 +29,11 @@ def wood_vsb() -> Path:
 # --- exported scorer graphs (shared by test_export, test_parity and test_tensorrt_parse) ---------------------
 
 
-def _calibrated_checkpoint(data: Path, out: Path):
+def _calibrated_checkpoint(data: Path, out: Path, n_fit: int | None = None):
     """A fresh tiny model with non-trivial BatchNorm statistics, and its decision rule fitted where the product
     fits it (:func:`gedge.reference.decision_fit.fit_decision_rule`: the 0.99 quantile of normal images' scores,
-    here the data's normal training images). The threshold is not placed for the tests' convenience: images near
+    here the data's normal training images, or the first ``n_fit``). The threshold is not placed for the tests'
+    convenience: images near
     it count in every agreement test as they would on a line."""
     from dataclasses import replace
 
@@ -58,7 +59,7 @@ def _calibrated_checkpoint(data: Path, out: Path):
                             facts={"data": str(data), "steps": 0})
     dataset = open_dataset(data)
     backend = TorchBackend(checkpoint)
-    train_images = load_prepared(dataset.train, pre)
+    train_images = load_prepared(dataset.train[:n_fit], pre)
     _, tiles = score_images(backend, train_images, pre)
     decision, stats = fit_decision_rule(tiles, network_counts(train_images, pre), "d1", 0.99)
     checkpoint = replace(checkpoint, decision=decision, score_stats=stats)
@@ -144,3 +145,41 @@ def failed_int8(scorer_graphs, tmp_path_factory):
     flavour = result.flavour("tensorrt")
     assert not flavour.report.passed and flavour.written, "the untrained model's INT8 graph should fail its gate"
     return {"graph": flavour.path, "cache": result.cache_path, "result": result, "root": root}
+
+
+# --- a small trained model and a real headless Chromium (shared by test_report) --------------------------------
+
+
+@pytest.fixture(scope="session")
+def small_trained(tmp_path_factory):
+    """Synthetic wood (64 x 64: 12 training images, 6 normal and 10 defective test images with masks) and a model
+    trained on it for 6 steps with `gedge train`'s library call (its checkpoint, training curve and facts)."""
+    from gedge.data.synth import SynthConfig, write_synthetic
+    from gedge.reference.inputs import InputRequest
+    from gedge.reference.train import TrainConfig
+    from gedge.reference.training_job import NetworkWidths, TrainRequest, prepare_training
+
+    root = tmp_path_factory.mktemp("small-trained")
+    data = root / "wood"
+    write_synthetic(data, SynthConfig(size=64, n_train=12, n_test_good=6, n_test_per_defect=2, seed=2))
+    out = root / "model.pt"
+    request = TrainRequest(data, out, TrainConfig(steps=6, val_every=3, batch_size=8, seed=0), InputRequest(isize=16),
+                           NetworkWidths(nz=16, ngf=8, ndf=8))
+    result = prepare_training(request).run()
+    return {"data": data, "checkpoint": out, "model": result.checkpoint, "root": root}
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium over its DevTools protocol (tests/browser.py); installed with apt-get where missing and
+    possible, else the test skips with the reason."""
+    import browser
+
+    if browser.websocket is None:
+        pytest.skip("websocket-client is not installed (it is in the dev extra)")
+    binary, why = browser.install_chromium()
+    if binary is None:
+        pytest.skip(why)
+    page = browser.Chromium(binary)
+    yield page
+    page.close()

@@ -1,9 +1,9 @@
 """Where the facts of manifests and sidecars are read by key name: ``python tests/fact_reads.py`` lists every
 ``x["<key>"]`` and ``x.get("<key>")`` in gedge's package code that reads a manifest or sidecar dictionary: its key
 is a top-level field of an artifact's JSON (docs/schemas: engine manifest, graph, IR and calibration cache
-sidecars, calibration set; and the facts a server gives its clients), and the dictionary is named like one
-(``manifest``, ``sidecar``, ``side``, ``facts``, ``served``, ``record``, ``parity``, ``gate``, ``summary`` of an
-artifact), inside and outside ``gedge.core.artifacts``. Outside it there must be none
+sidecars, calibration set, refitted threshold; and the facts a server gives its clients), and the dictionary is
+named like one (``manifest``, ``sidecar``, ``side``, ``facts``, ``served``, ``record``, ``parity``, ``gate``,
+``summary`` of an artifact), inside and outside ``gedge.core.artifacts``. Outside it there must be none
 (tests/test_architecture.py): every other module reads typed facts from an ``Artifact``.
 
 The key test alone also finds dictionaries that are no artifact's (a command's own summary, a benchmark's

@@ -116,4 +116,6 @@ def test_bad_input_deployed_model_where_a_checkpoint_goes(model, tmp_path):
     root, _ = model
     graph = tmp_path / "scorer.onnx"
     graph.write_bytes(b"not read: the suffix says what it is")
-    assert_one_line_error(run("evaluate", graph, root), "scorer.onnx", "ONNX graph, not a gedge checkpoint")
+    assert_one_line_error(run("score", graph, root), "scorer.onnx", "ONNX graph, not a gedge checkpoint")
+    # evaluate takes deployed models: this one is read, and is no ONNX file
+    assert_one_line_error(run("evaluate", graph, root), "scorer.onnx", "not a readable ONNX file")

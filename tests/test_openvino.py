@@ -355,3 +355,33 @@ def test_bad_ir_files_give_one_line(nncf_ir, tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, (model.name, result.stderr[-1500:])
         assert model.stem in lines[0] and words in lines[0] and "Traceback" not in result.stderr
+
+
+@needs_openvino
+def test_ir_threshold_file_is_applied_and_bound_to_the_ir(nncf_ir, tmp_path):
+    """`gedge threshold` of an IR keeps the refit beside it (<ir>.xml.threshold.json, valid against its schema): the IR
+    reader decides with it, the sidecar is untouched, and a threshold file of another primary score is refused."""
+    import shutil
+
+    from gedge.core.artifacts.refit import write_threshold_file
+    from gedge.core.artifacts.threshold import threshold_path
+    from gedge.core.decision import ThresholdSource
+    from gedge.core.errors import ArtifactError
+    from gedge.core.schemas import validate_artifact_json
+
+    path, _, _ = nncf_ir
+    ir = tmp_path / "scorer.int8.ov.xml"
+    for suffix in (".xml", ".bin", ".xml.json"):
+        shutil.copy(path.with_name(path.stem + suffix), tmp_path / f"scorer.int8.ov{suffix}")
+    opened = artifacts.open(ir)
+    refitted = opened.decision.refitted(opened.threshold + 0.5, "by hand", ThresholdSource("by hand", n_normal=3))
+    written = write_threshold_file(opened, refitted)
+    assert written == threshold_path(ir) == tmp_path / "scorer.int8.ov.xml.threshold.json"
+    validate_artifact_json("threshold", json.loads(written.read_text()), written)
+    again = artifacts.open(ir)
+    assert again.threshold == opened.threshold + 0.5 and again.decision.threshold_source.n_normal == 3
+    assert again.sidecar == opened.sidecar and again.threshold_file.artifact_sha256 == opened.sha256
+    other = {**json.loads(written.read_text()), "primary": "d2" if opened.primary != "d2" else "d1"}
+    written.write_text(json.dumps(other))
+    with pytest.raises(ArtifactError, match="primary score"):
+        artifacts.open(ir)

@@ -17,7 +17,7 @@ from gedge.core.schemas import SCHEMA_DIR, SCHEMA_FILES, load_schema, validate_a
 EXAMPLES = SCHEMA_DIR / "examples"
 EXAMPLE_FILES = {"engine": "engine-manifest.example.json", "graph": "graph-sidecar.example.json",
                  "ir": "ir-sidecar.example.json", "calibration": "calibration-cache.example.json",
-                 "calibration-set": "calibration-set.example.json"}
+                 "calibration-set": "calibration-set.example.json", "threshold": "threshold.example.json"}
 
 
 def example(kind: str) -> dict:

@@ -44,7 +44,10 @@ QUIET_OPENMP = {"OMP_WAIT_POLICY": "PASSIVE"}
 COMMANDS: dict[str, Entry] = {
     "data": Entry("gedge.cli.data", "Data sets: synthetic wood and metal, line-scan strips.", "*"),
     "train": Entry("gedge.cli.train", "Train GANomaly on normal images; keep the best checkpoint by validation."),
-    "evaluate": Entry("gedge.cli.train", "Image AUROC per score and per defect class; decisions at the threshold."),
+    "evaluate": Entry("gedge.cli.evaluate", "Image AUROC per score and per defect class, decisions at the threshold; "
+                      "--report: an HTML report."),
+    "threshold": Entry("gedge.cli.evaluate", "Refit the decision threshold on labelled images (escape or false-reject "
+                       "rate)."),
     "score": Entry("gedge.cli.train", "Per-image scores and accept/reject decisions of a checkpoint."),
     "import": Entry("gedge.cli.train", "Convert an original GANomaly or anomalib checkpoint."),
     "export": Entry("gedge.cli.export", "Export the fused scorer to one ONNX graph with a sidecar."),
@@ -60,7 +63,7 @@ COMMANDS: dict[str, Entry] = {
                        env=QUIET_OPENMP),
     "serve": Entry("gedge.cli.serve", "Serve a scorer with Triton Inference Server (HTTP, gRPC, metrics)."),
     "triton": Entry("gedge.cli.triton", "Triton model repositories from engines, graphs and IRs.", "*"),
-    "study": Entry("gedge.cli.study", "Experiments over many runs: the paper's contamination study.", "*"),
+    "study": Entry("gedge.cli.study", "Studies over many runs: contamination, quality across materials.", "*"),
     "demo": Entry("gedge.cli.demo", "The whole pipeline on synthetic wood, on a CPU."),
 }
 

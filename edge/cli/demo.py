@@ -34,7 +34,8 @@ from gedge.export.fp16 import write_fp16_graph
 from gedge.export.onnx_export import ExportOptions, export_checkpoint
 from gedge.reference.train import TrainCallbacks, TrainConfig
 from gedge.reference.training_job import TrainRequest, prepare_training
-from gedge.reference.workflows import prepare_evaluation
+from gedge.report.evaluation import EvaluationRequest, prepare_evaluation
+from gedge.report.html import write_report
 from gedge.runtime.registry import installed
 from rich.rule import Rule
 from rich.table import Table
@@ -49,6 +50,7 @@ class DemoContext:
     checkpoint_path: Path = Path()
     checkpoint: Artifact | None = None  # the trained checkpoint, read once after training
     graphs: dict[str, Artifact] = field(default_factory=dict)  # precision -> exported ONNX graph, as written
+    report: Path | None = None  # the evaluation report (HTML)
     summary: dict = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)  # failed verdicts, one line each (the demo exits 1)
 
@@ -77,11 +79,19 @@ def stage_train(ctx: DemoContext) -> None:
 
 
 def stage_evaluate(ctx: DemoContext) -> None:
-    job = prepare_evaluation(ctx.checkpoint_path, ctx.data)
+    """The evaluation tables, and the report a person looks at (`gedge evaluate --report`)."""
+    job = prepare_evaluation(EvaluationRequest(ctx.checkpoint, ctx.data))
     with progress_bar("evaluating") as update:
-        report = job.run(progress=update)
+        evaluation = job.run(update)
+    report = evaluation.report
     console.print(evaluation_table(report))
-    ctx.summary["evaluate"] = {"auroc": report.rows[0].auroc, "best_score": report.best_score}
+    with console.status("writing the report"):
+        written = write_report(evaluation, ctx.out / "report.html")
+    ctx.report = written.path
+    console.print(f"report {written.path}: {written.bytes / 1e6:.2f} MB, {written.missed} missed defects and "
+                  f"{written.rejected} rejected normals at the threshold")
+    ctx.summary["evaluate"] = {"auroc": report.rows[0].auroc, "best_score": report.best_score,
+                               "report": str(written.path)}
 
 
 def stage_export(ctx: DemoContext) -> None:
@@ -262,6 +272,8 @@ def run_demo(out: Path, steps: int, seed: int, json_out: bool) -> dict:
     ctx.summary["seconds"] = watch.seconds(1)
     ctx.summary["failures"] = ctx.failures
     console.print(f"demo finished in {ctx.summary['seconds']:.0f} s; artifacts in {ctx.out}")
+    if ctx.report is not None:
+        console.print(f"evaluation report: {ctx.report} (open it in a browser)")
     if json_out:
         print_json(ctx.summary)
     if ctx.failures:

@@ -1,4 +1,4 @@
-"""`gedge` commands: the reference: training, evaluation, scoring and importing checkpoints."""
+"""`gedge` commands: the reference: training, scoring and importing checkpoints (evaluation: `gedge.cli.evaluate`)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,17 @@ from pathlib import Path
 
 import typer
 from gedge.cli.options import BatchSize, Json, Seed
-from gedge.cli.render import console, evaluation_table, fmt, key_value_table, print_json, progress_bar, warning_line
+from gedge.cli.render import console, fmt, key_value_table, print_json, progress_bar, warning_line
 from gedge.core.errors import ConfigError
 from gedge.core.scores import SCORE_NAMES
 from gedge.reference.inputs import InputRequest
 from gedge.reference.train import TrainCallbacks, TrainConfig, TrainResult
 from gedge.reference.training_job import NetworkWidths, TrainRequest, prepare_training, train_summary
-from gedge.reference.workflows import (
-    ImportRequest,
-    import_checkpoint,
-    prepare_evaluation,
-    score_files,
-)
+from gedge.reference.workflows import ImportRequest, import_checkpoint, score_files
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
-                  help="The reference: training, evaluation, scoring and importing checkpoints.")
+                  help="The reference: training, scoring and importing checkpoints.")
 
 
 @app.command()
@@ -54,7 +49,7 @@ def train(
     val_fraction: float = typer.Option(0.15, help="Fraction of normal training images held out for validation."),
     seed: Seed = 0,
     lr: float | None = typer.Option(None, help="Learning rate (overrides the preset)."),
-    device: str = typer.Option("cpu", help="torch device: cpu or cuda."),
+    device: str = typer.Option("auto", help="torch device: auto (the GPU when there is one), cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", metavar="", help="Continue from OUT.state left by an earlier run."),
     json_out: Json = False,
 ) -> None:
@@ -90,9 +85,10 @@ def train(
         print_json(summary)
         return
     console.print(validation_table(result))
+    curve = next((p for p in (Path(f"{out}.curve.png"), Path(f"{out}.curve.json")) if p.is_file()), None)
     console.print(f"wrote {out}: best step {result.best_step} (stopped by {result.stop_reason}), primary score "
                   f"{summary['primary']}, threshold {summary['threshold']:.3f} ({summary['threshold_rule']}), "
-                  f"{result.seconds:.0f} s; training curve {out}.curve.png")
+                  f"{result.seconds:.0f} s; training curve {curve}")
 
 
 def parse_steps(text: str) -> int | None:
@@ -118,26 +114,6 @@ def validation_table(result: TrainResult) -> Table:
         marker = " *" if h.step == result.best_step else ""
         table.add_row(f"{h.step}{marker}", *(fmt(h.proxy_auroc[s]) for s in names), fmt(h.recon_l1, 4))
     return table
-
-
-@app.command()
-def evaluate(
-    checkpoint: Path = typer.Argument(..., help="gedge checkpoint (.pt)."),
-    data: Path = typer.Argument(..., help="Data folder with a labelled test set."),
-    batch_size: BatchSize = 64,
-    json_out: Json = False,
-) -> None:
-    """Image AUROC per score and per defect class (the paper's Table II), decisions at the threshold.
-
-    Example: [bold]gedge evaluate model.pt wood --json[/]
-    """
-    job = prepare_evaluation(checkpoint, data, batch_size)
-    with progress_bar("scoring") as update:
-        report = job.run(batch_size, update)
-    if json_out:
-        print_json(report)
-    else:
-        console.print(evaluation_table(report))
 
 
 @app.command()

@@ -31,14 +31,10 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
         raise ValueError("AUROC needs both normal and anomalous samples")
     order = np.argsort(scores, kind="mergesort")
     sorted_scores = scores[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]  # first position of each run of equal scores
+    ends = np.r_[starts[1:], scores.size]  # one past its last
     ranks = np.empty(scores.size, dtype=np.float64)
-    start = 0
-    while start < scores.size:
-        end = start
-        while end + 1 < scores.size and sorted_scores[end + 1] == sorted_scores[start]:
-            end += 1
-        ranks[order[start:end + 1]] = 0.5 * (start + end) + 1.0
-        start = end + 1
+    ranks[order] = np.repeat(0.5 * (starts + ends - 1) + 1.0, ends - starts)  # a tie's members share its mid-rank
     rank_sum = ranks[labels == 1].sum()
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 

@@ -30,6 +30,9 @@ INSTALL_HINTS: dict[str, str] = {
     "tritonclient": "pip install 'gedge[serve]'",
     "jsonschema": "pip install 'jsonschema>=4' (in the dev extra)",
     "pytriton": "pip install 'gedge[serve]'",
+    "matplotlib": "pip install 'gedge[report]'",
+    "jinja2": "pip install 'gedge[report]'",
+    "elpv_dataset": "pip install elpv-dataset (CC BY-NC-SA 4.0: for measurement only, never a gedge dependency)",
 }
 
 

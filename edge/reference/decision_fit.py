@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from gedge.core.decision import DecisionRule
+from gedge.core.decision import DecisionRule, ThresholdSource
 from gedge.core.scores import SCORE_NAMES, Scores, components
 from gedge.data.tiles import network_counts, score_images
 from gedge.reference.checkpoint import Checkpoint
@@ -24,14 +24,15 @@ def tile_statistics(normal_tiles: Scores) -> dict[str, dict[str, float]]:
             for s in SCORE_NAMES}
 
 
-def fit_decision_rule(normal_tiles: Scores, counts: list[int], primary: str,
-                      quantile: float) -> tuple[DecisionRule, dict[str, dict[str, float]]]:
+def fit_decision_rule(normal_tiles: Scores, counts: list[int], primary: str, quantile: float,
+                      data: str = "validation normals") -> tuple[DecisionRule, dict[str, dict[str, float]]]:
     """Normalise the primary score with validation-normal tile statistics; threshold at a normal quantile.
 
     ``counts``: the tiles of each normal image, in order. A fused primary is first made of its components'
     z-scores (with the same statistics). The threshold is the ``quantile`` of the validation normals' image
     scores (the maximum over each image's tiles, normalised): proxy anomalies choose the checkpoint and the
-    score, but a threshold fitted to them would be fitted to paint. Also returns every score's statistics.
+    score, but a threshold fitted to them would be fitted to paint. ``data`` names the images in the rule's
+    ``threshold_source``. Also returns every score's statistics.
     """
     stats = tile_statistics(normal_tiles)
     parts = components(primary)
@@ -43,7 +44,9 @@ def fit_decision_rule(normal_tiles: Scores, counts: list[int], primary: str,
     image_scores = np.array([((raw[a:b] - mean) / std).max() for a, b in zip(bounds[:-1], bounds[1:])])
     threshold = float(np.quantile(image_scores, quantile))
     rule = f"quantile {quantile:g} of validation-normal image scores ({len(image_scores)} images)"
-    return DecisionRule(primary, mean, std, threshold, rule, component_mean, component_std), stats
+    source = ThresholdSource(f"quantile {quantile:g} of normal image scores", data, n_normal=len(image_scores),
+                             n_defective=0)
+    return DecisionRule(primary, mean, std, threshold, rule, component_mean, component_std, source), stats
 
 
 def refit_on_normals(checkpoint: Checkpoint, normal_images: list[np.ndarray], primary: str = "d1",
@@ -56,6 +59,6 @@ def refit_on_normals(checkpoint: Checkpoint, normal_images: list[np.ndarray], pr
     scorer = ReferenceScorer(checkpoint)
     _, tile_scores = score_images(scorer, normal_images, checkpoint.preprocess)
     decision, stats = fit_decision_rule(tile_scores, network_counts(normal_images, checkpoint.preprocess), primary,
-                                        quantile)
+                                        quantile, "normal training images")
     facts = {**checkpoint.facts, "decision_fitted_on": len(normal_images)}
     return replace(checkpoint, decision=decision, score_stats=stats, facts=facts)

@@ -46,6 +46,8 @@ def localisation_by_class(maps: list[np.ndarray], test: LabeledImages) -> dict[s
     out = {}
     for name, defective in groups.items():
         chosen = normal + defective
-        if defective:
+        if name != "all" and defective == groups["all"] and "all" in out:
+            out[name] = out["all"]  # the only defect class: the same images as "all"
+        elif defective:
             out[name] = localisation_metrics([maps[i] for i in chosen], [masks[i] for i in chosen])
     return out

@@ -5,110 +5,38 @@ with L_adv the L2 distance of discriminator features of x and G(x) (feature matc
 reconstruction error and L_lat the L2 distance of the two encoder latents. The discriminator minimises
 BCE on real versus reconstructed inputs and is re-initialised when its loss collapses.
 
+G learns to remove synthetic anomalies painted on part of every batch (:mod:`gedge.reference.anomalies`); the
+run's state and step are in :mod:`gedge.reference.training_run`, its settings in
+:mod:`gedge.reference.train_config`.
+
 Model selection never looks at the test set: every ``val_every`` steps the validation normals and proxy
-anomalies painted on them (:mod:`gedge.data.proxy`) are scored with the reference scorer; the checkpoint with
-the best proxy AUROC is kept, the score with the best proxy AUROC at that point becomes the primary score, and
-the decision rule is fitted on that validation's normal scores (:mod:`gedge.reference.decision_fit`).
+anomalies painted on them (:mod:`gedge.data.proxy`) are scored with the reference scorer; each validation chooses
+its primary score on evidence (:func:`gedge.reference.validation.choose_score`), the checkpoint whose chosen score
+has the best proxy AUROC is kept, and the decision rule is fitted on that validation's normal scores
+(:mod:`gedge.reference.decision_fit`).
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from gedge import __version__
-from gedge.core.atomic import atomic_path
-from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.preprocess import Preprocess
-from gedge.core.scores import Scores
-from gedge.data.datasets import Dataset, split_validation
-from gedge.data.sampling import PatchSampler
-from gedge.data.survey import survey_images
-from gedge.data.tiles import load_prepared
+from gedge.data.datasets import Dataset
 from gedge.reference.checkpoint import Checkpoint
 from gedge.reference.decision_fit import fit_decision_rule
-from gedge.reference.model import ModelConfig, NetD, NetG, build_networks, init_weights
+from gedge.reference.model import ModelConfig
 from gedge.reference.scoring import CameraInput
-from gedge.reference.stopping import StopRule, counted, reconstruction_settled, selected_index, stop_notes
-from gedge.reference.validation import ValidationResult, Validator
+from gedge.reference.stopping import stop_notes
+from gedge.reference.train_config import MEMORY_FORMAT, PRESETS, LossPreset, TrainConfig, resolve_device
+from gedge.reference.training_run import TrainingData, TrainingRun, WeightAverage, train_step, training_data
+from gedge.reference.validation import NOISE_AUROC, ValidationResult, Validator
 
-
-@dataclass(frozen=True)
-class LossPreset:
-    """Loss weights (adversarial feature matching, reconstruction, latent) and the Adam settings."""
-
-    w_adv: float
-    w_con: float
-    w_lat: float
-    lr: float
-    beta1: float
-
-
-PRESETS: dict[str, LossPreset] = {
-    # Tang et al. (the seed paper), section III.D: lambda_adv 20, lambda_con 1, lambda_lat 1, Adam lr 1e-3
-    # (Keras defaults otherwise, beta1 0.9).
-    "paper": LossPreset(w_adv=20.0, w_con=1.0, w_lat=1.0, lr=1e-3, beta1=0.9),
-    # gedge's default: the paper's loss weights with a 5x lower learning rate. With lr 1e-3 the validation
-    # AUROC of real-wood runs swung by 0.2 between checkpoints 150 steps apart; at 2e-4 it rises steadily
-    # and the reconstruction error ends lower (see the README's training notes).
-    "gedge": LossPreset(w_adv=20.0, w_con=1.0, w_lat=1.0, lr=2e-4, beta1=0.9),
-    # Akcay et al. 2018 / the original code: w_adv 1, w_con 50, w_lat 1, lr 2e-4, beta1 0.5.
-    "akcay": LossPreset(w_adv=1.0, w_con=50.0, w_lat=1.0, lr=2e-4, beta1=0.5),
-}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train: loss preset, steps, batches, validation, seeds, contamination, threshold quantile, device.
-
-    ``resume`` continues from the training state saved next to the output (``<out>.state``).
-    """
-
-    preset: str = "gedge"
-    steps: int | None = None  # None: --steps auto, stop on a validation plateau (gedge.reference.stopping)
-    batch_size: int = 32
-    val_every: int = 150
-    val_fraction: float = 0.15
-    proxies_per_image: int = 3
-    seed: int = 0
-    contamination: float = 0.0
-    threshold_quantile: float = 0.99
-    device: str = "cpu"
-    lr: float | None = None  # overrides the preset
-    ema: float = 0.99  # exponential moving average of G and D weights used for scoring; 0 disables
-    resume: bool = False
-    max_steps: int = 6000  # --steps auto: the most steps
-    time_limit_s: float | None = 3600.0  # the longest a run may take (None: no limit)
-    patience: int = 5  # --steps auto: validations without improvement before the run stops
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
-        if self.batch_size < 2 or self.val_every < 1:
-            raise ConfigError("val_every must be >= 1 and batch size >= 2")
-        self.stop_rule  # noqa: B018 - validates the stopping settings now
-        if not 0.0 <= self.contamination < 0.5:
-            raise ConfigError(f"contamination must be in [0, 0.5), got {self.contamination}")
-        if not 0.0 <= self.ema < 1.0:
-            raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
-        if not 0.5 <= self.threshold_quantile <= 1.0:
-            raise ConfigError(f"threshold quantile must be in [0.5, 1], got {self.threshold_quantile}")
-
-    @property
-    def stop_rule(self) -> StopRule:
-        return StopRule(self.steps, self.max_steps, self.time_limit_s, self.patience)
-
-    @property
-    def losses(self) -> LossPreset:
-        """The preset's losses, with ``lr`` overriding its learning rate when given."""
-        preset = PRESETS[self.preset]
-        return preset if self.lr is None else LossPreset(**{**asdict(preset), "lr": self.lr})
+__all__ = ["PRESETS", "LossPreset", "TrainCallbacks", "TrainConfig", "TrainResult", "WeightAverage", "train"]
 
 
 @dataclass
@@ -131,215 +59,7 @@ class TrainCallbacks:
     on_validate: Callable[[ValidationResult], None] | None = None
 
 
-def _contaminants(dataset: Dataset, fraction: float, n_train: int, seed: int) -> list[Path]:
-    """Abnormal test images mixed into training (a contaminated-data experiment), chosen with a seeded draw."""
-    if fraction <= 0:
-        return []
-    pool = [] if dataset.test is None else [p for p, y in zip(dataset.test.paths, dataset.test.labels) if y == 1]
-    want = int(round(fraction * n_train))
-    if want > len(pool):
-        raise ConfigError(f"contamination {fraction} needs {want} abnormal images, the data set has {len(pool)}")
-    rng = np.random.default_rng(seed + 7)
-    return sorted(pool[i] for i in rng.choice(len(pool), size=want, replace=False))
-
-
-class WeightAverage:
-    """Exponential moving average of a network's weights and BatchNorm statistics.
-
-    GAN weights oscillate from step to step; D1/D2 read D's features, so scores from a single step are
-    noisy. Scoring with averaged weights (Polyak averaging) makes validation, model selection and results
-    across seeds far steadier.
-    """
-
-    def __init__(self, module: torch.nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.module = copy.deepcopy(module).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
-        live = module.state_dict()
-        for key, avg in self.module.state_dict().items():
-            if avg.dtype.is_floating_point:
-                avg.mul_(self.decay).add_(live[key].detach(), alpha=1.0 - self.decay)
-            else:
-                avg.copy_(live[key])
-
-    @torch.no_grad()
-    def reset_to(self, module: torch.nn.Module) -> None:
-        self.module.load_state_dict(module.state_dict())
-
-
-@dataclass
-class _TrainingData:
-    """The images one run trains and validates on, and where they came from (for the checkpoint's facts)."""
-
-    dataset: Dataset
-    pre: Preprocess
-    train_paths: list[Path]
-    val_paths: list[Path]
-    contaminants: list[Path]
-    train_images: list[np.ndarray]
-    val_images: list[np.ndarray]
-
-
-def _training_data(dataset: Dataset, pre: Preprocess, config: TrainConfig) -> _TrainingData:
-    """Split off the validation normals, mix in contaminants, read and prepare every image once."""
-    train_paths, val_paths = split_validation(dataset.train, config.val_fraction, config.seed)
-    contaminants = _contaminants(dataset, config.contamination, len(train_paths), config.seed)
-    if pre.mode == "resize" and pre.source_size is None:  # one training image size: recorded, and checked later
-        sizes = set(survey_images(train_paths).sizes)
-        if len(sizes) == 1:
-            pre = replace(pre, source_size=sizes.pop())
-    return _TrainingData(dataset, pre, train_paths, val_paths, contaminants,
-                         train_images=load_prepared(train_paths + contaminants, pre, convert=True),
-                         val_images=load_prepared(val_paths, pre, convert=True))
-
-
-@dataclass
-class _Run:
-    """What a training run changes as it goes; the state file next to the output holds all of it (resume)."""
-
-    netg: NetG
-    netd: NetD
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    sampler: PatchSampler
-    avg_g: WeightAverage
-    avg_d: WeightAverage
-    step: int = 0
-    history: list[ValidationResult] = field(default_factory=list)
-    best: dict | None = None  # the best validation so far: result, weights, normal tile and image scores
-    best_raw: dict | None = None  # the validation with the highest proxy AUROC, settled or not
-    d_resets: int = 0
-
-    @classmethod
-    def start(cls, model_config: ModelConfig, config: TrainConfig, data: _TrainingData) -> _Run:
-        """Fresh networks (seeded), their optimisers, the patch sampler and the weight averages."""
-        torch.manual_seed(config.seed)
-        netg, netd = build_networks(model_config, seed=config.seed)
-        netg.to(config.device)
-        netd.to(config.device)
-        losses = config.losses
-        opt_g = torch.optim.Adam(netg.parameters(), lr=losses.lr, betas=(losses.beta1, 0.999))
-        opt_d = torch.optim.Adam(netd.parameters(), lr=losses.lr, betas=(losses.beta1, 0.999))
-        sampler = PatchSampler(data.train_images, data.pre, seed=config.seed)
-        return cls(netg, netd, opt_g, opt_d, sampler, WeightAverage(netg, config.ema), WeightAverage(netd, config.ema))
-
-    def scoring_networks(self, ema: float) -> tuple[NetG, NetD]:
-        """The networks validation scores and the checkpoint keeps: the averaged ones, or the live ones in eval."""
-        if ema:
-            return self.avg_g.module, self.avg_d.module
-        return self.netg.eval(), self.netd.eval()
-
-    def counted_selection(self) -> list[float]:
-        """The selection AUROCs of the validations after G's reconstruction had settled (see
-        :func:`gedge.reference.stopping.reconstruction_settled`): what the stop rule watches."""
-        history = self.history
-        settled = reconstruction_settled([h.recon_l1 for h in history], [h.step for h in history])
-        return counted([h.selection_auroc for h in history], settled)
-
-    def settled_now(self) -> bool:
-        """Whether G's reconstruction had settled at the last validation (a plateau stops a run only then)."""
-        history = self.history
-        return bool(history) and reconstruction_settled([h.recon_l1 for h in history], [h.step for h in history])[-1]
-
-    def keep_if_best(self, result: ValidationResult, normal_tiles: Scores, normal_counts: list[int],
-                     ema: float) -> None:
-        """Remember this validation's (the last in the history) networks and normal scores when it is the best so
-        far: a validation after G's reconstruction has settled beats every one before it settled; among either
-        kind, the higher proxy AUROC wins (so a short run that never settles keeps its best one, as before)."""
-        history = self.history
-        settled = reconstruction_settled([h.recon_l1 for h in history], [h.step for h in history])[-1]
-        key = (settled, result.selection_auroc)
-        keep_settled = self.best is None or key > self.best.get("key", (True, self.best["result"].selection_auroc))
-        keep_raw = self.best_raw is None or result.selection_auroc > self.best_raw["result"].selection_auroc
-        if not keep_settled and not keep_raw:
-            return
-        score_g, score_d = self.scoring_networks(ema)
-        kept = {"result": result, "netg": copy.deepcopy(score_g.state_dict()),
-                "netd": copy.deepcopy(score_d.state_dict()), "normal_tiles": normal_tiles,
-                "normal_counts": normal_counts, "key": key}
-        self.best = kept if keep_settled else self.best
-        self.best_raw = kept if keep_raw else self.best_raw
-
-    def chosen(self) -> dict:
-        """The checkpoint the run ends with, by :func:`gedge.reference.stopping.selected_index`: the best settled
-        validation (``best``), or the best of all (``best_raw``) when that one came from before G started to
-        reconstruct. Both were kept as the validations came, since only their weights can be returned."""
-        history = self.history
-        index = selected_index([h.recon_l1 for h in history], [h.selection_auroc for h in history],
-                               [h.step for h in history])
-        return self.best if self.best["result"].step == history[index].step else self.best_raw
-
-    def save(self, path: Path, model_config: ModelConfig) -> None:
-        """Write the training state (atomically), so that a run can resume from this step."""
-        payload = {"step": self.step, "netg": self.netg.state_dict(), "netd": self.netd.state_dict(),
-                   "opt_g": self.opt_g.state_dict(), "avg_g": self.avg_g.module.state_dict(),
-                   "avg_d": self.avg_d.module.state_dict(), "opt_d": self.opt_d.state_dict(),
-                   "sampler": self.sampler.state(), "history": self.history, "best": self.best,
-                   "best_raw": self.best_raw, "d_resets": self.d_resets, "model": model_config.to_dict(),
-                   "rng": torch.get_rng_state()}
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
-
-    def restore(self, path: Path, model_config: ModelConfig) -> None:
-        """Continue from a saved training state; it must have been made with the same model config."""
-        if not path.is_file():
-            raise ArtifactError("no training state to resume from", path)
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise ArtifactError(f"training state is unreadable ({exc.__class__.__name__})", path) from None
-        if payload.get("model") != model_config.to_dict():
-            raise ArtifactError("training state was made with another model config", path)
-        self.netg.load_state_dict(payload["netg"])
-        self.netd.load_state_dict(payload["netd"])
-        self.opt_g.load_state_dict(payload["opt_g"])
-        self.opt_d.load_state_dict(payload["opt_d"])
-        self.avg_g.module.load_state_dict(payload["avg_g"])
-        self.avg_d.module.load_state_dict(payload["avg_d"])
-        self.sampler.restore(payload["sampler"])
-        torch.set_rng_state(payload["rng"])
-        self.step, self.history, self.best = payload["step"], payload["history"], payload["best"]
-        self.best_raw = payload.get("best_raw")
-        self.d_resets = payload["d_resets"]
-
-
-def _train_step(run: _Run, x: torch.Tensor, losses: LossPreset) -> dict[str, float]:
-    """One generator and one discriminator update on the batch ``x``; returns the losses."""
-    netg, netd = run.netg.train(), run.netd.train()
-    fake, latent_i, latent_o = netg(x)
-    _, feat_real = netd(x)
-    _, feat_fake = netd(fake)
-    loss_adv = F.mse_loss(feat_fake, feat_real.detach())
-    loss_con = F.l1_loss(fake, x)
-    loss_lat = F.mse_loss(latent_o, latent_i)
-    loss_g = losses.w_adv * loss_adv + losses.w_con * loss_con + losses.w_lat * loss_lat
-    run.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    run.opt_g.step()
-
-    logit_real, _ = netd(x)
-    logit_fake, _ = netd(fake.detach())
-    loss_d = 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-                    + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-    run.opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    run.opt_d.step()
-    if loss_d.item() < 1e-5:  # D has collapsed: start it again (as the original GANomaly does)
-        netd.apply(init_weights)
-        run.avg_d.reset_to(netd)
-        run.d_resets += 1
-    run.avg_g.update(netg)
-    run.avg_d.update(netd)
-    run.step += 1
-    return {"g": loss_g.item(), "d": loss_d.item(), "adv": loss_adv.item(), "con": loss_con.item(),
-            "lat": loss_lat.item()}
-
-
-def _facts(run: _Run, data: _TrainingData, config: TrainConfig, start_time: float) -> dict:
+def _facts(run: TrainingRun, data: TrainingData, config: TrainConfig, start_time: float) -> dict:
     """What the checkpoint records about its training: settings, data, selection history, versions."""
     return {
         "preset": config.preset, "losses": asdict(config.losses), "train_config": asdict(config),
@@ -354,15 +74,15 @@ def _facts(run: _Run, data: _TrainingData, config: TrainConfig, start_time: floa
     }
 
 
-def _best_checkpoint(run: _Run, data: _TrainingData, model_config: ModelConfig, config: TrainConfig,
+def _best_checkpoint(run: TrainingRun, data: TrainingData, model_config: ModelConfig, config: TrainConfig,
                      start_time: float) -> Checkpoint:
     """The best validation's networks, with the decision rule fitted on its validation-normal scores."""
     best = run.best
     decision, stats = fit_decision_rule(best["normal_tiles"], best["normal_counts"], best["result"].best_score,
                                         config.threshold_quantile)
     return Checkpoint(model=model_config, preprocess=data.pre, decision=decision,
-                      netg_state={k: v.cpu() for k, v in best["netg"].items()},
-                      netd_state={k: v.cpu() for k, v in best["netd"].items()},
+                      netg_state={k: v.cpu().contiguous() for k, v in best["netg"].items()},
+                      netd_state={k: v.cpu().contiguous() for k, v in best["netd"].items()},
                       score_stats=stats, facts=_facts(run, data, config, start_time))
 
 
@@ -375,9 +95,10 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
     """
     callbacks = callbacks or TrainCallbacks()
     start_time = time.time()
-    data = _training_data(dataset, pre, config)
-    run = _Run.start(model_config, config, data)
-    validator = Validator(data.val_images, data.pre, config.proxies_per_image, config.seed + 1, config.device)
+    data = training_data(dataset, pre, config)
+    device = resolve_device(config.device)
+    run = TrainingRun.start(model_config, config, data, device)
+    validator = Validator(data.val_images, data.pre, config.proxies_per_image, config.seed + 1, device)
     camera = CameraInput()
     state_path = out.with_name(out.name + ".state")
     if config.resume:
@@ -386,8 +107,9 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
     rule = config.stop_rule
     reason = rule.reason_to_stop(run.step, run.counted_selection(), 0.0) if run.history else None
     while reason is None:
-        x = camera(torch.from_numpy(run.sampler.sample(config.batch_size)).to(config.device))
-        losses = _train_step(run, x, config.losses)
+        x = camera(torch.from_numpy(run.sampler.sample(config.batch_size)).to(device))
+        x = x.contiguous(memory_format=MEMORY_FORMAT)
+        losses = train_step(run, x, config.losses, config.anomalies)
         if callbacks.on_step:
             callbacks.on_step(run.step, losses)
         elapsed = time.time() - start_time
@@ -405,6 +127,10 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
     best_step = run.best["result"].step
     notes = stop_notes([h.selection_auroc for h in run.history], [h.step for h in run.history], best_step, reason,
                        rule)
+    if run.best["result"].selection_auroc < NOISE_AUROC:
+        notes.append(f"selection is noise: proxy AUROC {run.best['result'].selection_auroc:.2f} at the kept checkpoint "
+                     "(validation could not tell the painted proxy anomalies from normal images, so the checkpoint "
+                     "and the score were chosen on no evidence); check the model on labelled images (gedge evaluate)")
     checkpoint = _best_checkpoint(run, data, model_config, config, start_time)
-    checkpoint.facts.update(stop_reason=reason, steps_run=run.step, convergence_notes=notes)
+    checkpoint.facts.update(stop_reason=reason, steps_run=run.step, convergence_notes=notes, device=device)
     return TrainResult(checkpoint, run.history, best_step, time.time() - start_time, reason, notes)

@@ -42,7 +42,8 @@ class EvaluationJob:
         with_amap = any(self.test.mask_paths)  # localisation: pixel AUROC and PRO from the anomaly maps
         report, _ = evaluate_backend(ReferenceScorer(c, with_amap=with_amap), self.test, c.preprocess, c.decision,
                                      str(self.data),
-                                     EvaluationOptions(batch_size, progress, self.exclude, str(self.path or "")))
+                                     EvaluationOptions(batch_size, progress, self.exclude, str(self.path or ""),
+                                                       c.score_stats or None))
         return report
 
 
@@ -55,9 +56,15 @@ def prepare_evaluation(checkpoint_path: Path, data: Path, batch_size: int = 64) 
     if dataset.test is None:
         raise DataError("data set has no test/ folder to evaluate on", data)
     check_both_classes(dataset.test, Path(data) / "test" if dataset.layout == "mvtec" else data)
-    same_data = Path(checkpoint.facts.get("data", "")).resolve() == Path(data).resolve()
-    exclude = tuple(checkpoint.facts.get("contaminated_with", [])) if same_data else ()
-    return EvaluationJob(checkpoint, dataset.test, Path(data), exclude, Path(checkpoint_path))
+    return EvaluationJob(checkpoint, dataset.test, Path(data), training_contaminants(checkpoint.facts, data),
+                         Path(checkpoint_path))
+
+
+def training_contaminants(facts: dict[str, Any], data: Path) -> tuple[str, ...]:
+    """The test images a model was trained on (``--contamination``), when it is evaluated on the data set it was
+    trained on: evaluation leaves them out."""
+    same_data = bool(facts.get("data")) and Path(facts["data"]).resolve() == Path(data).resolve()
+    return tuple(facts.get("contaminated_with", [])) if same_data else ()
 
 
 @dataclass

@@ -8,7 +8,9 @@ reads the file again: a graph's parsed ONNX model, an engine's bytes, a checkpoi
 
 Every kind answers the same questions through its :class:`~gedge.core.artifacts.facts.ModelFacts` (``facts``):
 the input, the preprocessing, the scores, the decision rule, the lineage. What only one kind has is in its own
-typed record: a graph's or IR's ``sidecar``, an engine's ``manifest``, a cache's ``calibration`` facts.
+typed record: a graph's or IR's ``sidecar``, an engine's ``manifest``, a cache's ``calibration`` facts. A graph's or
+IR's decision rule is the one a threshold file beside it refits (``threshold_file``,
+:mod:`gedge.core.artifacts.threshold`), where it has one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from gedge.core.artifacts.facts import Lineage, ModelFacts
 from gedge.core.artifacts.layout import GraphLayout
 from gedge.core.artifacts.manifest import EngineManifest
 from gedge.core.artifacts.sidecar import GraphSidecar
+from gedge.core.artifacts.threshold import ThresholdFile
 from gedge.core.artifacts.verdicts import Verification, enforce
 from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError
@@ -52,6 +55,7 @@ class Artifact:
     payload: dict[str, Any] | None = field(default=None, repr=False)  # a checkpoint's contents (weights, facts)
     cache: CalibrationCache | None = field(default=None, repr=False)  # a calibration cache's scales
     details: dict[str, Any] = field(default_factory=dict)  # a served model's server, name and backend
+    threshold_file: ThresholdFile | None = None  # a graph's or IR's refitted threshold, applied to its facts
 
     @property
     def name(self) -> str:
@@ -130,6 +134,25 @@ class Artifact:
         if self.verification is not None:
             return self.verification.line()
         return str(self.details.get("verification", ""))
+
+    def recorded_checks(self) -> dict[str, Any]:
+        """What the artifact records of the checks made when it was made, as it records them: an INT8 graph's or
+        IR's accuracy gate, calibration set, quantization and forced verdicts; an engine's parity, forced verdicts,
+        calibration, TensorRT and target."""
+        if self.manifest is not None:
+            m = self.manifest
+            found = {"parity": {kind: record.to_dict() for kind, record in m.parity.items()}, "forced": list(m.forced),
+                     "calibration_set": m.calibration.to_dict() if m.calibration else None,
+                     "tensorrt": {"flavour": m.tensorrt_flavour, "version": m.tensorrt_version},
+                     "target": m.target.to_dict()}
+        elif self.sidecar is not None:
+            side, facts = self.sidecar, self.model_facts()
+            found = {"gate": side.gate.to_dict() if side.gate else None, "forced": list(side.forced),
+                     "calibration_set": side.calibration_set.to_dict() if side.calibration_set else None,
+                     "quantization": facts.quantization.to_dict() if facts.quantization else None}
+        else:
+            found = {}
+        return {name: value for name, value in found.items() if value}
 
     def summary(self) -> dict[str, Any]:
         """What a report says of the artifact a backend ran (``--json``)."""

@@ -5,7 +5,8 @@ as JSON. The sidecar (``scorer.onnx.json``, :mod:`gedge.core.artifacts.sidecar`)
 graph file's sha256, so a deployment can tell a graph from its neighbour without opening either.
 
 :func:`read_graph` is the graph kind's reader of :func:`gedge.core.artifacts.open`: the file is read once, hashed
-from the bytes read, parsed from the same bytes, checked against its sidecar and its recorded gate read.
+from the bytes read, parsed from the same bytes, checked against its sidecar and its recorded gate read; a threshold
+refitted for it (:mod:`gedge.core.artifacts.threshold`) replaces the recorded one.
 :func:`write_graph` is every writer's: the bytes are serialised once, hashed, written atomically with the sidecar,
 and the written graph comes back as an :class:`~gedge.core.artifacts.artifact.Artifact`. No torch here: devices
 read these facts too.
@@ -22,6 +23,7 @@ from gedge.core.artifacts.artifact import Artifact
 from gedge.core.artifacts.facts import FACT_KEYS, FORMAT, ModelFacts
 from gedge.core.artifacts.layout import graph_layout
 from gedge.core.artifacts.records import CalibrationSetRef, GateRecord, read_file, sha256_bytes, write_record
+from gedge.core.artifacts.refit import with_threshold_file
 from gedge.core.artifacts.sidecar import GraphSidecar, read_sidecar, sidecar_path
 from gedge.core.artifacts.verdicts import graph_verification, sha_mismatch
 from gedge.core.atomic import write_bytes
@@ -98,7 +100,8 @@ def graph_artifact(path: Path, model: onnx.ModelProto, sha256: str, sidecar: Gra
 
 def read_graph(path: str | Path) -> Artifact:
     """An ONNX scorer graph, read once: its facts from its metadata, its sha256 checked against its sidecar (where it
-    has one; an error on a mismatch), its recorded gate read (not enforced here)."""
+    has one; an error on a mismatch), its recorded gate read (not enforced here), a threshold refitted for it
+    (``<graph>.threshold.json``) applied."""
     path = Path(path)
     data = read_file(path, "ONNX file")
     sha256 = sha256_bytes(data)
@@ -106,7 +109,7 @@ def read_graph(path: str | Path) -> Artifact:
     sidecar = read_sidecar(side, "sidecar") if side.is_file() else None
     if sidecar is not None and sidecar.graph_sha256 != sha256:
         raise sha_mismatch("graph does not match its sidecar", path, "export or calibrate it again")
-    return graph_artifact(path, parse_graph(data, path), sha256, sidecar)
+    return with_threshold_file(graph_artifact(path, parse_graph(data, path), sha256, sidecar))
 
 
 def write_graph(out: str | Path, model: onnx.ModelProto, gate: GateRecord | None = None,

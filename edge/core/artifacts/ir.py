@@ -14,6 +14,7 @@ from pathlib import Path
 from gedge.core.artifacts.artifact import Artifact
 from gedge.core.artifacts.facts import ModelFacts
 from gedge.core.artifacts.records import CalibrationSetRef, GateRecord, read_file, sha256_bytes, write_record
+from gedge.core.artifacts.refit import with_threshold_file
 from gedge.core.artifacts.sidecar import GraphSidecar, read_sidecar, sidecar_path
 from gedge.core.artifacts.verdicts import ir_verification, sha_mismatch
 from gedge.core.errors import ArtifactError
@@ -23,7 +24,7 @@ IR_SUFFIX = ".xml"
 
 def read_ir(xml: str | Path) -> Artifact:
     """An OpenVINO IR, its .xml and .bin checked against the sha256s its sidecar records (an error on a mismatch),
-    its recorded gate read (not enforced here)."""
+    its recorded gate read (not enforced here), a threshold refitted for it (``<ir>.xml.threshold.json``) applied."""
     xml = Path(xml)
     side = sidecar_path(xml)
     weights = xml.with_suffix(".bin")
@@ -37,8 +38,8 @@ def read_ir(xml: str | Path) -> Artifact:
         raise sha_mismatch("OpenVINO IR (.xml and .bin) does not match its sidecar", xml,
                            "calibrate it again (`gedge calibrate --target openvino`)")
     verification = ir_verification(xml, sidecar.facts.precision, sidecar.gate)
-    return Artifact(xml, "ir", sha256, sidecar.facts, verification, sidecar=sidecar, facts_file=side,
-                    extra_files=(weights,))
+    return with_threshold_file(Artifact(xml, "ir", sha256, sidecar.facts, verification, sidecar=sidecar,
+                                        facts_file=side, extra_files=(weights,)))
 
 
 def write_ir_sidecar(xml: Path, facts: ModelFacts, calibration_set: CalibrationSetRef | None = None,
