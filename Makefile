@@ -39,7 +39,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	-$(MAKE) --no-print-directory serve-venv
 	bash edge/firmware/check.sh
-	$(BIN)/python -m pytest -q
+	PYTHONUNBUFFERED=1 $(BIN)/python -m pytest -q --durations=15
 
 # The C++ firmware runtime (edge/firmware): compiled against TensorRT 10.3 and 11.1 headers with -Werror, unit
 # tests on stand-ins; skipped with the reason where there is no C++ compiler or CMake. Outputs in build/firmware.
