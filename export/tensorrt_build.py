@@ -23,7 +23,7 @@ import onnx
 from gedge.core.artifacts.calibration import CalibrationCache
 from gedge.core.atomic import write_bytes
 from gedge.core.errors import ArtifactError, ConfigError
-from gedge.core.tensorrt import TensorRT, creation_flags, member
+from gedge.core.tensorrt import TensorRT, collector_paused, creation_flags, member
 from gedge.export.build_plan import BuildPlan
 from gedge.export.capabilities import TensorRTCapabilities
 from gedge.export.fp16 import FP16_OPS
@@ -303,7 +303,12 @@ class BuildInputs:
 
 def serialize(inputs: BuildInputs, progress: BuildProgress | None = None) -> Serialized:
     """Parse the graph, configure the builder as the plan says and build the engine (nothing is written but the
-    timing cache)."""
+    timing cache). Python's cycle collector is paused meanwhile (:func:`gedge.core.tensorrt.collector_paused`)."""
+    with collector_paused():
+        return _serialize(inputs, progress)
+
+
+def _serialize(inputs: BuildInputs, progress: BuildProgress | None) -> Serialized:
     plan = inputs.plan
     parsed = _parse(inputs.trt, plan, inputs.graph_model)
     config = parsed.builder.create_builder_config()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gedge.core.tensorrt import TensorRT, TensorRTLogger, creation_flags, member
+from gedge.core.tensorrt import TensorRT, TensorRTLogger, collector_paused, creation_flags, member
 
 
 @dataclass
@@ -57,15 +57,16 @@ class ParsedNetwork:
     def __init__(self, trt: TensorRT, graph: bytes, strongly_typed: bool = True, flags: int | None = None) -> None:
         self.trt = trt
         self.logger = TensorRTLogger(trt.module)
-        self.builder = trt.module.Builder(self.logger.impl)
         flags = _network_flags(trt, strongly_typed) if flags is None else flags
         typed = member(trt.module.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
         # TensorRT-RTX networks are always strongly typed; classic TensorRT's are where the flag exists.
         self.strongly_typed = trt.is_rtx or (typed is not None and bool(flags & (1 << int(typed))))
-        self.network = self.builder.create_network(flags)
-        self.parser = trt.module.OnnxParser(self.network, self.logger.impl)
+        with collector_paused():
+            self.builder = trt.module.Builder(self.logger.impl)
+            self.network = self.builder.create_network(flags)
+            self.parser = trt.module.OnnxParser(self.network, self.logger.impl)
+            self.ok = bool(self.parser.parse(graph))
         self.graph = graph
-        self.ok = bool(self.parser.parse(graph))
 
     def result(self, node_names: list[str] | None = None) -> ParseResult:
         issues = []
@@ -123,7 +124,8 @@ class ParsedNetwork:
             if flag is not None:
                 config.set_flag(flag)
         before = len(self.logger.messages)
-        serialized = self.builder.build_serialized_network(self.network, config)
+        with collector_paused():
+            serialized = self.builder.build_serialized_network(self.network, config)
         if serialized is None:
             raise RuntimeError("; ".join(self.logger.errors(before)) or "the builder returned no engine")
         return bytes(serialized)

@@ -9,6 +9,7 @@ Without a TensorRT module they skip with the import error.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from pathlib import Path
 
@@ -99,3 +100,26 @@ def test_a_timing_cache_that_cannot_be_saved_keeps_the_engine(tmp_path, monkeypa
     (tmp_path / "a file").write_text("")
     built = build(tmp_path, timing_cache=str(tmp_path / "a file" / "t.cache"))  # a folder that cannot exist
     assert len(built.engine) > 0 and "not saved: " in built.timing_note
+
+
+def test_the_cycle_collector_is_paused_while_tensorrt_builds(tmp_path, monkeypatch):
+    """TensorRT calls the Python logger under a lock of its own; an automatic collection there can run an old
+    builder's destructor, which waits for that lock for ever (seen as a hung CI run; docs/backend-quirks.md)."""
+    seen: list[bool] = []
+    original = TRT.module.Builder.build_serialized_network
+
+    def recording(self, network, config):
+        seen.append(gc.isenabled())
+        return original(self, network, config)
+
+    monkeypatch.setattr(TRT.module.Builder, "build_serialized_network", recording)
+    assert gc.isenabled()
+    built = build(tmp_path)
+    assert seen == [False] and len(built.engine) > 0
+    assert gc.isenabled()  # turned back on after the build
+    gc.disable()
+    try:
+        build(tmp_path)
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()

@@ -10,6 +10,9 @@ before it is asked for: a device checks an engine's manifest before any library 
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -26,6 +29,24 @@ SEVERITIES = ("INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE")  # most s
 
 _DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "UINT8": np.uint8, "INT32": np.int32,
            "INT64": np.int64, "BOOL": np.bool_}
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector stays off while TensorRT is being called.
+
+    TensorRT calls gedge's logger while it holds a lock of its own; a collection started inside that callback can
+    free an older TensorRT object (a builder kept in a reference cycle, say by an exception's traceback), whose
+    destructor waits for the same lock: the process hangs for ever (docs/backend-quirks.md). Garbage left by then
+    is collected after the call, outside TensorRT's lock. Nested uses are fine: only the outermost turns it back on.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass

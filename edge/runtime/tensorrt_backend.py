@@ -46,7 +46,7 @@ from gedge.core.errors import ArtifactError, ConfigError, DataError, RuntimeFail
 from gedge.core.inputs import graph_input
 from gedge.core.machine import cuda_device
 from gedge.core.scores import OUTPUT_NAMES, Scores
-from gedge.core.tensorrt import TensorRTLogger, import_runtime, numpy_dtype
+from gedge.core.tensorrt import TensorRTLogger, collector_paused, import_runtime, numpy_dtype
 from gedge.runtime.cuda import CudaApi, CudaError, CudaGraph, Stream, load_cuda
 from gedge.runtime.options import OpenOptions
 from gedge.runtime.tensorrt_slots import EngineSlot, SlotBuffers, TensorRTStats, release
@@ -126,8 +126,9 @@ class TensorRTBackend(AsyncBackendBase):
         self.name = f"tensorrt-{self.precision}"
         self.artifact = _runtime_checked(artifact, runtime_info)
         self.logger = TensorRTLogger(self.trt)
-        self.runtime = self.trt.Runtime(self.logger.impl)
-        engine = self.runtime.deserialize_cuda_engine(artifact.data)
+        with collector_paused():
+            self.runtime = self.trt.Runtime(self.logger.impl)
+            engine = self.runtime.deserialize_cuda_engine(artifact.data)
         if engine is None:
             detail = "; ".join(self.logger.last(3)) or "no reason given"
             raise ArtifactError(f"TensorRT could not deserialise the engine: {detail[:300]}", self.path)
@@ -174,13 +175,15 @@ class TensorRTBackend(AsyncBackendBase):
     def _new_context(self, index: int, stream: Stream) -> Any:
         """An execution context on optimisation profile ``index``; for TensorRT-RTX with the graph strategy of
         ``self.cuda_graphs``."""
-        if self.graph_mode == "runtime":
-            config = self.engine.create_runtime_config()
-            strategies = self.trt.CudaGraphStrategy
-            config.cuda_graph_strategy = strategies.WHOLE_GRAPH_CAPTURE if self.cuda_graphs else strategies.DISABLED
-            context = self.engine.create_execution_context(config)
-        else:
-            context = self.engine.create_execution_context()
+        with collector_paused():
+            if self.graph_mode == "runtime":
+                config = self.engine.create_runtime_config()
+                strategies = self.trt.CudaGraphStrategy
+                config.cuda_graph_strategy = (strategies.WHOLE_GRAPH_CAPTURE if self.cuda_graphs
+                                              else strategies.DISABLED)
+                context = self.engine.create_execution_context(config)
+            else:
+                context = self.engine.create_execution_context()
         if context is None:
             raise self._failure("TensorRT could not create an execution context (out of GPU memory?)")
         if self.profiles > 1:
