@@ -101,6 +101,12 @@ def calibrate_command(
                                                                  "the INT8 artifact may reject where the reference "
                                                                  "accepts them (default 0.02: none of fewer than "
                                                                  "50)."),
+    max_score_shift: float | None = typer.Option(None, help="Gate: largest shift of the primary score near the "
+                                                               "threshold, down or up, as a share of the decision "
+                                                               "margin (default: the INT8 limit)."),
+    max_score_bias: float | None = typer.Option(None, help="Gate: largest mean shift of the primary score near the "
+                                                              "threshold (its bias), as a share of the decision "
+                                                              "margin."),
     threads: int = typer.Option(0, help="ONNX Runtime threads (0: its default)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
 ) -> None:
@@ -109,13 +115,13 @@ def calibrate_command(
     Draws calibration patches from normal images, chooses activation ranges on the FP32 graph, writes the
     Q/DQ graphs and the cache, then compares each INT8 graph with the torch reference on the checkpoint's
     held-out validation images plus proxy anomalies: rel L2 and Spearman floors of every score, AUROC drop of
-    the primary score <= 0.01, no false rejects added on the held-out normals (at most 2 %), agreement >= 98 %
-    on the proxies. An artifact that fails is given the accuracy-aware fallback (--no-fallback: off): its most
-    harmful layers stay in float, one at a time, until the gate passes with at least half of its INT8
-    multiply-adds left; --report measures every layer first and prints them by harm. Exit code 1 when an
-    artifact still fails the gate or TensorRT's parser rejects it; it is still
-    written, with the verdict in its sidecar, unless --strict, and every later command refuses it unless
-    --force.
+    the primary score <= 0.01, the primary score's shift near the threshold (down or up) within its share of the
+    decision margin, no false rejects added on the held-out normals (at most 2 %), agreement >= 98 % on the
+    proxies; at least 5 held-out normals. An artifact that fails is given the accuracy-aware fallback
+    (--no-fallback: off): its most harmful layers stay in float, one at a time, until the gate passes with at
+    least half of its INT8 multiply-adds left; --report measures every layer first and prints them by harm.
+    Exit code 1 when an artifact still fails the gate or TensorRT's parser rejects it; it is still written, with
+    the verdict in its sidecar, unless --strict, and every later command refuses it unless --force.
 
     Example: [bold]gedge export model.pt -o scorer.onnx && gedge calibrate model.pt --onnx scorer.onnx[/]
     Example: [bold]gedge calibrate model.pt --onnx scorer.onnx --target openvino[/]
@@ -126,7 +132,8 @@ def calibrate_command(
         n_patches=patches, seed=seed, strict=strict, fallback=fallback, report=report, out_dir=out_dir,
         trt_version=trt_version,
         quantize_image_convs=quantize_image_convs, max_auroc_drop=max_auroc_drop, min_agreement=min_agreement,
-        max_false_rejects=max_false_rejects, threads=threads)
+        max_false_rejects=max_false_rejects, max_score_shift=max_score_shift,
+        max_score_bias=max_score_bias, threads=threads)
     inputs = open_inputs(options)  # bad input fails here, as one line, before any progress is drawn
     with progress_bar("calibrate") as update:
         result = calibrate(options, lambda stage, done, total: update(done, total, info=stage), inputs)

@@ -32,14 +32,30 @@ class ParityLimits:
     # reference accepts (false rejects the candidate adds), and the agreement over the anomalous images.
     max_new_false_rejects: float | None = None
     min_anomalous_agreement: float | None = None
+    # The primary score's shift near the threshold as a share of the decision margin (threshold - the normal images'
+    # median score), :mod:`gedge.compare.shift`: the largest, down or up, and the mean (the candidate's bias).
+    max_score_shift: float = 0.5
+    max_score_bias: float = 0.1
+    # The fewest images a limit can judge (:mod:`gedge.compare.sample_size`): every limit over the images, and the
+    # limits over one class (the decision margin and false rejects over normals, agreement over anomalies).
+    min_images: int = 10
+    min_normals: int = 5
 
     def __post_init__(self) -> None:
         if self.auroc_scores not in ("all", "primary"):
             raise ConfigError(f"auroc_scores must be all or primary, got {self.auroc_scores!r}")
-        for name in ("max_rel_l2", "min_spearman", "max_auroc_delta"):
+        for name in ("max_rel_l2", "min_spearman", "max_auroc_delta", "max_score_shift", "max_score_bias"):
             value = getattr(self, name)
             if value is None or not math.isfinite(value):
                 raise ConfigError(f"the {name} limit must be a number, got {value!r} (every limits set gates it)")
+        for name in ("max_score_shift", "max_score_bias"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"the {name} limit is a share of the decision margin, over 0; got "
+                                  f"{getattr(self, name)!r}")
+        if not (isinstance(self.min_images, int) and isinstance(self.min_normals, int)
+                and self.min_images >= 2 and self.min_normals >= 1):
+            raise ConfigError(f"min_images must be an integer of at least 2 and min_normals of at least 1, got "
+                              f"{self.min_images!r} and {self.min_normals!r}")
         for name in ("min_agreement", "max_new_false_rejects", "min_anomalous_agreement"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
@@ -56,11 +72,17 @@ class ParityLimits:
 INT8_MAX_REL_L2 = 0.25
 INT8_MIN_SPEARMAN = 0.9
 
+INT8_MAX_SCORE_SHIFT = 0.5
+INT8_MAX_SCORE_BIAS = 0.1
+
 DEFAULT_LIMITS: dict[str, ParityLimits] = {
-    "fp32": ParityLimits("fp32", max_rel_l2=1e-5, min_spearman=0.9999, max_auroc_delta=1e-3, min_agreement=1.0),
-    "fp16": ParityLimits("fp16", max_rel_l2=1e-2, min_spearman=0.99, max_auroc_delta=0.01, min_agreement=0.995),
+    "fp32": ParityLimits("fp32", max_rel_l2=1e-5, min_spearman=0.9999, max_auroc_delta=1e-3, min_agreement=1.0,
+                         max_score_shift=1e-3, max_score_bias=1e-3),
+    "fp16": ParityLimits("fp16", max_rel_l2=1e-2, min_spearman=0.99, max_auroc_delta=0.01, min_agreement=0.995,
+                         max_score_shift=0.02, max_score_bias=0.02),
     "int8": ParityLimits("int8", max_rel_l2=INT8_MAX_REL_L2, min_spearman=INT8_MIN_SPEARMAN, max_auroc_delta=0.01,
-                         min_agreement=0.98, auroc_scores="primary"),
+                         min_agreement=0.98, auroc_scores="primary", max_score_shift=INT8_MAX_SCORE_SHIFT,
+                         max_score_bias=INT8_MAX_SCORE_BIAS),
 }
 
 # `gedge calibrate`'s accuracy gate: the INT8 limits, with the decisions split by what the images are. Its images
