@@ -51,8 +51,7 @@ def serve(
                                   name=name, backend=backend, threads=threads, drain_seconds=drain, log_file=log,
                                   force=force)
     render = print_json if json_out else _render_event
-    summary = server.serve(model, options, render)
-    render(summary)
+    summary = server.serve(model, options, render)  # renders ready, stopping and stopped as they happen
     if summary["signal"] == "":
         raise RuntimeFailure(f"tritonserver exited on its own; its log: {log}", model)
 
@@ -72,6 +71,8 @@ def _render_event(event: dict[str, Any]) -> None:
                 "verification": (facts.get("verification") or {}).get("line", "-"),
                 "tritonserver log": options["log_file"]}
         console.print(key_value_table("Serving (Ctrl-C or SIGTERM stops after the accepted requests)", rows))
+    elif kind == "note":
+        err_console.print(f"note: {event['line']}", markup=False)
     elif kind == "stopping":
         err_console.print(f"stopping on {event['signal']}: answering accepted requests (up to "
                           f"{event['drain_seconds']} s)")
