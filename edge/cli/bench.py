@@ -113,13 +113,16 @@ def gpu_check(
     out: Path | None = typer.Option(None, help="Working folder (default: a temporary one)."),
     build_without_gpu: bool = typer.Option(False, "--build-without-gpu", help="Build the engines even with no GPU "
                                                                               "(TensorRT-RTX builds ahead of time)."),
+    strict: bool = typer.Option(False, "--strict", help="A skipped step (for time, or for what this machine lacks) "
+                                                        "fails the check too."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
 ) -> None:
     """On a machine with a GPU: torch CUDA vs CPU parity, CUDA buffers/streams/graphs, the pipelined loop on the
     GPU, TensorRT engines with parity and a benchmark, in under five minutes. Each step is ok, FAIL or skipped
-    (with the reason); exit code 1 when a step failed.
+    (with the reason), and the skipped steps are listed at the end; exit code 1 when a step failed, or with
+    --strict when a step was skipped.
 
     Example: [bold]gedge gpu-check --model model.pt[/]
     """
-    run_gpu_check_command(GpuCheckOptions(model=model, budget_s=budget, out=out, build_without_gpu=build_without_gpu),
-                          json_out)
+    run_gpu_check_command(GpuCheckOptions(model=model, budget_s=budget, out=out, build_without_gpu=build_without_gpu,
+                                          strict=strict), json_out)

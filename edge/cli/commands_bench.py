@@ -55,8 +55,8 @@ def _step_line(step: StepResult) -> None:
 
 
 def run_gpu_check_command(options: GpuCheckOptions, json_out: bool) -> None:
-    """Each step's line on stderr as it ends; then the benchmark table and the steps table (or the JSON).
-    Exit code 1 when a step failed."""
+    """Each step's line on stderr as it ends; then the benchmark table and the steps table (or the JSON), and the
+    skipped steps. Exit code 1 when a step failed (or, with --strict, was skipped)."""
     quiet_openmp()
     result = run_gpu_check(options, on_step=_step_line)
     if json_out:
@@ -67,5 +67,9 @@ def run_gpu_check_command(options: GpuCheckOptions, json_out: bool) -> None:
         console.print(gpu_check_table(result))
         if not result.gpu and not result.cuda:
             console.print("no GPU here: the GPU steps were skipped; run `make gpu-check` on the GPU machine")
+    if result.skipped:
+        verdict = "fail the check (--strict)" if result.strict else "did not run (--strict makes that a failure)"
+        err_console.print(f"{len(result.skipped)} steps {verdict}: "
+                          + "; ".join(f"{s.name} ({s.detail})" for s in result.skipped), markup=False)
     if result.failed:
         raise typer.Exit(1)
