@@ -292,8 +292,9 @@ def test_sigterm_under_load_loses_no_accepted_request(scorer_graphs, tmp_path):
     assert report.server["accepted"] == report.server["answered"] == report.answered and report.lost == 0
     # every request the server answered reached its client: this run's, and the pool's 16 first, single requests
     assert stopped["requests_answered"] == report.answered + 16
-    # the rest were refused explicitly (after the signal, on connections kept alive) or found the server gone
-    assert report.server["refused"] > 0 and report.refused == report.server["refused"]
+    # the rest were refused explicitly (after the signal, on connections kept alive) or found the server gone; a
+    # refusal can itself be cut off when tritonserver closes its connections (never an accepted request)
+    assert 0 < report.refused <= report.server["refused"]
     assert report.errors == report.sent - report.answered
 
 
