@@ -97,16 +97,12 @@ def calibrate_command(
     max_auroc_drop: float | None = typer.Option(None, help="Gate: largest primary-score AUROC drop (default 0.01)."),
     min_agreement: float | None = typer.Option(None, help="Gate: smallest decision agreement on the proxy anomalies "
                                                              "(default 0.98)."),
-    max_false_rejects: float | None = typer.Option(None, help="Gate: largest share of the held-out normal images "
-                                                                 "the INT8 artifact may reject where the reference "
-                                                                 "accepts them (default 0.02: none of fewer than "
-                                                                 "50)."),
-    max_score_shift: float | None = typer.Option(None, help="Gate: largest shift of the primary score near the "
-                                                               "threshold, down or up, as a share of the decision "
-                                                               "margin (default: the INT8 limit)."),
-    max_score_bias: float | None = typer.Option(None, help="Gate: largest mean shift of the primary score near the "
-                                                              "threshold (its bias), as a share of the decision "
-                                                              "margin."),
+    max_false_rejects: float | None = typer.Option(None, help="Gate: largest share of the held-out normals INT8 "
+                                                                 "rejects where the reference accepts them "
+                                                                 "(default 0.02: none of fewer than 50)."),
+    max_score_shift: float | None = typer.Option(None, help="Gate: largest primary-score shift near the threshold, "
+                                                               "share of the decision margin (default 0.5)."),
+    max_score_bias: float | None = typer.Option(None, help="Gate: largest mean shift there (default 0.1)."),
     threads: int = typer.Option(0, help="ONNX Runtime threads (0: its default)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
 ) -> None:
@@ -130,9 +126,8 @@ def calibrate_command(
     options = CalibrateOptions(
         checkpoint=checkpoint, graph=onnx, data=data, target=target, method=method, percentile=percentile,
         n_patches=patches, seed=seed, strict=strict, fallback=fallback, report=report, out_dir=out_dir,
-        trt_version=trt_version,
-        quantize_image_convs=quantize_image_convs, max_auroc_drop=max_auroc_drop, min_agreement=min_agreement,
-        max_false_rejects=max_false_rejects, max_score_shift=max_score_shift,
+        trt_version=trt_version, quantize_image_convs=quantize_image_convs, max_auroc_drop=max_auroc_drop,
+        min_agreement=min_agreement, max_false_rejects=max_false_rejects, max_score_shift=max_score_shift,
         max_score_bias=max_score_bias, threads=threads)
     inputs = open_inputs(options)  # bad input fails here, as one line, before any progress is drawn
     with progress_bar("calibrate") as update:

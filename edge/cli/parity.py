@@ -49,12 +49,9 @@ def parity(
     min_spearman: float | None = typer.Option(None, help="Limit: Spearman rank correlation of every score."),
     max_auroc_delta: float | None = typer.Option(None, help="Limit: |AUROC delta| of every score."),
     min_agreement: float | None = typer.Option(None, help="Limit: accept/reject agreement (0-1)."),
-    max_score_shift: float | None = typer.Option(None, help="Limit: largest shift of the primary score near the "
-                                                               "threshold, down or up, as a share of the decision "
-                                                               "margin."),
-    max_score_bias: float | None = typer.Option(None, help="Limit: largest mean shift of the primary score near the "
-                                                              "threshold (its bias), as a share of the decision "
-                                                              "margin."),
+    max_score_shift: float | None = typer.Option(None, help="Limit: largest primary-score shift near the "
+                                                               "threshold, share of the decision margin."),
+    max_score_bias: float | None = typer.Option(None, help="Limit: largest mean shift there."),
     force: bool = typer.Option(False, "--force", help="Run a candidate whose recorded verdict (INT8 gate, engine "
                                                       "parity) failed."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
