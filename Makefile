@@ -41,7 +41,7 @@ test: $(STAMP)
 	@if [ -x $(SERVE_PYTHON) ]; then $(MAKE) --no-print-directory serve-venv; \
 	else echo "no $(SERVE_PYTHON): $(SERVE_VENV) cannot be made, the serving tests will skip"; fi
 	bash edge/firmware/check.sh
-	$(BIN)/python -m pytest -q
+	PYTHONUNBUFFERED=1 $(BIN)/python -m pytest -q --durations=15
 
 # The C++ firmware runtime (edge/firmware): compiled against TensorRT 10.3 and 11.1 headers with -Werror, unit
 # tests on stand-ins; skipped with the reason where there is no C++ compiler or CMake. Outputs in build/firmware.

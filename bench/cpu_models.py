@@ -2,8 +2,7 @@
 
 FP32, TensorRT-flavoured and CPU-flavoured INT8 ONNX graphs, and with OpenVINO the NNCF INT8 IR, all calibrated
 (min/max) on random patches, which is enough for timing but says nothing about accuracy (that is
-`gedge calibrate`'s gate). Building them needs torch (the export), so :mod:`gedge.bench.cpu_speed` loads this
-module by name, through :func:`gedge.core.optional.require`, only when it runs.
+`gedge calibrate`'s gate). Building them needs torch (the export), as `gedge bench-cpu` does.
 """
 
 from __future__ import annotations
@@ -16,11 +15,14 @@ import torch
 from gedge.calibrate.nncf_int8 import write_openvino_int8
 from gedge.calibrate.quantize import quantize_graph
 from gedge.calibrate.ranges import PatchReader, collect_ranges
-from gedge.core.artifacts.graph import read_facts, write_sidecar
+from gedge.core import artifacts
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.graph import write_graph
+from gedge.core.artifacts.records import CalibrationSetRef
 from gedge.core.decision import DecisionRule
 from gedge.core.preprocess import Preprocess
-from gedge.export.onnx_export import ExportOptions, export_model, facts_from_checkpoint, serialize
-from gedge.reference.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from gedge.export.onnx_export import ExportOptions, export_model, facts_from_checkpoint
+from gedge.reference.checkpoint import Checkpoint, checkpoint_of, save_checkpoint
 from gedge.reference.model import ModelConfig, build_networks
 
 ORT_FP32 = "onnxruntime fp32"
@@ -33,9 +35,9 @@ OPENVINO_INT8 = "openvino int8 (nncf)"
 class CpuModels:
     """The checkpoint file and the graphs built from it (row label -> file), with what the rows should say."""
 
-    checkpoint: Path
+    checkpoint: Artifact
     model: dict  # the ModelConfig
-    graphs: dict[str, Path] = field(default_factory=dict)
+    graphs: dict[str, Artifact] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -54,7 +56,7 @@ def random_checkpoint(isize: int = 64, seed: int = 0) -> Checkpoint:
 
 
 def bench_graphs(checkpoint: Checkpoint, folder: Path, patches: np.ndarray | None = None, seed: int = 0,
-                 openvino: bool = False) -> dict[str, Path]:
+                 openvino: bool = False) -> dict[str, Artifact]:
     """FP32, TensorRT-flavoured and CPU-flavoured INT8 graphs of a checkpoint (min/max on ``patches``), and with
     ``openvino`` the NNCF INT8 IR (``openvino int8 (nncf)``, calibrated on the same patches)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,27 +69,23 @@ def bench_graphs(checkpoint: Checkpoint, folder: Path, patches: np.ndarray | Non
     graphs = {ORT_FP32: (fp32, folder / "scorer.onnx"),
               ORT_INT8_TENSORRT: (quantize_graph(fp32, ranges, "tensorrt"), folder / "scorer.int8.qdq.onnx"),
               ORT_INT8_CPU: (quantize_graph(fp32, ranges, "cpu"), folder / "scorer.int8.cpu.onnx")}
-    paths = {}
-    for name, (model, path) in graphs.items():
-        path.write_bytes(serialize(model))
-        write_sidecar(path, read_facts(model))
-        paths[name] = path
+    written = {name: write_graph(path, model) for name, (model, path) in graphs.items()}
     if openvino:
-        ir, _, _ = write_openvino_int8(paths[ORT_FP32], patches, folder / "scorer.int8.ov.xml",
-                                       {"sha256": "random patches, for timing", "patches": len(patches)})
-        paths[OPENVINO_INT8] = ir
-    return paths
+        ir, _ = write_openvino_int8(written[ORT_FP32], patches, folder / "scorer.int8.ov.xml",
+                                    CalibrationSetRef("random patches, for timing", len(patches)))
+        written[OPENVINO_INT8] = ir
+    return written
 
 
 def build_models(checkpoint_path: Path | None, isize: int, folder: Path, openvino: bool) -> CpuModels:
     """The checkpoint (``checkpoint_path``, or a random ``ModelConfig(isize)`` saved in ``folder``) and its graphs."""
     if checkpoint_path is not None:
-        checkpoint = load_checkpoint(checkpoint_path)
         notes = [f"model from {checkpoint_path}"]
     else:
-        checkpoint = random_checkpoint(isize)
-        checkpoint_path = save_checkpoint(checkpoint, folder / "bench.pt")
+        checkpoint_path = save_checkpoint(random_checkpoint(isize), folder / "bench.pt")
         notes = [f"ModelConfig(isize={isize}) with default widths, random initialisation (speed does not depend on "
                  "the weights); INT8 ranges by min/max on random patches"]
+    reference = artifacts.open(checkpoint_path, ("checkpoint",))
+    checkpoint = checkpoint_of(reference)
     graphs = bench_graphs(checkpoint, folder, openvino=openvino)
-    return CpuModels(Path(checkpoint_path), checkpoint.model.to_dict(), graphs, notes)
+    return CpuModels(reference, checkpoint.model.to_dict(), graphs, notes)

@@ -18,7 +18,7 @@ passive one, the fair setting.
 
 FLOPs per image are counted from the ONNX graph (:mod:`gedge.bench.flops`: 2 x the convolutions'
 multiply-accumulates, 1.04 GFLOP at 64x64 with the default widths) and each row gives the GFLOP/s it achieved.
-The models are built by :mod:`gedge.bench.cpu_models` (it needs torch).
+The models are built by :mod:`gedge.bench.cpu_models` (with torch: `gedge bench-cpu` needs it).
 """
 
 from __future__ import annotations
@@ -33,13 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gedge.bench.cpu_models import build_models
 from gedge.bench.flops import flops_per_image
 from gedge.bench.report import BENCH_CPU, BenchReport, BenchRow
+from gedge.core import artifacts
+from gedge.core.artifacts import Artifact
 from gedge.core.backend import Backend, BackendInfo
 from gedge.core.errors import ConfigError
 from gedge.core.inputs import InputSpec
 from gedge.core.machine import load_average, machine_facts
-from gedge.core.optional import require
 from gedge.core.timing import Rounds, interleaved, percentile, summarize
 from gedge.runtime.registry import installed, open_backend
 
@@ -155,13 +157,13 @@ def _graph_label(path: Path) -> str:
     return f"{'openvino' if path.suffix == '.xml' else 'onnxruntime'} {path.name}"
 
 
-def _open_backends(graphs: dict[str, Path], checkpoint: Path, config: CpuBenchConfig,
+def _open_backends(graphs: dict[str, Artifact], checkpoint: Artifact, config: CpuBenchConfig,
                    opened: dict[str, Backend]) -> None:
     """Open every row's backend into ``opened`` (label -> backend), in the table's order."""
     threads = config.threads
     opened[TORCH] = open_backend(checkpoint, "torch", threads=threads)
     if config.spin_torch:
-        opened[TORCH_SPIN] = SpinTorch(checkpoint, threads)  # type: ignore[assignment]  # times score only
+        opened[TORCH_SPIN] = SpinTorch(checkpoint.path, threads)  # type: ignore[assignment]  # times score only
     # The INT8 models are made for timing, without `gedge calibrate`'s accuracy gate: opened with force.
     for label in REFERENCE_ORDER[1:]:
         opened[label] = open_backend(graphs[label], "onnxruntime", threads=threads, force=True)
@@ -172,21 +174,21 @@ def _open_backends(graphs: dict[str, Path], checkpoint: Path, config: CpuBenchCo
         opened[OPENVINO_ROWS[2]] = open_backend(graphs[OPENVINO_ROWS[2]], "openvino", precision="int8",
                                                 threads=threads, force=True)
     for path in config.graphs:  # the user's own artifacts: their recorded verdicts are enforced
-        opened[_graph_label(path)] = open_backend(path, _graph_label(path).split()[0], threads=threads)
+        opened[_graph_label(path)] = open_backend(artifacts.open(path), _graph_label(path).split()[0],
+                                                  threads=threads)
 
 
 def run_cpu_benchmark(config: CpuBenchConfig = CpuBenchConfig(), progress: Progress | None = None) -> BenchReport:
     """Build the graphs (from a checkpoint, or a random ``ModelConfig(isize)``) and time the backends: torch eager
     (passive and, with ``spin_torch``, spinning OpenMP), ONNX Runtime FP32/INT8, OpenVINO FP32/BF16/INT8
     (``openvino``: default where it is installed)."""
-    builder = require("gedge.bench.cpu_models", "`gedge bench-cpu` (it builds its graphs with torch)")
     openvino = installed("openvino") if config.openvino is None else config.openvino
     machine = machine_facts(probe_gpu=False)
     notes = [] if openvino else ["OpenVINO is not installed (pip install 'gedge[openvino]'): no OpenVINO rows"]
     opened: dict[str, Backend] = {}
     with tempfile.TemporaryDirectory(prefix="gedge-bench-", dir=config.workdir) as tmp:
-        models = builder.build_models(config.checkpoint, config.isize, Path(tmp), openvino)
-        flops = flops_per_image(models.graphs[REFERENCE_ORDER[1]])
+        models = build_models(config.checkpoint, config.isize, Path(tmp), openvino)
+        flops = flops_per_image(models.graphs[REFERENCE_ORDER[1]].onnx_model)
         spec = InputSpec(size=int(models.model["isize"]), channels=int(models.model["nc"]))
         try:
             _open_backends(models.graphs, models.checkpoint, config, opened)

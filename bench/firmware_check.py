@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from gedge.compare.comparator import BackendScores, ImageSetFacts, ParityReport, compare_scores
 from gedge.compare.limits import limits_for
+from gedge.core import artifacts
+from gedge.core.artifacts.manifest import FORMAT_VERSION as MANIFEST_VERSION
 from gedge.core.scores import OUTPUT_NAMES, Scores
 from gedge.data.images import list_images, read_image
 from gedge.data.tiles import prepare
@@ -30,6 +32,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 FP32_MAX_REL_L2 = 1e-4
+FIRMWARE_MANIFEST_VERSION = 2  # the manifest format edge/firmware/src/manifest.cpp reads
 
 
 class FirmwareSkip(Exception):
@@ -90,9 +93,10 @@ def step_firmware(data: dict[str, Any], folder: Path) -> str:
     engines: dict[str, Path] = data.get("engines") or {}
     if not engines:
         raise FirmwareSkip("no engines were built (see the TensorRT step)")
-    manifest = json.loads(Path(str(engines["fp32"]) + ".json").read_text())
-    if manifest.get("format_version") != 2:
-        raise FirmwareSkip(f"the engines' manifests are format {manifest.get('format_version')}; the firmware reads 2")
+    if MANIFEST_VERSION != FIRMWARE_MANIFEST_VERSION:
+        raise FirmwareSkip(f"gedge writes manifests of format {MANIFEST_VERSION}; the firmware reads "
+                           f"{FIRMWARE_MANIFEST_VERSION}")
+    fp32 = artifacts.open(engines["fp32"], ("engine",))  # its manifest read and its bytes checked
     gedge_score = build_gedge_score()
     checkpoint = load_checkpoint(data["model"])
     frames = write_frames(checkpoint, Path(data["data"]), folder / "frames")
@@ -101,7 +105,7 @@ def step_firmware(data: dict[str, Any], folder: Path) -> str:
     cli = [sys.executable, "-c", "from gedge.cli.app import main; main()"]
     reference = json_lines([*cli, "score", str(folder / "model.frames.pt"), *map(str, frames), "--json"],
                            "gedge score")
-    threshold = float(manifest["decision"]["threshold"])
+    threshold = fp32.threshold
     lines = []
     for precision, engine in engines.items():
         run = [str(gedge_score), "--prescaled", str(engine), *map(str, frames)]

@@ -14,10 +14,12 @@
    ``gedge score --json`` on the same frames (gedge.bench.firmware_check).
 
 Each step ends ok / FAIL / skipped (with the reason); a failing step does not stop the others, and a step that
-needs what this machine lacks (an NVIDIA GPU, TensorRT, torch) or more time than the budget has left is skipped
-with the reason. The result is a :class:`GpuCheckResult`; the CLI renders it, lists the skipped steps, and exits 1
-when a step failed or, with ``strict``, when a step was skipped. ``model`` uses a trained
-checkpoint instead of a small random one (the speed does not depend on the weights; parity does not either).
+needs what this machine lacks (an NVIDIA GPU, TensorRT) or more time than the budget has left is skipped with the
+reason. gpu-check makes its model and its reference with torch, so it needs torch (`make gpu-check` installs it);
+`gedge inspect`, `build` and `bench` run on a device without. The result is a :class:`GpuCheckResult`; the CLI
+renders it, lists the skipped steps, and exits 1 when a step failed or, with ``strict``, when a step was skipped.
+``model`` uses a trained checkpoint instead of a small random one (the speed does not depend on the weights;
+parity does not either).
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from gedge.bench import firmware_check, gpu_models
+from gedge.bench.gpu_models import BuiltEngine
 from gedge.bench.report import BenchReport
 from gedge.bench.runner import BenchConfig, run_benchmarks
+from gedge.core.artifacts.manifest import ParityRecord
 from gedge.core.backend import BackendInfo
-from gedge.core.errors import ConfigError
+from gedge.core.errors import ConfigError, first_line
 from gedge.core.inputs import InputSpec
 from gedge.core.machine import cpu_line, cuda_device, machine_facts
-from gedge.core.optional import available, require
 from gedge.core.scores import OUTPUT_NAMES, Scores
 from gedge.core.tensorrt import import_tensorrt
 from gedge.runtime.cuda import CudaApi, CudaGraph, DeviceBuffer, HostBuffer, Stream, load_cuda, self_test
@@ -120,8 +125,7 @@ class Steps:
         except Skip as exc:
             status, detail = SKIPPED, str(exc)
         except Exception as exc:
-            text = str(exc).strip()
-            status, detail = FAIL, f"{exc.__class__.__name__}: {text.splitlines()[0][:300] if text else ''}"
+            status, detail = FAIL, first_line(exc, named=True)
             trace = traceback.format_exc()
         self._record(StepResult(name, status, detail, time.perf_counter() - t0, trace))
 
@@ -131,35 +135,23 @@ class Steps:
             self.on_step(step)
 
 
-def _need_torch() -> None:
-    if not available("torch"):
-        raise Skip("torch is not installed here (pip install torch): no checkpoint and no reference")
-
-
 def step_machine(steps: Steps) -> str:
     facts = machine_facts()
     steps.result.gpu = facts.get("gpu")
     trt, why = import_tensorrt()
     steps.data["trt"], steps.data["trt_reason"] = trt, why
-    if available("torch"):
-        torch = require("torch")
-        cuda = f"torch {torch.__version__} CUDA {torch.version.cuda} available={torch.cuda.is_available()}"
-    else:
-        cuda = "no torch"
+    cuda = f"torch {torch.__version__} CUDA {torch.version.cuda} available={torch.cuda.is_available()}"
     return (f"GPU {facts.get('gpu') or 'none'}; CPU {cpu_line(facts)}; {cuda}; "
             f"TensorRT {trt.name + ' ' + trt.version if trt else 'none'}; "
             f"cuda-python {facts.get('cuda_python') or '-'}, pycuda {facts.get('pycuda') or '-'}")
 
 
 def step_model(steps: Steps, folder: Path, given: Path | None) -> str:
-    _need_torch()
-    models = require("gedge.bench.gpu_models", "gpu-check's model")
-    steps.data["model"], steps.data["data"] = models.small_model(folder, given)
+    steps.data["model"], steps.data["data"] = gpu_models.small_model(folder, given)
     return f"{steps.data['model']} ({'given' if given else 'random, demo-sized'})"
 
 
 def step_torch_parity(steps: Steps) -> str:
-    torch = require("torch", "torch CUDA against the CPU")
     if not torch.cuda.is_available():
         raise Skip("torch sees no CUDA GPU")
     torch.backends.cudnn.allow_tf32 = False
@@ -285,24 +277,24 @@ def step_engines(steps: Steps, folder: Path, build_without_gpu: bool) -> str:
         raise Skip(f"no TensorRT ({steps.data.get('trt_reason')})")
     if cuda_device()[0] is None and not build_without_gpu:
         raise Skip(f"{trt.name} is installed but there is no CUDA GPU to run its engines on")
-    models = require("gedge.bench.gpu_models", "gpu-check's engines")
-    steps.data["engines"], parities = models.build_engines(steps.data["model"], steps.data["data"], folder)
-    return judge_parity(parities, gpu=cuda_device()[0] is not None)
+    steps.data["engines"], built = gpu_models.build_engines(steps.data["model"], steps.data["data"], folder)
+    return judge_parity(built, gpu=cuda_device()[0] is not None)
 
 
-def judge_parity(parities: dict[str, dict[str, Any]], gpu: bool) -> str:
+def judge_parity(built: dict[str, BuiltEngine], gpu: bool) -> str:
     """The engines step's verdict from each engine's recorded build-time parity: ok only when every engine's
     parity was measured and passed. A failed or errored parity FAILs; parity left pending (or not measured)
     FAILs where there is a GPU to run the engines on and is a skip, with the reason, where there is none."""
     lines, failed, unmeasured = [], [], []
-    for precision, parity in parities.items():
-        engine = parity.get("engine") or {}
-        status = engine.get("status", "not recorded")
-        why = (f"agreement {engine['agreement']:.1%}" if "agreement" in engine else
-               str(engine.get("reason") or (parity.get("graph") or {}).get("reason") or "")[:120])
-        lines.append(f"{precision}: {parity.get('build_seconds', 0):.0f} s build, parity {status} ({why})")
-        if status in ("failed", "error") or (parity.get("graph") or {}).get("status") in ("failed", "error"):
-            failed.append(f"{precision}: {engine.get('failures') or why}")
+    missing = ParityRecord("not recorded")
+    for precision, engine_built in built.items():
+        engine, graph = (engine_built.parity.get(kind, missing) for kind in ("engine", "graph"))
+        status = engine.status
+        why = (f"agreement {engine.agreement:.1%}" if engine.agreement is not None else
+               (engine.reason or graph.reason)[:120])
+        lines.append(f"{precision}: {engine_built.build_seconds:.0f} s build, parity {status} ({why})")
+        if status in ("failed", "error") or graph.status in ("failed", "error"):
+            failed.append(f"{precision}: {list(engine.failures) or why}")
         elif status != "passed":
             unmeasured.append(precision)
     if failed:
@@ -348,10 +340,9 @@ def judge_bench(report: BenchReport, engines: list[str]) -> str:
 
 
 def step_firmware(steps: Steps, folder: Path) -> str:
-    firmware = require("gedge.bench.firmware_check", "gpu-check's firmware step")  # needs torch (gedge score)
     try:
-        return firmware.step_firmware(steps.data, folder)
-    except firmware.FirmwareSkip as exc:
+        return firmware_check.step_firmware(steps.data, folder)
+    except firmware_check.FirmwareSkip as exc:
         raise Skip(str(exc)) from None
 
 

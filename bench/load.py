@@ -31,9 +31,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import tritonclient.grpc as grpcclient
-import tritonclient.http as httpclient
-from gedge.core.errors import ConfigError, RuntimeFailure
+from gedge.core.errors import ConfigError, RuntimeFailure, first_line
+from gedge.core.optional import require
 from gedge.core.timing import percentile
 from gedge.runtime.served import ServedRef, parse_reference
 from gedge.serve.scorer import CLIENT_PARAMETER, STOPPING, TALLY_SUFFIX
@@ -114,15 +113,20 @@ def settle(report: LoadReport, tally: dict[str, Any] | None, source: str) -> Loa
     return report
 
 
+def _module(ref: ServedRef) -> Any:
+    """Triton's client library for the reference's protocol (the serve extra; needed only when load is sent)."""
+    return require(f"tritonclient.{'grpc' if ref.protocol == 'grpc' else 'http'}", "`gedge triton load`")
+
+
 def _client(ref: ServedRef, timeout_s: float) -> Any:
     if ref.protocol == "grpc":
-        return grpcclient.InferenceServerClient(ref.address)
-    return httpclient.InferenceServerClient(ref.address, ssl=ref.tls, connection_timeout=timeout_s,
-                                            network_timeout=timeout_s)
+        return _module(ref).InferenceServerClient(ref.address)
+    return _module(ref).InferenceServerClient(ref.address, ssl=ref.tls, connection_timeout=timeout_s,
+                                              network_timeout=timeout_s)
 
 
 def _infer(client: Any, ref: ServedRef, batch: np.ndarray, timeout_s: float, tag: str = "") -> np.ndarray:
-    module = grpcclient if ref.protocol == "grpc" else httpclient
+    module = _module(ref)
     pixels = module.InferInput("pixels", list(batch.shape), "UINT8")
     pixels.set_data_from_numpy(batch)
     extra: dict[str, Any] = {"client_timeout": timeout_s} if ref.protocol == "grpc" else {}
@@ -134,8 +138,8 @@ def _infer(client: Any, ref: ServedRef, batch: np.ndarray, timeout_s: float, tag
 
 def server_tally(ref: ServedRef, timeout_s: float = 10.0) -> dict[str, Any] | None:
     """``gedge serve``'s tally (its ``<name>-tally`` model); None where the server has none or is gone."""
-    module = grpcclient if ref.protocol == "grpc" else httpclient
     try:
+        module = _module(ref)
         client = _client(ref, timeout_s)
         ask = module.InferInput("ask", [1], "UINT8")
         ask.set_data_from_numpy(np.zeros(1, dtype=np.uint8))
@@ -205,12 +209,11 @@ class _Run:
     tickets: Any = None
 
     def failed(self, exc: Exception) -> None:
-        whole = str(exc).strip()
-        text = whole.splitlines()[0] if whole else ""
+        whole = str(exc).lower()
         with self.lock:
             self.report.errors += 1
-            self.report.refused += any(words.lower() in whole.lower() for words in REFUSALS)
-            self.errors[f"{type(exc).__name__}: {text[:80]}"] += 1
+            self.report.refused += any(words.lower() in whole for words in REFUSALS)
+            self.errors[first_line(exc, named=True)] += 1
 
     def answered(self, scores: np.ndarray, which: int, elapsed_ms: float) -> None:
         with self.lock:

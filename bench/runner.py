@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from gedge.bench.report import BENCH, BenchReport, BenchRow
+from gedge.core.artifacts import Artifact
 from gedge.core.backend import Backend, BackendInfo, CudaGraphBackend
 from gedge.core.errors import ConfigError, GedgeError, RuntimeFailure
 from gedge.core.inputs import InputSpec
@@ -35,7 +36,19 @@ from gedge.core.optional import available, require
 from gedge.core.timing import Rounds, interleaved, latency_summary, percentile, timed_calls
 from gedge.data.synth import render_board
 from gedge.runtime.loop import Pipeline, batch_by_batch
-from gedge.runtime.registry import BACKENDS, CAN_RUN, KINDS, auto_backend, kind_of, model_info, open_backend, refusal
+from gedge.runtime.registry import (
+    BACKENDS,
+    CAN_RUN,
+    KINDS,
+    Model,
+    artifact_kind,
+    auto_backend,
+    kind_of,
+    open_backend,
+    open_model,
+    refusal,
+)
+from gedge.runtime.served import is_served
 from PIL import Image
 
 BACKEND_KINDS = (KINDS[0], "torch-cuda", *KINDS[1:])  # torch-cuda: the torch backend on CUDA, rows of its own
@@ -161,53 +174,64 @@ def _base_kind(kind: str) -> str:
     return "torch" if kind == "torch-cuda" else kind
 
 
-def _kinds_for(model: Any, backends: list[str] | None, plan: dict[str, Any]) -> list[str]:
+def model_name(model: Model) -> str:
+    """A model's name in rows and notes: its file name, or a served model's URL."""
+    if isinstance(model, Artifact):
+        return model.name
+    return str(model) if is_served(model) else Path(model).name
+
+
+def _kinds_for(model: Model, backends: list[str] | None, plan: dict[str, Any]) -> list[str]:
     """The backend kinds a model runs on: the ones asked for that can run it, else its own (torch on the CPU and,
     where there is a GPU, on CUDA; a graph on the fastest installed CPU backend)."""
-    natural = kind_of(model)
+    natural, artifact = kind_of(model), artifact_kind(model)
     kinds = [natural]
     if natural == "torch":
         kinds = ["torch", "torch-cuda"]
-    elif natural in CAN_RUN["onnxruntime"]:  # a graph or an IR: the CPU backends that can run it
+    elif artifact in ("graph", "ir"):  # the CPU backends that can run it
         if backends:
-            kinds = [k for k in CAN_RUN[natural] if k in backends]
+            kinds = [k for k in CAN_RUN[artifact] if k in backends]
         else:
             choice = auto_backend(model, measure_batch=plan["measure_batch"], threads=plan["threads"])
             kinds = [choice.kind]
             if plan["choices"] is not None:
-                plan["choices"][Path(model).name] = f"{choice.kind} ({choice.reason}; --backend to choose)"
+                plan["choices"][model_name(model)] = f"{choice.kind} ({choice.reason}; --backend to choose)"
     if backends:
         return [k for k in kinds if k in backends]
     return [k for k in kinds if k != "torch-cuda" or _torch_cuda_available()]
 
 
-def plan_runs(models: list[Any], backends: list[str] | None, measure_batch: int | None = None, threads: int = 0,
-              choices: dict[str, str] | None = None) -> tuple[list[tuple[Any, str]], list[dict[str, str]]]:
-    """(model, backend kind) pairs to run and the pairs left out, with the reason. Without ``backends`` a graph
-    runs on the fastest installed CPU backend (measured at ``measure_batch`` where given); ``choices`` collects
-    why, per model file name."""
+def plan_runs(models: list[Model], backends: list[str] | None, measure_batch: int | None = None, threads: int = 0,
+              choices: dict[str, str] | None = None) -> tuple[list[tuple[Model, str]], list[dict[str, str]]]:
+    """(model, backend kind) pairs to run and the pairs left out, with the reason. A model file is read only where
+    its facts decide (a backend other than its own, the automatic choice); :func:`run_benchmarks` gives them read
+    once. Without ``backends`` a graph runs on the fastest installed CPU backend (measured at ``measure_batch``
+    where given); ``choices`` collects why, per model file name."""
     plan = {"measure_batch": measure_batch, "threads": threads, "choices": choices}
     runs, skipped = [], []
     for model in models:
-        natural = kind_of(model)
+        natural, name = kind_of(model), model_name(model)
         for kind in _kinds_for(model, backends, plan):
-            refused = None if _base_kind(kind) == natural else refusal(kind, natural, model_info(model).precision)
+            refused = None
+            if _base_kind(kind) != natural:
+                opened = open_model(model)
+                refused = refusal(kind, opened.kind, opened.precision) if isinstance(opened, Artifact) else None
             if refused:
-                skipped.append({"backend": kind, "model": Path(model).name, "reason": refused})
+                skipped.append({"backend": kind, "model": name, "reason": refused})
             elif kind == "torch-cuda" and not _torch_cuda_available():
-                skipped.append({"backend": kind, "model": Path(model).name, "reason": "torch sees no CUDA GPU"})
+                skipped.append({"backend": kind, "model": name, "reason": "torch sees no CUDA GPU"})
             else:
                 runs.append((model, kind))
     for kind in backends or []:
         if not any(k == kind for _, k in runs) and not any(s["backend"] == kind for s in skipped):
-            need = " or ".join(BACKENDS[_base_kind(kind)].runs)
-            skipped.append({"backend": kind, "model": "", "reason": f"no {need} model given"})
+            skipped.append({"backend": kind, "model": "", "reason": "given no model it runs (it needs "
+                                                                  f"{BACKENDS[_base_kind(kind)].needs})"})
     return runs, skipped
 
 
-def _open(model: Any, kind: str, config: BenchConfig, report: BenchReport) -> tuple[Backend, bool] | None:
+def _open(model: Artifact | str, kind: str, config: BenchConfig, report: BenchReport) -> tuple[Backend, bool] | None:
     """The backend (and whether its peak RSS could be reset), or None with the reason in ``report.skipped``."""
-    name = Path(model).name
+    name = model_name(model)
     try:
         exact = reset_peak_rss()
         if kind == "torch-cuda":
@@ -221,8 +245,9 @@ def _open(model: Any, kind: str, config: BenchConfig, report: BenchReport) -> tu
     spec = backend.input_spec
     report.settings["input_size"] = f"{spec.size}x{spec.size}x{spec.channels}"
     report.notes.extend(f"{name}: {note}" for note in backend.info.notes)
-    if backend.info.artifact is not None and backend.info.artifact.verification:
-        report.notes.append(f"{name}: {backend.info.artifact.verification}")
+    checked = backend.info.artifact.verification_line if backend.info.artifact is not None else ""
+    if checked:
+        report.notes.append(f"{name}: {checked}")
     return backend, exact
 
 
@@ -262,7 +287,7 @@ def _row(backend: Backend, run: tuple[Any, str, int, bool | None], config: Bench
         backend.set_cuda_graphs(graphs)
         backend.reset_stats()
     latency, ips = bench_latency(backend, batch, config.warmup, config.iters, config.seconds)
-    row = BenchRow(label=backend.info.label, backend=backend.name, kind=kind, model=Path(model).name,
+    row = BenchRow(label=backend.info.label, backend=backend.name, kind=kind, model=model_name(model),
                    precision=backend.info.precision, batch=batch, latency_ms=latency, images_per_second=ips)
     if graphs is not None and isinstance(backend, CudaGraphBackend):
         stages = backend.stage_times_ms()
@@ -278,6 +303,7 @@ def _row(backend: Backend, run: tuple[Any, str, int, bool | None], config: Bench
 def run_benchmarks(models: list[Any], config: BenchConfig, progress: Progress | None = None) -> BenchReport:
     """Every (model, backend) pair at every batch size."""
     choices: dict[str, str] = {}
+    models = [open_model(model) for model in models]  # each file read, hashed and verified once
     runs, skipped = plan_runs(models, config.backends, max(config.batches), config.threads, choices)
     report = BenchReport(BENCH, machine_facts(), {**asdict(config), "input_size": None}, skipped=skipped)
     report.notes.extend(f"{name}: {why}" for name, why in choices.items())
@@ -291,7 +317,7 @@ def run_benchmarks(models: list[Any], config: BenchConfig, progress: Progress | 
             for batch in config.batches:
                 for graphs in variants:
                     if progress:
-                        progress(f"{kind} {Path(model).name} batch {batch}"
+                        progress(f"{kind} {model_name(model)} batch {batch}"
                                  + ("" if graphs is None else f" graphs {'on' if graphs else 'off'}"))
                     row = _row(backend, (model, kind, batch, graphs), config, exact)
                     report.results.append(row)

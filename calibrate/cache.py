@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 
 from gedge.calibrate.ranges import CalibrationRanges
-from gedge.core.artifacts.calib_cache import ALGORITHMS, DEFAULT_ALGORITHM, CalibrationCache, version_code
+from gedge.core.artifacts.calibration import ALGORITHMS, DEFAULT_ALGORITHM, CalibrationCache, version_code
 from gedge.core.errors import ConfigError
 
 DEFAULT_TRT_VERSION = "8.6.1"

@@ -30,6 +30,7 @@ from gedge.compare.backends import open_candidate, open_reference
 from gedge.compare.comparator import BackendScores, ImageSetFacts, ParityReport
 from gedge.compare.driver import ComparisonImages, RunSettings, compare, score_backend
 from gedge.compare.limits import ParityLimits
+from gedge.core.artifacts import Artifact
 from gedge.core.errors import DataError
 from gedge.data.proxy import KINDS, proxy_set
 from gedge.data.tiles import load_prepared
@@ -95,15 +96,15 @@ class Gate:
     batch_size: int = 64
 
     @classmethod
-    def open(cls, checkpoint_path: Path, gate_set: GateSet, limits: ParityLimits,
+    def open(cls, checkpoint: Artifact, gate_set: GateSet, limits: ParityLimits,
              settings: RunSettings = RunSettings(), threads: int = 0) -> Gate:
-        """Score the gate images with the torch reference of ``checkpoint_path`` (through the runtime registry)."""
-        reference = open_reference(checkpoint_path)
+        """Score the gate images with the torch reference of ``checkpoint`` (through the runtime registry)."""
+        reference = open_reference(checkpoint)
         with closing(reference.backend):
             scores = score_backend(reference.backend, gate_set.images, settings)
         return cls(gate_set, scores, limits, threads, settings.batch_size)
 
-    def check(self, artifact: Path, progress: Progress | None = None) -> ParityReport:
+    def check(self, artifact: Artifact, progress: Progress | None = None) -> ParityReport:
         """An INT8 artifact (opened on its own backend, closed afterwards) against the reference's scores. It has
         no recorded gate yet (this is its gate), so it is opened with ``force``."""
         with closing(open_candidate(artifact, self.threads, force=True)) as candidate:

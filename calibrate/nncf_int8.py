@@ -13,10 +13,9 @@ symmetric weights). Everything else stays in float through NNCF's ignored scope,
 * the two convolutions that read an image (G's first layer, D's first layer on [x; G(x)]), like the ONNX INT8
   flavours (``quantize_image_convs`` quantizes them too);
 * the latent convolutions (the last layer of each encoder, a k x k kernel over a k x k map giving a 1 x 1
-  output): OpenVINO 2026.4's CPU plugin runs that shape wrongly in int8 on an AVX2 CPU without VNNI (its output
-  comes back about 2e4 times too small, relative error 1.0 against the same IR run with FakeQuantize simulated
-  in float, which is right within 1e-2); NNCF's ranges are fine, the int8 kernel is not. They are 0.2 % of the
-  scorer's multiply-adds at 32x32 (100 x 128 x 4 x 4 per encoder), so float costs nothing measurable.
+  output): OpenVINO's CPU plugin has been seen to compute that shape wrongly in int8 on CPUs without VNNI (the
+  measurement is in docs/openvino.md); they are a fraction of a percent of the scorer's multiply-adds, so float
+  costs nothing measurable.
 
 :func:`float_residuals` checks that on the saved IR: every FakeQuantize feeds only convolutions. The IR
 (``<stem>.int8.ov.xml`` + ``.bin``, weights kept FP32, no FP16 compression) is written to temporary names
@@ -32,8 +31,7 @@ import io
 import logging
 import os
 import re
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +39,17 @@ import numpy as np
 from gedge.calibrate.layers import latent_convolutions
 from gedge.calibrate.quantize import image_convolutions
 from gedge.calibrate.targets import ArtifactChecks, TargetInputs
-from gedge.core.artifacts.graph import GraphFacts, load_graph, read_facts
-from gedge.core.artifacts.ir import ir_sidecar_path, write_ir_sidecar
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.facts import ModelFacts, Quantization
+from gedge.core.artifacts.ir import write_ir_sidecar
+from gedge.core.artifacts.records import CalibrationSetRef, GateRecord
+from gedge.core.artifacts.sidecar import sidecar_path
 from gedge.core.atomic import write_errors
 from gedge.core.errors import ArtifactError, ConfigError
-from gedge.core.hashing import sha256_file
 from gedge.core.inputs import graph_input
 from gedge.core.optional import available, require
 from gedge.core.scores import OUTPUT_NAMES
+from gedge.core.timing import Stopwatch
 
 IR_SUFFIX = ".int8.ov.xml"
 
@@ -165,35 +166,32 @@ def _quantization_facts(settings: NncfSettings, scope: dict, counts: dict, versi
     }
 
 
-def quantize_nncf(fp32_path: str | Path, patches: np.ndarray,
-                  settings: NncfSettings = NncfSettings()) -> tuple[Any, GraphFacts, dict]:
-    """The NNCF-quantized ``openvino.Model`` of an FP32 graph, its graph facts and the quantization facts (not
-    saved).
+def quantize_nncf(fp32: Artifact, patches: np.ndarray,
+                  settings: NncfSettings = NncfSettings()) -> tuple[Any, ModelFacts, dict]:
+    """The NNCF-quantized ``openvino.Model`` of an FP32 graph (as gedge read it), its facts and the quantization
+    facts (not saved).
 
-    Defaults, measured on the synthetic demo checkpoint's gate (144 images; relative L2 of the score against
-    torch): NNCF's own range estimator with its first-layer overflow fix 0.023 (agreement 96.5 %, fails);
-    min/max ranges 0.014; min/max without the overflow fix 0.0099 (agreement 99.3 %, passes). The overflow fix
-    narrows weights to 7 bits against int16 saturation on CPUs without VNNI; on this AVX2 CPU the unfixed IR
-    runs exactly as its FakeQuantize graph simulated in float, and the accuracy gate checks every IR anyway.
+    The defaults (min/max ranges, no overflow fix) are the ones that pass the accuracy gate on the synthetic demo
+    checkpoint; NNCF's own range estimator and its overflow fix (7-bit weights against int16 saturation on CPUs
+    without VNNI) did not. The measurements are in docs/openvino.md; the gate checks every IR anyway.
     """
     nncf, ov = require_nncf()
-    fp32_path = Path(fp32_path)
-    onnx_model = load_graph(fp32_path)
-    facts = read_facts(onnx_model, fp32_path)
-    if facts.precision != "fp32":
-        raise ConfigError(f"NNCF quantization needs the FP32 graph from `gedge export`; {fp32_path.name} is "
+    onnx_model, facts = fp32.onnx_model, fp32.model_facts()
+    if onnx_model is None or facts.precision != "fp32":
+        raise ConfigError(f"NNCF quantization needs the FP32 graph from `gedge export`; {fp32.name} is "
                           f"{facts.precision}")
     if len(patches) == 0:
         raise ConfigError("the calibration set is empty")
     scope = float_scope(onnx_model, settings.quantize_image_convs, settings.keep_float)
-    model = ov.Core().read_model(str(fp32_path))
+    model = ov.Core().read_model(str(fp32.path))
     step = settings.batch_size
-    dataset = nncf.Dataset([graph_input(patches[i:i + step], facts.input) for i in range(0, len(patches), step)])
-    started = time.time()
+    dataset = nncf.Dataset([graph_input(patches[i:i + step], facts.input_kind)
+                            for i in range(0, len(patches), step)])
+    watch = Stopwatch()
     quantized = _run_nncf(nncf, model, dataset, len(patches), settings, scope)
     quantization = _quantization_facts(settings, scope, fake_quantize_summary(quantized),
                                        (nncf.__version__, ov.get_version()))
-    quantization.update(calibration_inputs=int(len(patches)), seconds=round(time.time() - started, 1))
+    quantization.update(calibration_inputs=int(len(patches)), seconds=watch.seconds(1))
     return quantized, facts, quantization
 
 
@@ -256,16 +254,16 @@ def save_ir(model, out: str | Path) -> Path:
     return out
 
 
-def write_openvino_int8(fp32_path: str | Path, patches: np.ndarray, out: str | Path, set_facts: dict,
-                        settings: NncfSettings = NncfSettings()) -> tuple[Path, GraphFacts, dict]:
-    """Quantize, save the IR atomically and its sidecar (without a gate); returns (path, facts, quantization)."""
-    quantized, facts, quantization = quantize_nncf(fp32_path, patches, settings)
-    quantization.update({f"calibration_set_{k}": v for k, v in set_facts.items()})
-    int8_facts = replace(facts, precision="int8", derived_from_sha256=sha256_file(fp32_path),
-                         quantization=quantization)
+def write_openvino_int8(fp32: Artifact, patches: np.ndarray, out: str | Path, calibration_set: CalibrationSetRef,
+                        settings: NncfSettings = NncfSettings()) -> tuple[Artifact, dict]:
+    """Quantize, save the IR atomically and its sidecar (without a gate); returns the IR written and the
+    quantization facts as NNCF's run reported them."""
+    quantized, facts, quantization = quantize_nncf(fp32, patches, settings)
+    recorded = Quantization.from_dict(quantization)
+    int8_facts = facts.derived("int8", fp32.sha256, Quantization(recorded.flavour, recorded.method, recorded.kept_float,
+                                                                 calibration_set, recorded.details))
     path = save_ir(quantized, out)
-    write_ir_sidecar(path, int8_facts, {"calibration_set": set_facts})
-    return path, int8_facts, quantization
+    return write_ir_sidecar(path, int8_facts, calibration_set), quantization
 
 
 class OpenVINOTarget:
@@ -279,29 +277,31 @@ class OpenVINOTarget:
         require_nncf()
         self.out = out
         self.inputs = inputs
-        self.facts: GraphFacts | None = None
+        self.written: Artifact | None = None
+        self.quantization: dict = {}  # what NNCF's run reported
         self.residuals: list[str] = []
 
-    def write(self, tmp: Path, keep_float: tuple[str, ...] = ()) -> None:
+    def write(self, tmp: Path, keep_float: tuple[str, ...] = ()) -> Artifact:
         """The IR at ``tmp``; ``keep_float``: further convolutions to leave in float (the fallback's)."""
         inputs = self.inputs
         settings = NncfSettings(quantize_image_convs=inputs.quantize_image_convs, keep_float=tuple(keep_float))
-        _, self.facts, _ = write_openvino_int8(inputs.fp32_path, inputs.calibration.patches, tmp, inputs.set_facts,
-                                               settings)
+        self.written, self.quantization = write_openvino_int8(inputs.fp32, inputs.calibration.patches, tmp,
+                                                              inputs.calibration_set, settings)
+        return self.written
 
     def inspect(self, tmp: Path) -> ArtifactChecks:
         _, ov = require_nncf()
         self.residuals = float_residuals(ov.Core().read_model(str(tmp)))
-        quantization = self.facts.quantization
-        return ArtifactChecks(dict(quantization["quantized_nodes"]), list(quantization["float_convolutions"]),
-                              float_residuals=self.residuals, quantization=quantization)
+        done = self.quantization
+        return ArtifactChecks(dict(done["quantized_nodes"]), list(done["float_convolutions"]),
+                              float_residuals=self.residuals, quantization=done)
 
     def publish(self, tmp: Path, gate: dict[str, Any]) -> None:
         os.replace(tmp.with_suffix(".bin"), self.out.with_suffix(".bin"))  # weights first: the xml names them
         os.replace(tmp, self.out)
-        write_ir_sidecar(self.out, self.facts, {"calibration_set": self.inputs.set_facts, "gate": gate,
-                                                "float_residuals_check": self.residuals or "ok"})
+        write_ir_sidecar(self.out, self.written.model_facts(), self.inputs.calibration_set, GateRecord.from_dict(gate),
+                         {"float_residuals_check": self.residuals or "ok"})
 
     def discard(self, tmp: Path) -> None:
-        for leftover in (tmp, tmp.with_suffix(".bin"), ir_sidecar_path(tmp)):
+        for leftover in (tmp, tmp.with_suffix(".bin"), sidecar_path(tmp)):
             leftover.unlink(missing_ok=True)

@@ -18,13 +18,15 @@ sha256 of the patch bytes, the sources, the seed and the way it was drawn), both
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gedge.core.atomic import atomic_path, write_json
+from gedge.core.artifacts.calibration import CalibrationSetFacts
+from gedge.core.artifacts.records import read_json, write_record
+from gedge.core.artifacts.sidecar import sidecar_path
+from gedge.core.atomic import atomic_path
 from gedge.core.errors import ArtifactError, ConfigError, DataError
 from gedge.core.preprocess import Preprocess
 from gedge.data.datasets import GOOD, open_dataset
@@ -34,7 +36,6 @@ from gedge.data.tiles import load_prepared
 
 DEFAULT_PATCHES = 512
 MIN_RECOMMENDED = 300
-FORMAT = "gedge-calibration-set"
 
 
 @dataclass
@@ -67,19 +68,15 @@ class CalibrationSet:
     def shape(self) -> tuple[int, ...]:
         return tuple(int(s) for s in self.patches.shape)
 
-    def facts(self) -> dict:
-        values = {k: v for k, v in asdict(self).items() if k != "patches"}
-        return {"format": FORMAT, "sha256": self.sha256, "shape": list(self.shape), "n_patches": len(self),
-                **values}
+    def facts(self, file: str = "", created: str = "") -> CalibrationSetFacts:
+        """What its sidecar records (``docs/schemas/calibration-set.schema.json``)."""
+        return CalibrationSetFacts(self.sha256, self.shape, tuple(self.sources), self.seed, self.method,
+                                   tuple(self.per_source), dict(self.preprocess), self.origin, dict(self.excluded),
+                                   tuple(self.warnings), file, created)
 
     def batches(self, batch_size: int):
         for start in range(0, len(self), batch_size):
             yield self.patches[start:start + batch_size]
-
-
-def sidecar_path(path: str | Path) -> Path:
-    path = Path(path)
-    return path.with_name(path.name + ".json")
 
 
 def save_calibration_set(cal: CalibrationSet, path: str | Path) -> Path:
@@ -89,8 +86,8 @@ def save_calibration_set(cal: CalibrationSet, path: str | Path) -> Path:
         raise ArtifactError("calibration set path is a folder; give a file name such as calibration.npz", path)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, patches=cal.patches)
-    write_json(sidecar_path(path), {"file": path.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                    **cal.facts()})
+    write_record(sidecar_path(path), "calibration-set",
+                 cal.facts(path.name, time.strftime("%Y-%m-%dT%H:%M:%S%z")).to_dict())
     return path
 
 
@@ -102,19 +99,15 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
     side = sidecar_path(path)
     if not side.is_file():
         raise ArtifactError("calibration set has no sidecar (written by `gedge calibrate`?)", side)
+    facts = CalibrationSetFacts.from_dict(read_json(side, "calibration set sidecar"), side)
     try:
-        facts = json.loads(side.read_text())
         with np.load(path, allow_pickle=False) as data:
             patches = data["patches"]
     except (OSError, ValueError, KeyError) as exc:
         raise ArtifactError(f"calibration set does not load: {exc.__class__.__name__}: {exc}", path) from None
-    if facts.get("format") != FORMAT:
-        raise ArtifactError("not a gedge calibration set sidecar", side)
-    cal = CalibrationSet(patches, list(facts.get("sources", [])), int(facts.get("seed", 0)),
-                         str(facts.get("method", "")), list(facts.get("per_source", [])),
-                         dict(facts.get("preprocess", {})), str(facts.get("origin", "")),
-                         dict(facts.get("excluded", {})))
-    if cal.sha256 != facts.get("sha256"):
+    cal = CalibrationSet(patches, list(facts.sources), facts.seed, facts.method, list(facts.per_source),
+                         dict(facts.preprocess), facts.origin, dict(facts.excluded))
+    if cal.sha256 != facts.sha256:
         raise ArtifactError("calibration patches do not match the sha256 in their sidecar (modified?)", path)
     return cal
 

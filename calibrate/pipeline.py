@@ -25,7 +25,6 @@ too, so a build from the cache is refused alike.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,20 +50,22 @@ from gedge.calibrate.targets import ArtifactChecks, QdqTarget, TargetInputs, Tar
 from gedge.compare.comparator import ParityReport
 from gedge.compare.driver import RunSettings
 from gedge.compare.limits import ParityLimits, gate_limits
+from gedge.core import artifacts
+from gedge.core.artifacts import Artifact
 from gedge.core.artifacts.calib_cache import write_cache
-from gedge.core.artifacts.graph import load_graph, read_facts
-from gedge.core.atomic import write_json
+from gedge.core.artifacts.calibration import CalibrationFacts
+from gedge.core.artifacts.records import CalibrationSetRef, GateRecord
 from gedge.core.errors import ArtifactError, ConfigError
-from gedge.core.hashing import sha256_file
+from gedge.core.timing import Stopwatch
 from gedge.data.datasets import split_validation
-from gedge.reference.checkpoint import Checkpoint, load_checkpoint
+from gedge.reference.checkpoint import Checkpoint, checkpoint_of
 
 TARGET_SETS = {"tensorrt": ("tensorrt",), "cpu": ("cpu",), "onnx": ("tensorrt", "cpu"), "openvino": ("openvino",),
                "all": ("tensorrt", "cpu", "openvino"), "all+openvino": ("tensorrt", "cpu", "openvino")}
 # `all` is every target whose tools are installed (OpenVINO's IR needs gedge[openvino]); `all+openvino` insists.
 TARGETS = tuple(TARGET_SETS)
 ONNX_TARGETS = tuple(FLAVOURS)  # the Q/DQ flavours, which need the activation ranges
-DEFAULT_METHOD = "minmax"  # measured: entropy and percentile clip the tails the local scores live on
+DEFAULT_METHOD = "minmax"  # entropy and percentile clip the tails the local scores live on (docs/int8-calibration.md)
 GATE_FRACTION = 0.15  # share of the sources held out for the gate when the checkpoint records no validation set
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -219,8 +220,9 @@ def output_paths(graph: Path, out_dir: Path | None = None) -> dict[str, Path]:
 class CalibrationInputs:
     """Everything checked before any work: the checkpoint, the FP32 graph, the output paths, the sources."""
 
+    reference: Artifact  # the checkpoint, as gedge read it
     checkpoint: Checkpoint
-    fp32: onnx.ModelProto
+    fp32: Artifact  # the FP32 graph, as gedge read it
     paths: dict[str, Path]
     sources: Sources  # the images the calibration set is drawn from (the gate's held-out images left out)
     held_out: list[Path]  # the gate's normal images
@@ -228,17 +230,17 @@ class CalibrationInputs:
     notes: list[str] = field(default_factory=list)
 
 
-def _open_graph(options: CalibrateOptions, checkpoint: Checkpoint) -> tuple[onnx.ModelProto, list[str]]:
-    graph = load_graph(options.graph)
-    facts = read_facts(graph, options.graph)
-    if facts.precision != "fp32":
-        raise ConfigError(f"calibrate needs the FP32 graph from `gedge export`; {options.graph} is {facts.precision}")
-    if facts.model != checkpoint.model.to_dict():
-        raise ConfigError(f"the graph's model config differs from the checkpoint's: {facts.model} vs "
-                          f"{checkpoint.model.to_dict()}")
-    notes = []
-    if facts.source_sha256 and facts.source_sha256 != sha256_file(options.checkpoint):
-        notes.append(f"the graph was exported from {facts.source_checkpoint} (sha256 {facts.source_sha256[:12]}), "
+def _open_graph(options: CalibrateOptions, reference: Artifact) -> tuple[Artifact, list[str]]:
+    """The FP32 graph, read once, and a note where its lineage names another checkpoint than ``reference``."""
+    graph = artifacts.open(options.graph, ("graph",))
+    if graph.precision != "fp32":
+        raise ConfigError(f"calibrate needs the FP32 graph from `gedge export`; {options.graph} is {graph.precision}")
+    if graph.model != reference.model:
+        raise ConfigError(f"the graph's model config differs from the checkpoint's: {graph.model} vs "
+                          f"{reference.model}")
+    notes, lineage = [], graph.lineage
+    if lineage.checkpoint_sha256 and lineage.checkpoint_sha256 != reference.sha256:
+        notes.append(f"the graph was exported from {lineage.checkpoint} (sha256 {lineage.checkpoint_sha256[:12]}), "
                      "not from this checkpoint")
     return graph, notes
 
@@ -266,8 +268,9 @@ def _split_sources(checkpoint: Checkpoint, options: CalibrateOptions,
 def open_inputs(options: CalibrateOptions) -> CalibrationInputs:
     """The checkpoint, the FP32 graph, the output paths and the sources, checked against each other (so bad
     input fails as one line before any work)."""
-    checkpoint = load_checkpoint(options.checkpoint)
-    fp32, notes = _open_graph(options, checkpoint)
+    reference = artifacts.open(options.checkpoint, ("checkpoint",))
+    checkpoint = checkpoint_of(reference)
+    fp32, notes = _open_graph(options, reference)
     if "openvino" in options.targets:
         require_nncf()
     paths = output_paths(options.graph, options.out_dir)
@@ -277,7 +280,7 @@ def open_inputs(options: CalibrateOptions) -> CalibrationInputs:
     if options.target == "all" and "openvino" not in options.targets:
         notes.append("OpenVINO or NNCF is not installed (pip install 'gedge[openvino]'): no NNCF INT8 IR")
     sources, held_out, gate_origin = _split_sources(checkpoint, options, notes)
-    return CalibrationInputs(checkpoint, fp32, paths, sources, held_out, gate_origin, notes)
+    return CalibrationInputs(reference, checkpoint, fp32, paths, sources, held_out, gate_origin, notes)
 
 
 def _writer(target: str, out: Path, inputs: TargetInputs) -> TargetWriter:
@@ -287,8 +290,7 @@ def _writer(target: str, out: Path, inputs: TargetInputs) -> TargetWriter:
 def _measure(writer: TargetWriter, gate: Gate, tmp: Path) -> Measure:
     """The gate's report on the artifact written with some layers kept in float (for the fallback's search)."""
     def measure(keep_float: tuple[str, ...]) -> ParityReport:
-        writer.write(tmp, keep_float)
-        return gate.check(tmp)
+        return gate.check(writer.write(tmp, keep_float))
     return measure
 
 
@@ -304,8 +306,7 @@ def _search(writer: TargetWriter, gate: Gate, options: CalibrateOptions, fp32: o
     precision = Precision(int8_share(layers, total))
     if options.report and layers:
         precision.sensitivity = sensitivity(layers, measure, True, _stage(progress, f"sensitivity {writer.target}"))
-    writer.write(tmp)
-    report = gate.check(tmp, _stage(progress, f"gate {writer.target}"))
+    report = gate.check(writer.write(tmp), _stage(progress, f"gate {writer.target}"))
     if report.passed or not options.fallback or not layers:
         return report, precision
     harm = precision.sensitivity or sensitivity(layers, measure, False, _stage(progress, f"harm {writer.target}"))
@@ -313,8 +314,8 @@ def _search(writer: TargetWriter, gate: Gate, options: CalibrateOptions, fp32: o
     precision.int8_mac_share = precision.fallback.int8_share
     if precision.fallback.report is not None:  # the passing trial's artifact is the one at tmp, already gated
         return precision.fallback.report, precision
-    writer.write(tmp)  # none passed: the plain INT8 artifact again, gated again as written
-    return gate.check(tmp, _stage(progress, f"gate {writer.target}")), precision
+    plain = writer.write(tmp)  # none passed: the plain INT8 artifact again, gated again as written
+    return gate.check(plain, _stage(progress, f"gate {writer.target}")), precision
 
 
 def _gate_target(writer: TargetWriter, gate: Gate, options: CalibrateOptions, fp32: onnx.ModelProto,
@@ -340,22 +341,18 @@ def _gate_target(writer: TargetWriter, gate: Gate, options: CalibrateOptions, fp
 
 
 def _write_cache(options: CalibrateOptions, inputs: CalibrationInputs, ranges: CalibrationRanges,
-                 set_facts: dict[str, Any], trt: FlavourResult) -> Path:
+                 calibration_set: CalibrationSetRef, trt: FlavourResult) -> Path:
     """TensorRT's calibration cache of the ranges (the tensors the Q/DQ graph quantizes), with its sidecar: the
     FP32 graph's sha256 (a build checks it) and the verdict of the TensorRT flavour's gate (a build enforces it)."""
-    tensor_names = {name for node in inputs.fp32.graph.node for name in node.output}
+    tensor_names = {name for node in inputs.fp32.onnx_model.graph.node for name in node.output}
     leave_out = set() if options.quantize_image_convs else set(ranges.image_valued)
     cache = cache_from_ranges(ranges, tensor_names, options.trt_version, leave_out=leave_out)
-    cache_path = write_cache(cache, inputs.paths["cache"])
-    graph = Path(options.graph).name
-    write_json(cache_path.with_name(cache_path.name + ".json"), {
-        "cache": cache_path.name, "sha256": sha256_file(cache_path), "header": cache.header(),
-        "tensorrt_version": options.trt_version, "method": ranges.method,
-        "tensors": len(cache.scales), "graph": graph, "graph_sha256": sha256_file(options.graph),
-        "calibration_set": set_facts,
-        "gate": {"passed": trt.passed, "graph": trt.path.name, "failures": trt.failures},
-        "use": f"trtexec --onnx={graph} --int8 --calib={cache_path.name} (TensorRT 8.5-10.x)"})
-    return cache_path
+    out, graph = inputs.paths["cache"], inputs.fp32
+    facts = CalibrationFacts(
+        out.name, "", cache.header(), options.trt_version, ranges.method, len(cache.scales), graph.name, graph.sha256,
+        GateRecord(trt.passed, tuple(trt.failures), {"graph": trt.path.name}), calibration_set,
+        f"trtexec --onnx={graph.name} --int8 --calib={out.name} (TensorRT 8.5-10.x)")
+    return write_cache(cache, out, facts)
 
 
 def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None] | None:
@@ -366,28 +363,29 @@ def calibrate(options: CalibrateOptions, progress: Progress | None = None,
               inputs: CalibrationInputs | None = None) -> CalibrateResult:
     """The whole `gedge calibrate` run (see the module docstring); ``inputs`` from :func:`open_inputs` when the
     caller checked them already."""
-    started = time.time()
+    watch = Stopwatch()
     inputs = inputs or open_inputs(options)
     checkpoint = inputs.checkpoint
     cal = calibration_set_from(inputs.sources, checkpoint.preprocess, options.n_patches, options.seed)
     set_path = save_calibration_set(cal, inputs.paths["set"])
-    set_facts = {"sha256": cal.sha256, "patches": len(cal), "file": set_path.name, "seed": options.seed}
+    calibration_set = CalibrationSetRef(cal.sha256, len(cal), set_path.name, options.seed)
     ranges = None
+    fp32 = inputs.fp32.onnx_model
     if any(t in ONNX_TARGETS for t in options.targets):
-        facts = read_facts(inputs.fp32)
-        reader = PatchReader(cal.patches, facts.input_name, facts.input)
-        ranges = collect_ranges(inputs.fp32, reader, options.method, options.percentile, options.threads,
+        facts = inputs.fp32.model_facts()
+        reader = PatchReader(cal.patches, facts.input_name, facts.input_kind)
+        ranges = collect_ranges(fp32, reader, options.method, options.percentile, options.threads,
                                 _stage(progress, "ranges"))
         ranges.set_sha256 = cal.sha256
     held_out = gate_set(checkpoint, inputs.held_out, inputs.gate_origin)
-    gate = Gate.open(Path(options.checkpoint), held_out, options.limits(),
+    gate = Gate.open(inputs.reference, held_out, options.limits(),
                      RunSettings(options.batch_size, _stage(progress, "reference")), options.threads)
-    made_from = TargetInputs(Path(options.graph), inputs.fp32, sha256_file(options.graph), cal, set_facts, ranges,
-                             options.quantize_image_convs)
-    results = [_gate_target(_writer(target, inputs.paths[target], made_from), gate, options, inputs.fp32, progress)
+    made_from = TargetInputs(inputs.fp32, cal, calibration_set, ranges, options.quantize_image_convs)
+    results = [_gate_target(_writer(target, inputs.paths[target], made_from), gate, options, fp32, progress)
                for target in options.targets]
     trt = next((r for r in results if r.target == "tensorrt"), None)
-    cache_path = _write_cache(options, inputs, ranges, set_facts, trt) if trt is not None and trt.written else None
+    cache_path = (_write_cache(options, inputs, ranges, calibration_set, trt) if trt is not None and trt.written
+                  else None)
     notes = inputs.notes + (ranges.notes if ranges else [])
     return CalibrateResult(cal, set_path, ranges, results, cache_path, held_out.description, list(cal.warnings), notes,
-                           round(time.time() - started, 1))
+                           watch.seconds(1))

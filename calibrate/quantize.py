@@ -26,13 +26,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
 import onnxruntime
 from gedge.calibrate.ranges import QUANTIZED_OPS, CalibrationRanges, known_bounds
-from gedge.core.artifacts.graph import read_facts, with_precision, write_facts
+from gedge.core.artifacts.facts import Quantization
+from gedge.core.artifacts.graph import graph_facts, serialize, write_facts
+from gedge.core.artifacts.records import CalibrationSetRef
 from gedge.core.errors import ConfigError
 from onnx import TensorProto, numpy_helper
 from onnxruntime.quantization import QuantType
@@ -173,7 +175,7 @@ class QuantizeSettings:
     """What a Q/DQ graph records about its origin, and which convolutions stay in float."""
 
     source_sha256: str | None = None  # of the FP32 graph file (default: of the model's deterministic serialisation)
-    calibration_set: dict = field(default_factory=dict)  # facts about the calibration set (sha256, patches, ...)
+    calibration_set: CalibrationSetRef | None = None  # the calibration set the ranges were chosen on
     quantize_image_convs: bool = False  # also quantize the convolutions that read an image
     exclude: tuple[str, ...] = ()  # further nodes to keep in float (the accuracy-aware fallback's)
 
@@ -182,7 +184,7 @@ def quantize_graph(fp32: onnx.ModelProto, ranges: CalibrationRanges, target: str
                    settings: QuantizeSettings = QuantizeSettings()) -> onnx.ModelProto:
     """The INT8 Q/DQ graph of an FP32 scorer graph for ``target`` (``tensorrt`` or ``cpu``), checked, with facts."""
     spec = target if isinstance(target, Flavour) else flavour(target)
-    facts = read_facts(fp32)
+    facts = graph_facts(fp32)
     if facts.precision != "fp32":
         raise ConfigError(f"INT8 quantization needs the FP32 graph; this one is {facts.precision}")
     exclude = list(settings.exclude) + ([] if settings.quantize_image_convs else image_convolutions(fp32))
@@ -211,20 +213,19 @@ def quantize_graph(fp32: onnx.ModelProto, ranges: CalibrationRanges, target: str
     del out.graph.value_info[:]  # re-derived below: the quantizer renames tensors
     out = onnx.shape_inference.infer_shapes(out, check_type=True, strict_mode=True, data_prop=True)
     onnx.checker.check_model(out, full_check=True)
-    source_sha = settings.source_sha256 or hashlib.sha256(fp32.SerializeToString(deterministic=True)).hexdigest()
+    source_sha = settings.source_sha256 or hashlib.sha256(serialize(fp32)).hexdigest()
     summary = inspect_qdq(out)
-    quantization = {
-        "flavour": spec.name, "description": spec.description, "method": ranges.method,
+    details = {
+        "description": spec.description,
         "activations": "int8 symmetric" if spec.activations == "int8" else "uint8 asymmetric",
         "weights": "int8 symmetric, per output channel", "bias": "float",
         "quantized_nodes": summary.quantized_counts(), "float_convolutions": summary.float_convolutions,
         "calibrated_tensors": len(ranges.tensors), "calibration_inputs": ranges.n_inputs,
         **({"percentile": ranges.percentile} if ranges.method == "percentile" else {}),
-        **({"kept_float": list(settings.exclude)} if settings.exclude else {}),
-        **{f"calibration_set_{k}": v for k, v in settings.calibration_set.items()},
         "onnxruntime_version": onnxruntime.__version__,
     }
-    write_facts(out, replace(with_precision(facts, "int8", source_sha), quantization=quantization))
+    quantization = Quantization(spec.name, ranges.method, tuple(settings.exclude), settings.calibration_set, details)
+    write_facts(out, facts.derived("int8", source_sha, quantization))
     return out
 
 

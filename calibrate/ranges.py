@@ -25,7 +25,6 @@ its default of 128 bins for 128 quantised levels the search has a single candida
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
@@ -34,6 +33,7 @@ import onnx
 import onnxruntime
 from gedge.core.errors import ConfigError
 from gedge.core.inputs import graph_input
+from gedge.core.timing import Stopwatch
 from onnx import TensorProto, helper
 from onnxruntime.quantization import CalibrationDataReader
 
@@ -282,7 +282,7 @@ def collect_ranges(model: onnx.ModelProto, reader: PatchReader, method: str = "e
         raise ConfigError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
     if not 50.0 < percentile <= 100.0:
         raise ConfigError(f"percentile must be in (50, 100], got {percentile}")
-    started = time.time()
+    watch = Stopwatch()
     tensors = calibration_tensors(model)
     if not tensors:
         raise ConfigError("the graph has no Conv or ConvTranspose to calibrate")
@@ -316,5 +316,5 @@ def collect_ranges(model: onnx.ModelProto, reader: PatchReader, method: str = "e
             ranges[name] = TensorRange(name, float(h.min), float(h.max), choose_amax(h, method, percentile))
     image_valued = [n for n in histograms if n in bounded]
     notes = [f"{len(image_valued)} image-valued tensors keep their full range ({', '.join(image_valued)})"]
-    return CalibrationRanges(method, ranges, n_inputs, percentile, seconds=round(time.time() - started, 2),
+    return CalibrationRanges(method, ranges, n_inputs, percentile, seconds=watch.seconds(2),
                              notes=notes, image_valued=image_valued)

@@ -18,23 +18,23 @@ import onnx
 from gedge.calibrate.patches import CalibrationSet
 from gedge.calibrate.quantize import QuantizeSettings, flavour, inspect_qdq, quantize_graph
 from gedge.calibrate.ranges import CalibrationRanges
-from gedge.core.artifacts.graph import load_graph, read_facts
-from gedge.core.atomic import write_bytes, write_json
-from gedge.core.errors import ConfigError, RuntimeFailure
-from gedge.core.hashing import sha256_file
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.graph import graph_artifact, graph_facts, serialize
+from gedge.core.artifacts.records import CalibrationSetRef, GateRecord, sha256_bytes, write_record
+from gedge.core.artifacts.sidecar import GraphSidecar, sidecar_path
+from gedge.core.atomic import write_bytes
+from gedge.core.errors import ConfigError, RuntimeFailure, first_line
 from gedge.export.check import tensorrt_check
 
 
 @dataclass(frozen=True)
 class TargetInputs:
-    """What every target's artifact is made from: the FP32 graph, the calibration set and (for the ONNX
-    flavours) the activation ranges chosen on it."""
+    """What every target's artifact is made from: the FP32 graph (as gedge read it), the calibration set and (for the
+    ONNX flavours) the activation ranges chosen on it."""
 
-    fp32_path: Path
-    fp32: onnx.ModelProto
-    fp32_sha256: str
+    fp32: Artifact
     calibration: CalibrationSet
-    set_facts: dict[str, Any]  # the calibration set's sha256, size, file and seed, as the artifacts record them
+    calibration_set: CalibrationSetRef  # the calibration set's sha256, size, file and seed, as artifacts record it
     ranges: CalibrationRanges | None = None
     quantize_image_convs: bool = False
 
@@ -57,7 +57,7 @@ class TargetWriter(Protocol):
     out: Path
     gate_note: str  # how the gate ran the artifact, for the report's notes
 
-    def write(self, tmp: Path, keep_float: tuple[str, ...] = ()) -> None: ...
+    def write(self, tmp: Path, keep_float: tuple[str, ...] = ()) -> Artifact: ...
 
     def inspect(self, tmp: Path) -> ArtifactChecks: ...
 
@@ -72,14 +72,13 @@ def temporary_path(out: Path) -> Path:
     return out.with_name(f".{out.stem}.gate{out.suffix}")
 
 
-def tensorrt_parse(path: Path) -> tuple[str, bool | None]:
+def tensorrt_parse(model: onnx.ModelProto, path: Path) -> tuple[str, bool | None]:
     """TensorRT's parser verdict on a graph in one line, and whether it parsed (None: no TensorRT installed).
     TensorRT failing to run at all is a RuntimeFailure, not a verdict."""
     try:
-        check, skipped = tensorrt_check(load_graph(path))
+        check, skipped = tensorrt_check(model)
     except RuntimeError as exc:  # pybind11 maps TensorRT's C++ errors to RuntimeError (a broken install)
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc.__class__.__name__
-        raise RuntimeFailure(f"TensorRT's parser failed to run on the INT8 graph: {first}", path) from None
+        raise RuntimeFailure(f"TensorRT's parser failed to run on the INT8 graph: {first_line(exc)}", path) from None
     if check is None:
         return skipped, None
     if check.parsed:
@@ -99,28 +98,33 @@ class QdqTarget:
         self.inputs = inputs
         self.spec = flavour(target)
         self.model: onnx.ModelProto | None = None
+        self.data = b""  # the bytes written
         self.gate_note = f"{target} graph run on ONNX Runtime CPU" + (
             " (its Q/DQ arithmetic: what TensorRT computes, up to accumulation order)" if target == "tensorrt" else "")
 
-    def write(self, tmp: Path, keep_float: tuple[str, ...] = ()) -> None:
-        """The Q/DQ graph at ``tmp``; ``keep_float``: further convolutions to leave in float (the fallback's)."""
+    def write(self, tmp: Path, keep_float: tuple[str, ...] = ()) -> Artifact:
+        """The Q/DQ graph at ``tmp`` (no sidecar yet: the gate has not judged it); ``keep_float``: further
+        convolutions to leave in float (the fallback's)."""
         inputs = self.inputs
-        settings = QuantizeSettings(inputs.fp32_sha256, inputs.set_facts, inputs.quantize_image_convs,
+        settings = QuantizeSettings(inputs.fp32.sha256, inputs.calibration_set, inputs.quantize_image_convs,
                                     tuple(keep_float))
-        self.model = quantize_graph(inputs.fp32, inputs.ranges, self.spec, settings)
-        write_bytes(tmp, self.model.SerializeToString(deterministic=True))
+        self.model = quantize_graph(inputs.fp32.onnx_model, inputs.ranges, self.spec, settings)
+        self.data = serialize(self.model)
+        write_bytes(tmp, self.data)
+        return graph_artifact(tmp, self.model, sha256_bytes(self.data), None)
 
     def inspect(self, tmp: Path) -> ArtifactChecks:
         summary = inspect_qdq(self.model)
-        parse, parsed = tensorrt_parse(tmp) if self.target == "tensorrt" else ("", None)
+        parse, parsed = tensorrt_parse(self.model, tmp) if self.target == "tensorrt" else ("", None)
+        quantization = graph_facts(self.model, tmp).quantization
         return ArtifactChecks(summary.quantized_counts(), summary.float_convolutions, len(self.model.graph.node),
-                              parse, parsed, quantization=read_facts(self.model).quantization)
+                              parse, parsed, quantization={} if quantization is None else quantization.to_dict())
 
     def publish(self, tmp: Path, gate: dict[str, Any]) -> None:
         os.replace(tmp, self.out)
-        payload = {"graph": self.out.name, "graph_sha256": sha256_file(self.out), **read_facts(self.model).to_dict(),
-                   "gate": gate, "calibration_set": self.inputs.set_facts}
-        write_json(self.out.with_name(self.out.name + ".json"), payload)
+        record = GraphSidecar(self.out.name, sha256_bytes(self.data), graph_facts(self.model, self.out),
+                              GateRecord.from_dict(gate), self.inputs.calibration_set)
+        write_record(sidecar_path(self.out), "graph", record.to_dict())
 
     def discard(self, tmp: Path) -> None:
         tmp.unlink(missing_ok=True)

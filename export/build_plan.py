@@ -11,8 +11,8 @@ Three kinds of TensorRT meet gedge's graphs:
   Q/DQ graph or from a calibration cache, and the residual layers pinned to FP32 with precision constraints.
 
 What a TensorRT can do comes from :mod:`gedge.export.capabilities`. :func:`plan_build` is pure: capabilities,
-the request and a summary of the graph in, a :class:`BuildPlan` (or a one-line
-:class:`~gedge.core.errors.ConfigError`) out.
+the request and the graph (the :class:`~gedge.core.artifacts.Artifact` gedge read: its facts and its layout) in, a
+:class:`BuildPlan` (or a one-line :class:`~gedge.core.errors.ConfigError`) out.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gedge.core.artifacts.graph import layer_group, read_facts
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.graph import layer_group
+from gedge.core.artifacts.layout import GraphLayout
 from gedge.core.errors import ConfigError
 from gedge.export.capabilities import RTX_DEFAULT_TARGETS, TensorRTCapabilities
-from onnx import TensorProto
 
 PRECISIONS = ("fp32", "fp16", "int8")
 TYPINGS = ("auto", "strong", "weak")
@@ -34,19 +35,22 @@ TYPINGS = ("auto", "strong", "weak")
 # --- the request, the graph, the plan ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GraphInfo:
-    """What the plan needs to know about the ONNX graph it was given (see :func:`graph_info`)."""
+def layout_of(graph: Artifact) -> GraphLayout:
+    """The graph's layout (read with the graph); ConfigError when it is not a graph or its input is not fixed."""
+    if graph.layout is None:
+        raise ConfigError(f"{graph.name}: TensorRT builds from an ONNX graph (.onnx)")
+    layout = graph.layout
+    if not layout.input_name:
+        raise ConfigError(f"{graph.path}: the graph has no input")
+    if not layout.input_shape or any(d <= 0 for d in layout.input_shape):
+        raise ConfigError(f"{graph.path}: only the batch dimension of input {layout.input_name!r} may be dynamic")
+    return layout
 
-    path: str
-    precision: str  # the graph's gedge facts: fp32, fp16 or int8
-    input_name: str
-    input_shape: tuple[int, ...]  # without the batch dimension
-    qdq: bool = False  # has QuantizeLinear/DequantizeLinear nodes
-    qdq_uint8: bool = False  # some of them are uint8 (the CPU flavour, which TensorRT does not take)
-    derived_from_sha256: str = ""
-    layers: tuple[tuple[str, str, bool], ...] = ()  # each Conv/ConvTranspose: (name, op type, Q/DQ-fed)
-    kept_float: tuple[str, ...] = ()  # layers `gedge calibrate`'s accuracy-aware fallback kept in float
+
+def graph_precision(graph: Artifact) -> str:
+    """The precision a graph computes in: its facts' (a Q/DQ graph is INT8 whatever its facts say)."""
+    qdq = graph.layout is not None and graph.layout.qdq
+    return "int8" if qdq and graph.precision == "fp32" else graph.precision
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,7 @@ def _check_request(request: BuildRequest) -> None:
         raise ConfigError(f"--opt-level must be 0 to 5, got {request.opt_level}")
 
 
-def _choose_typing(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphInfo) -> bool:
+def _choose_typing(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphLayout) -> bool:
     """True for a strongly typed network."""
     if request.typing == "strong":
         if not caps.strongly_typed:
@@ -213,46 +217,18 @@ def _choose_typing(caps: TensorRTCapabilities, request: BuildRequest, graph: Gra
     return not (request.precision == "int8" and request.calibration_cache and not graph.qdq)
 
 
-def graph_info(model: Any, path: str | Path) -> GraphInfo:
-    """A :class:`GraphInfo` of a loaded ONNX ModelProto (its gedge facts, first input, Q/DQ nodes)."""
-    facts = read_facts(model, path)
-    graph = model.graph
-    inputs = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
-    if not inputs:
-        raise ConfigError(f"{path}: the graph has no input")
-    dims = inputs[0].type.tensor_type.shape.dim
-    shape = tuple(int(d.dim_value) for d in dims[1:])
-    if any(d <= 0 for d in shape):
-        raise ConfigError(f"{path}: only the batch dimension of input {inputs[0].name!r} may be dynamic")
-    inits = {t.name: t.data_type for t in graph.initializer}
-    quantize = [n for n in graph.node if n.op_type == "QuantizeLinear"]
-    qdq = bool(quantize) or any(n.op_type == "DequantizeLinear" for n in graph.node)
-
-    def uint8(node: Any) -> bool:  # no zero point: uint8 by the ONNX default
-        if any(a.name == "output_dtype" and a.i for a in node.attribute):
-            return next(a.i for a in node.attribute if a.name == "output_dtype") == TensorProto.UINT8
-        return len(node.input) < 3 or not node.input[2] or inits.get(node.input[2]) == TensorProto.UINT8
-
-    dequantized = {out for n in graph.node if n.op_type == "DequantizeLinear" for out in n.output}
-    layers = tuple((n.name, n.op_type, any(i in dequantized for i in n.input[:2])) for n in graph.node
-                   if n.op_type in ("Conv", "ConvTranspose"))
-    kept = tuple((facts.quantization or {}).get("kept_float", ()))
-    return GraphInfo(str(path), facts.precision if not qdq or facts.precision != "fp32" else "int8",
-                     inputs[0].name, shape, qdq=qdq, qdq_uint8=any(uint8(n) for n in quantize),
-                     derived_from_sha256=facts.derived_from_sha256, layers=layers, kept_float=kept)
-
-
-def layer_groups(plan: BuildPlan, graph: GraphInfo) -> list[dict[str, Any]]:
+def layer_groups(plan: BuildPlan, graph: Artifact) -> list[dict[str, Any]]:
     """The precision of each sub-network's convolutions in the engine: INT8 where the Q/DQ graph quantizes them
     (or where an implicit build's calibrator may choose it), otherwise the plan's float precision. Layers the
     accuracy-aware fallback kept in float run in FP32, as the gate measured them."""
     groups: dict[str, dict[str, Any]] = {}
     implicit = plan.quantization.startswith("implicit")
-    for name, _op_type, int8 in graph.layers:
+    kept_float = graph.model_facts().kept_float
+    for name, _op_type, int8 in layout_of(graph).layers:
         group = groups.setdefault(layer_group(name), {"int8": 0, "fp16": 0, "fp32": 0, "kept_float": []})
         precision = ("int8" if int8 or implicit else "fp16" if plan.precision == "fp16" else "fp32")
         group[precision] += 1
-        if name in graph.kept_float:
+        if name in kept_float:
             group["kept_float"].append(name)
     return [{"group": name, **counts} for name, counts in groups.items()]
 
@@ -262,20 +238,20 @@ PIN_RESIDUALS = ("residual layers (camera front end, residual subtractions, Abs/
                  "activations and Concat")
 
 
-def _check_graph(request: BuildRequest, graph: GraphInfo) -> None:
+def _check_graph(request: BuildRequest, graph: Artifact) -> None:
     """The graph and the requested precision fit together (or a one-line ConfigError)."""
-    precision = request.precision
-    if graph.qdq_uint8:
+    precision, layout = request.precision, layout_of(graph)
+    if layout.qdq_uint8:
         raise ConfigError(f"{graph.path} is a CPU-flavoured Q/DQ graph (uint8 activations); TensorRT takes the "
                           "TensorRT-flavoured one (int8, symmetric): scorer.int8.qdq.onnx")
-    if graph.qdq and precision != "int8":
+    if layout.qdq and precision != "int8":
         raise ConfigError(f"{graph.path} is an INT8 Q/DQ graph; build it with --precision int8")
-    if graph.precision == "fp16" and precision != "fp16":
+    if graph_precision(graph) == "fp16" and precision != "fp16":
         raise ConfigError(f"{graph.path} is an FP16 graph; build it with --precision fp16, or pass the FP32 "
                           "graph (scorer.onnx)")
     if request.calibration_cache and precision != "int8":
         raise ConfigError("--calibration-cache is for --precision int8")
-    if request.calibration_cache and graph.qdq:
+    if request.calibration_cache and layout.qdq:
         raise ConfigError("a Q/DQ graph carries its own scales; pass either the Q/DQ graph or the FP32 graph "
                           "with --calibration-cache, not both")
     if request.profiles < 1:
@@ -290,9 +266,9 @@ def _pin_with_constraints(plan: BuildPlan, caps: TensorRTCapabilities) -> bool:
     return caps.precision_constraints
 
 
-def _plan_fp16(plan: BuildPlan, caps: TensorRTCapabilities, graph: GraphInfo, fp16_graph_exists: bool) -> None:
+def _plan_fp16(plan: BuildPlan, caps: TensorRTCapabilities, graph: Artifact, fp16_graph_exists: bool) -> None:
     """FP16 from the FP16-typed graph (strongly typed) or from the builder flag (weakly typed)."""
-    if plan.strongly_typed and graph.precision == "fp32":
+    if plan.strongly_typed and graph_precision(graph) == "fp32":
         plan.graph = str(fp16_graph_path(graph.path))
         plan.derive_fp16 = not fp16_graph_exists
         plan.notes.append(
@@ -307,9 +283,9 @@ def _plan_fp16(plan: BuildPlan, caps: TensorRTCapabilities, graph: GraphInfo, fp
             plan.notes.append(f"{caps.label} has no precision constraints: TensorRT may run residual layers in FP16")
 
 
-def _plan_int8(plan: BuildPlan, caps: TensorRTCapabilities, request: BuildRequest, graph: GraphInfo) -> None:
+def _plan_int8(plan: BuildPlan, caps: TensorRTCapabilities, request: BuildRequest, graph: Artifact) -> None:
     """INT8 from the Q/DQ graph (explicit) or from a calibration cache through a calibrator (implicit)."""
-    if graph.qdq:
+    if layout_of(graph).qdq:
         plan.quantization = "explicit (Q/DQ graph)"
         if not plan.strongly_typed:
             plan.builder_flags.append("INT8")  # weakly typed networks need it for Q/DQ layers
@@ -319,7 +295,7 @@ def _plan_int8(plan: BuildPlan, caps: TensorRTCapabilities, request: BuildReques
                  "the Q/DQ graph scorer.int8.qdq.onnx, or this FP32 graph with --calibration-cache "
                  "scorer.int8.calib.cache")
         raise ConfigError(f"INT8 needs {wants} (from `gedge calibrate`); {graph.path} is an "
-                          f"{graph.precision.upper()} graph")
+                          f"{graph_precision(graph).upper()} graph")
     if not caps.calibrators:
         raise ConfigError(f"{caps.label} has no INT8 calibrators (removed in 11.x); pass the Q/DQ graph "
                           "scorer.int8.qdq.onnx instead of --calibration-cache")
@@ -332,7 +308,7 @@ def _plan_int8(plan: BuildPlan, caps: TensorRTCapabilities, request: BuildReques
                       "time); the cache must come from this FP32 graph's tensor names")
 
 
-def _plan_builder(plan: BuildPlan, caps: TensorRTCapabilities, request: BuildRequest, graph: GraphInfo) -> None:
+def _plan_builder(plan: BuildPlan, caps: TensorRTCapabilities, request: BuildRequest, graph: GraphLayout) -> None:
     """Optimisation profiles, workspace, optimisation level and timing cache."""
     plan.profiles = request.profiles
     plan.profile = {"input": graph.input_name,
@@ -376,7 +352,7 @@ def _plan_target(plan: BuildPlan, caps: TensorRTCapabilities, request: BuildRequ
         plan.target = "this machine's GPU (an engine runs on the GPU model and TensorRT version it was built with)"
 
 
-def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphInfo,
+def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: Artifact,
                fp16_graph_exists: bool = False) -> BuildPlan:
     """The build plan for ``graph`` on a TensorRT with ``caps``; ConfigError (one line) when it cannot be built.
 
@@ -385,11 +361,12 @@ def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphIn
     """
     _check_request(request)
     _check_graph(request, graph)
-    strongly_typed = _choose_typing(caps, request, graph)
+    layout = layout_of(graph)
+    strongly_typed = _choose_typing(caps, request, layout)
     plan = BuildPlan(
         tensorrt=caps.label, flavour=caps.flavour, version=caps.version, assumed=caps.assumed,
         precision=request.precision, network="strongly typed" if strongly_typed else "weakly typed",
-        graph=graph.path, graph_given=graph.path, derive_fp16=False, quantization="none",
+        graph=str(graph.path), graph_given=str(graph.path), derive_fp16=False, quantization="none",
         engine=request.out or str(default_engine_path(graph.path, request.precision)),
         explicit_batch_flag=caps.explicit_batch_required)
     if request.precision == "fp16":
@@ -400,8 +377,8 @@ def plan_build(caps: TensorRTCapabilities, request: BuildRequest, graph: GraphIn
         plan.cleared_flags.append("TF32")  # FP32 layers compute in FP32: FP32 parity limits are 1e-5
     if plan.explicit_batch_flag:
         plan.notes.append(f"{caps.label} needs the EXPLICIT_BATCH network flag (implicit batch exists until 10.0)")
-    _plan_builder(plan, caps, request, graph)
+    _plan_builder(plan, caps, request, layout)
     _plan_target(plan, caps, request)
     plan.progress_monitor = request.progress and caps.progress_monitor
-    plan.layer_precision, plan.kept_float = layer_groups(plan, graph), list(graph.kept_float)
+    plan.layer_precision, plan.kept_float = layer_groups(plan, graph), list(graph.model_facts().kept_float)
     return plan

@@ -8,14 +8,15 @@ ahead of time for the requested compute capabilities, with no GPU), which is the
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import onnx
-from gedge.core.artifacts.graph import load_graph
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.graph import graph_facts, load_graph
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.tensorrt import import_tensorrt
+from gedge.core.timing import Stopwatch
 from gedge.export.tensorrt_parse import ParsedNetwork, ParserIssue
 
 
@@ -91,7 +92,7 @@ def tensorrt_check(model: onnx.ModelProto, module: str | None = None, build: boo
     if build and result.ok:
         # No capabilities: TensorRT-RTX's portable default (Ampere and later); classic TensorRT: this GPU.
         check.compute_capabilities = caps
-        started = time.time()
+        watch = Stopwatch()
         try:
             fp16 = any(p.key == "gedge.precision" and p.value == "fp16" for p in model.metadata_props)
             engine = parsed.build(opt_batch=min(16, max_batch), max_batch=max_batch, compute_capabilities=caps,
@@ -100,16 +101,29 @@ def tensorrt_check(model: onnx.ModelProto, module: str | None = None, build: boo
             check.built, check.build_error = False, str(exc)
         else:
             check.built, check.engine_bytes = True, len(engine)
-        check.build_seconds = round(time.time() - started, 2)
+        check.build_seconds = watch.seconds(2)
     return check, ""
 
 
-def check_graph(path: str | Path, tensorrt: bool = True, module: str | None = None, build: bool = False,
+def _graph(graph: Artifact | str | Path) -> tuple[onnx.ModelProto, Path, str]:
+    """The model, its path and its gedge precision ("" for a graph gedge did not write: any graph can be checked)."""
+    if isinstance(graph, Artifact):
+        if graph.onnx_model is None:
+            raise ArtifactError("not an ONNX graph", graph.path)
+        return graph.onnx_model, Path(graph.path), graph.precision
+    model = load_graph(graph)
+    try:
+        precision = graph_facts(model, graph).precision
+    except ArtifactError:
+        precision = ""
+    return model, Path(graph), precision
+
+
+def check_graph(graph: Artifact | str | Path, tensorrt: bool = True, module: str | None = None, build: bool = False,
                 compute_capabilities: list[str] | None = None) -> GraphCheck:
-    """Run the ONNX checker and, where installed and asked for, TensorRT's parser (and builder)."""
-    path = Path(path)
-    model = load_graph(path)
-    precision = next((p.value for p in model.metadata_props if p.key == "gedge.precision"), "")
+    """Run the ONNX checker and, where installed and asked for, TensorRT's parser (and builder), on a gedge graph
+    as gedge read it, or on any ONNX file."""
+    model, path, precision = _graph(graph)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     result = GraphCheck(str(path), len(model.graph.node), opset, precision, onnx_ok=True)
     result.onnx_errors = onnx_errors(model)

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from gedge.core.artifacts.graph import load_graph, read_facts, tensor_types, with_precision, write_facts, write_sidecar
-from gedge.core.atomic import write_bytes
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.graph import graph_facts, serialize, tensor_types, write_facts, write_graph
 from gedge.core.errors import ConfigError
-from gedge.core.hashing import sha256_file
 from onnx import TensorProto, helper, numpy_helper
 
 FP16_OPS = frozenset({"Conv", "ConvTranspose", "LeakyRelu", "Relu", "Tanh", "Concat"})
@@ -63,10 +62,10 @@ def convert_to_fp16(model: onnx.ModelProto, fp16_ops: frozenset[str] = FP16_OPS,
     ``source_sha256``: of the FP32 graph file (default: of the model's deterministic serialisation, which is
     what `gedge export` writes).
     """
-    facts = read_facts(model)
+    facts = graph_facts(model)
     if facts.precision != "fp32":
         raise ConfigError(f"FP16 conversion needs an FP32 graph; this one is {facts.precision}")
-    source_sha = source_sha256 or hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+    source_sha = source_sha256 or hashlib.sha256(serialize(model)).hexdigest()
     types = tensor_types(model)
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -130,16 +129,16 @@ def convert_to_fp16(model: onnx.ModelProto, fp16_ops: frozenset[str] = FP16_OPS,
     _retype_value_info(model, graph, set(produced_half) | half_inits, to_half, to_float)
     out = onnx.shape_inference.infer_shapes(out, check_type=True, strict_mode=True, data_prop=True)
     onnx.checker.check_model(out, full_check=True)
-    write_facts(out, with_precision(facts, "fp16", source_sha))
+    write_facts(out, facts.derived("fp16", source_sha))
     return out
 
 
-def write_fp16_graph(fp32_graph: str | Path, out: str | Path) -> Path:
-    """Convert an FP32 scorer graph file written by `gedge export` to FP16, with its sidecar."""
-    model = convert_to_fp16(load_graph(fp32_graph), source_sha256=sha256_file(fp32_graph))
-    write_bytes(out, model.SerializeToString(deterministic=True))
-    write_sidecar(out, read_facts(model))
-    return Path(out)
+def write_fp16_graph(fp32: Artifact, out: str | Path) -> Artifact:
+    """The FP16 graph of an FP32 scorer graph written by `gedge export` (as gedge read it), written with its sidecar;
+    its lineage records the FP32 graph's sha256. Returns the written graph."""
+    if fp32.onnx_model is None:
+        raise ConfigError(f"{fp32.name}: FP16 conversion needs an ONNX graph")
+    return write_graph(out, convert_to_fp16(fp32.onnx_model, source_sha256=fp32.sha256))
 
 
 def node_precisions(model: onnx.ModelProto) -> dict[str, str]:

@@ -19,7 +19,6 @@ import contextlib
 import copy
 import io
 import logging
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,27 +26,29 @@ from pathlib import Path
 import onnx
 import torch
 from gedge import __version__
-from gedge.core.artifacts.graph import GraphFacts, read_facts, write_facts, write_sidecar
-from gedge.core.atomic import write_bytes
-from gedge.core.errors import ArtifactError, ConfigError
-from gedge.core.hashing import sha256_file
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.facts import Lineage, ModelFacts
+from gedge.core.artifacts.graph import write_facts, write_graph
+from gedge.core.errors import ConfigError
 from gedge.core.scores import OUTPUT_NAMES
+from gedge.core.timing import Stopwatch
 from gedge.export.fp16 import convert_to_fp16
-from gedge.reference.checkpoint import Checkpoint, load_checkpoint
+from gedge.reference.checkpoint import Checkpoint, checkpoint_of
 from gedge.reference.scoring import DeployedScorer, FusedScorer
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def facts_from_checkpoint(checkpoint: Checkpoint, source_name: str, source_sha256: str,
-                          options: ExportOptions) -> GraphFacts:
-    """The facts an exported graph carries: its input and outputs, and the checkpoint's model and scoring facts."""
-    return GraphFacts(
-        gedge_version=__version__, precision="fp32", input=options.input, input_name=options.input_name,
-        outputs=options.output_names, model=checkpoint.model.to_dict(), preprocess=checkpoint.preprocess.to_dict(),
-        decision=checkpoint.decision.to_dict(), score_stats=dict(checkpoint.score_stats),
-        source_checkpoint=source_name, source_sha256=source_sha256,
-        training={"checkpoint_gedge_version": checkpoint.gedge_version, **checkpoint.facts})
+                          options: ExportOptions) -> ModelFacts:
+    """The facts an exported graph carries: its input and outputs, and the checkpoint's model and scoring facts; its
+    lineage names the checkpoint (file name and sha256)."""
+    return ModelFacts(
+        precision="fp32", input_kind=options.input, input_name=options.input_name,
+        outputs=tuple(options.output_names), model=checkpoint.model.to_dict(), preprocess=checkpoint.preprocess,
+        decision=checkpoint.decision, score_stats=dict(checkpoint.score_stats),
+        lineage=Lineage(source_name, source_sha256),
+        training={"checkpoint_gedge_version": checkpoint.gedge_version, **checkpoint.facts}, gedge_version=__version__)
 
 
 INPUT_KINDS: dict[str, tuple[str, str, str]] = {
@@ -96,11 +97,21 @@ class ExportOptions:
 
 @dataclass
 class ExportResult:
-    path: Path
-    sidecar: Path
-    facts: GraphFacts
+    graph: Artifact  # the graph written (its sha256 from the bytes written)
     nodes: int
     seconds: float
+
+    @property
+    def path(self) -> Path:
+        return Path(self.graph.path)
+
+    @property
+    def sidecar(self) -> Path | None:
+        return self.graph.facts_file
+
+    @property
+    def facts(self) -> ModelFacts:
+        return self.graph.model_facts()
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
@@ -177,7 +188,7 @@ def deployed_module(checkpoint: Checkpoint, options: ExportOptions) -> nn.Module
 
 
 def export_model(checkpoint: Checkpoint, options: ExportOptions = ExportOptions(),
-                 facts: GraphFacts | None = None) -> onnx.ModelProto:
+                 facts: ModelFacts | None = None) -> onnx.ModelProto:
     """The fused FP32 graph of a checkpoint as a checked, shape-inferred ModelProto with its facts."""
     cfg = checkpoint.model
     module = deployed_module(checkpoint, options)
@@ -214,26 +225,17 @@ def export_model(checkpoint: Checkpoint, options: ExportOptions = ExportOptions(
     return model
 
 
-def serialize(model: onnx.ModelProto) -> bytes:
-    return model.SerializeToString(deterministic=True)
-
-
-def export_checkpoint(checkpoint_path: str | Path, out: str | Path, options: ExportOptions = ExportOptions(),
+def export_checkpoint(checkpoint: Artifact, out: str | Path, options: ExportOptions = ExportOptions(),
                       precision: str = "fp32") -> ExportResult:
-    """Export a checkpoint file to ``out`` (FP32, or FP16 via :mod:`gedge.export.fp16`) with its sidecar."""
-    started = time.time()
+    """Export a checkpoint (as gedge read it) to ``out`` (FP32, or FP16 via :mod:`gedge.export.fp16`) with its
+    sidecar."""
+    watch = Stopwatch()
     if precision not in ("fp32", "fp16"):
         raise ConfigError(f"precision must be fp32 or fp16, got {precision!r} (INT8 comes from `gedge calibrate`)")
-    checkpoint_path = Path(checkpoint_path)
-    checkpoint = load_checkpoint(checkpoint_path)
-    facts = facts_from_checkpoint(checkpoint, checkpoint_path.name, sha256_file(checkpoint_path), options)
-    model = export_model(checkpoint, options, facts)
+    reference = checkpoint_of(checkpoint)
+    facts = facts_from_checkpoint(reference, checkpoint.name, checkpoint.sha256, options)
+    model = export_model(reference, options, facts)
     if precision == "fp16":
         model = convert_to_fp16(model)
-    out = Path(out)
-    if out.is_dir():
-        raise ArtifactError("output is a folder; give a file name such as scorer.onnx", out)
-    write_bytes(out, serialize(model))
-    written = read_facts(model)
-    sidecar = write_sidecar(out, written)
-    return ExportResult(out, sidecar, written, len(model.graph.node), time.time() - started)
+    graph = write_graph(out, model)
+    return ExportResult(graph, len(model.graph.node), watch.seconds())

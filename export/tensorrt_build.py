@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import onnx
+from gedge.core.artifacts.calibration import CalibrationCache
 from gedge.core.atomic import write_bytes
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.tensorrt import TensorRT, creation_flags, member
@@ -86,15 +87,6 @@ def _pin_residuals(parsed: ParsedNetwork, model: onnx.ModelProto) -> int:
 
 _CALIBRATOR_OF = {"EntropyCalibration2": "IInt8EntropyCalibrator2", "MinMaxCalibration": "IInt8MinMaxCalibrator",
                   "EntropyCalibration": "IInt8EntropyCalibrator", "LegacyCalibration": "IInt8LegacyCalibrator"}
-
-
-def cache_header(data: bytes) -> tuple[str, str]:
-    """(TensorRT version tag, algorithm) from a calibration cache's first line, e.g. TRT-8502-EntropyCalibration2."""
-    first = data.split(b"\n", 1)[0].decode("ascii", errors="replace").strip()
-    parts = first.split("-")
-    if len(parts) < 3 or parts[0] != "TRT":
-        raise ArtifactError(f"not a TensorRT calibration cache (first line {first[:40]!r})")
-    return parts[1], "-".join(parts[2:])
 
 
 def _cache_calibrator(module: Any, class_name: str, cache: bytes) -> Any:
@@ -216,14 +208,14 @@ def _add_profiles(builder: Any, config: Any, plan: BuildPlan) -> Any:
     return profiles[0]
 
 
-def _set_calibrator(trt: TensorRT, config: Any, plan: BuildPlan, cache: bytes, profile: Any) -> Any:
-    """The calibrator that hands TensorRT the cache's scales (kept alive by the caller during the build)."""
-    _, algorithm = cache_header(cache)
+def _set_calibrator(trt: TensorRT, config: Any, plan: BuildPlan, inputs: BuildInputs, profile: Any) -> Any:
+    """The calibrator that hands TensorRT the cache's bytes (kept alive by the caller during the build)."""
+    algorithm = inputs.scales.algorithm if inputs.scales is not None else ""
     class_name = _CALIBRATOR_OF.get(algorithm, plan.calibrator)
     if not hasattr(trt.module, class_name):
         raise ArtifactError(f"calibration cache of {algorithm}, which {trt.name} {trt.version} has no "
                             "calibrator for", plan.calibration_cache)
-    calibrator = _cache_calibrator(trt.module, class_name, cache)
+    calibrator = _cache_calibrator(trt.module, class_name, inputs.cache)
     config.int8_calibrator = calibrator
     if hasattr(config, "set_calibration_profile") and config.set_calibration_profile(profile) is False:
         raise ArtifactError("TensorRT refused the calibration profile (set_calibration_profile)", plan.graph)
@@ -290,7 +282,7 @@ def _run_builder(parsed: ParsedNetwork, config: Any, plan: BuildPlan, progress: 
     if cancelled.is_set():
         raise KeyboardInterrupt
     if serialized is None:
-        errors = [m for s, m in parsed.logger.messages[before:] if s in ("ERROR", "INTERNAL_ERROR")]
+        errors = parsed.logger.errors(before)
         raise ArtifactError("TensorRT could not build an engine: " + ("; ".join(errors)[:400] or "no reason given"),
                             plan.graph)
     return bytes(serialized)
@@ -298,13 +290,15 @@ def _run_builder(parsed: ParsedNetwork, config: Any, plan: BuildPlan, progress: 
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """What one build reads: the plan, the TensorRT it runs on, the graph to parse and the calibration cache."""
+    """What one build reads: the plan, the TensorRT it runs on, the graph to parse and the calibration cache (its
+    bytes as read, and its parsed header and scales)."""
 
     trt: TensorRT
     caps: TensorRTCapabilities
     plan: BuildPlan
     graph_model: onnx.ModelProto
     cache: bytes | None = None
+    scales: CalibrationCache | None = None
 
 
 def serialize(inputs: BuildInputs, progress: BuildProgress | None = None) -> Serialized:
@@ -317,7 +311,7 @@ def serialize(inputs: BuildInputs, progress: BuildProgress | None = None) -> Ser
     pinned = _pin_residuals(parsed, inputs.graph_model) if plan.fp32_pinned else 0
     profile = _add_profiles(parsed.builder, config, plan)
     # TensorRT does not own the Python calibrator: this local keeps it alive until the build is done.
-    _calibrator = None if inputs.cache is None else _set_calibrator(inputs.trt, config, plan, inputs.cache, profile)
+    _calibrator = None if inputs.cache is None else _set_calibrator(inputs.trt, config, plan, inputs, profile)
     timing_note, _timing = _timing_cache(config, plan, parsed.logger)  # the local keeps the cache alive
     engine = _run_builder(parsed, config, plan, progress)
     if plan.timing_cache and not timing_note.startswith("timing cache not used"):

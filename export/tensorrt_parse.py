@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gedge.core.tensorrt import TensorRT, _Logger, creation_flags, member
+from gedge.core.tensorrt import TensorRT, TensorRTLogger, creation_flags, member
 
 
 @dataclass
@@ -56,7 +56,7 @@ class ParsedNetwork:
 
     def __init__(self, trt: TensorRT, graph: bytes, strongly_typed: bool = True, flags: int | None = None) -> None:
         self.trt = trt
-        self.logger = _Logger(trt)
+        self.logger = TensorRTLogger(trt.module)
         self.builder = trt.module.Builder(self.logger.impl)
         flags = _network_flags(trt, strongly_typed) if flags is None else flags
         typed = member(trt.module.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
@@ -125,6 +125,5 @@ class ParsedNetwork:
         before = len(self.logger.messages)
         serialized = self.builder.build_serialized_network(self.network, config)
         if serialized is None:
-            errors = [m for s, m in self.logger.messages[before:] if s in ("ERROR", "INTERNAL_ERROR")]
-            raise RuntimeError("; ".join(errors) or "the builder returned no engine")
+            raise RuntimeError("; ".join(self.logger.errors(before)) or "the builder returned no engine")
         return bytes(serialized)

@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gedge.core.artifacts.served import ArtifactFacts, read_artifact_facts, served_facts
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.served import open_deployable, served_facts
 from gedge.core.atomic import write_with
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.optional import available, require
@@ -118,76 +119,77 @@ def export_repository(models: list[Path], repo: Path, options: TritonExportOptio
     if doubled:
         raise ConfigError(f"two artifacts would both be model {doubled[0]!r}; export them one by one with --name")
     # Every artifact verified (hashes; verdicts enforced unless forced) before anything is written.
-    facts = [read_artifact_facts(m, options.force) for m in models]
-    return [write_model(repo, name, fact, options) for name, fact in zip(names, facts)]
+    opened = [open_deployable(m, options.force) for m in models]
+    return [write_model(repo, name, artifact, options) for name, artifact in zip(names, opened)]
 
 
-def resolve_device(facts: ArtifactFacts, options: TritonExportOptions) -> str:
+def resolve_device(artifact: Artifact, options: TritonExportOptions) -> str:
     device = options.device
     if device == "auto":
-        device = "gpu" if facts.kind == "engine" else "cpu"
-    if facts.kind == "engine" and device != "gpu":
-        raise ConfigError(f"{facts.path.name}: a TensorRT engine runs on the GPU it was built for (KIND_GPU)")
-    if facts.kind == "ir" and device != "cpu":
-        raise ConfigError(f"{facts.path.name}: gedge's OpenVINO IR runs on the CPU (KIND_CPU)")
-    if options.tensorrt_accelerator and (facts.kind != "graph" or device != "gpu"):
+        device = "gpu" if artifact.kind == "engine" else "cpu"
+    if artifact.kind == "engine" and device != "gpu":
+        raise ConfigError(f"{artifact.name}: a TensorRT engine runs on the GPU it was built for (KIND_GPU)")
+    if artifact.kind == "ir" and device != "cpu":
+        raise ConfigError(f"{artifact.name}: gedge's OpenVINO IR runs on the CPU (KIND_CPU)")
+    if options.tensorrt_accelerator and (artifact.kind != "graph" or device != "gpu"):
         raise ConfigError("--tensorrt-accelerator applies to an ONNX graph on the GPU (--device gpu)")
-    if options.tensorrt_accelerator and facts.precision == "int8":
-        raise ConfigError(f"{facts.path.name}: an INT8 graph runs where its accuracy gate ran (onnxruntime); "
+    if options.tensorrt_accelerator and artifact.precision == "int8":
+        raise ConfigError(f"{artifact.name}: an INT8 graph runs where its accuracy gate ran (onnxruntime); "
                           "build a TensorRT engine with `gedge build` for TensorRT INT8")
     return device
 
 
-def batching(facts: ArtifactFacts, options: TritonExportOptions) -> tuple[int, list[int]]:
+def batching(artifact: Artifact, options: TritonExportOptions) -> tuple[int, list[int]]:
     """(max_batch_size, preferred batch sizes) from the options and the artifact's profile."""
-    limit = facts.max_batch
+    limit = artifact.max_batch
     max_batch = options.max_batch or limit or DEFAULT_MAX_BATCH
     if limit is not None and max_batch > limit:
-        raise ConfigError(f"{facts.path.name}: max batch {max_batch} is over the engine profile's {limit}")
+        raise ConfigError(f"{artifact.name}: max batch {max_batch} is over the engine profile's {limit}")
     if options.preferred is not None:
         preferred = sorted(set(options.preferred))
     else:
-        preferred = sorted({b for b in (facts.opt_batch, limit) if b and b <= max_batch})
+        preferred = sorted({b for b in (artifact.opt_batch, limit) if b and b <= max_batch})
     bad = [b for b in preferred if not 1 <= b <= max_batch]
     if bad:
         raise ConfigError(f"preferred batch size {bad[0]} is not between 1 and the max batch {max_batch}")
     return max_batch, preferred
 
 
-def model_config(name: str, facts: ArtifactFacts, options: TritonExportOptions) -> tuple[dict[str, Any], str]:
+def model_config(name: str, artifact: Artifact, options: TritonExportOptions) -> tuple[dict[str, Any], str]:
     """The Triton model config of an artifact, as nested values for :func:`to_pbtxt`, and its device."""
-    if facts.input_kind != "uint8-nhwc":
-        raise ConfigError(f"{facts.path.name}: a served scorer takes camera bytes (uint8 NHWC 'pixels'); export "
+    if artifact.model_facts().input_kind != "uint8-nhwc":
+        raise ConfigError(f"{artifact.name}: a served scorer takes camera bytes (uint8 NHWC 'pixels'); export "
                           "the graph with --input uint8-nhwc")
-    device = resolve_device(facts, options)
-    max_batch, preferred = batching(facts, options)
-    key, value, _ = PLATFORMS[facts.kind]
-    image = [facts.size, facts.size, facts.channels]
+    device = resolve_device(artifact, options)
+    max_batch, preferred = batching(artifact, options)
+    key, value, _ = PLATFORMS[artifact.kind]
+    spec, input_name = artifact.input_spec, artifact.model_facts().input_name
+    image = [spec.size, spec.size, spec.channels]
     outputs = [{"name": out, "data_type": Enum("TYPE_FP32"),
-                "dims": [facts.size, facts.size] if out == "amap" else [1],
-                **({} if out == "amap" else {"reshape": {"shape": []}})} for out in facts.outputs]
+                "dims": [spec.size, spec.size] if out == "amap" else [1],
+                **({} if out == "amap" else {"reshape": {"shape": []}})} for out in artifact.model_facts().outputs]
     batcher: dict[str, Any] = {"max_queue_delay_microseconds": options.queue_delay_us}
     if preferred:
         batcher = {"preferred_batch_size": preferred, **batcher}
     config: dict[str, Any] = {
         "name": name, key: value, "max_batch_size": max_batch,
-        "input": [{"name": facts.input_name, "data_type": Enum("TYPE_UINT8"), "format": Enum("FORMAT_NHWC"),
+        "input": [{"name": input_name, "data_type": Enum("TYPE_UINT8"), "format": Enum("FORMAT_NHWC"),
                    "dims": image}],
         "output": outputs, "dynamic_batching": batcher,
         "instance_group": [{"count": options.instances, "kind": Enum(f"KIND_{device.upper()}")}],
     }
-    if facts.kind == "graph" and options.tensorrt_accelerator:
-        mode = "FP16" if facts.precision == "fp16" else "FP32"
+    if artifact.kind == "graph" and options.tensorrt_accelerator:
+        mode = "FP16" if artifact.precision == "fp16" else "FP32"
         config["optimization"] = {"execution_accelerators": {"gpu_execution_accelerator": [
             {"name": "tensorrt", "parameters": [{"key": "precision_mode", "value": mode}]}]}}
     if options.warmup:
         config["model_warmup"] = [{"name": "zero_batch", "batch_size": preferred[-1] if preferred else 1,
-                                   "inputs": [{"key": facts.input_name, "value": {
+                                   "inputs": [{"key": input_name, "value": {
                                        "data_type": Enum("TYPE_UINT8"), "dims": image, "zero_data": True}}]}]
-    params = {"gedge.threshold": repr(facts.threshold), "gedge.primary_score": facts.primary,
-              "gedge.score_stats": json.dumps(facts.score_stats, sort_keys=True), "gedge.sha256": facts.sha256,
-              "gedge.precision": facts.precision,
-              "gedge.facts": json.dumps(served_facts(facts, name, max_batch, value), sort_keys=True)}
+    params = {"gedge.threshold": repr(artifact.threshold), "gedge.primary_score": artifact.primary,
+              "gedge.score_stats": json.dumps(artifact.model_facts().score_stats, sort_keys=True),
+              "gedge.sha256": artifact.sha256, "gedge.precision": artifact.precision,
+              "gedge.facts": json.dumps(served_facts(artifact, name, max_batch, value).to_dict(), sort_keys=True)}
     config["parameters"] = [{"key": k, "value": {"string_value": v}} for k, v in params.items()]
     return config, device
 
@@ -243,28 +245,28 @@ def _check_existing(folder: Path, key: str, value: str) -> None:
                           "new model")
 
 
-def write_model(repo: Path, name: str, facts: ArtifactFacts, options: TritonExportOptions) -> TritonModel:
+def write_model(repo: Path, name: str, artifact: Artifact, options: TritonExportOptions) -> TritonModel:
     """One artifact as model ``name`` in ``repo``: its config, its files under a new version folder."""
-    config, device = model_config(name, facts, options)
+    config, device = model_config(name, artifact, options)
     text = to_pbtxt(config) + "\n"
     folder = repo / name
-    key, value, filename = PLATFORMS[facts.kind]
+    key, value, filename = PLATFORMS[artifact.kind]
     _check_existing(folder, key, value)
     version = options.version or next_version(folder)
     target = folder / str(version)
     if target.exists():
         raise ConfigError(f"{target}: version {version} of model {name} exists already")
     validated = validate_config(text, folder / "config.pbtxt")
-    files = [(facts.path, target / filename)]
-    files += [(extra, (target / filename).with_suffix(extra.suffix)) for extra in facts.extra_files]
-    if facts.facts_file is not None:
-        files.append((facts.facts_file, target / facts.facts_file.name))
+    files = [(Path(artifact.path), target / filename)]
+    files += [(extra, (target / filename).with_suffix(extra.suffix)) for extra in artifact.extra_files]
+    if artifact.facts_file is not None:
+        files.append((artifact.facts_file, target / artifact.facts_file.name))
     for source, destination in files:
         write_with(destination, lambda tmp, source=source: shutil.copyfile(source, tmp))
     config_path = write_with(folder / "config.pbtxt", lambda tmp: tmp.write_text(text))
     max_batch, preferred = config["max_batch_size"], config["dynamic_batching"].get("preferred_batch_size", [])
-    verified = facts.verification
-    return TritonModel(name, version, str(folder), str(config_path), value, facts.path.name, facts.sha256,
+    verified = artifact.verification
+    return TritonModel(name, version, str(folder), str(config_path), value, artifact.name, artifact.sha256,
                        max_batch, preferred, device, options.instances, validated,
                        [str(d) for _, d in files], verified.line() if verified else "",
                        list(verified.forced) if verified else [])

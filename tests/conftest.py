@@ -11,6 +11,9 @@ import pytest
 # The measured backend choice is remembered under GEDGE_CACHE_DIR: keep the tests' choices out of ~/.cache
 # (the CLI tests' subprocesses inherit it).
 os.environ["GEDGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="gedge-test-cache-")
+# Every sidecar and manifest gedge writes during the tests (in this process and in the CLI's subprocesses, which
+# inherit it) is checked against its schema in docs/schemas as it is written; a mismatch fails the writing test.
+os.environ["GEDGE_VALIDATE_ARTIFACTS"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 WOOD_VSB = REPO.parent / "shared" / "data" / "wood_vsb256"
@@ -68,6 +71,7 @@ def _calibrated_checkpoint(data: Path, out: Path, n_fit: int | None = None):
 def scorer_graphs(tmp_path_factory):
     """Small synthetic wood (64x64: 16 test images of 4 tiles at scale 0.5), a tiny calibrated checkpoint, and
     its FP32 (uint8 input, with amap), FP32 float-input and FP16 graphs."""
+    from gedge.core import artifacts
     from gedge.data.synth import SynthConfig, write_synthetic
     from gedge.export.fp16 import write_fp16_graph
     from gedge.export.onnx_export import ExportOptions, export_checkpoint
@@ -77,9 +81,11 @@ def scorer_graphs(tmp_path_factory):
     write_synthetic(data, SynthConfig(size=64, n_train=6, n_test_good=6, n_test_per_defect=2, seed=1))
     checkpoint_path = root / "model.pt"
     checkpoint = _calibrated_checkpoint(data, checkpoint_path)
-    fp32 = export_checkpoint(checkpoint_path, root / "scorer.onnx", ExportOptions(with_amap=True)).path
-    float_input = export_checkpoint(checkpoint_path, root / "scorer.float.onnx", ExportOptions(input="float-nchw")).path
-    fp16 = write_fp16_graph(fp32, root / "scorer.fp16.onnx")
+    reference = artifacts.open(checkpoint_path)
+    fp32 = export_checkpoint(reference, root / "scorer.onnx", ExportOptions(with_amap=True)).graph
+    float_input = export_checkpoint(reference, root / "scorer.float.onnx", ExportOptions(input="float-nchw")).path
+    fp16 = write_fp16_graph(fp32, root / "scorer.fp16.onnx").path
+    fp32 = fp32.path
     return {"data": data, "checkpoint": checkpoint_path, "model": checkpoint, "fp32": fp32,
             "fp32_float": float_input, "fp16": fp16}
 
@@ -99,6 +105,7 @@ def int8_graphs(scorer_graphs, tmp_path_factory):
     from dataclasses import replace
 
     from gedge.calibrate.pipeline import CalibrateOptions, calibrate
+    from gedge.core import artifacts
     from gedge.data.datasets import open_dataset
     from gedge.data.tiles import load_prepared, network_counts, score_images
     from gedge.export.onnx_export import ExportOptions, export_checkpoint
@@ -115,7 +122,7 @@ def int8_graphs(scorer_graphs, tmp_path_factory):
     checkpoint = replace(model, decision=decision, score_stats=stats,
                          facts={**model.facts, "validation_images": [str(p) for p in validation]})
     checkpoint_path = save_checkpoint(checkpoint, root / "model.pt")
-    fp32 = export_checkpoint(checkpoint_path, root / "scorer.onnx", ExportOptions(with_amap=True)).path
+    fp32 = export_checkpoint(artifacts.open(checkpoint_path), root / "scorer.onnx", ExportOptions(with_amap=True)).path
     options = CalibrateOptions(checkpoint=checkpoint_path, graph=fp32, target="onnx", n_patches=64, method="minmax",
                                out_dir=root, threads=1)
     result = calibrate(options)

@@ -19,11 +19,13 @@ import numpy as np
 import openvino as ov
 import torch
 from gedge.calibrate.patches import load_calibration_set
-from gedge.core.artifacts.calib_cache import parse_cache
-from gedge.core.artifacts.engine import read_manifest, verify_engine
-from gedge.core.artifacts.graph import load_graph, read_facts, read_sidecar
-from gedge.core.artifacts.ir import read_ir_facts
-from gedge.core.errors import GedgeError
+from gedge.core import artifacts
+from gedge.core.artifacts.calibration import parse_cache
+from gedge.core.artifacts.engine import manifest_path
+from gedge.core.artifacts.graph import graph_facts, load_graph
+from gedge.core.artifacts.manifest import EngineManifest
+from gedge.core.artifacts.records import read_json
+from gedge.core.errors import CheckFailed, GedgeError
 from gedge.reference.checkpoint import load_checkpoint
 
 
@@ -64,10 +66,18 @@ def _detected(found: Findings, what: str, reader) -> None:
     """A mixed set: does gedge's ``reader`` refuse it?"""
     try:
         reader()
-    except GedgeError:
+    except (GedgeError, CheckFailed):  # an error, or a refusal of the artifact's recorded verdicts
         found.mixed_detected.append(what)
         return
     found.mixed_undetected.append(what)
+
+
+def _unverified(path: Path) -> None:
+    """What gedge's reader makes of an artifact without its sidecar: an error where it refuses it, and an error here
+    too where it reads it but says its hashes could not be checked (an FP32 graph is usable without a sidecar)."""
+    verification = artifacts.open(path).verified()
+    if verification is not None and any("not checked" in c for c in verification.checked):
+        raise GedgeError("the reader says its sha256 was not checked", path)
 
 
 def check_checkpoint(folder: Path, found: Findings) -> None:
@@ -93,13 +103,13 @@ def check_graph(graph: Path, found: Findings) -> None:
     side = graph.with_name(graph.name + ".json")
     if graph.exists():
         try:
-            read_facts(load_graph(graph), graph)
+            graph_facts(load_graph(graph), graph)
         except GedgeError as exc:
             found.incomplete.append(str(exc))
             return
     if not side.exists():
         if graph.exists():
-            _detected(found, f"{graph.name} without its sidecar", lambda: read_sidecar(graph))
+            _detected(found, f"{graph.name} without its sidecar", lambda: _unverified(graph))
         return
     payload = _json(side, found)
     if payload is None:
@@ -107,7 +117,7 @@ def check_graph(graph: Path, found: Findings) -> None:
     if not graph.exists():
         found.mixed_detected.append(f"{side.name} without its graph")  # nothing to load
     elif payload.get("graph_sha256") != sha256(graph):
-        _detected(found, f"{graph.name} with another run's sidecar", lambda: read_sidecar(graph))
+        _detected(found, f"{graph.name} with another run's sidecar", lambda: artifacts.open(graph))
     else:
         found.whole += 1
 
@@ -142,8 +152,9 @@ def check_calibration(folder: Path, found: Findings) -> None:
         payload = _json(side, found) if side.exists() else {}
         if payload is not None and payload.get("sha256") == sha256(cache):
             found.whole += 1
-        elif payload is not None:  # no gedge reader checks a cache against its sidecar (the build reads the text)
-            found.mixed_undetected.append(f"{cache.name} with another run's sidecar (or none)")
+        elif payload is not None:  # the cache reader checks it against its sidecar; without one a build refuses it
+            _detected(found, f"{cache.name} with another run's sidecar (or none)",
+                      lambda c=cache: artifacts.open(c).verified())
 
 
 def check_ir(folder: Path, found: Findings) -> None:
@@ -159,23 +170,23 @@ def check_ir(folder: Path, found: Findings) -> None:
         if payload is None:
             continue
         if payload.get("graph_sha256") == sha256(xml) and payload.get("weights_sha256") == sha256(weights):
-            read_ir_facts(xml)
+            artifacts.open(xml)
             found.whole += 1
         else:
-            _detected(found, f"{xml.name}: .xml, .bin and sidecar from different runs", lambda x=xml: read_ir_facts(x))
+            _detected(found, f"{xml.name}: .xml, .bin and sidecar from different runs", lambda x=xml: artifacts.open(x))
 
 
 def check_engine(folder: Path, found: Findings) -> None:
     for engine in _final(folder, "*.engine"):
-        manifest = engine.with_name(engine.name + ".json")
+        manifest = manifest_path(engine)
         if manifest.exists():
             try:
-                read_manifest(engine)
+                EngineManifest.from_dict(read_json(manifest, "manifest"), manifest)
             except GedgeError as exc:
                 found.incomplete.append(str(exc))
                 continue
         try:
-            verify_engine(engine)
+            artifacts.open(engine)
             found.whole += 1
         except GedgeError:  # the engine and its manifest differ: a mixed set, refused on load
             found.mixed_detected.append(f"{engine.name} with another build's manifest (or none)")
@@ -201,7 +212,7 @@ def ir_reader_verifies(xml: Path, scratch: Path) -> bool:
     weights[len(weights) // 2] ^= 0xFF
     copy.with_suffix(".bin").write_bytes(bytes(weights))
     try:
-        read_ir_facts(copy)
+        artifacts.open(copy)
     except GedgeError:
         return True
     return False

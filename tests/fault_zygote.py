@@ -27,6 +27,7 @@ import gedge.cli.export  # noqa: F401
 import gedge.cli.train  # noqa: F401
 import torch
 from gedge.cli.app import main
+from gedge.core import artifacts
 from gedge.core.decision import DecisionRule
 from gedge.core.preprocess import Preprocess
 from gedge.export.onnx_export import export_checkpoint
@@ -42,7 +43,7 @@ def warm_up() -> None:
                             netd.state_dict(), facts={"data": "", "steps": 0})
     with tempfile.TemporaryDirectory(prefix="gedge-zygote-") as folder:
         path = save_checkpoint(checkpoint, Path(folder) / "warm.pt")
-        export_checkpoint(path, Path(folder) / "warm.onnx")
+        export_checkpoint(artifacts.open(path), Path(folder) / "warm.onnx")
 
 
 def child(request: dict) -> None:

@@ -38,3 +38,15 @@ def make_mvtec(root: Path, n_train: int = 12, n_good: int = 6, n_bad: int = 6, s
     for i in range(n_bad):
         write_png(root / "test" / "knot" / f"{i:03d}.png", defect(textured(rng, size), rng))
     return root
+
+
+def scorer_artifact(pre, threshold: float = 3.0, primary: str = "d1", path: str = "fake.onnx"):
+    """A scorer's facts as gedge reads them from a file, without the file: for a backend a test makes itself."""
+    from gedge.core.artifacts import Artifact
+    from gedge.core.artifacts.facts import ModelFacts
+    from gedge.core.decision import DecisionRule
+    from gedge.core.scores import OUTPUT_NAMES
+
+    facts = ModelFacts("fp32", "uint8-nhwc", "pixels", OUTPUT_NAMES, {"isize": pre.isize, "nc": pre.channels}, pre,
+                       DecisionRule(primary, threshold=threshold))
+    return Artifact(Path(path), "graph", "", facts)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fact_reads  # noqa: E402  (tests/fact_reads.py: where manifests' and sidecars' keys are read)
 import layers  # noqa: E402  (tests/layers.py: the import-linter run)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,6 +22,8 @@ MAX_FUNCTION_LINES = 80
 MAX_PARAMETERS = 6
 # The one module that imports inside functions: optional heavy dependencies, named there.
 DEFERRED_IMPORTS_AT = {"edge/core/optional.py"}
+# The two places that import gedge's own modules by name: the CLI's command table and the backends' registry.
+LOADS_BY_NAME_AT = {"edge/cli/app.py", "edge/runtime/registry.py"}
 
 
 def package_files() -> list[Path]:
@@ -68,6 +71,55 @@ def test_imports_are_at_module_level():
     assert not offenders, "imports inside functions:\n" + "\n".join(offenders)
 
 
+def _loaded_name(node: ast.AST) -> str | None:
+    """The module name a ``require``/``load``/``available`` call names, where it is written out (else None)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+        return str(node.values[0].value)
+    return None
+
+
+def test_modules_are_loaded_by_name_in_two_places():
+    """gedge's own modules are imported by name only by the command table and the registry (from their tables),
+    and importlib's import_module only in gedge.core.optional: any other lazy import of gedge is an edge nobody
+    sees."""
+    offenders = []
+    for path in package_files():
+        where = rel(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if where in DEFERRED_IMPORTS_AT:
+                continue
+            if isinstance(node, ast.Attribute) and node.attr == "import_module":
+                offenders.append(f"{where}:{node.lineno} importlib.import_module")
+            if isinstance(node, ast.ImportFrom) and node.module == "importlib" and any(
+                    a.name == "import_module" for a in node.names):
+                offenders.append(f"{where}:{node.lineno} imports import_module")
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            direct = isinstance(node.func, ast.Name)
+            called = node.func.id if direct else getattr(node.func, "attr", "")
+            if called not in ("require", "load", "available") or (called != "require" and not direct):
+                continue
+            name = _loaded_name(node.args[0])
+            by_variable = name is None and called == "require" and where not in LOADS_BY_NAME_AT
+            if (name or "").startswith("gedge") or by_variable:
+                offenders.append(f"{where}:{node.lineno} {called}({ast.unparse(node.args[0])})")
+    assert not offenders, "gedge modules loaded by name outside the command table and the registry:\n" + "\n".join(
+        offenders)
+
+
+def test_manifest_and_sidecar_facts_are_read_in_core_artifacts_only():
+    """No module outside gedge.core.artifacts reads a manifest's or sidecar's facts by key name: they read typed
+    facts from the Artifact (`python tests/fact_reads.py` lists where the keys are read)."""
+    outside = fact_reads.outside_artifacts(fact_reads.all_reads())
+    assert not outside, outside
+    inside = fact_reads.all_reads(any_name=True)
+    readers = {path for path in inside if path.startswith("edge/core/artifacts/")}
+    assert {"edge/core/artifacts/facts.py", "edge/core/artifacts/manifest.py",
+            "edge/core/artifacts/sidecar.py"} <= readers  # the scan finds the readers it should
+
+
 def test_module_sizes():
     long = [f"{rel(p)}: {n} lines" for p in package_files()
             if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
@@ -98,7 +150,8 @@ def test_function_sizes_and_parameters():
     assert not wide, f"functions over {MAX_PARAMETERS} parameters:\n" + "\n".join(wide)
 
 
-TORCH_FREE = ["gedge.cli.app", "gedge.cli.inspection", "gedge.cli.build", "gedge.cli.bench", "gedge.cli.served",
+TORCH_FREE = ["gedge.core.artifacts", "gedge.core.artifacts.checkpoint", "gedge.cli.app", "gedge.cli.inspection",
+              "gedge.cli.build", "gedge.cli.bench", "gedge.cli.served",
               "gedge.runtime.registry", "gedge.runtime.loop", "gedge.runtime.choice", "gedge.runtime.cuda",
               "gedge.runtime.onnxruntime_backend", "gedge.runtime.openvino_backend", "gedge.runtime.tensorrt_backend",
               "gedge.compare.driver", "gedge.compare.parity", "gedge.inspection.session", "gedge.export.engine_build",

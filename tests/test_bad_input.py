@@ -32,8 +32,8 @@ import pytest
 import torch
 from clirun import GEDGE, assert_one_line, run_main
 from gedge.calibrate.nncf_int8 import save_ir
-from gedge.core.artifacts.engine import verify_engine
-from gedge.core.artifacts.graph import load_graph, read_facts, write_sidecar
+from gedge.core import artifacts
+from gedge.core.artifacts.graph import graph_facts, load_graph, write_graph
 from gedge.core.artifacts.ir import write_ir_sidecar
 from gedge.core.backend import BackendInfo
 from gedge.core.errors import ArtifactError, DataError
@@ -44,7 +44,6 @@ from gedge.export.engine_build import build_engine
 from gedge.inspection.inspector import InspectOptions, Inspector
 from gedge.reference.checkpoint import load_checkpoint, save_checkpoint
 from gedge.runtime.onnxruntime_backend import OrtBackend
-from gedge.runtime.registry import model_info
 from helpers import textured, write_png
 from PIL import Image
 
@@ -231,7 +230,7 @@ def fp32_ir(scorer_graphs, tmp_path_factory):
     ov = pytest.importorskip("openvino")
     folder = tmp_path_factory.mktemp("ir")
     xml = save_ir(ov.convert_model(str(scorer_graphs["fp32"])), folder / "scorer.xml")
-    write_ir_sidecar(xml, read_facts(load_graph(scorer_graphs["fp32"])), {})
+    write_ir_sidecar(xml, graph_facts(load_graph(scorer_graphs["fp32"])))
     return xml
 
 
@@ -240,8 +239,8 @@ def engine(scorer_graphs, tmp_path_factory):
     if not (available("tensorrt_rtx") or available("tensorrt")):
         pytest.skip("no TensorRT module installed to build an engine")
     out = tmp_path_factory.mktemp("engine") / "scorer.engine"
-    result = build_engine(scorer_graphs["fp32"], BuildRequest(precision="fp32", out=str(out), max_batch=8,
-                                                              profiles=1, progress=False))
+    result = build_engine(artifacts.open(scorer_graphs["fp32"]), BuildRequest(precision="fp32", out=str(out),
+                                                                              max_batch=8, profiles=1, progress=False))
     return result.engine
 
 
@@ -291,7 +290,7 @@ def test_a_broken_artifact_is_one_line_and_a_non_zero_exit(case, scorer_graphs, 
     outcome = run_main(capsys, monkeypatch, "inspect", model, image, *args)
     if kind == "engine":  # verified against its manifest before TensorRT sees it, on any machine
         with pytest.raises(ArtifactError, match="engine does not match its manifest"):
-            verify_engine(model)
+            artifacts.open(model)
         if "no usable CUDA" in outcome.stderr:  # without a GPU the backend stops before reading the engine
             assert_one_line(outcome, 2, "no usable CUDA")
             return
@@ -331,7 +330,7 @@ def test_a_float_nchw_array_where_uint8_nhwc_goes_is_refused(scorer_graphs):
     batch = np.full((2, 3, 16, 16), np.nan, dtype=np.float32)
     batch[1] = np.inf
     for graph in (scorer_graphs["fp32"], scorer_graphs["fp32_float"]):  # both take camera bytes at score()
-        backend = OrtBackend(graph, threads=1)
+        backend = OrtBackend(artifacts.open(graph), threads=1)
         with pytest.raises(DataError, match=r"input batch has shape \(2, 3, 16, 16\), expected \(N, 16, 16, 3\)"):
             backend.score(batch)
         with pytest.raises(DataError, match="input batch has dtype float32, expected uint8"):
@@ -345,7 +344,7 @@ class FloatFedBackend:
     info = BackendInfo(kind="onnxruntime", label="float fed", precision="fp32")
 
     def __init__(self, graph: Path) -> None:
-        self.inner = OrtBackend(graph, threads=1)
+        self.inner = OrtBackend(artifacts.open(graph), threads=1)
         self.input_spec = self.inner.input_spec
 
     def score(self, batch: np.ndarray) -> Scores:
@@ -369,8 +368,7 @@ def test_nan_and_infinity_in_a_float_graph_input_fail_the_image_not_pass_it(scor
     black = rng.integers(60, 200, (64, 64, 3), dtype=np.uint8)
     black[40:48, 40:48] = 0
     files = [plain, write_png(tmp_path / "nan.png", saturated), write_png(tmp_path / "inf.png", black)]
-    info = model_info(graph)
-    inspector = Inspector(FloatFedBackend(graph), info, InspectOptions(batch_size=4, workers=0))
+    inspector = Inspector(FloatFedBackend(graph), artifacts.open(graph), InspectOptions(batch_size=4, workers=0))
     reports = list(inspector.run(files))
     assert reports[0].ok and not reports[0].anomalous, reports[0]
     for report in reports[1:]:
@@ -387,9 +385,7 @@ def _nan_graph(graph: Path, out: Path) -> Path:
     values = onnx.numpy_helper.to_array(largest).copy()
     values.flat[:] = np.nan
     largest.CopyFrom(onnx.numpy_helper.from_array(values, largest.name))
-    out.write_bytes(model.SerializeToString())
-    write_sidecar(out, read_facts(model, out))
-    return out
+    return write_graph(out, model).path
 
 
 def test_a_model_that_computes_nan_fails_inspection_with_exit_3(scorer_graphs, inspect_args, tmp_path, capsys,

@@ -111,7 +111,7 @@ def test_plan_runs_and_skips_with_reasons(tmp_path):
     assert runs == [("m.pt", "torch"), ("s.onnx", "onnxruntime")] and skipped == []
     runs, skipped = plan_runs(["s.onnx"], ["onnxruntime", "tensorrt"])
     assert runs == [("s.onnx", "onnxruntime")] and skipped[0]["backend"] == "tensorrt"
-    assert "no .engine" in skipped[0]["reason"]
+    assert "needs an .engine" in skipped[0]["reason"]
 
 
 def test_suite_on_torch_and_onnxruntime_with_ratio(scorer_graphs):
@@ -255,16 +255,16 @@ def test_gpu_check_loop_step_compares_the_bytes_on_the_standin_cuda(monkeypatch)
 
 def test_gpu_check_engines_pass_only_on_measured_passed_parity():
     from gedge.bench.gpu_check import Skip, judge_parity
+    from gedge.bench.gpu_models import BuiltEngine
+    from gedge.core.artifacts.manifest import ParityRecord as Parity
 
-    passed = {"engine": {"status": "passed", "agreement": 1.0}, "graph": {"status": "not measured"}}
-    pending = {"engine": {"status": "pending", "reason": "no GPU"}, "graph": {"status": "passed"}}
-    assert "fp32: 3 s build, parity passed (agreement 100.0%)" in judge_parity(
-        {"fp32": {**passed, "build_seconds": 3}}, gpu=True)
+    passed = BuiltEngine({"engine": Parity("passed", details={"agreement": 1.0}), "graph": Parity("not measured")}, 3)
+    pending = BuiltEngine({"engine": Parity("pending", "no GPU"), "graph": Parity("passed")})
+    assert "fp32: 3 s build, parity passed (agreement 100.0%)" in judge_parity({"fp32": passed}, gpu=True)
     with pytest.raises(AssertionError, match="engine parity failed: fp16"):
-        judge_parity({"fp32": passed, "fp16": {"engine": {"status": "failed", "failures": ["d1"]}}}, gpu=True)
+        judge_parity({"fp32": passed, "fp16": BuiltEngine({"engine": Parity("failed", failures=("d1",))})}, gpu=True)
     with pytest.raises(AssertionError, match="engine parity failed: int8"):
-        judge_parity({"int8": {"engine": {"status": "pending"}, "graph": {"status": "error", "reason": "x"}}},
-                     gpu=False)
+        judge_parity({"int8": BuiltEngine({"engine": Parity("pending"), "graph": Parity("error", "x")})}, gpu=False)
     with pytest.raises(AssertionError, match="not measured for fp16 on a machine with a GPU"):
         judge_parity({"fp32": passed, "fp16": pending}, gpu=True)
     with pytest.raises(Skip, match="parity is not measured without a GPU"):

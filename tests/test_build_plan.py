@@ -6,11 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.facts import ModelFacts
+from gedge.core.artifacts.layout import GraphLayout
+from gedge.core.decision import DecisionRule
 from gedge.core.errors import ConfigError
+from gedge.core.preprocess import Preprocess
+from gedge.core.scores import OUTPUT_NAMES
 from gedge.core.tensorrt import import_tensorrt
 from gedge.export.build_plan import (
     BuildRequest,
-    GraphInfo,
     default_engine_path,
     normalise_compute_capability,
     plan_build,
@@ -19,16 +24,25 @@ from gedge.export.capabilities import ASSUMED, TensorRTCapabilities, assumed_cap
 from gedge.export.tensorrt_build import residual_layers
 
 SHAPE = (16, 16, 3)
-FP32 = GraphInfo("out/scorer.onnx", "fp32", "pixels", SHAPE)
-FP16 = GraphInfo("out/scorer.fp16.onnx", "fp16", "pixels", SHAPE)
-QDQ = GraphInfo("out/scorer.int8.qdq.onnx", "int8", "pixels", SHAPE, qdq=True)
 
 
-def plan(version: str, precision: str, graph: GraphInfo = FP32, **options):
+def graph_of(path: str, precision: str, qdq: bool = False, qdq_uint8: bool = False) -> Artifact:
+    """A graph as the plan sees it: its facts (precision) and its layout (input, Q/DQ nodes), no file needed."""
+    facts = ModelFacts(precision, "uint8-nhwc", "pixels", OUTPUT_NAMES, {"isize": 16, "nc": 3}, Preprocess(isize=16),
+                       DecisionRule())
+    return Artifact(Path(path), "graph", "0" * 64, facts, layout=GraphLayout("pixels", SHAPE, qdq, qdq_uint8))
+
+
+FP32 = graph_of("out/scorer.onnx", "fp32")
+FP16 = graph_of("out/scorer.fp16.onnx", "fp16")
+QDQ = graph_of("out/scorer.int8.qdq.onnx", "int8", qdq=True)
+
+
+def plan(version: str, precision: str, graph: Artifact = FP32, **options):
     return plan_build(assumed_capabilities(version), BuildRequest(precision, **options), graph)
 
 
-def refused(version: str, precision: str, graph: GraphInfo = FP32, **options) -> str:
+def refused(version: str, precision: str, graph: Artifact = FP32, **options) -> str:
     with pytest.raises(ConfigError) as info:
         plan(version, precision, graph, **options)
     message = str(info.value)
@@ -65,10 +79,10 @@ def test_probe_of_the_installed_tensorrt_rtx_matches_its_description():
 def test_trt85_fp32_fp16_int8():
     fp32 = plan("trt-8.5", "fp32")
     assert fp32.network == "weakly typed" and fp32.explicit_batch_flag and fp32.builder_flags == []
-    assert fp32.cleared_flags == ["TF32"] and fp32.graph == FP32.path and not fp32.progress_monitor
+    assert fp32.cleared_flags == ["TF32"] and fp32.graph == str(FP32.path) and not fp32.progress_monitor
     fp16 = plan("trt-8.5", "fp16")
     assert fp16.builder_flags == ["FP16", "OBEY_PRECISION_CONSTRAINTS"] and "residual" in fp16.fp32_pinned
-    assert fp16.graph == FP32.path and not fp16.derive_fp16
+    assert fp16.graph == str(FP32.path) and not fp16.derive_fp16
     int8 = plan("trt-8.5", "int8", QDQ)
     assert int8.builder_flags == ["INT8"] and int8.quantization.startswith("explicit") and not int8.fp32_pinned
     cached = plan("trt-8.5", "int8", calibration_cache="out/scorer.int8.calib.cache")
@@ -94,10 +108,10 @@ def test_trt103_strongly_typed_by_default_flags_when_asked():
     assert fp16.graph == "out/scorer.fp16.onnx" and fp16.derive_fp16 and "derived" in fp16.notes[0]
     reuse = plan_build(assumed_capabilities("trt-10.3"), BuildRequest("fp16"), FP32, fp16_graph_exists=True)
     assert reuse.graph == "out/scorer.fp16.onnx" and not reuse.derive_fp16
-    assert plan("trt-10.3", "fp16", FP16).graph == FP16.path
+    assert plan("trt-10.3", "fp16", FP16).graph == str(FP16.path)
     weak = plan("trt-10.3", "fp16", typing="weak")
     assert weak.network == "weakly typed" and weak.builder_flags == ["FP16", "OBEY_PRECISION_CONSTRAINTS"]
-    assert weak.graph == FP32.path
+    assert weak.graph == str(FP32.path)
     int8 = plan("trt-10.3", "int8", QDQ)
     assert int8.network == "strongly typed" and int8.builder_flags == [] and int8.progress_monitor
     cached = plan("trt-10.3", "int8", calibration_cache="c.cache")
@@ -110,8 +124,8 @@ def test_trt103_strongly_typed_by_default_flags_when_asked():
 
 @pytest.mark.parametrize("version", ["trt-11", "rtx"])
 def test_strongly_typed_only(version):
-    for precision, graph, used in [("fp32", FP32, FP32.path), ("fp16", FP32, "out/scorer.fp16.onnx"),
-                                   ("fp16", FP16, FP16.path), ("int8", QDQ, QDQ.path)]:
+    for precision, graph, used in [("fp32", FP32, str(FP32.path)), ("fp16", FP32, "out/scorer.fp16.onnx"),
+                                   ("fp16", FP16, str(FP16.path)), ("int8", QDQ, str(QDQ.path))]:
         result = plan(version, precision, graph)
         assert result.network == "strongly typed" and result.builder_flags == [] and result.graph == used
         assert not result.explicit_batch_flag and not result.fp32_pinned and result.progress_monitor
@@ -134,8 +148,7 @@ def test_rtx_targets_and_ignored_timing_cache():
 def test_requests_that_do_not_fit_the_graph():
     assert "--precision int8" in refused("rtx", "fp16", QDQ)
     assert "--precision fp16" in refused("rtx", "fp32", FP16)
-    assert "CPU-flavoured" in refused("rtx", "int8", GraphInfo("q.onnx", "int8", "pixels", SHAPE, qdq=True,
-                                                                qdq_uint8=True))
+    assert "CPU-flavoured" in refused("rtx", "int8", graph_of("q.onnx", "int8", qdq=True, qdq_uint8=True))
     assert "not both" in refused("trt-10.3", "int8", QDQ, calibration_cache="c.cache")
     assert "min <= opt <= max" in refused("rtx", "fp32", min_batch=4, opt_batch=2)
     assert "fp32, fp16, int8" in refused("rtx", "bf16")

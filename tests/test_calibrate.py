@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -21,8 +22,9 @@ from gedge.calibrate.quantize import inspect_qdq
 from gedge.calibrate.ranges import _Histogram, choose_amax
 from gedge.compare.comparator import BackendScores, ImageSetFacts, compare_scores
 from gedge.compare.limits import limits_for
-from gedge.core.artifacts.calib_cache import hex_scale, parse_cache, read_cache, scale_hex, version_code
-from gedge.core.artifacts.graph import load_graph, read_facts, read_sidecar
+from gedge.core import artifacts
+from gedge.core.artifacts.calibration import hex_scale, parse_cache, scale_hex, version_code
+from gedge.core.artifacts.graph import graph_facts, load_graph
 from gedge.core.errors import ArtifactError, ConfigError, DataError
 from gedge.core.hashing import sha256_file
 from gedge.core.preprocess import Preprocess
@@ -139,13 +141,16 @@ def test_tensorrt_flavour_follows_tensorrts_qdq_rules(int8_graphs):
         assert {c.op_type for c in _consumers(model).get(name, [])} <= {"Conv", "ConvTranspose"}, name
     assert not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node
                    if n.name.startswith(("camera/", "scores/")))
-    facts = read_facts(model)
-    assert facts.precision == "int8" and facts.derived_from_sha256 == sha256_file(int8_graphs["fp32"])
+    facts = graph_facts(model)
+    assert facts.precision == "int8" and facts.lineage.derived_from_sha256 == sha256_file(int8_graphs["fp32"])
     q = facts.quantization
-    assert q["flavour"] == "tensorrt" and q["method"] == "minmax" and q["calibration_set_patches"] == 64
-    assert q["calibration_set_sha256"] == int8_graphs["result"].calibration.sha256
-    sidecar = read_sidecar(int8_graphs["tensorrt"])
-    assert sidecar["precision"] == "int8" and "auroc_drop" in sidecar["gate"]
+    assert q.flavour == "tensorrt" and q.method == "minmax" and q.calibration_set.patches == 64
+    assert q.calibration_set.sha256 == int8_graphs["result"].calibration.sha256
+    written = json.loads(Path(f"{int8_graphs['tensorrt']}.json").read_text())  # the key names the quantizer writes
+    assert written["quantization"]["calibration_set_sha256"] == q.calibration_set.sha256
+    sidecar = artifacts.open(int8_graphs["tensorrt"]).sidecar
+    assert sidecar.facts.precision == "int8" and "auroc_drop" in sidecar.gate.details
+    assert sidecar.calibration_set == q.calibration_set  # the sidecar and the graph's metadata agree
 
 
 def test_cpu_flavour_is_uint8_conv_only(int8_graphs):
@@ -156,7 +161,7 @@ def test_cpu_flavour_is_uint8_conv_only(int8_graphs):
     assert sum(n.output_quantized for n in summary.nodes) >= 3  # Conv -> Q: ONNX Runtime fuses QLinearConv
     assert all(name.endswith("ConvTranspose") or name.endswith("main.0/Conv") or name == "netd.features.0/Conv"
                for name in summary.float_convolutions)
-    assert read_facts(model).quantization["activations"] == "uint8 asymmetric"
+    assert graph_facts(model).quantization.details["activations"] == "uint8 asymmetric"
 
 
 def test_int8_graphs_score_like_the_reference(int8_graphs):
@@ -173,11 +178,12 @@ def test_int8_graphs_score_like_the_reference(int8_graphs):
         assert report.output("score").spearman > 0.9
         assert all(row.rel_l2 < 0.1 for row in report.outputs if row.name in ("d1", "d2", "d3", "d3_local"))
         assert report.decisions.normal.n == 2 and report.decisions.anomalous.n == 98
-        gate = read_sidecar(f.path)["gate"]
-        assert gate["passed"] and gate["normals"]["n"] == 2 and gate["normals"]["max_new_false_rejects"] == 0.02
-        assert gate["proxies"]["n"] == 98 and gate["proxies"]["min_agreement"] == 0.98
-    cache_side = json.loads(int8_graphs["cache"].with_name(int8_graphs["cache"].name + ".json").read_text())
-    assert cache_side["gate"]["passed"] and cache_side["graph_sha256"] == sha256_file(int8_graphs["fp32"])
+        gate = artifacts.open(f.path).sidecar.gate
+        assert gate.passed and gate.details["normals"]["n"] == 2
+        assert gate.details["normals"]["max_new_false_rejects"] == 0.02
+        assert gate.details["proxies"]["n"] == 98 and gate.details["proxies"]["min_agreement"] == 0.98
+    cache = artifacts.open(int8_graphs["cache"]).calibration
+    assert cache.gate.passed and cache.graph_sha256 == sha256_file(int8_graphs["fp32"])
 
 
 # --- TensorRT calibration cache -----------------------------------------------------------------------------------
@@ -190,7 +196,7 @@ def test_calibration_cache_text_and_round_trip(int8_graphs, tmp_path):
     lines = text.splitlines()
     assert lines[0] == "TRT-8601-EntropyCalibration2"
     assert all(len(line.rpartition(": ")[2]) == 8 for line in lines[1:])
-    cache = read_cache(int8_graphs["cache"])
+    cache = artifacts.open(int8_graphs["cache"]).cache
     ranges = int8_graphs["ranges"]
     tensor_names = {o for n in load_graph(int8_graphs["fp32"]).graph.node for o in n.output}
     # Every calibrated tensor but the inputs of the float image convolutions (as in the Q/DQ graph).
@@ -310,7 +316,7 @@ def test_a_rejected_or_unparsable_tensorrt_graph_fails_calibrate(int8_graphs, tm
     flavour = result.flavour("tensorrt")
     assert flavour.report.passed and not flavour.passed and not result.passed
     assert any("REJECTED" in f for f in flavour.failures) and flavour.written  # written for diagnosis
-    assert read_sidecar(flavour.path)["gate"]["tensorrt_parse"]["parsed"] is False
+    assert artifacts.open(flavour.path).sidecar.gate.details["tensorrt_parse"]["parsed"] is False
 
     def broken(model):
         raise RuntimeError("libnvinfer: could not start")

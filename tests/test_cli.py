@@ -47,6 +47,8 @@ def model(tmp_path_factory):
 def test_help_shows_examples(capsys, monkeypatch):
     top = run("--help")  # once through the installed entry point, the rest in this process
     assert top.returncode == 0 and "Example" in top.stdout
+    version = next(line for line in top.stdout.splitlines() if "--version" in line)
+    assert "<bool>" not in version and "Print the version" in version  # a flag takes no value
     for command in ("train", "evaluate", "score", "import", "demo", "calibrate", "study contamination"):
         result = run_main(capsys, monkeypatch, *command.split(), "--help")
         assert result.code == 0 and "Example" in result.stdout, command

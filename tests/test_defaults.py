@@ -78,9 +78,11 @@ def test_tiling_comes_from_the_image_sizes(images):
         return choose_inputs(survey, request)
 
     wood = choose([(256, 256)] * 4)
-    assert (wood.preprocess.mode, wood.preprocess.isize, wood.preprocess.scale) == ("patch", 32, 0.5)
-    strip = choose([(500, 1250)] * 4)  # a line-scan image: scaled so its short side is about 128 px
-    assert strip.preprocess.scale == 0.25 and any("scale 0.25" in r for r in strip.reasons)
+    assert (wood.preprocess.mode, wood.preprocess.isize, wood.preprocess.scale) == ("patch", 32, 1.0)
+    strip = choose([(500, 1250)] * 4)  # a line-scan image: scaled so its short side is about 256 px
+    assert strip.preprocess.scale == 0.5 and any("scale 0.5" in r for r in strip.reasons)
+    cells = choose([(300, 300)] * 4)  # 256 / 300 = 0.853, in steps of 0.05
+    assert cells.preprocess.scale == 0.85
     tiny = choose([(40, 60)] * 4)
     assert tiny.preprocess.mode == "resize" and tiny.preprocess.channels == 1
     small = choose([(100, 100)] * 4)

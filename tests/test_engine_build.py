@@ -4,11 +4,14 @@ stage and the Jetson Dockerfile. Without a TensorRT module the build tests skip 
 
 from __future__ import annotations
 
+import builtins
+import io
 import json
 import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,14 +19,17 @@ import numpy as np
 import onnx
 import pytest
 from clirun import cli
-from gedge.core.artifacts.engine import RuntimeInfo, read_manifest, verify_engine, verify_manifest
-from gedge.core.artifacts.graph import load_graph, read_facts, with_precision, write_facts
+from gedge.core import artifacts
+from gedge.core.artifacts.engine import RuntimeInfo, check_runtime
+from gedge.core.artifacts.facts import Quantization
+from gedge.core.artifacts.graph import graph_facts, load_graph, write_facts
+from gedge.core.artifacts.manifest import EngineTarget
+from gedge.core.artifacts.records import CalibrationSetRef
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.tensorrt import import_tensorrt
 from gedge.export.build_plan import BuildRequest
 from gedge.export.engine_build import build_engine
-from gedge.export.engine_manifest import int8_facts
-from gedge.export.tensorrt_build import cache_header
+from gedge.export.engine_manifest import calibration_facts
 
 REPO = Path(__file__).resolve().parents[1]
 TRT, WHY_NOT = import_tensorrt()
@@ -51,15 +57,9 @@ def make_qdq_graph(fp32: Path, out: Path, tiles: np.ndarray) -> Path:
                     weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["Conv", "ConvTranspose"],
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
     model = load_graph(out)
-    facts = with_precision(read_facts(model), "int8", "0" * 64)
-    quantization = {"flavour": "tensorrt", "method": "minmax", "calibration_set_sha256": "ab" * 32,
-                    "calibration_set_n_patches": len(tiles)}
-    if hasattr(facts, "quantization"):  # the graph facts of `gedge calibrate`
-        write_facts(model, replace(facts, quantization=quantization))
-    else:
-        write_facts(model, facts)
-        model.metadata_props.add(key="gedge.quantization", value=json.dumps(quantization))
-    onnx.save(model, out)
+    quantization = Quantization("tensorrt", "minmax", calibration_set=CalibrationSetRef("ab" * 32, len(tiles)))
+    write_facts(model, graph_facts(model).derived("int8", "0" * 64, quantization))
+    onnx.save(model, out)  # no sidecar: no recorded accuracy gate
     return out
 
 
@@ -81,10 +81,10 @@ def engines(tmp_path_factory):
     checkpoint = Checkpoint(config, Preprocess(mode="patch", isize=16, stride=16, scale=0.5),
                             DecisionRule(threshold=2.5), netg.state_dict(), netd.state_dict(),
                             score_stats={"d1": {"mean": 0.1, "std": 0.02}})
-    fp32 = export_checkpoint(save_checkpoint(checkpoint, root / "wide.pt"), root / "scorer.onnx",
-                             ExportOptions(with_amap=True)).path
+    fp32 = export_checkpoint(artifacts.open(save_checkpoint(checkpoint, root / "wide.pt")), root / "scorer.onnx",
+                             ExportOptions(with_amap=True)).graph
     tiles = np.random.default_rng(0).integers(0, 256, (16, 16, 16, 3), dtype=np.uint8)
-    qdq = make_qdq_graph(fp32, root / "scorer.int8.qdq.onnx", tiles)
+    qdq = artifacts.open(make_qdq_graph(fp32.path, root / "scorer.int8.qdq.onnx", tiles))
     built = {}
     for precision, graph in (("fp32", fp32), ("fp16", fp32), ("int8", qdq)):
         # one profile: the sizes compare how each precision stores the weights (every profile adds kernels). The
@@ -97,13 +97,14 @@ def engines(tmp_path_factory):
 @needs_trt
 def test_fp32_fp16_int8_engines_and_manifests(engines):
     sizes = {p: engines[p].engine_bytes for p in ("fp32", "fp16", "int8")}
-    weights = {p: engines[p].manifest["source_graph"]["weight_bytes"] for p in sizes}
+    weights = {p: engines[p].manifest.source_graph.weight_bytes for p in sizes}
     print(f"engine bytes {sizes}, graph weight bytes {weights}, int8/fp32 {sizes['int8'] / sizes['fp32']:.2f}, "
           f"fp16/fp32 {sizes['fp16'] / sizes['fp32']:.2f}")
     for precision, result in ((p, engines[p]) for p in sizes):
         assert result.engine == engines["root"] / f"scorer.{precision}.engine" and result.engine.is_file()
         assert sizes[precision] == result.engine.stat().st_size
-        manifest = read_manifest(result.engine)
+        engine = artifacts.open(result.engine)  # the bytes checked against the manifest
+        manifest = json.loads(engine.facts_file.read_text())  # the manifest's JSON form, as the firmware reads it
         assert manifest["precision"] == precision and (manifest["network"] == "strongly typed" or not TRT.is_rtx)
         assert manifest["tensorrt"] == {"flavour": TRT.name, "version": TRT.version}
         assert manifest["profile"] == {"input": "pixels", "min": [1, 16, 16, 3], "opt": [8, 16, 16, 3],
@@ -115,11 +116,11 @@ def test_fp32_fp16_int8_engines_and_manifests(engines):
         assert manifest["score_stats"] == {"d1": {"mean": 0.1, "std": 0.02}} and manifest["gedge_version"]
         assert manifest["parity"]["engine"]["status"] == "not measured"
         assert manifest["build"]["plan"]["precision"] == precision
-        verify_engine(result.engine)
+        assert engine.manifest == result.manifest and engine.sha256 == result.manifest.engine_sha256
     # Real engines holding their weights in the engine's precision.
     assert sizes["fp32"] > weights["fp32"] > 20e6
     assert sizes["int8"] < 0.4 * sizes["fp32"] and sizes["fp16"] < 0.6 * sizes["fp32"]
-    assert all(engines[p].manifest["profiles"] == 1 for p in sizes)
+    assert all(engines[p].manifest.profiles == 1 for p in sizes)
 
 
 @needs_trt
@@ -127,56 +128,57 @@ def test_one_profile_per_slot_by_default(engines, tmp_path):
     """`gedge build` makes two identical profiles by default, so two slots can run concurrently."""
     two = build_engine(engines["fp32_graph"], BuildRequest("fp32", out=str(tmp_path / "two.engine"), max_batch=16,
                                                            progress=False))
-    assert two.manifest["profiles"] == 2 and two.engine_bytes > engines["fp32"].engine_bytes
+    assert two.manifest.profiles == 2 and two.engine_bytes > engines["fp32"].engine_bytes
     # The FP16 engine came from the FP16 graph derived next to the FP32 one.
     fp16 = engines["fp16"]
     assert fp16.fp16_graph_written and (engines["root"] / "scorer.fp16.onnx").is_file()
-    assert fp16.manifest["source_graph"]["path"] == "scorer.fp16.onnx"
-    assert fp16.manifest["given_graph"]["path"] == "scorer.onnx"
+    assert fp16.manifest.source_graph.path == "scorer.fp16.onnx" and fp16.manifest.given_graph.path == "scorer.onnx"
+    # the lineage, followed through the objects: the engine's graph, that graph's FP32 graph, their checkpoint
+    derived = artifacts.open(engines["root"] / "scorer.fp16.onnx")
+    assert fp16.manifest.source_graph.sha256 == derived.sha256
+    assert derived.lineage.derived_from_sha256 == fp16.manifest.given_graph.sha256 == engines["fp32_graph"].sha256
+    assert fp16.manifest.source_checkpoint.sha256 == engines["fp32_graph"].lineage.checkpoint_sha256
     int8 = engines["int8"].manifest
-    assert int8["forced"] == ["the INT8 graph has no sidecar (scorer.int8.qdq.onnx.json), so no recorded accuracy "
-                              "gate"] and "forced" not in engines["fp16"].manifest
-    assert int8["calibration_set"]["set_sha256"] == "ab" * 32 and int8["calibration_set"]["method"] == "minmax"
-    assert int8["calibration_set"]["flavour"] == "tensorrt"
-    assert int8["source_graph"]["precision"] == "int8"
+    assert int8.forced == ("the INT8 graph has no sidecar (scorer.int8.qdq.onnx.json), so no recorded accuracy "
+                           "gate",) and not engines["fp16"].manifest.forced
+    assert int8.calibration.set_sha256 == "ab" * 32 and int8.calibration.method == "minmax"
+    assert int8.calibration.flavour == "tensorrt" and int8.source_graph.precision == "int8"
 
 
 @needs_trt
 def test_verification_refuses_tampered_and_foreign_engines(engines, tmp_path):
     engine = engines["fp16"].engine
-    manifest = read_manifest(engine)
+    manifest = artifacts.open(engine).manifest
     runtime = RuntimeInfo(TRT.name, TRT.version, "NVIDIA GeForce RTX 4090", "SM89")
-    verify_engine(engine, runtime)  # default TensorRT-RTX targets cover SM89; a classic build records its GPU
+    check_runtime(manifest, runtime)  # default TensorRT-RTX targets cover SM89; a classic build records its GPU
     data = bytearray(engine.read_bytes())
     data[len(data) // 2] ^= 0xFF
     tampered = tmp_path / engine.name
     tampered.write_bytes(bytes(data))
     shutil.copy(engine.with_name(engine.name + ".json"), tmp_path)
     with pytest.raises(ArtifactError, match="sha256 differs"):
-        verify_engine(tampered)
+        artifacts.open(tampered)
     with pytest.raises(ArtifactError, match="no manifest"):
-        verify_engine(shutil.copy(engine, tmp_path / "other.engine"))
+        artifacts.open(shutil.copy(engine, tmp_path / "other.engine"))
     other_version = RuntimeInfo(TRT.name, "0.0.1", "", "")
     with pytest.raises(ArtifactError, match=r"0\.0\.1.*rebuild"):
-        verify_engine(engine, other_version)
+        check_runtime(manifest, other_version)
     other_flavour = RuntimeInfo("tensorrt_rtx" if TRT.name == "tensorrt" else "tensorrt", TRT.version)
     with pytest.raises(ArtifactError, match="this runtime is"):
-        verify_engine(engine, other_flavour)
-    bytes_ = engine.read_bytes()
-    aot = {**manifest, "target": {"kind": "aot", "compute_capabilities": ["SM86"], "default_targets": []}}
+        check_runtime(manifest, other_flavour)
+    aot = replace(manifest, target=EngineTarget("aot", compute_capabilities=("SM86",)))
     with pytest.raises(ArtifactError, match="built for SM86 but this GPU is SM89"):
-        verify_manifest(aot, bytes_, runtime)
-    default = {**manifest, "target": {"kind": "aot", "compute_capabilities": [],
-                                      "default_targets": ["SM80", "SM86", "SM89", "SM120"]}}
-    verify_manifest(default, bytes_, RuntimeInfo(TRT.name, TRT.version, "RTX 5090", "SM120"))
+        check_runtime(aot, runtime)
+    default = replace(manifest, target=EngineTarget("aot", default_targets=("SM80", "SM86", "SM89", "SM120")))
+    check_runtime(default, RuntimeInfo(TRT.name, TRT.version, "RTX 5090", "SM120"))
     with pytest.raises(ArtifactError, match="-c SM75"):
-        verify_manifest(default, bytes_, RuntimeInfo(TRT.name, TRT.version, "T4", "SM75"))
-    jetson = {**manifest, "target": {"kind": "gpu", "gpu_name": "Orin", "compute_capability": "SM87"}}
-    verify_manifest(jetson, bytes_, RuntimeInfo(TRT.name, TRT.version, "Orin", "SM87"))
+        check_runtime(default, RuntimeInfo(TRT.name, TRT.version, "T4", "SM75"))
+    jetson = replace(manifest, target=EngineTarget("gpu", "Orin", "SM87"))
+    check_runtime(jetson, RuntimeInfo(TRT.name, TRT.version, "Orin", "SM87"))
     with pytest.raises(ArtifactError, match=r"built on Orin \(SM87\) but this GPU is Xavier \(SM72\)"):
-        verify_manifest(jetson, bytes_, RuntimeInfo(TRT.name, TRT.version, "Xavier", "SM72"))
+        check_runtime(jetson, RuntimeInfo(TRT.name, TRT.version, "Xavier", "SM72"))
     with pytest.raises(ArtifactError, match="built on Orin but this GPU is Orin Nano"):
-        verify_manifest(jetson, bytes_, RuntimeInfo(TRT.name, TRT.version, "Orin Nano", "SM87"))
+        check_runtime(jetson, RuntimeInfo(TRT.name, TRT.version, "Orin Nano", "SM87"))
 
 
 @needs_trt
@@ -194,32 +196,94 @@ def test_progress_monitor_and_targets(scorer_graphs, tmp_path):
             events.append(("finish", phase))
 
     caps = ("SM86",) if TRT.is_rtx else ()
-    result = build_engine(scorer_graphs["fp16"], BuildRequest("fp16", out=str(tmp_path / "a.engine"), max_batch=4,
-                                                              compute_capabilities=caps), progress=Recorder())
+    result = build_engine(artifacts.open(scorer_graphs["fp16"]), BuildRequest("fp16", out=str(tmp_path / "a.engine"),
+                                                                              max_batch=4, compute_capabilities=caps),
+                          progress=Recorder())
     if result.plan.progress_monitor:
         top = [e for e in events if e[0] == "start" and e[2] is None]
         assert top and ("finish", top[0][1]) in events
     if TRT.is_rtx:
-        assert result.manifest["target"] == {"kind": "aot", "compute_capabilities": ["SM86"], "default_targets": [],
-                                             "description": "ahead of time for SM86"}
+        assert result.manifest.target.to_dict() == {"kind": "aot", "compute_capabilities": ["SM86"],
+                                                    "default_targets": [], "description": "ahead of time for SM86"}
 
 
-def test_int8_facts_and_calibration_cache_header(scorer_graphs):
-    from gedge.export.build_plan import graph_info, plan_build
+def test_int8_calibration_facts_come_from_the_cache_that_was_read(scorer_graphs, tmp_path):
+    """An implicit INT8 build's calibration facts: the cache's own (its header, its sha256 as read), never guessed
+    from key names; no facts for a float build."""
+    from gedge.export.build_plan import plan_build
     from gedge.export.capabilities import assumed_capabilities
 
-    model = load_graph(scorer_graphs["fp32"])
-    plan = plan_build(assumed_capabilities("trt-10.3"), BuildRequest("int8", calibration_cache="x.cache"),
-                      graph_info(model, scorer_graphs["fp32"]))
-    cache = b"TRT-8601-EntropyCalibration2\npixels: 3c010a14\n"
-    facts = int8_facts(model, plan, cache)
-    assert facts["method"] == "EntropyCalibration2" and facts["cache_tensorrt"] == "8601"
-    assert facts["quantization"] == "implicit (calibration cache)" and len(facts["cache_sha256"]) == 64
-    assert cache_header(b"TRT-100300-MinMaxCalibration\n") == ("100300", "MinMaxCalibration")
+    graph = artifacts.open(scorer_graphs["fp32"])
+    plan = plan_build(assumed_capabilities("trt-10.3"), BuildRequest("int8", calibration_cache="x.cache"), graph)
+    path = tmp_path / "x.cache"
+    path.write_bytes(b"TRT-8601-EntropyCalibration2\npixels: 3c010a14\n")
+    cache = artifacts.open(path)
+    facts = calibration_facts(plan, graph, cache)
+    assert facts.method == "EntropyCalibration2" and facts.cache_tensorrt == "8601" and facts.cache == "x.cache"
+    assert facts.quantization == "implicit (calibration cache)" and facts.cache_sha256 == cache.sha256
+    assert cache.sha256 == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    path.write_bytes(b"\x00garbage")
     with pytest.raises(ArtifactError, match="not a TensorRT calibration cache"):
-        cache_header(b"\x00garbage")
-    assert int8_facts(model, plan_build(assumed_capabilities("rtx"), BuildRequest("fp32"),
-                                        graph_info(model, "g.onnx")), None) is None
+        artifacts.open(path)
+    assert calibration_facts(plan_build(assumed_capabilities("rtx"), BuildRequest("fp32"), graph), graph,
+                             None) is None
+
+
+@needs_trt
+@pytest.mark.parametrize("given, derived", [("scorer.onnx", True), ("scorer.fp16.onnx", False)])
+def test_build_reads_and_hashes_the_graph_once_and_writes_the_manifest_once(scorer_graphs, tmp_path, monkeypatch,
+                                                                             capsys, given, derived):
+    """`gedge build --precision fp16`, from the FP32 graph (the FP16 graph derived in memory and written once) or
+    from the FP16 graph: every graph file is read once (a spy on the reader, and on every open of the file by
+    anything), its sha256 computed once, and the manifest written once."""
+    import gedge.core.artifacts.engine as engine_module
+    import gedge.core.artifacts.graph as graph_module
+
+    for name in ("scorer.onnx", "scorer.fp16.onnx"):
+        if name == given or not derived:
+            for suffix in ("", ".json"):
+                shutil.copy(f"{scorer_graphs['fp32' if name == 'scorer.onnx' else 'fp16']}{suffix}",
+                            f"{tmp_path / name}{suffix}")
+    reads, opens, hashed, manifests = Counter(), Counter(), Counter(), []
+    real_read, real_hash, real_write = graph_module.read_file, graph_module.sha256_bytes, engine_module.write_record
+    real_open, real_io_open = builtins.open, io.open
+
+    def read_file(path, what):
+        reads[Path(path).name] += 1
+        return real_read(path, what)
+
+    def sha256_bytes(data):
+        digest = real_hash(data)
+        hashed[digest] += 1
+        return digest
+
+    def opened(opener):
+        def spy(file, mode="r", *args, **kwargs):
+            if isinstance(file, (str, Path)) and Path(file).name.endswith(".onnx") and "r" in mode:
+                opens[Path(file).name] += 1
+            return opener(file, mode, *args, **kwargs)
+        return spy
+
+    def write_record(path, kind, payload):
+        manifests.append((Path(path).name, kind))
+        return real_write(path, kind, payload)
+
+    monkeypatch.setattr(graph_module, "read_file", read_file)
+    monkeypatch.setattr(graph_module, "sha256_bytes", sha256_bytes)
+    monkeypatch.setattr(engine_module, "write_record", write_record)
+    monkeypatch.setattr(builtins, "open", opened(real_open))
+    monkeypatch.setattr(io, "open", opened(real_io_open))
+    code, out, err = cli(capsys, "build", tmp_path / given, "--precision", "fp16", "-o", tmp_path / "s.engine",
+                         "--max-batch", "4", "--profiles", "1", "--no-progress", "--json")
+    assert code == 0, err
+    assert json.loads(out)["fp16_graph_written"] == derived
+    monkeypatch.undo()
+    assert reads == Counter({given: 1}) and opens == Counter({given: 1}), (reads, opens)
+    fp32, fp16 = (artifacts.open(tmp_path / name) for name in ("scorer.onnx", "scorer.fp16.onnx"))
+    assert hashed[fp16.sha256] == 1 and (hashed[fp32.sha256] == 1 if derived else fp32.sha256 not in hashed)
+    assert manifests == [("s.engine.json", "engine")]
+    engine = artifacts.open(tmp_path / "s.engine")
+    assert engine.manifest.source_graph.sha256 == fp16.sha256 and engine.lineage.derived_from_sha256 == fp16.sha256
 
 
 # --- the command line --------------------------------------------------------------------------------------
@@ -269,10 +333,10 @@ def test_build_cli_with_parity_at_build_time(scorer_graphs, tmp_path, capsys):
     assert code == 0, err
     report = json.loads(stdout)
     assert report["engine"] == str(out) and report["engine_bytes"] == out.stat().st_size
-    parity = read_manifest(out)["parity"]
-    assert parity["engine"]["status"] == "pending" and "GPU" in parity["engine"]["reason"]
-    assert parity["graph"]["status"] == "passed" and parity["graph"]["precision"] == "fp16"
-    assert parity["graph"]["rel_l2"]["score"] < 1e-2
+    parity = artifacts.open(out).manifest.parity
+    assert parity["engine"].status == "pending" and "GPU" in parity["engine"].reason
+    assert parity["graph"].status == "passed" and parity["graph"].details["precision"] == "fp16"
+    assert parity["graph"].rel_l2["score"] < 1e-2
     code, stdout, err = cli(capsys, "build", scorer_graphs["fp16"], "--precision", "fp16", "-o", out,
                             "--max-batch", "8")
     assert code == 0 and "Built FP16 engine" in stdout and "not measured" in stdout, err
@@ -298,9 +362,11 @@ def test_demo_engine_stage_says_when_no_tensorrt(monkeypatch, capsys, tmp_path):
 def test_demo_engine_stage_builds(scorer_graphs, tmp_path):
     from gedge.cli.demo import DemoContext, stage_engines
 
-    ctx = DemoContext(out=tmp_path, steps=0, seed=0, graphs={"fp16": scorer_graphs["fp16"]})
-    ctx.graphs["fp32"] = Path(shutil.copy(scorer_graphs["fp32_float"], tmp_path / "scorer.onnx"))
-    ctx.graphs["fp16"] = Path(shutil.copy(scorer_graphs["fp16"], tmp_path / "scorer.fp16.onnx"))
+    ctx = DemoContext(out=tmp_path, steps=0, seed=0)
+    for precision, name, source in (("fp32", "scorer.onnx", "fp32_float"), ("fp16", "scorer.fp16.onnx", "fp16")):
+        for suffix in ("", ".json"):
+            shutil.copy(f"{scorer_graphs[source]}{suffix}", f"{tmp_path / name}{suffix}")
+        ctx.graphs[precision] = artifacts.open(tmp_path / name)
     stage_engines(ctx)
     assert set(ctx.summary["engines"]) == {"fp32", "fp16"}
     assert (tmp_path / "scorer.fp32.engine.json").is_file() and (tmp_path / "scorer.fp16.engine").is_file()

@@ -10,7 +10,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from gedge.core.artifacts.graph import load_graph, read_facts, read_sidecar, sidecar_path
+from gedge.core import artifacts
+from gedge.core.artifacts.graph import graph_facts, load_graph
+from gedge.core.artifacts.sidecar import read_sidecar, sidecar_path
 from gedge.core.backend import Backend
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.hashing import sha256_file
@@ -88,7 +90,7 @@ def test_fold_batchnorm_keeps_the_numbers(scorer_graphs):
 def test_fp32_graph_matches_torch(scorer_graphs):
     x = batch(8)
     reference = TorchBackend(scorer_graphs["model"], with_amap=True).score(x)
-    backend = OrtBackend(scorer_graphs["fp32"], threads=1)
+    backend = OrtBackend(artifacts.open(scorer_graphs["fp32"]), threads=1)
     assert isinstance(backend, Backend) and backend.name == "onnxruntime-cpu-fp32"
     assert backend.input_spec == InputSpec(size=16, channels=3) and backend.with_amap
     candidate = backend.score(x)
@@ -98,7 +100,7 @@ def test_fp32_graph_matches_torch(scorer_graphs):
 
 @pytest.mark.parametrize("graph", ["fp32", "fp16"])
 def test_dynamic_batch_gives_the_same_per_image_scores(scorer_graphs, graph):
-    backend = OrtBackend(scorer_graphs[graph], threads=1)
+    backend = OrtBackend(artifacts.open(scorer_graphs[graph]), threads=1)
     x = batch(17, seed=5)
     whole = backend.score(x)
     singles = [backend.score(x[i:i + 1]) for i in range(17)]
@@ -112,8 +114,8 @@ def test_dynamic_batch_gives_the_same_per_image_scores(scorer_graphs, graph):
 
 
 def test_uint8_and_float_inputs_agree(scorer_graphs):
-    uint8_backend = OrtBackend(scorer_graphs["fp32"], threads=1)
-    float_backend = OrtBackend(scorer_graphs["fp32_float"], threads=1)
+    uint8_backend = OrtBackend(artifacts.open(scorer_graphs["fp32"]), threads=1)
+    float_backend = OrtBackend(artifacts.open(scorer_graphs["fp32_float"]), threads=1)
     graph_input = load_graph(scorer_graphs["fp32_float"]).graph.input[0]
     assert graph_input.name == "images" and graph_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert shape_of(graph_input) == ["batch", 3, 16, 16]
@@ -130,34 +132,35 @@ def test_uint8_and_float_inputs_agree(scorer_graphs):
 
 def test_metadata_round_trip_and_sidecar(scorer_graphs, tmp_path):
     checkpoint = scorer_graphs["model"]
-    facts = read_facts(load_graph(scorer_graphs["fp32"]))
-    assert facts.precision == "fp32" and facts.input == "uint8-nhwc" and facts.input_name == "pixels"
+    graph = artifacts.open(scorer_graphs["fp32"])
+    facts = graph.model_facts()
+    assert facts.precision == "fp32" and facts.input_kind == "uint8-nhwc" and facts.input_name == "pixels"
     assert facts.model == checkpoint.model.to_dict()
-    assert facts.preprocess_config() == checkpoint.preprocess
-    assert facts.decision_rule() == checkpoint.decision
+    assert facts.preprocess == checkpoint.preprocess
+    assert facts.decision == checkpoint.decision
     assert facts.primary == checkpoint.decision.primary and facts.threshold == checkpoint.decision.threshold
     assert facts.score_stats == checkpoint.score_stats
-    assert facts.source_sha256 == sha256_file(scorer_graphs["checkpoint"])
-    assert facts.source_checkpoint == "model.pt" and facts.gedge_version
-    assert facts.outputs == [*OUTPUT_NAMES, "amap"] and facts.training["steps"] == 0
+    assert facts.lineage.checkpoint_sha256 == sha256_file(scorer_graphs["checkpoint"])
+    assert facts.lineage.checkpoint == "model.pt" and facts.gedge_version
+    assert facts.outputs == (*OUTPUT_NAMES, "amap") and facts.training["steps"] == 0
     props = {p.key: p.value for p in load_graph(scorer_graphs["fp32"]).metadata_props}
     assert props["gedge.primary_score"] == "d1" and float(props["gedge.threshold"]) == facts.threshold
-    sidecar = read_sidecar(scorer_graphs["fp32"])
-    assert sidecar["graph_sha256"] == sha256_file(scorer_graphs["fp32"])
-    assert sidecar["decision"] == facts.decision and sidecar["source_sha256"] == facts.source_sha256
+    sidecar = read_sidecar(sidecar_path(scorer_graphs["fp32"]))
+    assert sidecar.graph_sha256 == graph.sha256 == sha256_file(scorer_graphs["fp32"])
+    assert sidecar.facts == facts and sidecar.gate is None  # an FP32 graph: nothing judged it
     # A graph that no longer matches its sidecar is caught.
     copy = tmp_path / "scorer.onnx"
     copy.write_bytes(scorer_graphs["fp32"].read_bytes())
     sidecar_path(copy).write_text(sidecar_path(scorer_graphs["fp32"]).read_text())
-    read_sidecar(copy)
+    artifacts.open(copy)
     copy.write_bytes(copy.read_bytes() + b"\0")
     with pytest.raises(ArtifactError, match="sha256"):
-        read_sidecar(copy)
+        artifacts.open(copy)
     # A graph without gedge metadata is refused with a clear message.
     bare = load_graph(scorer_graphs["fp32"])
     del bare.metadata_props[:]
     with pytest.raises(ArtifactError, match="not a gedge scorer graph"):
-        read_facts(bare)
+        graph_facts(bare)
 
 
 def test_fp16_graph_keeps_fp32_islands(scorer_graphs):
@@ -181,8 +184,8 @@ def test_fp16_graph_keeps_fp32_islands(scorer_graphs):
     casts = [n for n in model.graph.node if n.op_type == "Cast" and n.name.endswith(("Cast_fp16", "Cast_fp32"))]
     assert len(casts) == len({n.output[0] for n in casts}) >= 4  # one Cast per tensor and border
     assert_static_but_batch(model)
-    facts = read_facts(model)
-    assert facts.precision == "fp16" and facts.derived_from_sha256 == sha256_file(scorer_graphs["fp32"])
+    facts = graph_facts(model)
+    assert facts.precision == "fp16" and facts.lineage.derived_from_sha256 == sha256_file(scorer_graphs["fp32"])
     with pytest.raises(ConfigError, match="FP32 graph"):
         convert_to_fp16(model)
 
@@ -195,8 +198,8 @@ def test_fp16_numbers_against_the_reference(scorer_graphs):
     math, every FP16 tensor rounded to FP16, as TensorRT's FP16 kernels store activations)."""
     x = batch(16, seed=7)
     reference = TorchBackend(scorer_graphs["model"], with_amap=True).score(x)
-    emulated = OrtBackend(scorer_graphs["fp16"], threads=1)
-    native = OrtBackend(scorer_graphs["fp16"], threads=1, fp16="native")
+    emulated = OrtBackend(artifacts.open(scorer_graphs["fp16"]), threads=1)
+    native = OrtBackend(artifacts.open(scorer_graphs["fp16"]), threads=1, fp16="native")
     assert emulated.fp16_emulated and "emulated" in emulated.name and not native.fp16_emulated
     e, n = emulated.score(x), native.score(x)
     errors = {name: rel_l2(e.named(name), reference.named(name)) for name in [*OUTPUT_NAMES, "amap"]}
@@ -254,12 +257,13 @@ def test_other_architectures_grayscale_extralayers_padding4_float_input(tmp_path
                             DecisionRule(primary="latent", mean=0.01, std=0.02), netg.state_dict(),
                             netd.state_dict())
     save_checkpoint(checkpoint, tmp_path / "gray.pt")
-    graph = export_checkpoint(tmp_path / "gray.pt", tmp_path / "gray.onnx", ExportOptions(input="float-nchw")).path
-    fp16 = write_fp16_graph(graph, tmp_path / "gray.fp16.onnx")
+    exported = export_checkpoint(artifacts.open(tmp_path / "gray.pt"), tmp_path / "gray.onnx",
+                                 ExportOptions(input="float-nchw")).graph
+    graph, fp16 = exported.path, write_fp16_graph(exported, tmp_path / "gray.fp16.onnx").path
     x = np.random.default_rng(3).integers(0, 256, (6, 32, 32, 1), dtype=np.uint8)
     reference = TorchBackend(checkpoint).score(x)
-    fp32_scores = OrtBackend(graph, threads=1).score(x)
-    fp16_scores = OrtBackend(fp16, threads=1).score(x)
+    fp32_scores = OrtBackend(artifacts.open(graph), threads=1).score(x)
+    fp16_scores = OrtBackend(artifacts.open(fp16), threads=1).score(x)
     for name in OUTPUT_NAMES:
         assert rel_l2(fp32_scores.named(name), reference.named(name)) <= 1e-5, name
         assert rel_l2(fp16_scores.named(name), reference.named(name)) <= 2e-2, name

@@ -13,7 +13,7 @@ from gedge.calibrate.fallback import MIN_INT8_SHARE, GateOutcome, LayerHarm, fal
 from gedge.calibrate.layers import Layer, conv_layers, default_float, int8_mac_share, quantized_layers
 from gedge.calibrate.pipeline import CalibrateOptions, calibrate
 from gedge.calibrate.quantize import inspect_qdq
-from gedge.core.artifacts.graph import read_sidecar
+from gedge.core import artifacts
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +92,11 @@ def test_fallback_keeps_the_harmful_layer_in_float_and_the_graph_records_it(repo
     summary = inspect_qdq(graph)
     assert set(fallback.kept) <= set(summary.float_convolutions)
     assert len(summary.nodes) == len(reported.precision.sensitivity) - len(fallback.kept)
-    sidecar = read_sidecar(reported.path)
-    assert sidecar["gate"]["passed"] and sidecar["gate"]["kept_float"] == fallback.kept
-    assert sidecar["gate"]["fallback"]["gate_before"]["passed"] is False
-    assert len(sidecar["gate"]["sensitivity"]) == len(reported.precision.sensitivity)
-    assert sidecar["quantization"]["kept_float"] == fallback.kept
+    sidecar = artifacts.open(reported.path).sidecar
+    assert sidecar.gate.passed and sidecar.gate.details["kept_float"] == fallback.kept
+    assert sidecar.gate.details["fallback"]["gate_before"]["passed"] is False
+    assert len(sidecar.gate.details["sensitivity"]) == len(reported.precision.sensitivity)
+    assert list(sidecar.facts.kept_float) == fallback.kept
 
 
 def test_the_fallback_graph_parses_and_builds_with_tensorrt(reported):

@@ -76,15 +76,15 @@ class FailingBackend:
 @pytest.fixture
 def failing_onnxruntime(monkeypatch):
     """Every ONNX Runtime backend the registry opens fails at run time."""
-    real = registry._function
+    real = registry._opener
 
-    def patched(reference: str, purpose: str):
-        function = real(reference, purpose)
-        if reference.startswith("gedge.runtime.onnxruntime_backend:"):
-            return lambda *args, **kwargs: FailingBackend(function(*args, **kwargs))
-        return function
+    def patched(spec):
+        opener = real(spec)
+        if spec.kind == "onnxruntime":
+            return lambda *args, **kwargs: FailingBackend(opener(*args, **kwargs))
+        return opener
 
-    monkeypatch.setattr(registry, "_function", patched)
+    monkeypatch.setattr(registry, "_opener", patched)
 
 
 @pytest.mark.parametrize("command", ["inspect", "bench", "parity"])

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from gedge.core import artifacts
 from gedge.core.decision import DecisionRule
 from gedge.core.errors import ConfigError
 from gedge.core.scores import CANDIDATE_SCORES, SCORE_NAMES, Scores, components
@@ -61,7 +62,7 @@ def test_fused_rule_in_the_reference_and_the_graph(scorer_graphs, tmp_path):
     assert np.allclose(fused_tiles.score, expected, rtol=1e-5, atol=1e-5)
     assert abs(float(np.mean(expected))) < 1e-3  # normalised on these very tiles: mean 0
     path = save_checkpoint(fused, tmp_path / "fused.pt")
-    graph = export_checkpoint(path, tmp_path / "fused.onnx", ExportOptions()).path
+    graph = export_checkpoint(artifacts.open(path), tmp_path / "fused.onnx", ExportOptions()).path
     backend = open_backend(graph, "onnxruntime", threads=1)
     _, graph_tiles = score_images(backend, normals, pre)
     backend.close()

@@ -1,4 +1,5 @@
-"""Inspection: tiling of strips, box merging, decisions, corrupt files, overlays, strips ground truth, the CLI."""
+"""Inspection: tiling of strips (the one tiler evaluation uses), box merging, decisions, corrupt files, overlays,
+strips ground truth, the CLI."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from gedge.core.errors import ConfigError, DataError, RuntimeFailure
 from gedge.core.inputs import InputSpec
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import OUTPUT_NAMES, Scores
-from gedge.data.strips import read_truth, render_strip, score_strip, write_strips
+from gedge.data.datasets import LabeledImages
+from gedge.data.strip_truth import read_truth, score_strip
+from gedge.data.strips import render_strip, write_strips
+from gedge.data.tiles import tile_image
 from gedge.inspection.boxes import merge_boxes
 from gedge.inspection.inspector import InspectOptions, Inspector
 from gedge.inspection.session import InspectionResult
-from gedge.inspection.tiling import tile_image
-from gedge.runtime.registry import ModelInfo
-from helpers import write_png
+from helpers import scorer_artifact, write_png
 from PIL import Image
 
 GEDGE = [sys.executable, "-m", "gedge.cli"]
@@ -46,17 +48,74 @@ class DarkSpotBackend:
 
 def test_strip_tiling_covers_the_strip_and_maps_back_to_pixels():
     strip = np.zeros((256, 2048, 3), dtype=np.uint8)
-    pre = Preprocess(mode="patch", isize=32, scale=0.5)
-    tiles, tiling = tile_image(strip, pre, overlap=0.5)
-    assert tiles.shape == (7 * 63, 32, 32, 3) and tiling.window == 64
+    pre = Preprocess(mode="patch", isize=32, scale=0.5)  # the model's stride: half a tile
+    tiles, tiling = tile_image(strip, pre)  # scaled to 128 x 1024: 7 rows of 63 tiles at stride 16
+    assert tiles.shape == (7 * 63, 32, 32, 3) and tiling.window == (64, 64)
     assert tiling.rect(0) == (0, 0, 64, 64) and tiling.rect(len(tiles) - 1) == (1984, 192, 2048, 256)
-    tiles0, _ = tile_image(strip, pre, overlap=0.0)
+    tiles0, _ = tile_image(strip, pre, stride=32)  # tiles side by side
     assert len(tiles0) == 4 * 32
-    resize_mode = Preprocess(mode="resize", isize=32, source_size=(256, 256))
-    tiles_r, tiling_r = tile_image(strip, resize_mode, overlap=0.5)
-    assert len(tiles_r) == 15 and tiling_r.window == 256 and tiles_r.shape[1:] == (32, 32, 3)
+    whole = Preprocess(mode="resize", isize=32)  # resize mode: the whole strip, resized, is the one input
+    tiles_r, tiling_r = tile_image(strip, whole)
+    assert tiles_r.shape == (1, 32, 32, 3) and tiling_r.rect(0) == (0, 0, 2048, 256)
+    with pytest.raises(DataError, match="trained on 256x256"):  # as evaluation refuses it
+        tile_image(strip, Preprocess(mode="resize", isize=32, source_size=(256, 256)))
     with pytest.raises(ConfigError):
         InspectOptions(overlap=0.95)
+
+
+class RecordingBackend:
+    """Scores a tile by its pixels (a fixed weighting, different per score) and keeps every batch it was given."""
+
+    name = "recording"
+    info = BackendInfo(kind="recording", label="recording", precision="fp32")
+
+    def __init__(self, size: int) -> None:
+        self.input_spec = InputSpec(size=size, channels=3)
+        self.batches: list[np.ndarray] = []
+
+    def score(self, batch: np.ndarray) -> Scores:
+        self.batches.append(batch.copy())
+        flat = batch.reshape(len(batch), -1).astype(np.float64)
+        weights = np.linspace(0.0, 1.0, flat.shape[1])
+        return Scores.from_dict({name: (flat * weights ** k).mean(axis=1) / 100.0
+                                 for k, name in enumerate(OUTPUT_NAMES, start=1)})
+
+    def inputs(self) -> np.ndarray:
+        return np.concatenate(self.batches)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("pre, inputs", [
+    # 96 x 160 at scale 0.5 is 48 x 80; tiles of 32 at the model's stride 8: rows 0, 8, 16 and columns 0 to 48
+    (Preprocess(mode="patch", isize=32, scale=0.5, stride=8), 2 * 3 * 7),
+    # resize mode: the whole 96 x 160 image resized to 32 x 32, one input per image
+    (Preprocess(mode="resize", isize=32, source_size=(96, 160)), 2),
+])
+def test_evaluate_and_inspect_score_the_same_inputs_of_non_square_images(tmp_path, pre, inputs):
+    """The production path (`gedge inspect`) scores exactly the network inputs the model was evaluated on (and
+    gated on: parity and the INT8 gate go through the same tiler), with the model's own stride, and gets the same
+    image scores, for non-square images in patch and in resize mode."""
+    from gedge.core.decision import DecisionRule
+    from gedge.reference.evaluate import evaluate_backend
+
+    rng = np.random.default_rng(5)
+    normal = rng.integers(100, 200, (96, 160, 3), dtype=np.uint8)
+    defect = normal.copy()
+    defect[20:40, 100:130] = 0
+    paths = [write_png(tmp_path / "normal.png", normal), write_png(tmp_path / "defect.png", defect)]
+    evaluated = RecordingBackend(32)
+    _, image_scores = evaluate_backend(evaluated, LabeledImages(paths, np.array([0, 1]), ["good", "defect"]), pre,
+                                       DecisionRule(), "two images")
+    inspected = RecordingBackend(32)
+    reports = list(Inspector(inspected, scorer_artifact(pre), InspectOptions(batch_size=64, workers=0)).run(paths))
+    assert len(evaluated.inputs()) == len(inspected.inputs()) == inputs
+    np.testing.assert_array_equal(evaluated.inputs(), inspected.inputs())
+    for i, report in enumerate(reports):
+        assert report.ok and report.tiles == inputs // 2 and (report.width, report.height) == (160, 96)
+        assert report.score == float(image_scores.score[i])
+        assert report.scores == {name: float(image_scores.named(name)[i]) for name in OUTPUT_NAMES}
 
 
 def test_merge_boxes_joins_overlapping_and_touching_tiles_only():
@@ -75,8 +134,7 @@ def test_inspector_finds_a_planted_spot_skips_corrupt_files_and_writes_overlays(
     clean = write_png(tmp_path / "b_clean.png", rng.integers(150, 200, (128, 512, 3), dtype=np.uint8))
     corrupt = tmp_path / "c_corrupt.png"
     corrupt.write_bytes(good.read_bytes()[:500])
-    info = ModelInfo(Path("fake.onnx"), "onnxruntime", "fp32", Preprocess(mode="patch", isize=32, scale=0.5),
-                     threshold=3.0, primary="d1")
+    info = scorer_artifact(Preprocess(mode="patch", isize=32, scale=0.5), threshold=3.0)
     options = InspectOptions(batch_size=16, overlays=tmp_path / "overlays", all_tiles=True)
     inspector = Inspector(DarkSpotBackend(32), info, options)
     reports = list(inspector.run([good, corrupt, clean]))
@@ -125,7 +183,8 @@ def test_inspect_cli_json_lines_with_a_corrupt_file(scorer_graphs, tmp_path):
         "image (UnidentifiedImageError: cannot identify image file " + repr(str(folder / "zz_broken.png")) + ")"]
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(r["path"]).name for r in lines[:-1]] == ["strip_000.png", "strip_001.png", "zz_broken.png"]
-    assert lines[2]["error_kind"] == "input" and "anomalous" in lines[0] and lines[0]["tiles"] == 3 * 15
+    # a 64 x 256 strip at the model's scale 0.5 is 32 x 128, cut at the model's own stride (16: tiles side by side)
+    assert lines[2]["error_kind"] == "input" and "anomalous" in lines[0] and lines[0]["tiles"] == 2 * 8
     assert lines[0]["heat"] == "amap"  # the fixture's graph has the amap output
     summary = lines[-1]["summary"]
     assert (summary["images"], summary["errors"], summary["input_errors"], summary["runtime_errors"]) == (3, 1, 1, 0)
@@ -154,8 +213,7 @@ def test_exit_code_rule_a_runtime_failure_outranks_bad_input(tmp_path):
     spotted = write_png(tmp_path / "b_spotted.png", spotted)
     corrupt = tmp_path / "c_corrupt.png"
     corrupt.write_bytes(clean.read_bytes()[:300])
-    info = ModelInfo(Path("fake.onnx"), "onnxruntime", "fp32", Preprocess(mode="patch", isize=32, scale=0.5),
-                     threshold=3.0, primary="d1")
+    info = scorer_artifact(Preprocess(mode="patch", isize=32, scale=0.5), threshold=3.0)
 
     def outcome(files):
         inspector = Inspector(FlakyBackend(32), info, InspectOptions(batch_size=1, workers=0))

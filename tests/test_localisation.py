@@ -92,9 +92,8 @@ def test_inspection_heat_maps_and_evaluation_maps_line_up_with_the_masks(tmp_pat
     from gedge.data.images import read_image
     from gedge.data.maps import image_map
     from gedge.data.synth import SynthConfig, write_synthetic
-    from gedge.data.tiles import network_inputs, prepare
+    from gedge.data.tiles import network_inputs, prepare, tile_image
     from gedge.inspection.overlays import heat_map
-    from gedge.inspection.tiling import tile_image
     from gedge.reference.localise import read_mask
 
     write_synthetic(tmp_path / "wood", SynthConfig(size=128, n_train=1, n_test_good=2, n_test_per_defect=3, seed=2))
@@ -105,7 +104,7 @@ def test_inspection_heat_maps_and_evaluation_maps_line_up_with_the_masks(tmp_pat
     heats, maps, masks = [], [], []
     for i in keep:
         image = read_image(test.paths[i], 3)
-        tiles, tiling = tile_image(image, pre, 0.5)
+        tiles, tiling = tile_image(image, pre)  # the model's stride: half a tile
         heats.append(heat_map(tiling, scorer.score(tiles), 1.0, pre)[0])
         prepared = prepare(image, pre)
         inputs, _ = network_inputs([prepared], pre)

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from gedge.core import artifacts
 from gedge.core.backend import AsyncBackend, BackendInfo
 from gedge.core.errors import ConfigError, DataError
 from gedge.core.inputs import InputSpec
@@ -163,7 +164,7 @@ def test_a_failed_enqueue_leaves_its_slot_free_and_the_loop_goes_on():
 def test_loop_matches_batch_by_batch_on_onnxruntime(scorer_graphs):
     from gedge.runtime.onnxruntime_backend import OrtBackend
 
-    backend = OrtBackend(scorer_graphs["fp32"], threads=1)
+    backend = OrtBackend(artifacts.open(scorer_graphs["fp32"]), threads=1)
     rng = np.random.default_rng(1)
     tiles = rng.integers(0, 256, (13, 16, 16, 3), dtype=np.uint8)
     reference = score_inputs(backend, tiles, batch_size=5)

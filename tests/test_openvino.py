@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from gedge.compare.comparator import error_stats
+from gedge.core import artifacts
 from gedge.core.errors import ConfigError
 from gedge.core.scores import OUTPUT_NAMES
 
@@ -51,7 +52,7 @@ def test_fp32_matches_reference(scorer_graphs, reference, graph):
     from gedge.runtime.openvino_backend import OpenVINOBackend
 
     batch, ref = reference
-    backend = OpenVINOBackend(scorer_graphs[graph], "fp32", threads=1)
+    backend = OpenVINOBackend(artifacts.open(scorer_graphs[graph]), "fp32", threads=1)
     assert backend.runs_in == "fp32" and backend.input_spec.dtype == "uint8" and backend.input_spec.layout == "NHWC"
     got = backend.score(batch)
     for name in OUTPUT_NAMES:
@@ -69,38 +70,40 @@ def test_throughput_streams_and_bf16(scorer_graphs, reference):
     from gedge.runtime.openvino_backend import OpenVINOBackend
 
     batch, ref = reference
-    streams = OpenVINOBackend(scorer_graphs["fp32"], "fp32", performance="throughput", threads=2, streams=2)
+    streams = OpenVINOBackend(artifacts.open(scorer_graphs["fp32"]), "fp32", performance="throughput", threads=2,
+                              streams=2)
     assert streams.streams == 2
     got = streams.score(batch)  # split across the two streams
     assert error_stats(ref.score, got.score)[2] <= FP32_REL_L2
-    bf16 = OpenVINOBackend(scorer_graphs["fp32"], "bf16", threads=1)
+    bf16 = OpenVINOBackend(artifacts.open(scorer_graphs["fp32"]), "bf16", threads=1)
     assert bf16.name.startswith("openvino-cpu-bf16") and bf16.runs_in in ("bf16", "fp32")
     assert error_stats(ref.score, bf16.score(batch).score)[2] < 0.1
     with pytest.raises(ConfigError, match="NNCF IR"):
-        OpenVINOBackend(scorer_graphs["fp32"], "int8")
+        OpenVINOBackend(artifacts.open(scorer_graphs["fp32"]), "int8")
     with pytest.raises(ConfigError, match="fp16"):
-        OpenVINOBackend(scorer_graphs["fp16"])
+        OpenVINOBackend(artifacts.open(scorer_graphs["fp16"]))
 
 
 @pytest.fixture(scope="module")
 def nncf_ir(scorer_graphs, tmp_path_factory):
     from gedge.calibrate.nncf_int8 import NncfSettings, write_openvino_int8
+    from gedge.core.artifacts.records import CalibrationSetRef
 
     out = tmp_path_factory.mktemp("ov") / "scorer.int8.ov.xml"
     patches = tiles(scorer_graphs, 48, seed=1)
-    path, facts, quantization = write_openvino_int8(scorer_graphs["fp32"], patches, out,
-                                                    {"sha256": "abc123", "patches": len(patches)},
-                                                    NncfSettings(batch_size=8))
-    return path, facts, quantization
+    ir, quantization = write_openvino_int8(artifacts.open(scorer_graphs["fp32"]), patches, out,
+                                           CalibrationSetRef("abc123", len(patches)), NncfSettings(batch_size=8))
+    return ir.path, ir, quantization
 
 
 @needs_openvino
 def test_nncf_keeps_residuals_in_float(nncf_ir, scorer_graphs, reference):
     import openvino as ov
     from gedge.calibrate.nncf_int8 import fake_quantize_summary, float_residuals
-    from gedge.runtime.registry import model_info, open_backend
+    from gedge.core.schemas import validate_artifact_json
+    from gedge.runtime.registry import open_backend
 
-    path, facts, quantization = nncf_ir
+    path, written, quantization = nncf_ir
     assert path.is_file() and path.with_suffix(".bin").is_file()
     assert not list(path.parent.glob(".*tmp*"))  # atomic write left nothing behind
     saved = ov.Core().read_model(str(path))
@@ -117,9 +120,11 @@ def test_nncf_keeps_residuals_in_float(nncf_ir, scorer_graphs, reference):
     assert side["precision"] == "int8" and side["quantization"]["flavour"] == "openvino"
     assert side["quantization"]["calibration_set_sha256"] == "abc123"
     assert side["calibration_set"]["sha256"] == "abc123"
-    info = model_info(path)
-    assert info.kind == "openvino" and info.precision == "int8" and info.verification.verdicts == {
+    validate_artifact_json("ir", side, path)  # what gedge writes for an IR is what its schema says
+    info = artifacts.open(path)
+    assert info.kind == "ir" and info.precision == "int8" and info.verification.verdicts == {
         "gate": "not recorded"}
+    assert info.sha256 == written.sha256 and info.sidecar == written.sidecar  # the writer's view is the reader's
     backend = open_backend(path, force=True)  # written without `gedge calibrate`'s gate
     batch, ref = reference
     got = backend.score(batch)
@@ -306,8 +311,8 @@ def test_time_backends_rotates_and_reports_every_backend(scorer_graphs):
     from gedge.runtime.onnxruntime_backend import OrtBackend
 
     batch = tiles(scorer_graphs, 4)
-    rates = time_backends({"one": OrtBackend(scorer_graphs["fp32"], threads=1),
-                           "two": OrtBackend(scorer_graphs["fp32"], threads=2)}, batch, rounds=2)
+    rates = time_backends({"one": OrtBackend(artifacts.open(scorer_graphs["fp32"]), threads=1),
+                           "two": OrtBackend(artifacts.open(scorer_graphs["fp32"]), threads=2)}, batch, rounds=2)
     assert set(rates) == {"one", "two"} and all(r > 0 for r in rates.values())
 
 
@@ -350,3 +355,33 @@ def test_bad_ir_files_give_one_line(nncf_ir, tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, (model.name, result.stderr[-1500:])
         assert model.stem in lines[0] and words in lines[0] and "Traceback" not in result.stderr
+
+
+@needs_openvino
+def test_ir_threshold_file_is_applied_and_bound_to_the_ir(nncf_ir, tmp_path):
+    """`gedge threshold` of an IR keeps the refit beside it (<ir>.xml.threshold.json, valid against its schema): the IR
+    reader decides with it, the sidecar is untouched, and a threshold file of another primary score is refused."""
+    import shutil
+
+    from gedge.core.artifacts.refit import write_threshold_file
+    from gedge.core.artifacts.threshold import threshold_path
+    from gedge.core.decision import ThresholdSource
+    from gedge.core.errors import ArtifactError
+    from gedge.core.schemas import validate_artifact_json
+
+    path, _, _ = nncf_ir
+    ir = tmp_path / "scorer.int8.ov.xml"
+    for suffix in (".xml", ".bin", ".xml.json"):
+        shutil.copy(path.with_name(path.stem + suffix), tmp_path / f"scorer.int8.ov{suffix}")
+    opened = artifacts.open(ir)
+    refitted = opened.decision.refitted(opened.threshold + 0.5, "by hand", ThresholdSource("by hand", n_normal=3))
+    written = write_threshold_file(opened, refitted)
+    assert written == threshold_path(ir) == tmp_path / "scorer.int8.ov.xml.threshold.json"
+    validate_artifact_json("threshold", json.loads(written.read_text()), written)
+    again = artifacts.open(ir)
+    assert again.threshold == opened.threshold + 0.5 and again.decision.threshold_source.n_normal == 3
+    assert again.sidecar == opened.sidecar and again.threshold_file.artifact_sha256 == opened.sha256
+    other = {**json.loads(written.read_text()), "primary": "d2" if opened.primary != "d2" else "d1"}
+    written.write_text(json.dumps(other))
+    with pytest.raises(ArtifactError, match="primary score"):
+        artifacts.open(ir)

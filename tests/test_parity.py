@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from gedge.compare.comparator import BackendScores, ImageSetFacts, compare_score
 from gedge.compare.driver import ComparisonImages, compare, score_backend
 from gedge.compare.limits import DEFAULT_LIMITS, gate_limits, limits_for
 from gedge.compare.parity import ParityRequest, parity_check, parity_data
+from gedge.core import artifacts
 from gedge.core.backend import BackendInfo
 from gedge.core.errors import ConfigError
 from gedge.core.inputs import InputSpec
@@ -99,7 +99,8 @@ def test_limits_defaults_and_overrides():
 
 
 def test_parity_of_exported_graphs_on_a_data_set(scorer_graphs):
-    fp32 = parity_check(ParityRequest(scorer_graphs["checkpoint"], scorer_graphs["fp32"], scorer_graphs["data"],
+    reference = artifacts.open(scorer_graphs["checkpoint"])
+    fp32 = parity_check(ParityRequest(reference, artifacts.open(scorer_graphs["fp32"]), scorer_graphs["data"],
                                       threads=1))
     assert fp32.passed, fp32.failures
     assert fp32.labelled and fp32.n_images == 16 and fp32.n_inputs == 64  # 4 tiles per image at scale 0.5
@@ -110,7 +111,7 @@ def test_parity_of_exported_graphs_on_a_data_set(scorer_graphs):
     # can only ask that no (normal, anomalous) pair swaps. The untrained model's latent scores have near-ties that
     # FP16 rounding swaps, so this test asks for the limit that set can measure: at most one swapped pair.
     one_pair = 1 / 60 + 1e-9
-    fp16 = parity_check(ParityRequest(scorer_graphs["checkpoint"], scorer_graphs["fp16"], scorer_graphs["data"],
+    fp16 = parity_check(ParityRequest(reference, artifacts.open(scorer_graphs["fp16"]), scorer_graphs["data"],
                                       limit_overrides={"max_auroc_delta": one_pair}, threads=1))
     assert fp16.precision == "fp16" and fp16.passed, fp16.failures
     assert "emulated" in fp16.candidate and any("FP16" in note for note in fp16.notes)
@@ -222,8 +223,9 @@ def test_candidates_within_their_precision_pass(limits):
 def _doctored(fp32, factor: float, out):
     """The issue's forgery: every output of the FP32 graph multiplied by ``factor``, the precision set to int8,
     the sidecar's hash made to match and its gate set to passed."""
-    import onnx
-    from gedge.core.artifacts.graph import load_graph, read_facts, with_precision, write_facts, write_sidecar
+    from gedge.core.artifacts.facts import Quantization
+    from gedge.core.artifacts.graph import graph_facts, load_graph, write_facts, write_graph
+    from gedge.core.artifacts.records import GateRecord
     from onnx import helper, numpy_helper
 
     model = load_graph(fp32)
@@ -234,12 +236,8 @@ def _doctored(fp32, factor: float, out):
     model.graph.initializer.append(numpy_helper.from_array(np.array(factor, dtype=np.float32), "forged/factor"))
     for name in outputs:
         model.graph.node.append(helper.make_node("Mul", [f"{name}/raw", "forged/factor"], [name], f"forged/{name}"))
-    facts = read_facts(model)
-    write_facts(model, replace(with_precision(facts, "int8", "0" * 64), quantization={"flavour": "cpu"}))
-    onnx.save(model, out)
-    side = write_sidecar(out, read_facts(model))
-    side.write_text(json.dumps({**json.loads(side.read_text()), "gate": {"passed": True}}))
-    return out
+    write_facts(model, graph_facts(model).derived("int8", "0" * 64, Quantization("cpu")))
+    return write_graph(out, model, gate=GateRecord(True)).path
 
 
 def test_forged_int8_candidates_fail_parity_with_and_without_labels(scorer_graphs, tmp_path):
@@ -250,10 +248,11 @@ def test_forged_int8_candidates_fail_parity_with_and_without_labels(scorer_graph
                           (-1.0, "relative L2 error 2 >")):
         graph = _doctored(scorer_graphs["fp32"], factor, tmp_path / f"forged{factor}.onnx")
         for data in (unlabelled, scorer_graphs["data"]):
-            report = parity_check(ParityRequest(scorer_graphs["checkpoint"], graph, data, threads=1))
+            report = parity_check(ParityRequest(artifacts.open(scorer_graphs["checkpoint"]), artifacts.open(graph),
+                                                data, threads=1))
             assert report.precision == "int8" and report.labelled == (data != unlabelled)
             assert not report.passed and any(words in f for f in report.failures), report.failures
-            assert report.verification["status"] == "verified" and report.verification["verdicts"] == {"gate": "passed"}
+            assert report.verification.status == "verified" and report.verification.verdicts == {"gate": "passed"}
     cli = run("parity", "--ref", scorer_graphs["checkpoint"], "--candidate", tmp_path / "forgednan.onnx", "--data",
               unlabelled, "--threads", 1)
     assert cli.returncode == 1 and "Traceback" not in cli.stderr
@@ -322,9 +321,9 @@ def test_driver_reuses_precomputed_reference_scores():
 
 def test_candidate_declares_its_facts(scorer_graphs):
     """The comparison reads a candidate's facts from the BackendInfo it declares."""
-    fp16 = open_candidate(scorer_graphs["fp16"], threads=1)
+    fp16 = open_candidate(artifacts.open(scorer_graphs["fp16"]), threads=1)
     info = fp16.info
     assert artifact_precision(info) == "fp16" and info.with_amap and any("FP16" in n for n in info.notes)
     assert info.artifact.model == scorer_graphs["model"].model.to_dict()
     with pytest.raises(ConfigError, match="not a checkpoint"):
-        open_candidate(scorer_graphs["checkpoint"])
+        open_candidate(artifacts.open(scorer_graphs["checkpoint"]))

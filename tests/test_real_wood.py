@@ -29,8 +29,8 @@ def test_real_wood_default_tiling(wood_vsb):
 def test_real_wood_openvino_int8_passes_its_gate(wood_vsb, tmp_path):
     """A short training run on the real boards, its FP32 graph, and the NNCF INT8 IR from `gedge calibrate
     --target openvino --strict`: the accuracy gate (AUROC drop <= 0.01, agreement >= 98 %) passes, the IR is
-    written and its residual arithmetic is float. About two minutes on 2 cores (900 steps: a model that ranks
-    the gate images, AUROC 0.87, so the drop is not noise)."""
+    written and its residual arithmetic is float. About two minutes on 2 cores (900 steps at half
+    scale: a model that ranks the gate images, so the drop is not noise)."""
     import json
     import subprocess
     import sys
@@ -49,7 +49,7 @@ def test_real_wood_openvino_int8_passes_its_gate(wood_vsb, tmp_path):
 
     model, graph = tmp_path / "wood.pt", tmp_path / "wood.onnx"
     assert gedge("train", str(wood_vsb), "-o", str(model), "--steps", "900", "--val-every", "300",
-                 "--seed", "0").returncode == 0
+                 "--scale", "0.5", "--seed", "0").returncode == 0
     assert gedge("export", str(model), "-o", str(graph)).returncode == 0
     result = gedge("calibrate", str(model), "--onnx", str(graph), "--target", "openvino", "--data", str(wood_vsb),
                    "--strict", "--json")

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from browser import PAGE_FACTS
 from clirun import cli
+from gedge.core import artifacts
+from gedge.core.decision import ThresholdSource
 from gedge.core.errors import ArtifactError, ConfigError, DataError
 from gedge.core.thresholds import (
     normal_quantile,
@@ -156,9 +157,7 @@ def test_threshold_refit_travels_with_the_checkpoint(small_trained, capsys, tmp_
         result["before"]["threshold"])
     graph = tmp_path / "refit.onnx"
     assert cli(capsys, "export", refit, "-o", graph)[0] == 0
-    from gedge.runtime.registry import model_info
-
-    assert model_info(graph).threshold == pytest.approx(result["after"]["threshold"])
+    assert artifacts.open(graph).threshold == pytest.approx(result["after"]["threshold"])
     sidecar = json.loads((tmp_path / "refit.onnx.json").read_text())
     assert sidecar["decision"]["threshold_source"]["method"] == "zero escapes"
     code, _, err = cli(capsys, "parity", "--ref", refit, "--candidate", graph, "--data", data)
@@ -171,40 +170,45 @@ def test_threshold_refit_travels_with_the_checkpoint(small_trained, capsys, tmp_
 
 
 def test_threshold_of_a_graph_is_kept_beside_it(scorer_graphs, capsys, tmp_path):
-    """A deployed graph's refit goes to <graph>.threshold.json, which every reader applies; a changed graph makes
-    it an error (one line, exit 2)."""
+    """A deployed graph's refit goes to <graph>.threshold.json (valid against its schema), which the graph's
+    reader applies; a changed graph makes it an error (one line, exit 2)."""
     import shutil
 
-    from gedge.core.artifacts.graph import load_graph, read_facts
-    from gedge.runtime.registry import model_info
+    from gedge.core.artifacts.graph import write_graph
+    from gedge.core.schemas import validate_artifact_json
 
     graph = tmp_path / "scorer.onnx"
     shutil.copy(scorer_graphs["fp32"], graph)
     shutil.copy(scorer_graphs["fp32"].with_name("scorer.onnx.json"), tmp_path / "scorer.onnx.json")
-    before = model_info(graph).threshold
+    before = artifacts.open(graph)
     code, out, err = cli(capsys, "threshold", graph, scorer_graphs["data"], "--false-reject-rate", "0", "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert Path(result["written"]) == tmp_path / "scorer.onnx.threshold.json"
-    assert result["after"]["false_rejects"] == 0 and result["before"]["threshold"] == pytest.approx(before)
-    assert model_info(graph).threshold == pytest.approx(result["after"]["threshold"]) != pytest.approx(before)
-    assert read_facts(load_graph(graph, load_weights=False), graph).decision["threshold_source"]["n_normal"] == 6
+    written = tmp_path / "scorer.onnx.threshold.json"
+    assert Path(result["written"]) == written
+    validate_artifact_json("threshold", json.loads(written.read_text()), written)
+    assert result["after"]["false_rejects"] == 0 and result["before"]["threshold"] == pytest.approx(before.threshold)
+    refitted = artifacts.open(graph)
+    assert refitted.threshold == pytest.approx(result["after"]["threshold"]) != pytest.approx(before.threshold)
+    assert refitted.decision.threshold_source.n_normal == 6 and refitted.threshold_file.artifact_sha256 == before.sha256
+    assert refitted.sidecar.facts.decision.threshold == before.threshold  # the graph and its sidecar are untouched
     code, out, _ = cli(capsys, "evaluate", graph, scorer_graphs["data"], "--json")
     assert json.loads(out)["at_threshold_counts"]["false_rejects"] == 0
-    changed = load_graph(graph)  # another version of the graph
+    changed = refitted.onnx_model  # another version of the graph, exported again with its sidecar
     changed.doc_string = "exported again"
-    onnx.save(changed, str(graph))
+    write_graph(graph, changed)
     with pytest.raises(ArtifactError, match="another version"):
-        read_facts(load_graph(graph, load_weights=False), graph)
+        artifacts.open(graph)
+    code, _, err = cli(capsys, "evaluate", graph, scorer_graphs["data"])
+    assert code == 2 and "another version" in err and "Traceback" not in err
 
 
 def test_engine_threshold_goes_into_its_manifest(tmp_path):
     """An engine's refit rewrites its manifest (what the C++ runtime reads), still valid against its schema."""
     import hashlib
 
-    from gedge.core.artifacts.threshold import refit, refit_engine_manifest
+    from gedge.core.artifacts.refit import refit_engine_manifest
     from gedge.core.schemas import validate_artifact_json
-    from gedge.runtime.artifacts import engine_info
 
     example = json.loads((Path(__file__).parents[1] / "docs/schemas/examples/engine-manifest.example.json").read_text())
     engine = tmp_path / "scorer.fp16.engine"
@@ -212,13 +216,15 @@ def test_engine_threshold_goes_into_its_manifest(tmp_path):
     example.update(engine=engine.name, engine_sha256=hashlib.sha256(engine.read_bytes()).hexdigest(),
                    engine_bytes=engine.stat().st_size)
     (tmp_path / "scorer.fp16.engine.json").write_text(json.dumps(example))
-    new = refit(example["decision"], 1.25, "zero escapes on 9 images", {"method": "zero escapes", "n_normal": 4})
-    refit_engine_manifest(engine, new)
+    opened = artifacts.open(engine)
+    new = opened.decision.refitted(1.25, "zero escapes on 9 images", ThresholdSource("zero escapes", n_normal=4))
+    refit_engine_manifest(opened, new)
     written = json.loads((tmp_path / "scorer.fp16.engine.json").read_text())
     validate_artifact_json("engine", written)
     assert written["threshold"] == written["decision"]["threshold"] == 1.25
-    assert written["decision"]["threshold_source"]["method"] == "zero escapes"
-    assert engine_info(engine).threshold == 1.25
+    assert written["decision"]["threshold_source"] == {"method": "zero escapes", "n_normal": 4}
+    assert artifacts.open(engine).threshold == 1.25
+    assert artifacts.open(engine).decision.threshold_source.method == "zero escapes"
 
 
 def test_deployed_int8_report_shows_its_gate(int8_graphs, tmp_path):
@@ -287,25 +293,20 @@ def test_engine_built_from_a_refitted_graph_carries_its_threshold(scorer_graphs,
     the refitted threshold, also when the plan derives the FP16 graph first."""
     import shutil
 
-    from gedge.core.artifacts.threshold import refit, write_threshold_file
+    from gedge.core.artifacts.refit import write_threshold_file
     from gedge.core.tensorrt import import_tensorrt
     from gedge.export.build_plan import BuildRequest
     from gedge.export.engine_build import build_engine
-    from gedge.runtime.registry import model_info
 
     if import_tensorrt()[0] is None:
         pytest.skip(f"no TensorRT module importable: {import_tensorrt()[1]}")
     graph = Path(shutil.copy(scorer_graphs["fp32"], tmp_path / "scorer.onnx"))
     shutil.copy(scorer_graphs["fp32"].with_name("scorer.onnx.json"), tmp_path / "scorer.onnx.json")
-    facts = read_facts_of(graph)
-    write_threshold_file(graph, refit(facts.decision, 0.125, "by hand", {"method": "by hand"}))
-    result = build_engine(graph, BuildRequest("fp16", progress=False))
-    assert result.plan.derive_fp16 and result.manifest["threshold"] == 0.125
-    assert result.manifest["decision"]["threshold_source"] == {"method": "by hand"}
-    assert model_info(result.engine).threshold == 0.125
-
-
-def read_facts_of(graph: Path):
-    from gedge.core.artifacts.graph import load_graph, read_facts
-
-    return read_facts(load_graph(graph, load_weights=False), graph)
+    given = artifacts.open(graph)
+    write_threshold_file(given, given.decision.refitted(0.125, "by hand", ThresholdSource("by hand")))
+    result = build_engine(artifacts.open(graph), BuildRequest("fp16", progress=False))
+    assert result.plan.derive_fp16 and result.manifest.decision.threshold == 0.125
+    assert result.manifest.decision.threshold_source.to_dict() == {"method": "by hand"}
+    assert artifacts.open(result.engine).threshold == 0.125
+    written = json.loads(result.manifest_path.read_text())
+    assert written["threshold"] == 0.125 and written["decision"]["threshold_source"] == {"method": "by hand"}

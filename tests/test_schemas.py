@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from gedge.core.schemas import SCHEMA_DIR, SCHEMA_FILES, load_schema, validate_a
 
 EXAMPLES = SCHEMA_DIR / "examples"
 EXAMPLE_FILES = {"engine": "engine-manifest.example.json", "graph": "graph-sidecar.example.json",
-                 "ir": "ir-sidecar.example.json"}
+                 "ir": "ir-sidecar.example.json", "calibration": "calibration-cache.example.json",
+                 "calibration-set": "calibration-set.example.json", "threshold": "threshold.example.json"}
 
 
 def example(kind: str) -> dict:
@@ -118,10 +120,45 @@ def test_graph_and_ir_sidecars_refuse_what_readers_cannot_use():
 
 
 def test_unknown_kind_is_a_config_error():
-    with pytest.raises(ConfigError, match="engine, graph, ir"):
+    with pytest.raises(ConfigError, match="engine, graph, ir, calibration, calibration-set"):
         validate_artifact_json("checkpoint", {})
 
 
 def test_schemas_are_found_from_the_package():
     assert SCHEMA_DIR == Path(__file__).resolve().parents[1] / "docs" / "schemas"
     assert all((SCHEMA_DIR / name).is_file() for name in SCHEMA_FILES.values())
+
+
+def test_every_record_gedge_writes_matches_its_schema(scorer_graphs, int8_graphs, tmp_path):
+    """Each kind written by gedge's own writers (export, the FP16 pass, calibrate, an engine's manifest) read back
+    and checked against its schema; the test suite also checks every record as it is written
+    (GEDGE_VALIDATE_ARTIFACTS, tests/conftest.py), and a record that does not match is refused there."""
+    from gedge.core.artifacts.engine import write_manifest
+    from gedge.core.artifacts.records import write_record
+    from test_tensorrt_backend import fake_manifest
+
+    written = {"graph": [scorer_graphs["fp32"], scorer_graphs["fp16"], int8_graphs["tensorrt"], int8_graphs["cpu"]],
+               "calibration": [int8_graphs["cache"]], "calibration-set": [int8_graphs["set"]]}
+    for kind, paths in written.items():
+        for path in paths:
+            validate_artifact_json(kind, json.loads(path.with_name(path.name + ".json").read_text()), path)
+    engine = tmp_path / "scorer.fp16.engine"
+    manifest = write_manifest(engine, fake_manifest(b"FAKE engine"))
+    validate_artifact_json("engine", json.loads(manifest.read_text()), manifest)
+    broken = {**json.loads(manifest.read_text()), "precision": "fp64"}
+    with pytest.raises(ArtifactError, match="precision"):  # what the suite's write-time check refuses
+        write_record(tmp_path / "broken.engine.json", "engine", broken)
+    assert not (tmp_path / "broken.engine.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["engine", "graph", "ir"])
+def test_schemas_name_every_score(kind):
+    """The schemas list the score names (the C++ runtime validates a manifest's primary score with them): a score
+    added to gedge.core.scores.SCORE_NAMES goes into the schemas too, or every artifact naming it is refused."""
+    from gedge.core.scores import SCORE_NAMES
+
+    definitions = load_schema(kind)["definitions"]
+    assert set(definitions["score_name"]["enum"]) == set(SCORE_NAMES)
+    pattern = definitions["primary_name"]["pattern"]
+    assert all(re.fullmatch(pattern, name) for name in SCORE_NAMES)
+    assert re.fullmatch(pattern, "+".join(SCORE_NAMES)) and not re.fullmatch(pattern, "d9")

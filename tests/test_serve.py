@@ -146,7 +146,7 @@ def test_served_scores_equal_local_scores(server, scorer_graphs):
         for name in ("d1", "d2", "d3", "latent", "d1_local", "d3_local", "score"):
             np.testing.assert_allclose(theirs.named(name), mine.named(name), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(theirs.amap, mine.amap, rtol=1e-5, atol=1e-6)
-        threshold = remote.facts["threshold"]
+        threshold = remote.served.facts.threshold
         assert np.array_equal(theirs.score >= threshold, mine.score >= threshold)  # 100 % decision agreement
         remote.close()
     assert server.ready["facts"]["sha256"] == json.loads(Path(f"{scorer_graphs['fp32']}.json").read_text())[

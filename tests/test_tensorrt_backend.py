@@ -20,12 +20,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cuda_standin import COST, CudaStandIn, TrtSettings, scorer_outputs, standin_tensorrt
+from gedge.core import artifacts
 from gedge.core.artifacts.engine import RuntimeInfo, write_manifest
+from gedge.core.artifacts.manifest import EngineInput, EngineManifest, EngineTarget, ParityRecord
+from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure
+from gedge.core.inputs import InputSpec
+from gedge.core.preprocess import Preprocess
 from gedge.core.scores import OUTPUT_NAMES
 from gedge.runtime.cuda import CudaError, CudaGraph, StageTimes, Stream
 from gedge.runtime.loop import Pipeline
-from gedge.runtime.registry import model_info
 from gedge.runtime.tensorrt_backend import TensorRTBackend, TensorRTParts
 from gedge.runtime.tensorrt_slots import LEAKED
 
@@ -33,18 +37,24 @@ SIZE = 4
 D2H = COST["d2h"] * len(OUTPUT_NAMES)  # the scores' copies back, in stand-in milliseconds
 
 
-def write_engine(folder: Path, data: bytes = b"FAKE engine", flavour: str = "tensorrt") -> Path:
+def fake_manifest(data: bytes, flavour: str = "tensorrt") -> EngineManifest:
+    """The manifest of the stand-in engine ``data`` (a GPU engine of TensorRT 10.3 on a "Fake GPU")."""
+    return EngineManifest(
+        engine="scorer.fp16.engine", engine_sha256=hashlib.sha256(data).hexdigest(), engine_bytes=len(data),
+        tensorrt_flavour=flavour, tensorrt_version="10.3.0", target=EngineTarget("gpu", "Fake GPU", "SM87"),
+        precision="fp16", profile={"input": "pixels", "min": [2, SIZE, SIZE, 3], "opt": [8, SIZE, SIZE, 3],
+                                   "max": [8, SIZE, SIZE, 3]},
+        input=EngineInput("pixels", "uint8-nhwc", (-1, SIZE, SIZE, 3)), input_spec=InputSpec(SIZE, 3),
+        outputs=(*OUTPUT_NAMES, "amap"), decision=DecisionRule("d1", threshold=2.5),
+        preprocess=Preprocess(mode="patch", isize=SIZE, scale=0.5),
+        parity={"engine": ParityRecord("pending", "no GPU at build time")}, model={"isize": SIZE, "nc": 3})
+
+
+def write_engine(folder: Path, data: bytes = b"FAKE engine", flavour: str = "tensorrt") -> artifacts.Artifact:
     engine = folder / "scorer.fp16.engine"
     engine.write_bytes(data)
-    write_manifest(engine, {
-        "engine": engine.name, "engine_sha256": hashlib.sha256(data).hexdigest(),
-        "tensorrt": {"flavour": flavour, "version": "10.3.0"},
-        "target": {"kind": "gpu", "gpu_name": "Fake GPU", "compute_capability": "SM87"},
-        "precision": "fp16", "input": {"name": "pixels", "kind": "uint8-nhwc"},
-        "input_spec": {"size": SIZE, "channels": 3}, "outputs": [*OUTPUT_NAMES, "amap"],
-        "preprocess": {"mode": "patch", "isize": SIZE, "scale": 0.5}, "threshold": 2.5, "primary_score": "d1",
-        "model": {"isize": SIZE, "nc": 3}})
-    return engine
+    write_manifest(engine, fake_manifest(data, flavour))
+    return artifacts.open(engine)
 
 
 RUNTIME = RuntimeInfo("tensorrt", "10.3.0", "Fake GPU", "SM87")
@@ -84,7 +94,8 @@ def test_scores_padding_splitting_graphs_and_release(tmp_path):
     assert (info.kind, info.label, info.precision, info.device, info.cuda_graphs, info.notes) == (
         "tensorrt", "tensorrt FP16", "fp16", "cuda", True, ())
     assert info.artifact.kind == "engine" and info.artifact.model == {"isize": SIZE, "nc": 3}
-    assert "sha256" in info.artifact.verification and info.runtime == "tensorrt 10.3.0"
+    assert "sha256" in info.artifact.verification.line() and info.runtime == "tensorrt 10.3.0"
+    assert "tensorrt 10.3.0 and the GPU match the manifest" in info.artifact.verification.line()
     assert backend.copied == list(OUTPUT_NAMES)  # no amap unless asked
     for n in (1, 5, 8, 13, 5, 1):  # 1: padded to the profile's 2; 13: split 8 + 5 over both slots
         batch = batch_of(n, n)
@@ -142,10 +153,10 @@ def test_the_loop_drives_the_engine_slots(tmp_path):
 
 
 def test_manifest_is_verified_before_anything_is_loaded(tmp_path):
-    engine = write_engine(tmp_path)
-    engine.write_bytes(b"FAKE engine, modified")
+    path = write_engine(tmp_path).path
+    path.write_bytes(b"FAKE engine, modified")
     with pytest.raises(ArtifactError, match="sha256 differs"):
-        open_fake(tmp_path, engine=engine)
+        artifacts.open(path)  # the bytes read are checked against the manifest before any backend sees them
     engine = write_engine(tmp_path)
     api = CudaStandIn()
     with pytest.raises(ArtifactError, match="rebuild"):
@@ -156,10 +167,10 @@ def test_manifest_is_verified_before_anything_is_loaded(tmp_path):
         open_fake(tmp_path, engine=bad)
     (tmp_path / "scorer.fp16.engine.json").unlink()
     with pytest.raises(ArtifactError, match="no manifest"):
-        TensorRTBackend(engine)
-    info = model_info(write_engine(tmp_path))
-    assert (info.kind, info.precision, info.threshold, info.preprocess.isize, info.has_amap) == (
-        "tensorrt", "fp16", 2.5, SIZE, True)
+        artifacts.open(engine.path)
+    info = write_engine(tmp_path)
+    assert (info.kind, info.precision, info.threshold, info.preprocess.isize, info.with_amap) == (
+        "engine", "fp16", 2.5, SIZE, True)
 
 
 def test_without_a_gpu_the_error_is_one_line(tmp_path):
@@ -171,7 +182,7 @@ def test_without_a_gpu_the_error_is_one_line(tmp_path):
     with pytest.raises(ConfigError) as error:
         TensorRTBackend(engine)
     assert "\n" not in str(error.value)
-    result = subprocess.run([sys.executable, "-m", "gedge.cli", "bench", engine, "--json", "--iters", "1"],
+    result = subprocess.run([sys.executable, "-m", "gedge.cli", "bench", engine.path, "--json", "--iters", "1"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert '"backend": "tensorrt"' in result.stdout and '"results": []' in result.stdout
@@ -210,14 +221,14 @@ def test_real_engine_matches_the_reference(request, tmp_path):
     from gedge.export.engine_build import build_engine
     from gedge.runtime.torch_backend import TorchBackend
 
-    result = build_engine(scorer_graphs["fp32"], BuildRequest("fp32", out=str(tmp_path / "s.engine"), max_batch=16,
-                                                              progress=False))
+    result = build_engine(artifacts.open(scorer_graphs["fp32"]), BuildRequest("fp32", out=str(tmp_path / "s.engine"),
+                                                                              max_batch=16, progress=False))
     reference = TorchBackend(scorer_graphs["model"], with_amap=True)
     batch = np.random.default_rng(0).integers(0, 256, (11, 16, 16, 3), dtype=np.uint8)
     ref = reference.score(batch)
-    facts = ImageSetFacts(threshold=float(result.manifest["threshold"]), description="11 random tiles")
+    facts = ImageSetFacts(threshold=result.manifest.decision.threshold, description="11 random tiles")
     for graphs in (False, True):
-        backend = TensorRTBackend(result.engine, with_amap=True, cuda_graphs=graphs)
+        backend = TensorRTBackend(artifacts.open(result.engine), with_amap=True, cuda_graphs=graphs)
         assert backend.info.cuda_graphs == (graphs and backend.graphs_possible), backend.info.notes
         for run in ("first", "replay"):  # the second call replays the captured graph
             got = backend.score(batch)

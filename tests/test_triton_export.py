@@ -13,7 +13,9 @@ import numpy as np
 import onnx
 import pytest
 import yaml
-from gedge.core.artifacts.served import parse_served_facts
+from gedge.core import artifacts
+from gedge.core.artifacts.records import CalibrationSetRef
+from gedge.core.artifacts.served import ServedFacts
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.optional import available
 from gedge.core.tensorrt import import_tensorrt
@@ -65,8 +67,9 @@ def test_onnx_graph_repository(scorer_graphs, tmp_path):
     assert float(params["gedge.threshold"]) == pytest.approx(facts["decision"]["threshold"])
     assert params["gedge.primary_score"] == "d1" and params["gedge.sha256"] == facts["graph_sha256"]
     assert json.loads(params["gedge.score_stats"]) == facts["score_stats"]
-    served = parse_served_facts(params["gedge.facts"], "test")
-    assert served["preprocess"] == facts["preprocess"] and served["input"]["size"] == 16
+    served = ServedFacts.parse(params["gedge.facts"], "test")
+    assert served.facts.preprocess.to_dict() == facts["preprocess"] and served.facts.input_spec().size == 16
+    assert served.sha256 == facts["graph_sha256"] and served.artifact_kind == "graph"
     version = Path(written[0].folder) / "1"
     assert (version / "model.onnx").read_bytes() == graph.read_bytes()
     assert json.loads((version / "scorer.onnx.json").read_text()) == facts  # the sidecar, next to the model
@@ -128,9 +131,9 @@ def openvino_ir(scorer_graphs, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("ov") / "scorer.int8.ov.xml"
     patches = np.random.default_rng(0).integers(0, 256, (16, 16, 16, 3), dtype=np.uint8)
-    path, _, _ = write_openvino_int8(scorer_graphs["fp32"], patches, out, {"sha256": "abc", "patches": 16},
-                                     NncfSettings(batch_size=8))
-    return path
+    ir, _ = write_openvino_int8(artifacts.open(scorer_graphs["fp32"]), patches, out, CalibrationSetRef("abc", 16),
+                                NncfSettings(batch_size=8))
+    return ir.path
 
 
 def test_openvino_ir_repository(openvino_ir, tmp_path):
@@ -163,7 +166,8 @@ def engine(scorer_graphs, tmp_path_factory):
     graph = root / "scorer.onnx"
     graph.write_bytes(scorer_graphs["fp32"].read_bytes())
     Path(f"{graph}.json").write_text(Path(f"{scorer_graphs['fp32']}.json").read_text())
-    return build_engine(graph, BuildRequest("fp32", max_batch=16, progress=False, profiles=1)).engine
+    return build_engine(artifacts.open(graph), BuildRequest("fp32", max_batch=16, progress=False,
+                                                            profiles=1)).engine
 
 
 def test_engine_repository(engine, tmp_path):

@@ -11,20 +11,15 @@ from pathlib import Path
 import pytest
 from clirun import cli
 from gedge.compare.parity import ParityRequest, parity_check
-from gedge.core.artifacts.engine import manifest_path, read_manifest
-from gedge.core.artifacts.graph import sidecar_path
-from gedge.core.artifacts.served import read_artifact_facts
-from gedge.core.artifacts.verdicts import (
-    RefusedArtifact,
-    cache_verification,
-    enforce,
-    engine_verification,
-    graph_verification,
-)
+from gedge.core import artifacts
+from gedge.core.artifacts.calib_cache import check_cache_graph
+from gedge.core.artifacts.served import open_deployable
+from gedge.core.artifacts.sidecar import sidecar_path
+from gedge.core.artifacts.verdicts import RefusedArtifact, enforce, parity_verdicts
 from gedge.core.errors import ArtifactError, CheckFailed
 from gedge.core.machine import cuda_device
 from gedge.core.tensorrt import import_tensorrt
-from gedge.runtime.registry import model_info, open_backend
+from gedge.runtime.registry import open_backend
 
 TRT, WHY_NOT = import_tensorrt()
 needs_trt = pytest.mark.skipif(TRT is None, reason=f"no TensorRT module importable: {WHY_NOT}")
@@ -41,58 +36,59 @@ def one_line(err: str) -> str:
 
 
 def test_graph_sidecars_are_verified_and_int8_gates_read(scorer_graphs, int8_graphs, failed_int8, tmp_path):
-    assert graph_verification(scorer_graphs["fp32"], "fp32").status == "verified"
-    passed = graph_verification(int8_graphs["cpu"], "int8")
+    assert artifacts.open(scorer_graphs["fp32"]).verification.status == "verified"
+    passed = artifacts.open(int8_graphs["cpu"]).verification
     assert passed.status == "verified" and passed.verdicts == {"gate": "passed"} and not passed.refusals
-    failed = graph_verification(failed_int8["graph"], "int8")
+    failed = artifacts.open(failed_int8["graph"]).verification
     assert failed.status == "refused" and GATE_WORDS in failed.refusals[0]
     with pytest.raises(RefusedArtifact, match="pass --force"):
         enforce(failed)
     forced = enforce(failed, force=True)
     assert forced.status == "forced" and forced.forced == failed.refusals and "FORCED over" in forced.line()
-    bare = Path(shutil.copy(int8_graphs["cpu"], tmp_path / "bare.int8.onnx"))  # no sidecar: no recorded gate
-    assert graph_verification(bare, "int8").refusals and graph_verification(bare, "int8").verdicts == {
-        "gate": "not recorded"}
+    bare = artifacts.open(shutil.copy(int8_graphs["cpu"], tmp_path / "bare.int8.onnx")).verification  # no sidecar
+    assert bare.refusals and bare.verdicts == {"gate": "not recorded"}
     # A graph published without its new sidecar (an interrupted publish): refused, with the advice to redo it.
     mixed = Path(shutil.copy(failed_int8["graph"], tmp_path / "mixed.int8.qdq.onnx"))
     shutil.copy(sidecar_path(int8_graphs["tensorrt"]), sidecar_path(mixed))
     with pytest.raises(ArtifactError, match="does not match its sidecar.*again"):
-        graph_verification(mixed, "int8")
+        artifacts.open(mixed)
     with pytest.raises(ArtifactError, match="does not match its sidecar"):
-        model_info(mixed)
+        open_backend(mixed)
 
 
 def test_engine_manifests_refuse_failed_parity_and_warn_otherwise():
     def verdict(parity, forced=()):
-        return engine_verification("x.engine", {"parity": parity, "forced": list(forced)}, "sha256 checked")
+        return parity_verdicts(parity, tuple(forced), "x.engine", "sha256 checked")
 
-    passed = verdict({"engine": {"status": "passed"}})
+    passed = verdict({"engine": ("passed", "")})
     assert passed.status == "verified" and passed.verdicts == {"engine parity": "passed"}
-    failed = verdict({"engine": {"status": "failed", "failures": ["d1: relative L2 error 0.3 > 0.01"]}})
+    failed = verdict({"engine": ("failed", "d1: relative L2 error 0.3 > 0.01")})
     assert failed.status == "refused" and "engine parity FAILED (d1: relative L2" in failed.refusals[0]
-    graph_failed = verdict({"engine": {"status": "pending", "reason": "no GPU"}, "graph": {"status": "failed"}})
+    graph_failed = verdict({"engine": ("pending", "no GPU"), "graph": ("failed", "")})
     assert graph_failed.status == "refused" and "graph parity FAILED" in graph_failed.refusals[0]
     for status in ("pending", "not measured", "error"):
-        warned = verdict({"engine": {"status": status, "reason": "why"}})
+        warned = verdict({"engine": (status, "why")})
         assert warned.status == "warning" and f"engine parity {status}" in warned.warnings[0]
-    forced = verdict({"engine": {"status": "passed"}}, ["the INT8 graph FAILED its INT8 accuracy gate"])
+    forced = verdict({"engine": ("passed", "")}, ["the INT8 graph FAILED its INT8 accuracy gate"])
     assert forced.status == "warning" and "built with --force over" in forced.warnings[0]
 
 
 def test_calibration_caches_are_bound_to_their_graph_and_gate(int8_graphs, failed_int8, scorer_graphs, tmp_path):
-    ok = cache_verification(int8_graphs["cache"], int8_graphs["fp32"])
-    assert ok.status == "verified" and ok.verdicts == {"gate": "passed"}
+    cache, fp32 = artifacts.open(int8_graphs["cache"]), artifacts.open(int8_graphs["fp32"])
+    ok = check_cache_graph(cache, fp32)  # followed through the objects: the cache's graph is this graph
+    assert ok.status == "verified" and ok.verdicts == {"gate": "passed"} and "FP32 graph's sha256" in ok.line()
+    assert cache.calibration.graph_sha256 == fp32.sha256
     with pytest.raises(ArtifactError, match="made for another graph"):
-        cache_verification(int8_graphs["cache"], scorer_graphs["fp32"])
-    failed = cache_verification(failed_int8["cache"], scorer_graphs["fp32"])
+        check_cache_graph(cache, artifacts.open(scorer_graphs["fp32"]))
+    failed = check_cache_graph(artifacts.open(failed_int8["cache"]), artifacts.open(scorer_graphs["fp32"]))
     assert failed.status == "refused" and "Q/DQ graph FAILED" in failed.refusals[0]
     tampered = Path(shutil.copy(int8_graphs["cache"], tmp_path / "t.cache"))
     shutil.copy(int8_graphs["cache"].with_name(int8_graphs["cache"].name + ".json"), tmp_path / "t.cache.json")
     tampered.write_text(tampered.read_text() + "extra: 3c000000\n")
     with pytest.raises(ArtifactError, match="does not match its sidecar"):
-        cache_verification(tampered, int8_graphs["fp32"])
-    lone = Path(shutil.copy(int8_graphs["cache"], tmp_path / "lone.cache"))
-    assert cache_verification(lone, int8_graphs["fp32"]).refusals  # no sidecar: nothing to check it against
+        artifacts.open(tampered)
+    lone = artifacts.open(shutil.copy(int8_graphs["cache"], tmp_path / "lone.cache"))
+    assert check_cache_graph(lone, fp32).refusals  # no sidecar: nothing to check it against
 
 
 # --- every command refuses a gate-failed INT8 graph unless --force --------------------------------------------
@@ -126,13 +122,13 @@ def test_gate_failed_int8_graph_is_refused_by_every_command(failed_int8, scorer_
     # classes, as the fixture writes them) compared, the verdict the library's own comparison gives, and the exit
     # code that verdict means (the untrained model's INT8 latent score loses its ranks: it fails on this machine)
     assert report["verification"]["status"] == "forced" and report["n_images"] == 16
-    library = parity_check(ParityRequest(scorer_graphs["checkpoint"], graph, scorer_graphs["data"], threads=1,
-                                         force=True))
+    library = parity_check(ParityRequest(artifacts.open(scorer_graphs["checkpoint"]), artifacts.open(graph),
+                                         scorer_graphs["data"], threads=1, force=True))
     assert (report["passed"], report["failures"]) == (library.passed, library.failures)
     assert code == (0 if library.passed else 1) and "Traceback" not in err
     with pytest.raises(RefusedArtifact, match=GATE_WORDS):
-        read_artifact_facts(graph)  # `gedge serve` and `gedge triton export` read artifacts through it
-    assert read_artifact_facts(graph, force=True).verification.forced
+        open_deployable(graph)  # `gedge serve` and `gedge triton export` read artifacts through it
+    assert open_deployable(graph, force=True).verification.forced
     with pytest.raises(RefusedArtifact):
         open_backend(graph)
     open_backend(graph, force=True).close()
@@ -168,16 +164,18 @@ def small_engine(scorer_graphs, tmp_path_factory):
     from gedge.export.engine_build import build_engine
 
     out = tmp_path_factory.mktemp("engine") / "scorer.fp32.engine"
-    return build_engine(scorer_graphs["fp32"], BuildRequest("fp32", out=str(out), max_batch=4, profiles=1,
-                                                            progress=False)).engine
+    return build_engine(artifacts.open(scorer_graphs["fp32"]), BuildRequest("fp32", out=str(out), max_batch=4,
+                                                                            profiles=1, progress=False)).engine
 
 
 def _with_parity(engine: Path, folder: Path, status: str) -> Path:
+    from gedge.core.artifacts.engine import write_manifest
+    from gedge.core.artifacts.manifest import ParityRecord
+
     copy = Path(shutil.copy(engine, folder / f"{status.replace(' ', '_')}.engine"))
-    manifest = read_manifest(engine)
-    manifest["parity"] = {"engine": {"status": status, "reason": "test",
-                                     "failures": ["d1: relative L2 error 1 > 1e-05"]}}
-    manifest_path(copy).write_text(json.dumps(manifest))
+    manifest = artifacts.open(engine).manifest
+    write_manifest(copy, manifest.with_parity({"engine": ParityRecord(status, "test",
+                                                                      ("d1: relative L2 error 1 > 1e-05",))}))
     return copy
 
 
@@ -213,11 +211,11 @@ def test_build_force_records_the_overridden_gate(failed_int8, tmp_path, capsys):
     code, stdout, err = cli(capsys, "build", failed_int8["graph"], "--precision", "int8", "-o", out, "--max-batch",
                             4, "--force", "--json")
     assert code == 0, err
-    manifest = read_manifest(out)
-    assert len(manifest["forced"]) == 1 and GATE_WORDS in manifest["forced"][0]
-    assert json.loads(stdout)["forced"] == manifest["forced"]
-    assert manifest["source_graph"]["verification"].startswith("forced: ")  # the graph's status as it was read
-    verification = model_info(out).verification
+    manifest = artifacts.open(out).manifest
+    assert len(manifest.forced) == 1 and GATE_WORDS in manifest.forced[0]
+    assert json.loads(stdout)["forced"] == list(manifest.forced)
+    assert manifest.source_graph.verification.startswith("forced: ")  # the graph's status as it was read
+    verification = artifacts.open(out).verification
     assert verification.status == "warning" and any("built with --force over" in w for w in verification.warnings)
 
 
@@ -234,9 +232,9 @@ def test_build_parity_that_cannot_run_is_an_error_not_pending(scorer_graphs, tmp
     code, _, err = cli(capsys, "build", scorer_graphs["fp32"], "--precision", "fp32", "-o", out, "--max-batch", 4,
                        "--ref", scorer_graphs["checkpoint"], "--data", scorer_graphs["data"])
     assert code == 3 and "cudaMalloc failed" in one_line(err)
-    entry = read_manifest(out)["parity"]["engine"]
-    assert entry["status"] == "error" and "cudaMalloc failed" in entry["reason"]
-    assert model_info(out).verification.status == "warning"
+    entry = artifacts.open(out).manifest.parity["engine"]
+    assert entry.status == "error" and "cudaMalloc failed" in entry.reason
+    assert artifacts.open(out).verification.status == "warning"
 
     def bug(*args, **kwargs):
         raise RuntimeError("pybind11: TensorRT failed")
@@ -245,7 +243,7 @@ def test_build_parity_that_cannot_run_is_an_error_not_pending(scorer_graphs, tmp
     code, _, err = cli(capsys, "build", scorer_graphs["fp32"], "--precision", "fp32", "-o", out, "--max-batch", 4,
                        "--ref", scorer_graphs["checkpoint"], "--data", scorer_graphs["data"])
     assert code == 3 and "TensorRT failed" in one_line(err)
-    assert read_manifest(out)["parity"]["engine"]["status"] == "error"
+    assert artifacts.open(out).manifest.parity["engine"].status == "error"
 
 
 # --- the demo ----------------------------------------------------------------------------------------------------
@@ -255,7 +253,7 @@ def test_build_parity_that_cannot_run_is_an_error_not_pending(scorer_graphs, tmp
 def test_demo_builds_no_engine_from_a_gate_failed_graph(failed_int8, scorer_graphs, tmp_path):
     from gedge.cli.demo import DemoContext, stage_engines
 
-    ctx = DemoContext(out=tmp_path, steps=0, seed=0, graphs={"int8": failed_int8["graph"]})
+    ctx = DemoContext(out=tmp_path, steps=0, seed=0, graphs={"int8": artifacts.open(failed_int8["graph"])})
     stage_engines(ctx)
     assert "int8" not in ctx.summary["engines"] and not list(tmp_path.glob("*.engine"))
 

@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
+from gedge.cli.options import ComputeCapability, Force, Json, Module
 from gedge.cli.render import console, key_value_table, print_json, warning_line
 from gedge.cli.render_build import build_progress, check_table, parity_line, plan_table
+from gedge.core import artifacts
+from gedge.core.artifacts import Artifact
 from gedge.core.errors import CheckFailed, ConfigError
+from gedge.export.build_parity import BuildParityRequest
 from gedge.export.build_plan import BuildRequest
 from gedge.export.check import check_graph
 from gedge.export.engine_build import EngineResult, build_engine, dry_run, open_tensorrt
@@ -21,14 +25,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 def check(
     graph: Path = typer.Argument(..., help="ONNX graph."),
     tensorrt: bool = typer.Option(True, "--tensorrt/--no-tensorrt", help="Run TensorRT's ONNX parser too."),
-    module: str | None = typer.Option(None, help="TensorRT module: tensorrt or tensorrt_rtx (default: the "
-                                                    "first installed of the two)."),
-    build: bool = typer.Option(False, "--build", help="Also build an engine in memory (TensorRT-RTX builds "
-                                                      "ahead of time with no GPU)."),
-    compute_capability: list[str] = typer.Option([], "--compute-capability", "-c",
-                                                 help="TensorRT-RTX build target, e.g. SM86 (repeatable; "
-                                                      "default: its portable set, Ampere and later)."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
+    module: Module = None,
+    build: bool = typer.Option(False, "--build", metavar="", help="Also build an engine in memory (TensorRT-RTX "
+                                                                  "builds ahead of time with no GPU)."),
+    compute_capability: ComputeCapability = None,
+    json_out: Json = False,
 ) -> None:
     """Check a graph with the ONNX checker and TensorRT's own parser; name the nodes TensorRT rejects.
 
@@ -69,24 +70,20 @@ def build(
     opt_level: int | None = typer.Option(None, help="Builder optimisation level 0-5 (TensorRT 8.6+; default 3)."),
     timing_cache: Path | None = typer.Option(None, help="Timing cache file, read if present and updated, so "
                                                         "later builds on this GPU are faster (not TensorRT-RTX)."),
-    compute_capability: list[str] = typer.Option([], "--compute-capability", "-c",
-                                                 help="TensorRT-RTX ahead-of-time target, e.g. SM86 (repeatable; "
-                                                      "default: SM80, SM86, SM89, SM120 and later)."),
+    compute_capability: ComputeCapability = None,
     calibration_cache: Path | None = typer.Option(None, help="INT8 from a TensorRT calibration cache and the FP32 "
                                                              "graph (TensorRT 8.5-10.x, weakly typed)."),
     typing: str = typer.Option("auto", help="Network typing: auto, strong (types from the graph) or weak "
                                             "(FP16/INT8 builder flags; TensorRT 8.5-10.x)."),
-    module: str | None = typer.Option(None, help="TensorRT module: tensorrt or tensorrt_rtx (default: the first "
-                                                    "installed of the two)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the build plan and stop."),
+    module: Module = None,
+    dry_run: bool = typer.Option(False, "--dry-run", metavar="", help="Print the build plan and stop."),
     assume: str | None = typer.Option(None, help="With --dry-run: plan for a TensorRT that is not installed: "
                                                     "trt-8.5, trt-8.6, trt-10.3, trt-11 or rtx."),
     ref: Path | None = typer.Option(None, "--ref", help="Parity at build time: the reference checkpoint (.pt)."),
     data: Path | None = typer.Option(None, "--data", help="Parity at build time: the data folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the builder's progress."),
-    force: bool = typer.Option(False, "--force", help="Build from a graph (or calibration cache) whose recorded "
-                                                      "accuracy gate failed; the manifest records it as forced."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
+    force: Force = False,
+    json_out: Json = False,
 ) -> None:
     """Build a TensorRT engine (classic TensorRT 8.5-11.x or TensorRT-RTX) and its manifest from a graph.
 
@@ -105,13 +102,14 @@ def build(
     request = BuildRequest(
         precision=precision, typing=typing, out=str(out) if out else "", min_batch=min_batch, opt_batch=opt_batch,
         max_batch=max_batch, workspace_mb=workspace_mb, opt_level=opt_level,
-        timing_cache=str(timing_cache) if timing_cache else "", compute_capabilities=tuple(compute_capability),
+        timing_cache=str(timing_cache) if timing_cache else "", compute_capabilities=tuple(compute_capability or ()),
         progress=progress, calibration_cache=str(calibration_cache) if calibration_cache else "", profiles=profiles,
         force=force)
+    opened = artifacts.open(graph, ("graph",))  # read, hashed and verified once; every stage takes this object
     if dry_run:
-        render_dry_run(graph, request, assume, module, json_out)
+        render_dry_run(opened, request, assume, module, json_out)
         return
-    render_build(graph, request, BuildSources(module, ref, data), json_out)
+    render_build(opened, request, BuildSources(module, ref, data), json_out)
 
 
 @dataclass(frozen=True)
@@ -123,35 +121,39 @@ class BuildSources:
     data: Path | None
 
 
-def render_dry_run(graph: Path, request: BuildRequest, assume: str | None, module: str | None,
+def render_dry_run(graph: Artifact, request: BuildRequest, assume: str | None, module: str | None,
                    json_out: bool) -> None:
     prepared = dry_run(graph, request, assume, module)
     if json_out:
         print_json({"dry_run": True, "plan": prepared.plan.to_dict(), "capabilities": prepared.caps.to_dict()})
         return
-    console.print(plan_table(prepared.plan, f"Build plan for {graph} on {prepared.caps.label} (dry run)"))
+    console.print(plan_table(prepared.plan, f"Build plan for {graph.path} on {prepared.caps.label} (dry run)"))
     for note in prepared.plan.notes:
         console.print(f"note: {note}")
 
 
-def render_build(graph: Path, request: BuildRequest, sources: BuildSources, json_out: bool) -> None:
+def render_build(graph: Artifact, request: BuildRequest, sources: BuildSources, json_out: bool) -> None:
     """Build (with the builder's progress), then the plan, the engine and its parity; exit 1 when parity failed."""
-    _, caps = open_tensorrt(sources.module)
-    with build_progress(request.progress and caps.progress_monitor, caps.label) as monitor:
-        result = build_engine(graph, request, sources.module, sources.ref, sources.data, monitor)
+    toolkit = open_tensorrt(sources.module)  # probed once
+    parity = BuildParityRequest(artifacts.open(sources.ref) if sources.ref else None, sources.data,
+                                request.parity_batch, force=request.force)
+    with build_progress(request.progress and toolkit.caps.progress_monitor, toolkit.caps.label) as monitor:
+        result = build_engine(graph, request, toolkit, parity, monitor)
+    manifest = result.manifest
     if json_out:
         print_json({"plan": result.plan.to_dict(), "engine": str(result.engine), "manifest": str(result.manifest_path),
                     "engine_bytes": result.engine_bytes, "build_seconds": result.build_seconds,
-                    "fp16_graph_written": result.fp16_graph_written, "parity": result.parity,
-                    "source_verification": result.manifest["source_graph"].get("verification"),
+                    "fp16_graph_written": result.fp16_graph_written,
+                    "parity": {kind: record.to_dict() for kind, record in result.parity.items()},
+                    "source_verification": manifest.source_graph.verification if manifest.source_graph else None,
                     "forced": result.forced})
     else:
-        console.print(plan_table(result.plan, f"Build plan for {graph} on {caps.label}"))
+        console.print(plan_table(result.plan, f"Build plan for {graph.path} on {toolkit.caps.label}"))
         for note in [*result.plan.notes, *result.notes]:
             console.print(f"note: {note}")
         console.print(key_value_table(f"Built {result.plan.precision.upper()} engine", build_summary(result)))
-        for kind, entry in result.parity.items():
-            for failure in entry.get("failures", []):
+        for kind, record in result.parity.items():
+            for failure in record.failures:
                 console.print(f"[red]fail ({kind}):[/] {failure}")
     for why in result.forced:
         warning_line(f"built with --force over: {why} (the manifest records it)")
@@ -160,10 +162,11 @@ def render_build(graph: Path, request: BuildRequest, sources: BuildSources, json
 
 
 def build_summary(result: EngineResult) -> dict[str, str]:
+    manifest = result.manifest
     summary = {"engine": f"{result.engine} ({result.engine_bytes / 1e6:.2f} MB)", "manifest": str(result.manifest_path),
-               "sha256": result.manifest["engine_sha256"], "built in": f"{result.build_seconds:.1f} s",
-               "target": result.manifest["target"].get("description", ""),
-               "graph verification": str(result.manifest["source_graph"].get("verification", ""))}
+               "sha256": manifest.engine_sha256, "built in": f"{result.build_seconds:.1f} s",
+               "target": manifest.target.description,
+               "graph verification": manifest.source_graph.verification if manifest.source_graph else ""}
     if result.forced:
         summary["forced"] = "; ".join(result.forced)
     if result.pinned_layers:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from gedge.calibrate.pipeline import CalibrateOptions, CalibrateResult, FlavourResult, calibrate, open_inputs
+from gedge.cli.options import Json, Seed, Threads
 from gedge.cli.render import console, key_value_table, print_json, progress_bar, warning_line
 from gedge.cli.render_calibrate import fallback_line, sensitivity_table
 from gedge.cli.render_parity import parity_table
@@ -80,18 +81,18 @@ def calibrate_command(
                                               "percentile."),
     percentile: float = typer.Option(99.99, help="Percentile of |x| for --method percentile."),
     patches: int = typer.Option(512, help="Calibration patches (a warning under 300)."),
-    seed: int = typer.Option(0, help="Seed for drawing the patches."),
-    strict: bool = typer.Option(False, "--strict", help="Do not write an artifact that fails the accuracy gate."),
+    seed: Seed = 0,
+    strict: bool = typer.Option(False, "--strict", metavar="",
+                                help="Do not write an artifact that fails the accuracy gate."),
     fallback: bool = typer.Option(True, "--fallback/--no-fallback",
                                   help="When an artifact fails the gate, keep its most harmful layers in float, one "
                                        "at a time, until it passes (at least half the MACs stay INT8)."),
-    report: bool = typer.Option(False, "--report", help="Measure every quantized layer on the gate images "
-                                                        "(quantized alone, and left alone in float) and print the "
-                                                        "layers by harm; also in --json and the sidecar."),
+    report: bool = typer.Option(False, "--report", metavar="", help="Measure every quantized layer on the gate "
+                                "images (alone in INT8, alone in float); print them by harm (--json, sidecar too)."),
     out_dir: Path | None = typer.Option(None, "--out-dir", help="Where to write (default: next to --onnx)."),
     trt_version: str = typer.Option("8.6.1", help="TensorRT version named in the calibration cache header "
                                                   "(8.5 to 10.x)."),
-    quantize_image_convs: bool = typer.Option(False, "--quantize-image-convs",
+    quantize_image_convs: bool = typer.Option(False, "--quantize-image-convs", metavar="",
                                               help="Also quantize the convolutions that read an image (first "
                                                    "layer of each network; float by default)."),
     max_auroc_drop: float | None = typer.Option(None, help="Gate: largest primary-score AUROC drop (default 0.01)."),
@@ -103,8 +104,8 @@ def calibrate_command(
     max_score_shift: float | None = typer.Option(None, help="Gate: largest primary-score shift near the threshold, "
                                                                "share of the decision margin (default 0.5)."),
     max_score_bias: float | None = typer.Option(None, help="Gate: largest mean shift there (default 0.1)."),
-    threads: int = typer.Option(0, help="ONNX Runtime threads (0: its default)."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    threads: Threads = 0,
+    json_out: Json = False,
 ) -> None:
     """INT8 graphs for TensorRT (Q/DQ) and for the CPU, a TensorRT calibration cache, and an accuracy gate.
 

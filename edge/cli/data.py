@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from gedge.cli.options import Json, Seed
 from gedge.cli.render import console, key_value_table, print_json, progress_bar
-from gedge.data.strips import TRUTH_NAME, write_strips
+from gedge.data.strip_truth import TRUTH_NAME
+from gedge.data.strips import write_strips
 from gedge.data.synth import SynthConfig, write_synthetic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
@@ -16,10 +18,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 @app.command("synth-wood")
 def synth_wood(
     out: Path = typer.Argument(..., help="Output folder (MVTec AD layout)."),
-    paper_size: bool = typer.Option(False, "--paper-size", help="The paper's 3,075 training and 740 test images."),
-    seed: int = typer.Option(0, help="Seed: the same seed gives the same images."),
+    paper_size: bool = typer.Option(False, "--paper-size", metavar="",
+                                    help="The paper's 3,075 training and 740 test images."),
+    seed: Seed = 0,
     size: int = typer.Option(256, help="Image side in pixels."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    json_out: Json = False,
 ) -> None:
     """Write the procedural wood data set (RGB boards and five defect classes with masks).
 
@@ -32,9 +35,9 @@ def synth_wood(
 @app.command("synth-metal")
 def synth_metal(
     out: Path = typer.Argument(..., help="Output folder (MVTec AD layout)."),
-    seed: int = typer.Option(0, help="Seed: the same seed gives the same images."),
+    seed: Seed = 0,
     size: int = typer.Option(256, help="Nominal image size in pixels (images vary from about half to twice it)."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    json_out: Json = False,
 ) -> None:
     """Write the procedural brushed-metal data set (grayscale, mixed image sizes; pits, scratch, crack, uneven
     and smear defects with masks): a second material, different from wood.
@@ -61,8 +64,8 @@ def synth_strips(
     height: int = typer.Option(256, help="Strip height in pixels (one board section is height x height)."),
     length: int = typer.Option(2048, help="Strip length in pixels."),
     max_defects: int = typer.Option(3, help="Defects per strip: 1 to this many."),
-    seed: int = typer.Option(0, help="Seed: the same seed gives the same strips."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    seed: Seed = 0,
+    json_out: Json = False,
 ) -> None:
     """Write synthetic line-scan strips (seamless wood, planted defects) with their ground truth.
 

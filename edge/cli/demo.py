@@ -8,7 +8,6 @@ later stages (no engine is built from a graph whose gate failed), and the demo e
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,24 +16,28 @@ import typer
 from gedge.bench.runner import BenchConfig, run_benchmarks
 from gedge.calibrate.pipeline import CalibrateOptions, calibrate
 from gedge.cli.calibrate import FLAVOUR_TITLES
+from gedge.cli.options import Json, Seed
 from gedge.cli.render import console, evaluation_table, print_json, progress_bar
 from gedge.cli.render_bench import bench_table
 from gedge.cli.render_parity import parity_table
 from gedge.compare.parity import ParityRequest, parity_check
-from gedge.core.artifacts.graph import load_graph
+from gedge.core import artifacts
+from gedge.core.artifacts import Artifact
 from gedge.core.errors import CheckFailed
 from gedge.core.tensorrt import import_tensorrt
+from gedge.core.timing import Stopwatch
 from gedge.data.synth import SynthConfig, write_synthetic
 from gedge.export.build_plan import BuildRequest
 from gedge.export.check import check_graph
 from gedge.export.engine_build import build_engine
 from gedge.export.fp16 import write_fp16_graph
 from gedge.export.onnx_export import ExportOptions, export_checkpoint
+from gedge.reference.inputs import InputRequest
 from gedge.reference.train import TrainCallbacks, TrainConfig
 from gedge.reference.training_job import TrainRequest, prepare_training
 from gedge.report.evaluation import EvaluationRequest, prepare_evaluation
 from gedge.report.html import write_report
-from gedge.runtime.registry import installed, model_info
+from gedge.runtime.registry import installed
 from rich.rule import Rule
 from rich.table import Table
 
@@ -46,10 +49,14 @@ class DemoContext:
     seed: int
     data: Path = Path()
     checkpoint_path: Path = Path()
-    graphs: dict[str, Path] = field(default_factory=dict)  # precision -> exported ONNX graph
+    checkpoint: Artifact | None = None  # the trained checkpoint, read once after training
+    graphs: dict[str, Artifact] = field(default_factory=dict)  # precision -> exported ONNX graph, as written
     report: Path | None = None  # the evaluation report (HTML)
     summary: dict = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)  # failed verdicts, one line each (the demo exits 1)
+
+
+DEMO_SCALE = 0.5
 
 
 def stage_data(ctx: DemoContext) -> None:
@@ -64,19 +71,21 @@ def stage_data(ctx: DemoContext) -> None:
 def stage_train(ctx: DemoContext) -> None:
     ctx.checkpoint_path = ctx.out / "model.pt"
     config = TrainConfig(steps=ctx.steps, val_every=max(1, ctx.steps // 4), seed=ctx.seed)
-    job = prepare_training(TrainRequest(ctx.data, ctx.checkpoint_path, config))  # inputs chosen from the images
+    # inputs chosen from the images, but at half scale: a quarter of the tiles keeps the whole demo within minutes
+    job = prepare_training(TrainRequest(ctx.data, ctx.checkpoint_path, config, InputRequest(scale=DEMO_SCALE)))
     with progress_bar("training", total=config.steps) as update:
         result = job.run(TrainCallbacks(on_step=lambda step, losses: update(step, info=f"g {losses['g']:.3f}")))
     cal = result.checkpoint.decision
     console.print(f"checkpoint {ctx.checkpoint_path}: best step {result.best_step}, primary {cal.primary}, "
                   f"{result.seconds:.0f} s")
+    ctx.checkpoint = artifacts.open(ctx.checkpoint_path, ("checkpoint",))
     ctx.summary["train"] = {"checkpoint": str(ctx.checkpoint_path), "best_step": result.best_step,
                             "primary": cal.primary, "seconds": round(result.seconds, 1)}
 
 
 def stage_evaluate(ctx: DemoContext) -> None:
     """The evaluation tables, and the report a person looks at (`gedge evaluate --report`)."""
-    job = prepare_evaluation(EvaluationRequest(ctx.checkpoint_path, ctx.data))
+    job = prepare_evaluation(EvaluationRequest(ctx.checkpoint, ctx.data))
     with progress_bar("evaluating") as update:
         evaluation = job.run(update)
     report = evaluation.report
@@ -92,11 +101,11 @@ def stage_evaluate(ctx: DemoContext) -> None:
 
 def stage_export(ctx: DemoContext) -> None:
     ctx.summary["export"] = {}
-    fp32 = export_checkpoint(ctx.checkpoint_path, ctx.out / "scorer.onnx", ExportOptions())
-    ctx.graphs = {"fp32": fp32.path, "fp16": write_fp16_graph(fp32.path, ctx.out / "scorer.fp16.onnx")}
-    for precision, path in ctx.graphs.items():
-        nodes = len(load_graph(path).graph.node)
-        check = check_graph(path, build=True)
+    fp32 = export_checkpoint(ctx.checkpoint, ctx.out / "scorer.onnx", ExportOptions()).graph
+    ctx.graphs = {"fp32": fp32, "fp16": write_fp16_graph(fp32, ctx.out / "scorer.fp16.onnx")}
+    for precision, graph in ctx.graphs.items():
+        path, nodes = graph.path, len(graph.onnx_model.graph.node)
+        check = check_graph(graph, build=True)
         trt = check.tensorrt
         verdict = (f"{trt.module} {trt.version}: parsed, engine {trt.engine_bytes / 1e6:.2f} MB for "
                    f"{', '.join(trt.compute_capabilities) or 'its default targets'}" if trt and trt.parsed and trt.built
@@ -111,7 +120,7 @@ def stage_parity(ctx: DemoContext) -> None:
     ctx.summary["parity"] = {}
     for precision, graph in ctx.graphs.items():
         with progress_bar(f"parity {precision}") as update:
-            report = parity_check(ParityRequest(ctx.checkpoint_path, graph, ctx.data), update)
+            report = parity_check(ParityRequest(ctx.checkpoint, graph, ctx.data), update)
         console.print(parity_table(report))
         for note in report.notes:
             console.print(f"note: {note}")
@@ -122,10 +131,9 @@ def stage_parity(ctx: DemoContext) -> None:
             "rel_l2": {row.name: row.rel_l2 for row in report.outputs}, "candidate": report.candidate}
 
 
-def refused_here(path: Path) -> bool:
+def refused_here(artifact: Artifact) -> bool:
     """Whether a recorded verdict of the artifact failed (every command refuses it without --force)."""
-    verification = model_info(path).verification
-    return verification is not None and bool(verification.refusals)
+    return artifact.verification is not None and bool(artifact.verification.refusals)
 
 
 def stage_engines(ctx: DemoContext) -> None:
@@ -137,8 +145,9 @@ def stage_engines(ctx: DemoContext) -> None:
                       "`gedge build scorer.onnx --precision fp16 --dry-run --assume trt-10.3` prints the plan.")
         ctx.summary["engines"] = {"skipped": reason}
         return
-    qdq = ctx.graphs.get("int8") or ctx.out / "scorer.int8.qdq.onnx"
-    graphs = {"fp32": ctx.graphs.get("fp32"), "fp16": ctx.graphs.get("fp16"), "int8": qdq if qdq.is_file() else None}
+    qdq = ctx.out / "scorer.int8.qdq.onnx"
+    int8 = ctx.graphs.get("int8") or (artifacts.open(qdq) if qdq.is_file() else None)
+    graphs = {"fp32": ctx.graphs.get("fp32"), "fp16": ctx.graphs.get("fp16"), "int8": int8}
     table = Table(title=f"TensorRT engines ({trt.name} {trt.version})", title_justify="left")
     for column in ("precision", "graph", "engine", "MB", "build s", "network", "target"):
         table.add_column(column, justify="right" if column in ("MB", "build s") else "left")
@@ -149,15 +158,15 @@ def stage_engines(ctx: DemoContext) -> None:
             table.add_row(precision, "-", f"not built: {why}", "", "", "", "")
             continue
         if refused_here(graph):  # `gedge build` refuses it too (without --force)
-            table.add_row(precision, graph.name, f"not built: {model_info(graph).verification.refusals[0]}", "", "",
-                          "", "")
+            table.add_row(precision, graph.name, f"not built: {graph.verification.refusals[0]}", "", "", "", "")
             continue
         # Graph parity was measured by the parity stage; `gedge build --ref --data` records it in the manifest.
         result = build_engine(graph, BuildRequest(precision, progress=False))
         table.add_row(precision, Path(result.plan.graph).name, result.engine.name, f"{result.engine_bytes / 1e6:.2f}",
-                      f"{result.build_seconds:.1f}", result.plan.network, result.manifest["target"]["description"])
+                      f"{result.build_seconds:.1f}", result.plan.network, result.manifest.target.description)
+        source = result.manifest.source_graph
         ctx.summary["engines"][precision] = {"engine": str(result.engine), "bytes": result.engine_bytes,
-                                             "weight_bytes": result.manifest["source_graph"]["weight_bytes"],
+                                             "weight_bytes": source.weight_bytes if source else None,
                                              "manifest": str(result.manifest_path)}
     console.print(table)
     built = ctx.summary["engines"]
@@ -173,7 +182,7 @@ def stage_engines(ctx: DemoContext) -> None:
 
 def stage_bench(ctx: DemoContext) -> None:
     """Every backend this machine has, side by side: torch eager (and CUDA), onnxruntime FP32 and INT8, TensorRT."""
-    models: list[Path] = [ctx.checkpoint_path]
+    models: list[Artifact] = [ctx.checkpoint]
     left_out = []
     for name in ("scorer.onnx", "scorer.int8.cpu.onnx", "scorer.fp16.onnx", "scorer.int8.qdq.onnx"):
         path = ctx.out / name
@@ -182,13 +191,13 @@ def stage_bench(ctx: DemoContext) -> None:
         if name in ("scorer.fp16.onnx", "scorer.int8.qdq.onnx"):  # TensorRT's graphs: emulated/slow on the CPU
             left_out.append(name)
             continue
-        models.append(path)
-    models.extend(sorted(ctx.out.glob("scorer*.xml")))  # OpenVINO IRs, where `gedge calibrate` wrote one
+        models.append(ctx.graphs["fp32"] if name == "scorer.onnx" else artifacts.open(path))
+    models.extend(artifacts.open(ir) for ir in sorted(ctx.out.glob("scorer*.xml")))  # where calibrate wrote one
     refused = [m for m in models[1:] if refused_here(m)]  # the checkpoint records no verdicts
     models = [m for m in models if m not in refused]
     for entry in (ctx.summary.get("engines") or {}).values():
         if isinstance(entry, dict) and entry.get("engine"):
-            models.append(Path(entry["engine"]))
+            models.append(artifacts.open(entry["engine"]))
     backends = ["torch", "torch-cuda", "onnxruntime", *(["openvino"] if installed("openvino") else []), "tensorrt"]
     config = BenchConfig(batches=[16], warmup=2, iters=5, backends=backends, pipeline=True, pipeline_batches=16,
                          pipeline_rounds=8)
@@ -216,7 +225,8 @@ def stage_calibrate(ctx: DemoContext) -> None:
     """INT8: calibration on the demo's normal training images, both flavours (and the OpenVINO IR where OpenVINO
     is installed), the gate's tables, and parity of every INT8 artifact against the reference on the synthetic
     test split."""
-    options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=ctx.graphs["fp32"], seed=ctx.seed, target="all")
+    options = CalibrateOptions(checkpoint=ctx.checkpoint_path, graph=Path(ctx.graphs["fp32"].path), seed=ctx.seed,
+                               target="all")
     with progress_bar("calibrate") as update:
         result = calibrate(options, lambda stage, done, total: update(done, total, info=stage))
     cal = result.calibration
@@ -236,10 +246,11 @@ def stage_calibrate(ctx: DemoContext) -> None:
     for f in result.flavours:
         if not f.passed:  # refused by every later command; kept on disk for diagnosis only
             continue
+        written = artifacts.open(f.path)  # read once: the test-split parity and the engine stage take it
         if f.target == "tensorrt":
-            ctx.graphs["int8"] = f.path  # the graph TensorRT engines are built from
+            ctx.graphs["int8"] = written  # the graph TensorRT engines are built from
         with progress_bar(f"parity int8 {f.target}") as update:
-            report = parity_check(ParityRequest(ctx.checkpoint_path, f.path, ctx.data), update)
+            report = parity_check(ParityRequest(ctx.checkpoint, written, ctx.data), update)
         console.print(parity_table(report, title=f"Parity INT8 {FLAVOUR_TITLES[f.target]} on the test split"))
         ctx.summary["calibrate"]["test_parity"][f.target] = split_parity_summary(report)
 
@@ -259,11 +270,11 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
 def run_demo(out: Path, steps: int, seed: int, json_out: bool) -> dict:
     ctx = DemoContext(out=Path(out), steps=steps, seed=seed)
     ctx.out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
+    watch = Stopwatch()
     for name, stage in STAGES:
         console.print(Rule(f"[bold]{name}"))
         stage(ctx)
-    ctx.summary["seconds"] = round(time.time() - started, 1)
+    ctx.summary["seconds"] = watch.seconds(1)
     ctx.summary["failures"] = ctx.failures
     console.print(f"demo finished in {ctx.summary['seconds']:.0f} s; artifacts in {ctx.out}")
     if ctx.report is not None:
@@ -284,8 +295,8 @@ app = typer.Typer(add_completion=False, rich_markup_mode="rich", help="The whole
 def demo(
     out: Path = typer.Option(Path("demo-out"), help="Working folder for the demo's data and artifacts."),
     steps: int = typer.Option(600, help="Training steps."),
-    seed: int = typer.Option(0, help="Seed."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary at the end."),
+    seed: Seed = 0,
+    json_out: Json = False,
 ) -> None:
     """Synthetic wood, a short training run, its evaluation, FP32/FP16 export, INT8 calibration, parity tables.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from gedge.cli.options import BatchSize, Force, Json
 from gedge.cli.render import console, evaluation_table, fmt, print_json, progress_bar, warning_line
 from gedge.core.thresholds import Rates, rates_at
 from gedge.report.evaluation import Evaluation, EvaluationRequest, prepare_evaluation
@@ -42,9 +43,9 @@ def evaluate(
     gallery: int = typer.Option(12, help="With --report: worst cases shown in pictures per gallery (all listed)."),
     ref: Path | None = typer.Option(None, "--ref", help="A deployed artifact's checkpoint, for heat maps where "
                                     "the artifact has no amap output (default: the one it records, if beside it)."),
-    batch_size: int = typer.Option(64, help="Inference batch size."),
-    force: bool = typer.Option(False, "--force", help="Evaluate an artifact whose recorded verdict failed."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+    batch_size: BatchSize = 64,
+    force: Force = False,
+    json_out: Json = False,
 ) -> None:
     """Image AUROC per score and per defect class (the paper's Table II), decisions at the threshold; with
     --report, one self-contained HTML page to look at.
@@ -82,9 +83,9 @@ def threshold(
                                                    "normal images rejected."),
     out: Path | None = typer.Option(None, "-o", "--out", help="A checkpoint: write the refitted one here (default: "
                                     "over MODEL). A graph or IR gets MODEL.threshold.json, an engine its manifest."),
-    batch_size: int = typer.Option(64, help="Inference batch size."),
-    force: bool = typer.Option(False, "--force", help="Refit an artifact whose recorded verdict failed."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
+    batch_size: BatchSize = 64,
+    force: Force = False,
+    json_out: Json = False,
 ) -> None:
     """Refit the decision threshold on labelled images, to an escape rate or a false-reject rate; the new
     threshold and its source are recorded with the model, and artifacts made from it afterwards carry them.

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from gedge.cli.options import Json
 from gedge.cli.render import console, err_console, key_value_table, print_json
+from gedge.core import artifacts
 from gedge.export.onnx_export import ExportOptions, export_checkpoint
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
@@ -22,9 +24,9 @@ def export(
                                                                   "(float32 already in [-1, 1])."),
     precision: str = typer.Option("fp32", help="fp32, or fp16 (FP16 convolutions, FP32 residuals and outputs, "
                                                "for strongly typed TensorRT)."),
-    amap: bool = typer.Option(False, "--amap", help="Also output the anomaly map |x - G(x)| (N, H, W)."),
+    amap: bool = typer.Option(False, "--amap", metavar="", help="Also output the anomaly map |x - G(x)| (N, H, W)."),
     opset: int = typer.Option(18, help="ONNX opset (17-21)."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    json_out: Json = False,
 ) -> None:
     """Export the fused scorer (G, D on \\[x; G(x)], residual scores) to one ONNX graph with a sidecar JSON.
 
@@ -33,13 +35,13 @@ def export(
     options = ExportOptions(input=input_kind, with_amap=amap, opset=opset)
     out = out or Path("scorer.onnx" if precision == "fp32" else f"scorer.{precision}.onnx")
     with err_console.status(f"exporting {checkpoint} to {precision.upper()} ONNX"):
-        result = export_checkpoint(checkpoint, out, options, precision)
+        result = export_checkpoint(artifacts.open(checkpoint, ("checkpoint",)), out, options, precision)
     facts = result.facts
     summary = {"graph": str(result.path), "sidecar": str(result.sidecar), "precision": facts.precision,
-               "input": f"{facts.input_name} ({facts.input})", "outputs": ", ".join(facts.outputs),
+               "input": f"{facts.input_name} ({facts.input_kind})", "outputs": ", ".join(facts.outputs),
                "nodes": result.nodes, "primary": facts.primary, "threshold": facts.threshold,
-               "source_sha256": facts.source_sha256, "seconds": round(result.seconds, 1)}
+               "source_sha256": facts.lineage.checkpoint_sha256, "seconds": round(result.seconds, 1)}
     if json_out:
-        print_json({**summary, "outputs": facts.outputs})
+        print_json({**summary, "outputs": list(facts.outputs)})
         return
     console.print(key_value_table(f"Exported {checkpoint} to {result.path}", summary))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from gedge.cli.options import BatchSize, Force, Json, ModelName, Performance, Streams, Threads
 from gedge.cli.render import console, err_console, fmt, key_value_table, print_json, progress_bar, warning_line
 from gedge.cli.served import need_inputs, report_requests, served_model
 from gedge.inspection.inspector import ImageReport, InspectOptions
@@ -32,30 +33,29 @@ def inspect(
                                                      "(default: the model file's own; for an .onnx graph the "
                                                      "fastest installed CPU backend, printed)."),
     device: str = typer.Option("cpu", help="torch device for a .pt model: cpu or cuda."),
-    overlap: float = typer.Option(0.5, help="Tile overlap, 0 to 0.9 (0.5: stride of half a tile)."),
-    batch_size: int = typer.Option(64, help="Tiles per batch."),
+    overlap: float | None = typer.Option(None, help="Tile overlap, 0 to 0.9 (0.5: a stride of half a tile; default: "
+                                                    "the model's own stride, the tiles it was evaluated and gated "
+                                                    "on)."),
+    batch_size: BatchSize = 64,
     threshold: float | None = typer.Option(None, help="Decision threshold on the normalised score "
                                                          "(default: the model's)."),
     overlays: Path | None = typer.Option(None, help="Write an overlay PNG per image (heat map and defect boxes) "
                                                        "to this folder."),
     truth: Path | None = typer.Option(None, help="Ground truth (strips.json from `gedge data synth-strips`): "
                                                     "recall and false alarms per strip."),
-    all_tiles: bool = typer.Option(False, "--all-tiles", help="JSON: every tile's score, not only those over "
-                                                              "the threshold."),
-    threads: int = typer.Option(0, help="torch / ONNX Runtime threads (0: their default)."),
+    all_tiles: bool = typer.Option(False, "--all-tiles", metavar="",
+                                   help="JSON: every tile's score, not only those over the threshold."),
+    threads: Threads = 0,
     workers: int | None = typer.Option(None, help="Decoding threads (default: up to 4)."),
     slots: int = typer.Option(2, help="Batches in flight."),
-    performance: str = typer.Option("latency", help="OpenVINO performance hint: latency (one stream, all "
-                                                    "threads) or throughput (a batch split across streams)."),
-    streams: int = typer.Option(0, help="OpenVINO streams with --performance throughput (0: OpenVINO's "
-                                        "choice)."),
-    convert: bool = typer.Option(False, "--convert", help="Convert images to the model's channel count."),
-    json_out: bool = typer.Option(False, "--json", help="JSON lines: one per image, then the summary."),
+    performance: Performance = "latency",
+    streams: Streams = 0,
+    convert: bool = typer.Option(False, "--convert", metavar="", help="Convert images to the model's channel count."),
+    json_out: Json = False,
     server: str | None = typer.Option(None, help="Score on a Triton server (http://host:8000 or grpc://host:8001, "
                                                  "`gedge serve`); MODEL is then the first image."),
-    model_name: str | None = typer.Option(None, help="With --server: the served model (default: scorer)."),
-    force: bool = typer.Option(False, "--force", help="Run a model whose recorded verdict (INT8 gate, engine "
-                                                      "parity) failed."),
+    model_name: ModelName = None,
+    force: Force = False,
 ) -> None:
     """Inspect images, folders or line-scan strips: tiles, decisions per tile and image, defect boxes.
 
@@ -63,7 +63,7 @@ def inspect(
     could not be inspected (3 when the backend failed on a batch). The model's recorded hashes and verdicts are
     checked first: one whose INT8 gate or engine parity failed is refused unless --force.
 
-    Example: [bold]gedge inspect scorer.onnx strips/ --overlap 0.5 --overlays overlays --json[/]
+    Example: [bold]gedge inspect scorer.onnx strips/ --overlays overlays --json[/]
     """
     if server is not None:  # only the scoring moves: tiling, decisions, boxes and reports stay here
         model, inputs = served_model(server, model_name, model, inputs)
@@ -83,8 +83,8 @@ def inspect(
 def render_inspection(request: InspectRequest, json_out: bool) -> InspectionResult:
     """Run the request; JSON lines as images finish (then the summary), or the tables at the end."""
     reports = []
-    session = InspectionSession(request)
-    verification = session.info.verified(request.backend.force)  # a refused model stops here, before it is opened
+    session = InspectionSession(request)  # the model file read once, its hashes checked
+    verification = session.verified()  # a refused model stops here, before it is opened
     if verification is not None:
         for warning in verification.warnings:
             warning_line(f"{request.model}: {warning}")
@@ -113,12 +113,14 @@ def render_inspection(request: InspectRequest, json_out: bool) -> InspectionResu
 
 
 def summary_rows(result: InspectionResult, request: InspectRequest) -> dict[str, object]:
-    summary, info = result.summary, result.info
+    summary, artifact = result.summary, result.artifact
+    verified = artifact.verified(request.backend.force)
     rows: dict[str, object] = {
-        "model": f"{summary.model} ({info.precision})", "backend": summary.backend,
-        "verification": "-" if info.verification is None else info.verified(request.backend.force).line(),
-        "threshold": f"{summary.threshold:.3f} ({info.primary})",
-        "tiles": f"{summary.tiles} (overlap {summary.overlap:g}, batch {summary.batch_size})",
+        "model": f"{summary.model} ({artifact.precision})", "backend": summary.backend,
+        "verification": "-" if verified is None else verified.line(),
+        "threshold": f"{summary.threshold:.3f} ({artifact.primary})",
+        "tiles": f"{summary.tiles} (stride {summary.stride}, overlap {summary.overlap:g}, batch "
+                 f"{summary.batch_size})",
         "images": summary.images, "rejected": summary.rejected, "accepted": summary.accepted,
         "errors (skipped)": f"{summary.errors} ({summary.input_errors} unreadable, {summary.runtime_errors} failed "
                             "on the backend)", "defect boxes": summary.boxes,

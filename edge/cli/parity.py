@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from gedge.cli.options import BatchSize, Force, Json, Threads
 from gedge.cli.render import console, print_json, progress_bar, warning_line
 from gedge.cli.render_parity import parity_table
 from gedge.compare.comparator import ParityReport
 from gedge.compare.parity import ParityRequest, open_parity, run_parity
+from gedge.core import artifacts
 from gedge.core.errors import CheckFailed
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
@@ -25,8 +27,8 @@ def render_parity(report: ParityReport, json_out: bool) -> None:
     if json_out:
         print_json(report.to_dict())
         return
-    if report.verification:
-        console.print(f"candidate {report.verification['path']}: {report.verification['line']}", markup=False)
+    if report.verification is not None:
+        console.print(f"candidate {report.verification.path}: {report.verification.line()}", markup=False)
     console.print(parity_table(report))
     for note in report.notes:
         console.print(f"note: {note}")
@@ -42,8 +44,8 @@ def parity(
                                         "OpenVINO IR .xml or a TensorRT .engine."),
     data: Path = typer.Option(..., "--data", help="Data folder: its test split if it has one (for AUROC), "
                                                   "else all its images."),
-    batch_size: int = typer.Option(64, help="Inference batch size."),
-    threads: int = typer.Option(0, help="ONNX Runtime threads (0: its default)."),
+    batch_size: BatchSize = 64,
+    threads: Threads = 0,
     precision: str | None = typer.Option(None, help="Limits of this precision (default: the graph's)."),
     max_rel_l2: float | None = typer.Option(None, help="Limit: relative L2 error of every score."),
     min_spearman: float | None = typer.Option(None, help="Limit: Spearman rank correlation of every score."),
@@ -52,9 +54,8 @@ def parity(
     max_score_shift: float | None = typer.Option(None, help="Limit: largest primary-score shift near the "
                                                                "threshold, share of the decision margin."),
     max_score_bias: float | None = typer.Option(None, help="Limit: largest mean shift there."),
-    force: bool = typer.Option(False, "--force", help="Run a candidate whose recorded verdict (INT8 gate, engine "
-                                                      "parity) failed."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+    force: Force = False,
+    json_out: Json = False,
 ) -> None:
     """Accuracy parity of a deployed graph against the PyTorch reference, per output, with pass/fail.
 
@@ -70,9 +71,11 @@ def parity(
     overrides = {"max_rel_l2": max_rel_l2, "min_spearman": min_spearman, "max_auroc_delta": max_auroc_delta,
                  "min_agreement": min_agreement, "max_score_shift": max_score_shift,
                  "max_score_bias": max_score_bias}
-    request = ParityRequest(ref, candidate, data, precision, overrides, batch_size, threads, force)
+    reference = artifacts.open(ref)  # each file read, hashed and verified once
+    model = artifacts.open(candidate)
+    request = ParityRequest(reference, model, data, precision, overrides, batch_size, threads, force)
     setup = open_parity(request)
-    for warning in (setup.verification or {}).get("warnings", []):
+    for warning in setup.verification.warnings if setup.verification is not None else ():
         warning_line(f"{candidate}: {warning}")
     try:
         with progress_bar("parity") as update:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from gedge.bench.gpu_check import FAIL, OK, SKIPPED, GpuCheckResult
 from gedge.bench.report import BenchReport
 from gedge.cli.render import fmt
 from gedge.core.machine import cpu_line
@@ -114,15 +113,3 @@ def speed_table(report: BenchReport) -> Group:
                      f"{s.get('load_after')} after the run; "
                      f"OMP_WAIT_POLICY={m.get('omp_wait_policy')}; {_versions(m)}; CPU {cpu_line(m)}")
     return Group(table, *_notes(report))
-
-
-def gpu_check_table(result: GpuCheckResult) -> Table:
-    """One row per step: status (ok / FAIL / skipped), seconds, and what it found or why it did not run."""
-    table = Table(title=f"gpu-check ({result.seconds:.0f} s)", title_justify="left")
-    for column in ("step", "status", "s", "detail"):
-        table.add_column(column, justify="right" if column == "s" else "left", overflow="fold")
-    colour = {OK: "green", FAIL: "red", SKIPPED: "yellow"}
-    for step in result.steps:
-        table.add_row(step.name, f"[{colour[step.status]}]{step.status}[/]", f"{step.seconds:.1f}",
-                      escape(step.detail))
-    return table

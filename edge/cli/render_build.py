@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 
 from gedge.cli.render import err_console
+from gedge.core.artifacts.manifest import ParityRecord
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -64,15 +65,16 @@ def plan_table(plan, title: str) -> Table:
     return table
 
 
-def parity_line(entry: dict) -> str:
-    status = entry.get("status", "?")
+def parity_line(record: ParityRecord) -> str:
+    """One parity verdict of a manifest, coloured."""
+    status = record.status
     if status in ("passed", "failed"):
-        score = entry.get("rel_l2", {}).get("score")
-        detail = f"agreement {entry.get('agreement', 0):.2%}" + (f", score rel L2 {score:.2e}" if score is not None
-                                                                 else "")
+        score = record.rel_l2.get("score")
+        detail = f"agreement {record.agreement or 0:.2%}" + (f", score rel L2 {score:.2e}" if score is not None
+                                                              else "")
         colour = "green" if status == "passed" else "red"
-        return f"[{colour}]{status}[/] ({detail}; {entry.get('candidate', '')})"
-    return f"[yellow]{status}[/]: {entry.get('reason', '')}"
+        return f"[{colour}]{status}[/] ({detail}; {record.candidate})"
+    return f"[yellow]{status}[/]: {record.reason}"
 
 
 def check_table(result) -> Table:

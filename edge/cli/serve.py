@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from gedge.cli.options import Force, Json, Threads
 from gedge.cli.render import console, err_console, key_value_table, print_json
+from gedge.core.artifacts.served import ServedFacts
 from gedge.core.errors import RuntimeFailure
-from gedge.core.optional import require
+from gedge.serve.server import ServeOptions, run_server
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Serve a scorer with Triton Inference Server.")
@@ -29,12 +31,11 @@ def serve(
     name: str | None = typer.Option(None, help="Model name (default: the file name without suffix, e.g. scorer)."),
     backend: str | None = typer.Option(None, help="onnxruntime, openvino or tensorrt (default: the file's own; "
                                                   "for an .onnx graph the fastest installed CPU backend)."),
-    threads: int = typer.Option(0, help="Threads per instance for onnxruntime / OpenVINO (0: their default)."),
+    threads: Threads = 0,
     drain: int = typer.Option(30, help="On SIGINT/SIGTERM, seconds to finish accepted requests before exiting."),
     log_file: Path | None = typer.Option(None, help="tritonserver's log (default: a file in the temp folder)."),
-    force: bool = typer.Option(False, "--force", help="Serve an artifact whose recorded verdict (INT8 gate, engine "
-                                                      "parity) failed."),
-    json_out: bool = typer.Option(False, "--json", help="JSON lines: ready, stopping, stopped."),
+    force: Force = False,
+    json_out: Json = False,
 ) -> None:
     """Serve an artifact with a real Triton Inference Server: dynamic batching, instances, metrics, health.
 
@@ -44,32 +45,35 @@ def serve(
 
     Example: [bold]gedge serve scorer.onnx --http 8000 --grpc 8001 --max-batch 64 --instances 2[/]
     """
-    server = require("gedge.serve.server", "`gedge serve`")
     log = log_file or Path(tempfile.gettempdir()) / f"gedge-serve-{os.getpid()}.tritonserver.log"
-    options = server.ServeOptions(http_port=http, grpc_port=grpc, metrics_port=metrics, address=address,
-                                  max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances,
-                                  name=name, backend=backend, threads=threads, drain_seconds=drain, log_file=log,
-                                  force=force)
-    render = print_json if json_out else _render_event
-    summary = server.serve(model, options, render)  # renders ready, stopping and stopped as they happen
+    options = ServeOptions(http_port=http, grpc_port=grpc, metrics_port=metrics, address=address,
+                           max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances,
+                           name=name, backend=backend, threads=threads, drain_seconds=drain, log_file=log,
+                           force=force)
+    render = _print_event if json_out else _render_event
+    summary = run_server(model, options, render)  # renders ready, stopping and stopped as they happen
     if summary["signal"] == "":
         raise RuntimeFailure(f"tritonserver exited on its own; its log: {log}", model)
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    """An event as one JSON line (the served facts in their JSON form)."""
+    facts = event.get("facts")
+    print_json({**event, "facts": facts.to_dict()} if isinstance(facts, ServedFacts) else event)
 
 
 def _render_event(event: dict[str, Any]) -> None:
     kind = event["event"]
     if kind == "ready":
-        facts, options = event["facts"], event["options"]
-        rows = {"model": f"{event['model']} ({facts['artifact']}, {facts['precision']}, sha256 "
-                         f"{facts['sha256'][:12]}...)",
-                "backend": f"{facts['backend']} x {options['instances']} instance(s)",
+        served: ServedFacts = event["facts"]
+        facts, options, spec = served.facts, event["options"], served.facts.input_spec()
+        rows = {"model": f"{event['model']} ({served.artifact}, {facts.precision}, sha256 {served.sha256[:12]}...)",
+                "backend": f"{served.backend} x {options['instances']} instance(s)",
                 "HTTP": event["http"], "gRPC": event["grpc"], "metrics": event["metrics"], "ready": event["ready"],
                 "batching": f"up to {options['max_batch']} images, queue delay {options['queue_delay_us']} us",
-                "input": f"pixels uint8 (N, {facts['input']['size']}, {facts['input']['size']}, "
-                         f"{facts['input']['channels']})",
-                "threshold": f"{facts['threshold']:.4f} on {facts['primary_score']}",
-                "verification": (facts.get("verification") or {}).get("line", "-"),
-                "tritonserver log": options["log_file"]}
+                "input": f"pixels uint8 (N, {spec.size}, {spec.size}, {spec.channels})",
+                "threshold": f"{facts.threshold:.4f} on {facts.primary}",
+                "verification": served.verification_line, "tritonserver log": options["log_file"]}
         console.print(key_value_table("Serving (Ctrl-C or SIGTERM stops after the accepted requests)", rows))
     elif kind == "note":
         err_console.print(f"note: {event['line']}", markup=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from gedge.cli.options import Json
 from gedge.cli.render import console, print_json, progress_bar
 from gedge.cli.train import parse_steps
 from gedge.core.atomic import write_bytes
@@ -41,7 +42,7 @@ def contamination(
                                                                               "(runs already there are reused)."),
     steps: str = typer.Option("auto", help="Training steps per run: auto or a number."),
     max_steps: int = typer.Option(6000, help="With --steps auto: the most steps per run."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
+    json_out: Json = False,
 ) -> None:
     """Train with 0-9 % defective images mixed into the normal training data (Tang et al., Table I) and report
     image AUROC per score as mean +- std over seeds, beside the paper's figures for MVTec AD wood.
@@ -87,7 +88,7 @@ def quality(
     steps: str = typer.Option("auto", help="Training steps per run: auto or a number."),
     max_steps: int = typer.Option(6000, help="With --steps auto: the most steps per run."),
     markdown_out: Path | None = typer.Option(None, "--markdown", help="Also write the tables as Markdown here."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
+    json_out: Json = False,
 ) -> None:
     """Train every data set with the default settings over several seeds and report image AUROC per material: of
     the score each run chose, and of every candidate score (mean +- std over seeds), with the spread, how often the

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from gedge.cli.options import BatchSize, Json, Seed
 from gedge.cli.render import console, fmt, key_value_table, print_json, progress_bar, warning_line
 from gedge.core.errors import ConfigError
 from gedge.core.scores import SCORE_NAMES
@@ -29,7 +30,7 @@ def train(
     max_steps: int = typer.Option(6000, help="With --steps auto: the most steps."),
     time_limit: float = typer.Option(3600.0, help="The longest the run may take, in seconds (0: no limit)."),
     patience: int = typer.Option(5, help="With --steps auto: validations without improvement before stopping."),
-    batch_size: int = typer.Option(32, help="Batch size."),
+    batch_size: BatchSize = 32,
     val_every: int = typer.Option(150, help="Validate (and keep the best checkpoint) every N steps."),
     isize: int | None = typer.Option(None, help="Network input side, a power of two 16-512 (default: 32)."),
     mode: str | None = typer.Option(None, help="patch: tiles of isize (image score = max over tiles); resize: the "
@@ -46,11 +47,13 @@ def train(
     contamination: float = typer.Option(0.0, help="Fraction of abnormal test images mixed into training "
                                                    "(the paper's Table I study); they are excluded from evaluation."),
     val_fraction: float = typer.Option(0.15, help="Fraction of normal training images held out for validation."),
-    seed: int = typer.Option(0, help="Seed for splits, initialisation and sampling."),
+    seed: Seed = 0,
     lr: float | None = typer.Option(None, help="Learning rate (overrides the preset)."),
+    anomalies: float = typer.Option(0.5, help="Share of each training batch with a synthetic anomaly that G learns "
+                                              "to remove (0: plain GANomaly reconstruction)."),
     device: str = typer.Option("auto", help="torch device: auto (the GPU when there is one), cpu or cuda."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT.state left by an earlier run."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    resume: bool = typer.Option(False, "--resume", metavar="", help="Continue from OUT.state left by an earlier run."),
+    json_out: Json = False,
 ) -> None:
     """Train GANomaly on the normal images of a data set; keeps the best checkpoint by validation.
 
@@ -62,7 +65,7 @@ def train(
     config = TrainConfig(preset=preset, steps=parse_steps(steps), max_steps=max_steps,
                          time_limit_s=time_limit or None, patience=patience, batch_size=batch_size,
                          val_every=val_every, val_fraction=val_fraction, seed=seed, contamination=contamination,
-                         device=device, lr=lr, resume=resume)
+                         device=device, lr=lr, resume=resume, anomalies=anomalies)
     job = prepare_training(TrainRequest(data, out, config, InputRequest(mode, isize, scale, stride, channels),
                                         NetworkWidths(nz, ngf, ndf, extralayers)))
     if not json_out:
@@ -119,8 +122,8 @@ def validation_table(result: TrainResult) -> Table:
 def score(
     checkpoint: Path = typer.Argument(..., help="gedge checkpoint (.pt)."),
     inputs: list[Path] = typer.Argument(..., help="Image files or folders."),
-    batch_size: int = typer.Option(64, help="Inference batch size."),
-    json_out: bool = typer.Option(False, "--json", help="JSON lines, one per image."),
+    batch_size: BatchSize = 64,
+    json_out: Json = False,
 ) -> None:
     """Per-image scores and the accept/reject decision.
 
@@ -149,7 +152,7 @@ def import_command(
     data: Path | None = typer.Option(None, help="Calibrate the score statistics and threshold on the "
                                                     "normal training images of this data folder."),
     primary: str = typer.Option("d1", help="Primary score when calibrating: d1, d2, d3 or latent."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    json_out: Json = False,
 ) -> None:
     """Convert an original GANomaly (netG.pth + netD.pth) or anomalib (.ckpt) checkpoint.
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from gedge.bench.load import LoadOptions, run_load
+from gedge.cli.options import Force, Json, ModelName
 from gedge.cli.render import console, fmt, key_value_table, print_json, warning_line
 from gedge.core.errors import CheckFailed
-from gedge.core.optional import require
 from gedge.export.triton import TritonExportOptions, export_repository
+from gedge.runtime.registry import open_backend
 from gedge.runtime.served import listen, served_reference
 from rich.table import Table
 
@@ -35,12 +37,11 @@ def export(
     queue_delay_us: int = typer.Option(500, help="Dynamic batcher queue delay (us)."),
     instances: int = typer.Option(1, help="Instances per device (instance_group count)."),
     device: str = typer.Option("auto", help="auto (engine: gpu; graph, IR: cpu), cpu or gpu."),
-    tensorrt_accelerator: bool = typer.Option(False, "--tensorrt-accelerator", help="ONNX graph on a GPU: "
+    tensorrt_accelerator: bool = typer.Option(False, "--tensorrt-accelerator", metavar="", help="ONNX graph on a GPU: "
                                               "TensorRT as onnxruntime's execution accelerator."),
     warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Warm each instance with a zero batch."),
-    force: bool = typer.Option(False, "--force", help="Write artifacts whose recorded verdict (INT8 gate, engine "
-                                                      "parity) failed."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    force: Force = False,
+    json_out: Json = False,
 ) -> None:
     """Write a Triton model repository: config.pbtxt from each artifact's facts, the artifact under a version
     folder, its sidecar or manifest next to it. Serve it with NVIDIA's Triton container (docs/serving.md).
@@ -72,14 +73,14 @@ def export(
 @app.command("load")
 def load(
     server: str = typer.Argument(..., help="The server: http://host:8000 (or grpc://host:8001 with --metrics-url)."),
-    model_name: str | None = typer.Option(None, help="The served model (default: scorer)."),
+    model_name: ModelName = None,
     clients: int = typer.Option(16, help="Concurrent clients (threads, one connection each)."),
     requests: int = typer.Option(2000, help="Requests in total."),
     seconds: float = typer.Option(60.0, help="Stop sending after this long, whatever the count."),
     images: int = typer.Option(1, help="Tiles per request."),
     timeout: float = typer.Option(30.0, help="Seconds per request before it counts as an error."),
     metrics_url: str | None = typer.Option(None, help="Prometheus endpoint (default: the server's host, :8002)."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable report."),
+    json_out: Json = False,
 ) -> None:
     """A bounded load test: throughput, p50/p99 latency, the batch sizes Triton formed; every request is
     answered or gets an error, and the requests the server accepted (its own counts) that never reached their
@@ -88,15 +89,14 @@ def load(
 
     Example: [bold]gedge triton load http://127.0.0.1:8000 --clients 16 --requests 2000[/]
     """
-    loader = require("gedge.bench.load", "`gedge triton load`")
     reference = served_reference(server, model_name)
     listen(lambda line: warning_line(line))  # e.g. the model still loading
-    backend = require("gedge.runtime.triton_backend", "`gedge triton load`").TritonBackend(reference, slots=1)
+    backend = open_backend(reference, "triton", slots=1)  # the served model's facts: its input
     spec = backend.input_spec
     backend.close()
-    options = loader.LoadOptions(clients=clients, requests=requests, seconds=seconds, images=images,
-                                 timeout_s=timeout, metrics_url=metrics_url)
-    report = loader.run_load(reference, options, (spec.size, spec.size, spec.channels))
+    options = LoadOptions(clients=clients, requests=requests, seconds=seconds, images=images, timeout_s=timeout,
+                          metrics_url=metrics_url)
+    report = run_load(reference, options, (spec.size, spec.size, spec.channels))
     if json_out:
         print_json(report.to_dict())
     else:

@@ -30,6 +30,7 @@ import numpy as np
 from gedge.compare.limits import ParityLimits
 from gedge.compare.sample_size import ImageCounts, too_few
 from gedge.compare.shift import ScoreShift, ShiftLimits, score_shift
+from gedge.core.artifacts.verdicts import Verification
 from gedge.core.metrics import auroc, has_both_classes
 from gedge.core.scores import OUTPUT_NAMES, Scores
 
@@ -126,7 +127,7 @@ class ParityReport:
     data: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    verification: dict | None = None  # the candidate artifact's: hashes checked, recorded verdicts, forced ones
+    verification: Verification | None = None  # the candidate artifact's: hashes checked, verdicts, forced ones
     shift: ScoreShift | None = None  # the primary score's shift near the threshold against the decision margin
     too_few: list[str] = field(default_factory=list)  # limits the images are too few to judge (each fails)
 
@@ -146,6 +147,7 @@ class ParityReport:
         values = asdict(self)
         values["passed"] = self.passed
         values["failures"] = self.failures
+        values["verification"] = None if self.verification is None else self.verification.to_dict()
         for row, out in zip(self.outputs, values["outputs"]):
             out["passed"] = row.passed
         for side in ("normal", "anomalous"):

@@ -8,7 +8,6 @@ so the reference may come as scores computed once (:func:`score_backend`) instea
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from gedge.compare.limits import ParityLimits
 from gedge.core.backend import Backend
 from gedge.core.errors import ConfigError
 from gedge.core.preprocess import Preprocess
+from gedge.core.timing import Stopwatch
 from gedge.data.tiles import score_images
 
 Progress = Callable[[int, int], None]
@@ -42,10 +42,10 @@ class RunSettings:
 
 def score_backend(backend: Backend, images: ComparisonImages, settings: RunSettings = RunSettings()) -> BackendScores:
     """One backend's scores of the images: per network input and per image, and how long that took."""
-    started = time.time()
+    watch = Stopwatch()
     per_image, per_input = score_images(backend, images.images, images.preprocess, settings.batch_size,
                                         settings.progress)
-    return BackendScores(per_input, per_image, backend.name, round(time.time() - started, 3))
+    return BackendScores(per_input, per_image, backend.name, watch.seconds(3))
 
 
 def compare(reference: Backend | BackendScores, candidate: Backend, images: ComparisonImages,

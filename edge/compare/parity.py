@@ -1,10 +1,11 @@
 """``gedge parity``: does a deployed graph, IR or engine give the reference's numbers on a data set?
 
 :func:`open_parity` opens both sides (the torch reference from the checkpoint, the candidate on its own backend),
-checks that they are the same model, and loads the images: the data set's test split (with labels, so AUROC is
-compared) if it has one, else all its images. Bad input fails there, before any scoring. :func:`run_parity`
-then drives the comparison (:func:`gedge.compare.driver.compare`) with the limits of the candidate's precision
-unless others are asked for. :func:`parity_check` does both and closes the backends.
+both given as the :class:`~gedge.core.artifacts.Artifact` gedge read, checks that they are the same model (the
+candidate's lineage names the checkpoint it was made from), and loads the images: the data set's test split
+(with labels, so AUROC is compared) if it has one, else all its images. Bad input fails there, before any
+scoring. :func:`run_parity` then drives the comparison (:func:`gedge.compare.driver.compare`) with the limits of
+the candidate's precision unless others are asked for. :func:`parity_check` does both and closes the backends.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gedge.compare.backends import artifact_precision, open_candidate_with_info, open_reference
+from gedge.compare.backends import artifact_precision, open_candidate, open_reference
 from gedge.compare.comparator import ImageSetFacts, ParityReport
 from gedge.compare.driver import ComparisonImages, Progress, RunSettings, compare
 from gedge.compare.limits import ParityLimits, limits_for
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.verdicts import Verification
 from gedge.core.backend import Backend
 from gedge.core.errors import ConfigError, DataError
-from gedge.core.hashing import sha256_file
 from gedge.data.datasets import open_dataset
 from gedge.data.images import list_images
 from gedge.data.tiles import load_prepared
@@ -54,8 +56,8 @@ def parity_data(data: str | Path) -> ParityData:
 class ParityRequest:
     """What ``gedge parity`` is asked: the reference checkpoint, the candidate model file, the data, and limits."""
 
-    reference: Path  # a gedge checkpoint (.pt)
-    candidate: Path  # an ONNX graph, an OpenVINO IR (.xml) or a TensorRT engine
+    reference: Artifact  # a gedge checkpoint (.pt)
+    candidate: Artifact  # an ONNX graph, an OpenVINO IR (.xml) or a TensorRT engine
     data: Path
     precision: str | None = None  # the limits of this precision (default: the candidate's)
     limit_overrides: dict[str, float | None] = field(default_factory=dict)  # max_rel_l2, min_spearman, ...
@@ -74,24 +76,23 @@ class ParitySetup:
     limits: ParityLimits
     notes: list[str]
     batch_size: int = 64
-    verification: dict | None = None  # the candidate's verification (hashes, recorded verdicts, forced ones)
+    verification: Verification | None = None  # the candidate's verification (hashes, recorded verdicts, forced)
 
     def close(self) -> None:
         self.reference.close()
         self.candidate.close()
 
 
-def _same_model_notes(request: ParityRequest, candidate: Backend, reference_model: dict) -> list[str]:
+def _same_model_notes(candidate: Artifact, reference: Artifact) -> list[str]:
     """ConfigError when the candidate is another model; a note when it was exported from another checkpoint."""
-    artifact = candidate.info.artifact
-    if artifact is None:
+    if candidate.facts is None or candidate.kind == "served":
         return []
-    if artifact.model and artifact.model != reference_model:
-        raise ConfigError(f"the graph's model config differs from the checkpoint's: {artifact.model} "
-                          f"vs {reference_model}")
-    if artifact.source_sha256 and artifact.source_sha256 != sha256_file(request.reference):
-        return [f"the graph was exported from {artifact.source_checkpoint} "
-                f"(sha256 {artifact.source_sha256[:12]}), not from this checkpoint"]
+    model, lineage = candidate.model, candidate.lineage
+    if model and model != reference.model:
+        raise ConfigError(f"the graph's model config differs from the checkpoint's: {model} vs {reference.model}")
+    if lineage.checkpoint_sha256 and lineage.checkpoint_sha256 != reference.sha256:
+        return [f"the graph was exported from {lineage.checkpoint} (sha256 {lineage.checkpoint_sha256[:12]}), not "
+                "from this checkpoint"]
     return []
 
 
@@ -99,27 +100,27 @@ def open_parity(request: ParityRequest, candidate: Backend | None = None) -> Par
     """Open the reference and (unless an opened ``candidate`` is given) the candidate, check them (the registry
     refuses a candidate whose recorded verdict failed, unless ``request.force``), load the images. A given candidate
     is closed with the setup."""
+    verified = None
     if candidate is None:
-        candidate, model = open_candidate_with_info(request.candidate, request.threads, request.force)
-        verified = model.verified(request.force)
-    else:
-        verified = None
+        verified = request.candidate.verified(request.force)
+        candidate = open_candidate(request.candidate, request.threads, request.force)
     reference = None
     try:
         info = candidate.info
         reference = open_reference(request.reference, with_amap=info.with_amap)
-        notes = _same_model_notes(request, candidate, reference.model)
+        notes = _same_model_notes(request.candidate, request.reference)
         source = parity_data(request.data)
-        prepared = load_prepared(source.paths, reference.preprocess)
+        prepared = load_prepared(source.paths, request.reference.preprocess)
     except BaseException:
         candidate.close()
         if reference is not None:
             reference.backend.close()
         raise
     limits = limits_for(request.precision or artifact_precision(info), **request.limit_overrides)
-    facts = ImageSetFacts(reference.threshold, source.labels, [p.name for p in source.paths], source.description)
-    return ParitySetup(reference.backend, candidate, ComparisonImages(prepared, reference.preprocess, facts), limits,
-                       notes, request.batch_size, None if verified is None else verified.to_dict())
+    facts = ImageSetFacts(request.reference.threshold, source.labels, [p.name for p in source.paths],
+                          source.description)
+    images = ComparisonImages(prepared, request.reference.preprocess, facts)
+    return ParitySetup(reference.backend, candidate, images, limits, notes, request.batch_size, verified)
 
 
 def run_parity(setup: ParitySetup, progress: Progress | None = None) -> ParityReport:

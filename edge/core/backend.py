@@ -1,30 +1,17 @@
-"""The one interface every backend implements (torch reference, onnxruntime, OpenVINO, TensorRT), and what a
-backend declares about itself (:class:`BackendInfo`) so that callers never probe its attributes."""
+"""The one interface every backend implements (torch reference, onnxruntime, OpenVINO, TensorRT, Triton), what a
+backend declares about itself (:class:`BackendInfo`) so that callers never probe its attributes, and the base
+(:class:`BackendBase`) that checks every batch against the backend's input contract once, before the backend's own
+``score_impl`` runs (the pattern of Polygraphy's runners, whose ``infer`` checks the feed and calls ``infer_impl``)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from gedge.core.artifacts.artifact import Artifact
 from gedge.core.inputs import InputSpec
 from gedge.core.scores import Scores
-
-
-@dataclass(frozen=True)
-class ArtifactSummary:
-    """The model file a backend runs, as its facts (sidecar, manifest or checkpoint) describe it."""
-
-    path: str
-    kind: str  # checkpoint, graph, ir, engine
-    precision: str
-    model: dict[str, Any] = field(default_factory=dict)  # the ModelConfig the networks were built with
-    source_checkpoint: str = ""
-    source_sha256: str = ""  # sha256 of the checkpoint the artifact was made from ("" for a checkpoint)
-    verification: str = ""  # what was checked on load, and the recorded verdicts (gate, parity)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -42,12 +29,14 @@ class BackendInfo:
     device_memory_bytes: int | None = None  # device memory it holds (TensorRT: engine, contexts and bindings)
     device_memory: str = ""  # what device_memory_bytes counts, for tables (e.g. "GPU: engine + contexts + buffers")
     cuda_graphs: bool | None = None  # TensorRT: CUDA graphs in use; None where that does not apply
-    artifact: ArtifactSummary | None = None
+    artifact: Artifact | None = None  # the model file it runs, as gedge read it
     notes: tuple[str, ...] = ()  # facts a report should show (FP16 emulated on the CPU, fewer slots than asked)
     runtime: str = ""  # the library that runs it and how: "OpenVINO 2025.1: latency, 1 stream(s), 2 threads"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(notes=list(self.notes), artifact=None if self.artifact is None else self.artifact.summary())
+        return values
 
 
 @runtime_checkable
@@ -82,3 +71,38 @@ class CudaGraphBackend(Backend, Protocol):
     def reset_stats(self) -> None: ...
 
     def stage_times_ms(self) -> dict[str, list[float]]: ...  # h2d, compute, d2h: one value per batch
+
+
+class BackendBase:
+    """What every backend shares: :meth:`score` checks the batch against ``input_spec`` (shape and dtype: a one-line
+    DataError) and then runs the backend's :meth:`score_impl` on it, so no backend checks its input itself."""
+
+    name: str
+    input_spec: InputSpec
+    info: BackendInfo
+
+    def score(self, batch: np.ndarray) -> Scores:
+        self.input_spec.check(batch)
+        return self.score_impl(batch)
+
+    def score_impl(self, batch: np.ndarray) -> Scores:
+        """Score a batch that matches ``input_spec``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class AsyncBackendBase(BackendBase):
+    """A backend with batches in flight (:class:`AsyncBackend`): :meth:`enqueue` checks the batch like
+    :meth:`BackendBase.score` and hands it to the backend's :meth:`enqueue_impl`."""
+
+    def enqueue(self, slot: int, batch: np.ndarray) -> None:
+        self.input_spec.check(batch)
+        self.enqueue_impl(slot, batch)
+
+    def enqueue_impl(self, slot: int, batch: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def collect(self, slot: int) -> Scores:
+        raise NotImplementedError

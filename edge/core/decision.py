@@ -5,16 +5,76 @@ abnormal above ``threshold``. A fused primary (``d1_local+d3_local``) is the mea
 (``component_mean``, ``component_std``: the normal tiles' statistics), normalised the same way.
 
 It is fitted on normal images by :mod:`gedge.reference.decision_fit`; this is not INT8 calibration
-(:mod:`gedge.calibrate`).
+(:mod:`gedge.calibrate`). `gedge threshold` (:mod:`gedge.report.refit`) may move the threshold afterwards; either way
+the rule records where its threshold comes from (:class:`ThresholdSource`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 from gedge.core.errors import ConfigError
 from gedge.core.scores import Scores, components, fused
+
+
+@dataclass(frozen=True)
+class ThresholdSource:
+    """How a decision threshold was placed: the method (and target rate), the data and how many images of each
+    label, and for a refit (`gedge threshold`) the model scored, the threshold and rule it replaced, when, and the
+    gedge version. Its JSON form is ``threshold_source`` in a decision rule (``docs/schemas``); facts a later version
+    adds are kept in ``extra``. Empty for a rule written before gedge recorded it (``threshold_rule`` still says
+    how)."""
+
+    method: str = ""
+    data: str = ""
+    n_images: int | None = None
+    n_normal: int | None = None
+    n_defective: int | None = None
+    escape_rate: float | None = None  # a refit's target (the other target is None)
+    false_reject_rate: float | None = None
+    fitted_with: str = ""  # the model file scored for a refit
+    previous_threshold: float | None = None
+    previous_rule: str = ""
+    fitted_at: str = ""
+    gedge_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recorded facts (those not recorded are left out; a refit's unused target is null)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        refit = self.previous_threshold is not None
+        kept = {k: v for k, v in values.items() if v not in (None, "") or (refit and k.endswith("_rate"))}
+        return {**kept, **self.extra}
+
+    @classmethod
+    def from_dict(cls, values: Any) -> ThresholdSource:
+        if isinstance(values, ThresholdSource):
+            return values
+        if not isinstance(values, dict):
+            raise ConfigError(f"threshold_source must be a mapping, got {values!r}")
+        names = {f.name for f in fields(cls)} - {"extra"}
+        try:
+            known = {k: _typed(k, v) for k, v in values.items() if k in names}
+        except (TypeError, ValueError):
+            raise ConfigError(f"threshold_source does not parse: {values!r}") from None
+        return cls(**known, extra={k: v for k, v in values.items() if k not in names})
+
+
+_SOURCE_COUNTS = ("n_images", "n_normal", "n_defective")
+_SOURCE_NUMBERS = ("escape_rate", "false_reject_rate", "previous_threshold")
+
+
+def _typed(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in _SOURCE_COUNTS:
+        return int(value)
+    return float(value) if key in _SOURCE_NUMBERS else str(value)
 
 
 @dataclass(frozen=True)
@@ -28,9 +88,7 @@ class DecisionRule:
     threshold_rule: str = "default: 3 standard deviations above the validation-normal mean"
     component_mean: tuple[float, ...] = ()  # a fused primary: each component's mean over normal tiles
     component_std: tuple[float, ...] = ()
-    # How the threshold was placed: method, the data and how many images of each label, when, the one it replaced
-    # (`gedge threshold`); empty for a rule written before gedge recorded it (threshold_rule still says how).
-    threshold_source: dict = field(default_factory=dict, compare=False)
+    threshold_source: ThresholdSource = field(default_factory=ThresholdSource, compare=False)
 
     def __post_init__(self) -> None:
         parts = components(self.primary)
@@ -52,7 +110,11 @@ class DecisionRule:
         return fused({p: scores.named(p) for p in parts}, parts, self.component_mean, self.component_std)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "threshold_source": self.threshold_source.to_dict()}
+
+    def refitted(self, threshold: float, rule: str, source: ThresholdSource) -> DecisionRule:
+        """The rule with its threshold moved (`gedge threshold`), the new rule and source recorded."""
+        return replace(self, threshold=float(threshold), threshold_rule=rule, threshold_source=source)
 
     @classmethod
     def candidate(cls, name: str, stats: dict[str, dict[str, float]]) -> DecisionRule:
@@ -70,6 +132,6 @@ class DecisionRule:
         for key in ("component_mean", "component_std"):
             if key in known:
                 known[key] = tuple(float(v) for v in known[key])
-        if not isinstance(known.get("threshold_source", {}), dict):
-            raise ConfigError(f"threshold_source must be a mapping, got {known['threshold_source']!r}")
+        if "threshold_source" in known:
+            known["threshold_source"] = ThresholdSource.from_dict(known["threshold_source"])
         return cls(**known)

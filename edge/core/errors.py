@@ -10,6 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+FIRST_LINE_LIMIT = 300  # characters of a foreign exception's text kept in gedge's one-line errors
+
+
+def first_line(exc: BaseException, named: bool = False) -> str:
+    """The first non-empty line of an exception's text (at most :data:`FIRST_LINE_LIMIT` characters), or its class
+    name when it has no text; ``named`` puts the class name first (``OSError: ...``). How a library's multi-line
+    exception (protobuf, TensorRT, ONNX Runtime, torch) becomes part of one of gedge's one-line errors."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {lines[0][:FIRST_LINE_LIMIT]}" if named else lines[0][:FIRST_LINE_LIMIT]
+
 
 def _located(message: str, path: str | Path | None) -> str:
     return f"{path}: {message}" if path is not None else message

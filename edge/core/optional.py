@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from gedge.core.errors import ConfigError
+from gedge.core.errors import ConfigError, first_line
 
 # Top-level package -> how to install it.
 INSTALL_HINTS: dict[str, str] = {
@@ -51,6 +51,15 @@ def require(name: str, purpose: str = "") -> ModuleType:
             raise
         why = f" for {purpose}" if purpose else ""
         raise ConfigError(f"{missing} is not installed{why}: {install_hint(missing)}") from None
+
+
+def load(name: str) -> tuple[ModuleType | None, str]:
+    """Module ``name`` and "", or None and why it does not import (one line: an ImportError, or an OSError from a
+    missing shared library); for a package that may be present in several forms (TensorRT's flavours)."""
+    try:
+        return importlib.import_module(name), ""
+    except Exception as exc:  # ImportError, or an OSError from a missing shared library
+        return None, first_line(exc, named=True)
 
 
 def available(name: str) -> bool:

@@ -20,6 +20,9 @@ SCHEMA_FILES = {
     "engine": "engine-manifest.schema.json",  # scorer.<precision>.engine.json
     "graph": "graph-sidecar.schema.json",  # <graph>.onnx.json
     "ir": "ir-sidecar.schema.json",  # <ir>.xml.json
+    "calibration": "calibration-cache.schema.json",  # <cache>.json
+    "calibration-set": "calibration-set.schema.json",  # calibration.npz.json
+    "threshold": "threshold.schema.json",  # <graph or IR>.threshold.json
 }
 
 
@@ -34,8 +37,9 @@ def load_schema(kind: str) -> dict[str, Any]:
 
 
 def validate_artifact_json(kind: str, payload: dict[str, Any], path: str | Path | None = None) -> None:
-    """Check an engine manifest (``kind="engine"``), graph sidecar (``"graph"``) or IR sidecar (``"ir"``) against
-    its schema; ArtifactError naming the first offending field otherwise."""
+    """Check an engine manifest (``kind="engine"``), a graph, IR or calibration cache sidecar (``"graph"``, ``"ir"``,
+    ``"calibration"``), a calibration set's facts (``"calibration-set"``) or a refitted threshold (``"threshold"``)
+    against its schema; ArtifactError naming the first offending field otherwise."""
     jsonschema = require("jsonschema", "validating artifacts against their schemas")
     schema = load_schema(kind)
     validator = jsonschema.validators.validator_for(schema)(schema)

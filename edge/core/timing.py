@@ -9,6 +9,7 @@ automatic CPU backend choice (:mod:`gedge.runtime.choice`).
   turns rotates by one every round, so a neighbour's load spike on a shared machine hits all of them alike
   instead of whichever always runs third.
 * :func:`timed_calls`: one callable, one round: warm-up, then a count of calls or a duration.
+* :class:`Stopwatch`: how long a stage of a command took (training, a build, an export, a gate), for its report.
 * :func:`percentile`: nearest rank, so every reported figure is a time that was measured, never an
   interpolation between two; :func:`summarize` gives p50/p90/p99, mean, min, max and the count.
 """
@@ -54,6 +55,17 @@ class Rounds:
             raise ConfigError("give iterations or a duration, not both")
         if self.min_calls < 1:
             raise ConfigError(f"a turn needs at least one call, got {self.min_calls}")
+
+
+class Stopwatch:
+    """Seconds since it was made: the one timer of a command's stages (``Stopwatch().seconds(1)``)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def seconds(self, digits: int | None = None) -> float:
+        elapsed = time.perf_counter() - self.started
+        return elapsed if digits is None else round(elapsed, digits)
 
 
 def rotated(keys: Sequence[Key], round_index: int) -> list[Key]:

@@ -1,4 +1,5 @@
-"""Synthetic line-scan strips with planted defects and their ground truth, and recall / false alarms per strip.
+"""Synthetic line-scan strips with planted defects, written with their ground truth (:mod:`gedge.data.strip_truth`
+reads it back and scores inspections against it).
 
 A strip is one synthetic board (:func:`gedge.data.wood_board.render_board`, ``height`` square) repeated along the
 strip, every other copy mirrored, so the grain and the lighting run on across each seam without a step (a
@@ -13,20 +14,16 @@ set, for counting false alarms.
 from __future__ import annotations
 
 import io
-import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gedge.core.atomic import write_bytes, write_json
-from gedge.core.errors import ArtifactError, ConfigError
+from gedge.core.errors import ConfigError
+from gedge.data.strip_truth import TRUTH_NAME
 from gedge.data.wood_board import render_board
 from gedge.data.wood_defects import DEFECT_CLASSES, add_defect
 from PIL import Image
-
-TRUTH_NAME = "strips.json"
-
 
 # Every fourth strip of a set is left clean, so that a set always has strips to count false alarms on.
 CLEAN_EVERY = 4
@@ -80,45 +77,3 @@ def write_strips(out: str | Path, count: int = 8, height: int = 256, length: int
     truth = {"generator": "gedge.strips v1", "seed": seed, "strips": strips}
     write_json(out / TRUTH_NAME, truth)
     return truth
-
-
-def read_truth(path: str | Path) -> dict[str, list[list[int]]]:
-    """File name -> planted boxes, from a ``strips.json`` (or the folder holding one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / TRUTH_NAME
-    try:
-        payload = json.loads(path.read_text())
-        return {s["file"]: [d["box"] for d in s["defects"]] for s in payload["strips"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"not a strips ground-truth file ({exc.__class__.__name__}: {exc})", path) from None
-
-
-@dataclass
-class StripScore:
-    """Planted defects found (a reported box overlaps them) and reported boxes that overlap no defect."""
-
-    file: str
-    planted: int
-    found: int
-    false_alarms: int
-    rejected: bool
-
-    @property
-    def recall(self) -> float | None:
-        return self.found / self.planted if self.planted else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "recall": self.recall}
-
-
-def _overlaps(a: list[int] | tuple[int, ...], b: list[int] | tuple[int, ...]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def score_strip(file: str, planted: list[list[int]], boxes: list[tuple[int, int, int, int]],
-                rejected: bool) -> StripScore:
-    """Count the planted defects some reported box overlaps, and the reported boxes that overlap none."""
-    found = sum(any(_overlaps(p, b) for b in boxes) for p in planted)
-    false = sum(not any(_overlaps(b, p) for p in planted) for b in boxes)
-    return StripScore(file, len(planted), found, false, rejected)

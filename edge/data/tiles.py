@@ -1,14 +1,19 @@
-"""From images to network inputs and back: preprocessing, tiling, and scoring images through any backend.
+"""From images to network inputs and back: the one tiler of gedge, and scoring images through any backend.
 
-:func:`prepare` applies a model's :class:`~gedge.core.preprocess.Preprocess` (resize, or scale for tiling);
-:func:`network_inputs` cuts prepared images into uint8 NHWC inputs; :func:`score_images` scores them in
-batches through a backend and takes each image's score as the maximum over its tiles. Training's validation,
-fitting the decision rule, evaluation and parity all score images through :func:`score_images`.
+:func:`prepare` applies a model's :class:`~gedge.core.preprocess.Preprocess`: in resize mode the whole image is
+resized to the network's input (whatever its aspect; an image of another size than the training images is refused
+where those had one size), in patch mode it is scaled and padded to at least one tile. :func:`cut` cuts a prepared
+image into its uint8 NHWC network inputs (patch mode: tiles at the model's stride). Training's validation, fitting
+the decision rule, evaluation, parity and the INT8 gate score images through :func:`score_images`
+(:func:`network_inputs` over prepared images); ``gedge inspect`` cuts each image with :func:`tile_image`, the same
+:func:`prepare` and :func:`cut`, which also says where each input lies in the image (:class:`Tiling`), so the
+production path scores exactly the inputs the model was evaluated and gated on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +73,14 @@ def tile_grid(image: np.ndarray, tile: int, stride: int) -> tuple[np.ndarray, li
     return tiles, origins
 
 
+def cut(prepared: np.ndarray, pre: Preprocess, stride: int | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A prepared image's network inputs (uint8 NHWC) and their (y, x) origins in it: the image itself in resize
+    mode, its tiles at ``stride`` (default: the model's) in patch mode."""
+    if pre.mode == "resize":
+        return prepared[None], [(0, 0)]
+    return tile_grid(prepared, pre.isize, stride or pre.tile_stride)
+
+
 def network_counts(images: list[np.ndarray], pre: Preprocess) -> list[int]:
     """How many network inputs each prepared image gives (1 in resize mode; its tiles in patch mode)."""
     if pre.mode == "resize":
@@ -79,14 +92,43 @@ def network_counts(images: list[np.ndarray], pre: Preprocess) -> list[int]:
 
 def network_inputs(images: list[np.ndarray], pre: Preprocess) -> tuple[np.ndarray, list[int]]:
     """Stack prepared images into network inputs (uint8 NHWC) and the count of inputs per image."""
-    if pre.mode == "resize":
-        return np.stack(images), [1] * len(images)
-    parts, counts = [], []
-    for image in images:
-        tiles, _ = tile_grid(image, pre.isize, pre.tile_stride)
-        parts.append(tiles)
-        counts.append(len(tiles))
-    return np.concatenate(parts), counts
+    parts = [cut(image, pre)[0] for image in images]
+    return np.concatenate(parts), [len(part) for part in parts]
+
+
+@dataclass
+class Tiling:
+    """Where an image's network inputs lie, in the image's own pixels."""
+
+    height: int
+    width: int
+    window: tuple[float, float]  # an input's height and width in image pixels
+    origins: list[tuple[float, float]]  # (y, x) of each input, image pixels
+    image: np.ndarray | None = None  # kept for overlays only
+
+    def rect(self, i: int) -> tuple[int, int, int, int]:
+        """Input ``i`` as (x0, y0, x1, y1), clipped to the image."""
+        y, x = self.origins[i]
+        wh, ww = self.window
+        return (max(0, int(round(x))), max(0, int(round(y))), min(self.width, int(round(x + ww))),
+                min(self.height, int(round(y + wh))))
+
+
+def tile_image(image: np.ndarray, pre: Preprocess, path: Path | None = None,
+               stride: int | None = None) -> tuple[np.ndarray, Tiling]:
+    """The network inputs of one image, exactly as :func:`score_images` makes them (:func:`prepare`, then
+    :func:`cut` at ``stride``, default the model's), and where each lies in the image."""
+    h, w = image.shape[:2]
+    prepared = prepare(image, pre, path)
+    inputs, origins = cut(prepared, pre, stride)
+    if pre.mode == "resize":  # the whole image is the one input
+        return inputs, Tiling(h, w, (float(h), float(w)), [(0.0, 0.0)])
+    scaled_h = h if pre.scale == 1.0 else max(1, round(h * pre.scale))
+    scaled_w = w if pre.scale == 1.0 else max(1, round(w * pre.scale))
+    sy, sx = h / scaled_h, w / scaled_w
+    top, left = (prepared.shape[0] - scaled_h) // 2, (prepared.shape[1] - scaled_w) // 2  # mirrored padding
+    return inputs, Tiling(h, w, (pre.isize * sy, pre.isize * sx), [((y - top) * sy, (x - left) * sx)
+                                                                    for y, x in origins])
 
 
 Progress = Callable[[int, int], None]

@@ -1,28 +1,31 @@
-"""The inspector: images through a backend with the model's preprocessing and threshold, one report per image."""
+"""The inspector: images through a backend with the model's preprocessing and threshold, one report per image.
+
+Each image is cut by the one tiler (:func:`gedge.data.tiles.tile_image`): the network inputs are the ones evaluation,
+parity and the INT8 gate score for the same image, at the model's own stride unless ``overlap`` asks for another."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gedge.core.artifacts import Artifact
 from gedge.core.backend import Backend
 from gedge.core.errors import ConfigError
 from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.core.timing import Stopwatch
 from gedge.data.images import read_image
+from gedge.data.tiles import Tiling, tile_image
 from gedge.inspection.boxes import Box, merge_boxes
 from gedge.inspection.overlays import heat_map, render_overlay, write_overlay
-from gedge.inspection.tiling import Tiling, tile_image
 from gedge.runtime.loop import ItemResult, Pipeline
-from gedge.runtime.registry import ModelInfo
 
 
 @dataclass(frozen=True)
 class InspectOptions:
-    overlap: float = 0.5
+    overlap: float | None = None  # None: the model's own stride (Preprocess.stride); else the share of a tile
     batch_size: int = 64
     threshold: float | None = None  # None: the model's
     overlays: Path | None = None
@@ -32,7 +35,7 @@ class InspectOptions:
     slots: int = 2
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.overlap <= 0.9:
+        if self.overlap is not None and not 0.0 <= self.overlap <= 0.9:
             raise ConfigError(f"overlap must be between 0 and 0.9, got {self.overlap}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
@@ -80,7 +83,8 @@ class InspectSummary:
     model: str
     backend: str
     threshold: float
-    overlap: float
+    overlap: float  # the share of a tile that neighbouring tiles share (patch mode)
+    stride: int  # pixels between neighbouring tiles of the scaled image (patch mode)
     batch_size: int
     images: int = 0
     rejected: int = 0
@@ -106,23 +110,25 @@ class InspectSummary:
 class Inspector:
     """Runs images through a backend with the model's preprocessing and threshold."""
 
-    def __init__(self, backend: Backend, info: ModelInfo, options: InspectOptions = InspectOptions(),
-                 score_stats: dict[str, dict[str, float]] | None = None) -> None:
+    def __init__(self, backend: Backend, artifact: Artifact, options: InspectOptions = InspectOptions()) -> None:
         self.backend = backend
-        self.info = info
+        self.artifact = artifact
         self.options = options
-        self.pre = info.preprocess
-        self.threshold = float(info.threshold if options.threshold is None else options.threshold)
-        self.score_stats = score_stats
+        self.pre = artifact.preprocess
+        self.threshold = float(artifact.threshold if options.threshold is None else options.threshold)
+        self.score_stats = artifact.model_facts().score_stats
+        overlap = options.overlap
+        self.stride = None if overlap is None else max(1, int(round(self.pre.isize * (1.0 - overlap))))
         self.pipeline = Pipeline(backend, batch_size=options.batch_size, slots=options.slots,
                                  workers=options.workers)
-        self.summary = InspectSummary(str(info.path), backend.name, self.threshold,
-                                      options.overlap, self.pipeline.batch_size)
+        stride = self.stride or self.pre.tile_stride
+        self.summary = InspectSummary(str(artifact.path), backend.name, self.threshold,
+                                      1.0 - stride / self.pre.isize, stride, self.pipeline.batch_size)
         self._overlay_names: set[str] = set()
 
     def prepare(self, path: Path) -> tuple[np.ndarray, Tiling]:
         image = read_image(Path(path), self.pre.channels, self.options.convert)
-        tiles, tiling = tile_image(image, self.pre, self.options.overlap, path)
+        tiles, tiling = tile_image(image, self.pre, path, self.stride)
         if self.options.overlays is not None:
             tiling.image = image
         return tiles, tiling
@@ -160,7 +166,7 @@ class Inspector:
         return report
 
     def run(self, paths: list[Path], progress: Callable[[int, int], None] | None = None) -> Iterator[ImageReport]:
-        started = time.perf_counter()
+        watch = Stopwatch()
         s = self.summary
         try:
             for done, result in enumerate(self.pipeline.run(paths, self.prepare), start=1):
@@ -180,4 +186,4 @@ class Inspector:
                 yield report
         finally:
             self.pipeline.close()
-            s.seconds = time.perf_counter() - started
+            s.seconds = watch.seconds()

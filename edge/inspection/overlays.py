@@ -8,8 +8,8 @@ import numpy as np
 from gedge.core.atomic import atomic_path
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import Scores
+from gedge.data.tiles import Tiling
 from gedge.inspection.boxes import Box
-from gedge.inspection.tiling import Tiling
 from PIL import Image, ImageDraw
 
 

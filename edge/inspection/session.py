@@ -1,6 +1,7 @@
 """One `gedge inspect` run as a library call: open the model's backend, inspect every image, summarise.
 
-:class:`InspectRequest` is everything the command line gives; :class:`InspectionSession` opens the backend (the
+:class:`InspectRequest` is everything the command line gives; :class:`InspectionSession` reads the model file once
+(:func:`gedge.runtime.registry.open_model`: its hashes checked, its verdicts read), opens the backend from it (the
 file's own, or the fastest installed CPU backend for a graph, measured at the run's batch size), yields one
 :class:`~gedge.inspection.inspector.ImageReport` per image as it is done (so ``--json`` streams), scores the
 reports against a line-scan ground truth when one is given, and closes the backend. :meth:`InspectionSession.result`
@@ -14,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.verdicts import Verification
 from gedge.core.errors import ConfigError, DataError, RuntimeFailure
 from gedge.data.images import expand_inputs
-from gedge.data.strips import StripScore, read_truth, score_strip
+from gedge.data.strip_truth import StripScore, read_truth, score_strip
 from gedge.inspection.inspector import ImageReport, InspectOptions, Inspector, InspectSummary
-from gedge.runtime.registry import ModelInfo, auto_backend, model_info, open_backend
+from gedge.runtime.registry import auto_backend, open_backend, open_model
 
 BACKEND_CHOICES = ("torch", "torch-cuda", "onnxruntime", "openvino", "tensorrt")
 
@@ -68,7 +71,7 @@ class TruthSummary:
 @dataclass
 class InspectionResult:
     summary: InspectSummary
-    info: ModelInfo
+    artifact: Artifact  # the model as gedge read it (a served model: as its server describes it)
     backend_note: str  # how the backend was chosen
     truth: TruthSummary | None
     failed: list[ImageReport]
@@ -102,28 +105,32 @@ class InspectionSession:
         self.request = request
         self.files = expand_inputs(list(request.inputs))
         self.truth = read_truth(request.truth) if request.truth is not None else None
-        self.info = model_info(request.model)
+        self.model = open_model(request.model)  # a served model's facts come with its backend
+        self.artifact: Artifact | None = self.model if isinstance(self.model, Artifact) else None
         self.backend_note = ""
         self.backend = None
         self.inspector: Inspector | None = None
         self.scored = TruthSummary() if self.truth is not None else None
         self.failed: list[ImageReport] = []
 
+    def verified(self) -> Verification | None:
+        """The model's verification with its verdicts enforced (None: a served model, checked by its server)."""
+        return None if self.artifact is None else self.artifact.verified(self.request.backend.force)
+
     def __enter__(self) -> InspectionSession:
         request, wanted = self.request, self.request.backend
         kind = wanted.kind
         if kind is None:
-            choice = auto_backend(request.model, info=self.info, measure_batch=request.options.batch_size,
-                                  threads=wanted.threads)
+            choice = auto_backend(self.model, measure_batch=request.options.batch_size, threads=wanted.threads)
             kind = choice.kind
             if choice.reason != "the file's own backend":
                 self.backend_note = f"{choice.kind} {choice.precision} ({choice.reason}; --backend to choose)"
-        with_amap = request.options.overlays is not None and self.info.has_amap
-        self.backend = open_backend(request.model, kind, threads=wanted.threads, device=wanted.device,
-                                    with_amap=with_amap, slots=request.options.slots, info=self.info,
-                                    performance=wanted.performance, streams=wanted.streams, force=wanted.force)
-        stats = self.info.details["checkpoint"].score_stats if "checkpoint" in self.info.details else None
-        self.inspector = Inspector(self.backend, self.info, request.options, stats)
+        with_amap = request.options.overlays is not None and (self.artifact is None or self.artifact.with_amap)
+        self.backend = open_backend(self.model, kind, threads=wanted.threads, device=wanted.device,
+                                    with_amap=with_amap, slots=request.options.slots, performance=wanted.performance,
+                                    streams=wanted.streams, force=wanted.force)
+        self.artifact = self.artifact or self.backend.info.artifact
+        self.inspector = Inspector(self.backend, self.artifact, request.options)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -149,4 +156,4 @@ class InspectionSession:
     def result(self) -> InspectionResult:
         assert self.inspector is not None
         truth = self.scored if self.scored is not None and self.scored.strips else None
-        return InspectionResult(self.inspector.summary, self.info, self.backend_note, truth, self.failed)
+        return InspectionResult(self.inspector.summary, self.artifact, self.backend_note, truth, self.failed)

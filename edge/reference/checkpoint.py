@@ -1,7 +1,9 @@
 """gedge's checkpoint: one self-describing file (config, G and D weights, decision rule, facts).
 
 Loading needs only the model definition, never the training code. The file is a ``torch.save`` of plain
-types and tensors, read back with ``weights_only=True``.
+types and tensors, read back with ``weights_only=True`` by the checkpoint kind's reader of
+:func:`gedge.core.artifacts.open` (:mod:`gedge.core.artifacts.checkpoint`, which owns the format); this module
+builds the networks from what it read (:func:`checkpoint_of`) and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -11,18 +13,14 @@ from pathlib import Path
 
 import torch
 from gedge import __version__
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.checkpoint import FORMAT, FORMAT_VERSION, read_checkpoint
 from gedge.core.atomic import atomic_path
 from gedge.core.decision import DecisionRule
-from gedge.core.errors import ArtifactError
+from gedge.core.errors import ArtifactError, first_line
 from gedge.core.preprocess import Preprocess
 from gedge.reference.model import ModelConfig, NetD, NetG
 from gedge.reference.scoring import FusedScorer
-
-FORMAT = "gedge-checkpoint"
-
-
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 named the decision rule "calibration"
 
 
 @dataclass
@@ -45,8 +43,7 @@ class Checkpoint:
             netg.load_state_dict(self.netg_state)
             netd.load_state_dict(self.netd_state)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ArtifactError(f"weights do not match the stored model config: {first}") from None
+            raise ArtifactError(f"weights do not match the stored model config: {first_line(exc)}") from None
         return netg.eval(), netd.eval()
 
     def scorer(self, with_amap: bool = False) -> FusedScorer:
@@ -75,44 +72,35 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a gedge checkpoint (format versions 1 and 2) and check its weights against its model config."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError("checkpoint file does not exist", path)
-    kind = {".onnx": "an ONNX graph", ".xml": "an OpenVINO IR", ".engine": "a TensorRT engine",
-            ".plan": "a TensorRT engine"}.get(path.suffix.lower())
-    if kind:
-        raise ArtifactError(f"this is {kind}, not a gedge checkpoint (.pt); `gedge parity`, `gedge inspect` and "
-                            "`gedge bench` take deployed models", path)
+def checkpoint_of(artifact: Artifact) -> Checkpoint:
+    """The checkpoint of an artifact read by :func:`gedge.core.artifacts.open` (its contents were read with the file),
+    its weights checked against its model config."""
+    payload = artifact.payload
+    if artifact.kind != "checkpoint" or payload is None:
+        raise ArtifactError(f"this is {_KINDS.get(artifact.kind, 'not a checkpoint')}, not a gedge checkpoint (.pt); "
+                            "`gedge parity`, `gedge inspect` and `gedge bench` take deployed models", artifact.path)
+    facts = artifact.model_facts()
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else exc.__class__.__name__
-        raise ArtifactError(f"not a readable checkpoint (truncated or corrupt?): {reason}", path) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ArtifactError("not a gedge checkpoint (use `gedge import` for GANomaly or anomalib files)", path)
-    version = payload.get("format_version")
-    if version not in READABLE_VERSIONS:
-        raise ArtifactError(f"checkpoint format version {version}; this gedge ({__version__}) reads "
-                            f"versions {', '.join(map(str, READABLE_VERSIONS))}", path)
-    if version == 1:
-        payload["decision"] = payload.get("calibration")
-    try:
-        checkpoint = Checkpoint(
-            model=ModelConfig.from_dict(payload["model"]),
-            preprocess=Preprocess.from_dict(payload["preprocess"]),
-            decision=DecisionRule.from_dict(payload["decision"]),
-            netg_state=payload["netg"],
-            netd_state=payload["netd"],
-            score_stats=payload.get("score_stats", {}),
-            facts=payload.get("facts", {}),
-            gedge_version=payload.get("gedge_version", "unknown"),
-        )
+        checkpoint = Checkpoint(model=ModelConfig.from_dict(facts.model), preprocess=facts.preprocess,
+                                decision=facts.decision, netg_state=payload["netg"], netd_state=payload["netd"],
+                                score_stats=facts.score_stats, facts=facts.training, gedge_version=facts.gedge_version)
     except KeyError as exc:
-        raise ArtifactError(f"checkpoint is missing {exc}", path) from None
+        raise ArtifactError(f"checkpoint is missing {exc}", artifact.path) from None
     try:
         checkpoint.networks()  # validate the weights against the config now, with the path in the message
     except ArtifactError as exc:
-        raise ArtifactError(exc.problem, path) from None
+        raise ArtifactError(exc.problem, artifact.path) from None
     return checkpoint
+
+
+_KINDS = {"graph": "an ONNX graph", "ir": "an OpenVINO IR", "engine": "a TensorRT engine"}
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a gedge checkpoint (format versions 1 and 2) and check its weights against its model config."""
+    path = Path(path)
+    kind = {".onnx": "graph", ".xml": "ir", ".engine": "engine", ".plan": "engine"}.get(path.suffix.lower())
+    if kind and path.is_file():
+        raise ArtifactError(f"this is {_KINDS[kind]}, not a gedge checkpoint (.pt); `gedge parity`, `gedge inspect` "
+                            "and `gedge bench` take deployed models", path)
+    return checkpoint_of(read_checkpoint(path))

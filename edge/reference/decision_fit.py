@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from gedge.core.decision import DecisionRule
+from gedge.core.decision import DecisionRule, ThresholdSource
 from gedge.core.scores import SCORE_NAMES, Scores, components
 from gedge.data.tiles import network_counts, score_images
 from gedge.reference.checkpoint import Checkpoint
@@ -44,8 +44,8 @@ def fit_decision_rule(normal_tiles: Scores, counts: list[int], primary: str, qua
     image_scores = np.array([((raw[a:b] - mean) / std).max() for a, b in zip(bounds[:-1], bounds[1:])])
     threshold = float(np.quantile(image_scores, quantile))
     rule = f"quantile {quantile:g} of validation-normal image scores ({len(image_scores)} images)"
-    source = {"method": f"quantile {quantile:g} of normal image scores", "data": data,
-              "n_normal": len(image_scores), "n_defective": 0}
+    source = ThresholdSource(f"quantile {quantile:g} of normal image scores", data, n_normal=len(image_scores),
+                             n_defective=0)
     return DecisionRule(primary, mean, std, threshold, rule, component_mean, component_std, source), stats
 
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from gedge.core.errors import ArtifactError
+from gedge.core.errors import ArtifactError, first_line
 from gedge.reference.checkpoint import FORMAT as GEDGE_FORMAT
 
 FORMATS = ("ganomaly-netg", "ganomaly-netd", "anomalib-ckpt", "gedge")
@@ -110,12 +110,6 @@ _RESTRICTED_PICKLE.load = _restricted_load
 _RESTRICTED_PICKLE.loads = lambda data, **kwargs: _restricted_load(io.BytesIO(data), **kwargs)
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, short enough for a one-line error."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else exc.__class__.__name__
-
-
 def read_torch_file(path: str | Path) -> object:
     """Everything a torch.save file holds, read on the CPU without running foreign code."""
     path = Path(path)
@@ -130,7 +124,7 @@ def read_torch_file(path: str | Path) -> object:
         try:
             return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RESTRICTED_PICKLE)
         except Exception as exc:  # torch and pickle raise many types for truncated or foreign files
-            raise ArtifactError(f"not a readable PyTorch file (truncated or corrupt?): {_first_line(exc)}",
+            raise ArtifactError(f"not a readable PyTorch file (truncated or corrupt?): {first_line(exc)}",
                                 path) from None
 
 

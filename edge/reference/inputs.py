@@ -3,10 +3,10 @@
 The rule, from the survey of the training images (:mod:`gedge.data.survey`):
 
 * channels: 1 when every image is grayscale, else 3 (mixed folders are converted when read);
-* patch mode, tiles of 32 x 32, at the scale that brings the median image's short side to about 128 pixels
-  (never enlarging): four tile widths across, so that a tile sees a defect at a few percent of the image and
-  the image is covered by a few dozen tiles, whatever the camera's resolution. The seed paper's 256 x 256 wood
-  patches get scale 0.5; a 500 x 1250 line-scan image gets 0.25;
+* patch mode, tiles of 32 x 32, at the scale that brings the median image's short side to about 256 pixels
+  (never enlarging): eight tile widths across, so that thin and small defects (cracks, pits) keep a few pixels
+  at the network's input. The seed paper's 256 x 256 wood patches keep their size; a 500 x 1250 line-scan image
+  gets 0.5 (at 0.25 its thin cracks fell under a pixel: docs/training.md);
 * resize mode (the whole image resized to 32 x 32) for images whose short side is under 64 pixels, where tiling
   leaves too little to tile;
 * images smaller than a tile at that scale are padded (by reflection) to one tile, so mixed sizes need no flag.
@@ -22,7 +22,7 @@ import numpy as np
 from gedge.core.preprocess import Preprocess
 from gedge.data.survey import ImageSurvey
 
-TARGET_SHORT_SIDE = 128  # pixels across the median image's short side after scaling
+TARGET_SHORT_SIDE = 256  # pixels across the median image's short side after scaling
 TILE = 32
 SMALL_IMAGE = 64  # below this short side, the whole image is one input (resize mode)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gedge.core.backend import BackendInfo
+from gedge.core.backend import BackendBase, BackendInfo
 from gedge.core.decision import DecisionRule
 from gedge.core.inputs import InputSpec, camera_to_nchw
 from gedge.core.scores import OUTPUT_NAMES, SCORE_NAMES, Scores
@@ -111,7 +111,7 @@ class DeployedScorer(nn.Module):
         return self.scorer(self.camera(pixels))
 
 
-class ReferenceScorer:
+class ReferenceScorer(BackendBase):
     """The reference: a checkpoint's fused scorer in eval mode on torch, scoring uint8 NHWC batches.
 
     What every other backend is compared against (the runtime registers it as the ``torch`` backend), and what
@@ -144,8 +144,7 @@ class ReferenceScorer:
                                 with_amap=self.with_amap)
 
     @torch.inference_mode()
-    def score(self, batch: np.ndarray) -> Scores:
-        self.input_spec.check(batch)
+    def score_impl(self, batch: np.ndarray) -> Scores:
         outputs = self.module(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device))
         values = {name: t.float().cpu().numpy() for name, t in zip(OUTPUT_NAMES, outputs)}
         if self.with_amap:

@@ -19,9 +19,8 @@ from gedge.core.errors import ConfigError
 RISING_WINDOW = 3  # validations over which "still rising at the cap" is judged
 # A validation counts for model selection once G's reconstruction has settled: its validation normals' L1 error
 # fell by less than this share per 150 steps since the previous validation. Before that the residual scores
-# change with every step and a proxy AUROC can spike on an undertrained model (real wood, seed 2: the best proxy
-# AUROC at step 750, reconstruction error 0.11 and falling 45 % per 150 steps, test AUROC 0.865; it settles near
-# 0.04 by step 1200).
+# change with every step and a proxy AUROC can spike on an undertrained model (the case that showed it:
+# docs/training.md, "Only a settled reconstruction counts").
 SETTLED_FALL = 0.15
 SETTLED_INTERVAL = 150
 # The settled checkpoint is kept only if its reconstruction error is within this factor of the run's lowest.

@@ -27,17 +27,18 @@ from gedge.reference.evaluate import (
     score_test_set,
 )
 from gedge.reference.workflows import training_contaminants
-from gedge.report.model import ModelFacts, open_scorer, read_model
+from gedge.report.model import EvaluatedModel, open_scorer, read_model
+from gedge.runtime.registry import Model
 
 
 @dataclass(frozen=True)
 class EvaluationRequest:
     """What to evaluate: a model file (checkpoint or deployed artifact) on a data set's labelled test split."""
 
-    model: Path
+    model: Model  # a model file, or an artifact opened already
     data: Path
     batch_size: int = 64
-    reference: Path | None = None  # the torch reference of a deployed artifact (default: its recorded checkpoint)
+    reference: Model | None = None  # the torch reference of a deployed artifact (default: its recorded checkpoint)
     force: bool = False  # evaluate an artifact whose recorded verdict failed
 
 
@@ -45,7 +46,7 @@ class EvaluationRequest:
 class Evaluation:
     """A model's evaluation: its facts, the scored test set, the tables, every candidate's image scores."""
 
-    model: ModelFacts
+    model: EvaluatedModel
     data: Path
     scored: ScoredTestSet
     report: EvaluationReport
@@ -79,7 +80,7 @@ class EvaluationJob:
     """A model and a data set's test split, opened and checked (bad input fails before any progress is drawn)."""
 
     request: EvaluationRequest
-    model: ModelFacts
+    model: EvaluatedModel
     test: LabeledImages
     exclude: tuple[str, ...]  # training contaminants, when the model was trained on this data set
 
@@ -102,9 +103,8 @@ class EvaluationJob:
 def prepare_evaluation(request: EvaluationRequest) -> EvaluationJob:
     """The model's facts and the data set's test split, checked before any scoring."""
     EvaluationOptions(request.batch_size)
-    model = read_model(request.model, request.reference)
     # a failed recorded verdict stops here, before the data is read; forced, the report says what was forced
-    model.info.verification = model.info.verified(request.force)
+    model = read_model(request.model, request.reference, request.force)
     dataset = open_dataset(request.data)
     if dataset.test is None:
         raise DataError("data set has no test/ folder to evaluate on", request.data)

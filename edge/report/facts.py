@@ -1,8 +1,9 @@
 """The model's facts as the report shows them: the model and its data, the settings chosen and why, the score
 chosen, where the threshold comes from, what the artifact's recorded checks say, and the versions involved.
 
-Each section is a list of (label, text) rows, made from the facts the model records (:class:`ModelFacts`); a fact
-the model does not record is left out rather than guessed.
+Each section is a list of (label, text) rows, made from the facts the model records (its
+:class:`~gedge.core.artifacts.Artifact`, through :class:`~gedge.report.model.EvaluatedModel`); a fact the model does
+not record is left out rather than guessed.
 """
 
 from __future__ import annotations
@@ -59,15 +60,15 @@ def model_section(evaluation: Evaluation) -> Section:
     section = Section("Model")
     section.add("file", str(model.path))
     section.add("kind", f"{model.kind}, {model.precision}")
-    artifact = model.info.artifact
-    section.add("network", artifact.model if artifact else None)
+    section.add("network", model.artifact.model)
     training = model.training
     section.add("trained with", ", ".join(f"{name} {training[key]}" for name, key in (
         ("gedge", "gedge_version"), ("torch", "torch_version")) if training.get(key)) or None)
     section.add("trained at", training.get("created"))
     if model.deployed:
-        section.add("made from", f"{artifact.source_checkpoint} (sha256 {artifact.source_sha256[:12]})"
-                    if artifact and artifact.source_checkpoint else None)
+        lineage = model.artifact.lineage
+        section.add("made from", f"{lineage.checkpoint} (sha256 {lineage.checkpoint_sha256[:12]})"
+                    if lineage.checkpoint else None)
         section.add("torch reference", str(model.reference_path) if model.reference_path else model.reference_note)
     return section
 
@@ -125,7 +126,7 @@ def threshold_section(evaluation: Evaluation, fitted_here: bool) -> Section:
     section = Section("Threshold")
     section.add("threshold", f"{decision.threshold:.4g} (normalised {decision.primary}; score >= threshold rejects)")
     section.add("rule", decision.threshold_rule)
-    section.add("source", decision.threshold_source)
+    section.add("source", decision.threshold_source.to_dict())
     if fitted_here:
         section.notes.append("the threshold was fitted on this same data: the false-reject and escape rates "
                              "measured here at it are optimistic")
@@ -152,8 +153,8 @@ def checks_section(evaluation: Evaluation) -> Section | None:
 
 def fitted_on(evaluation: Evaluation) -> bool:
     """Whether the model's threshold was fitted on the data evaluated here."""
-    data = evaluation.model.decision.threshold_source.get("data")
-    return bool(data) and Path(str(data)).resolve() == Path(evaluation.data).resolve()
+    data = evaluation.model.decision.threshold_source.data
+    return bool(data) and Path(data).resolve() == Path(evaluation.data).resolve()
 
 
 def fact_sections(evaluation: Evaluation) -> list[Section]:

@@ -1,144 +1,140 @@
 """The model a report or a threshold fit is about: a gedge checkpoint, or a deployed artifact (ONNX graph, OpenVINO
-IR, TensorRT engine) read through the runtime registry, with what it records about itself.
+IR, TensorRT engine), opened once through the runtime registry (:func:`gedge.runtime.registry.open_model`, which
+reads it with :func:`gedge.core.artifacts.open`), with what it records about itself.
 
-:func:`read_model` reads the facts once into a :class:`ModelFacts`: the decision rule (with a refitted threshold
-where one was recorded), the score statistics the candidate fusions need, the training facts (a checkpoint's own,
-or the copy an exported graph carries), the hashes verified and verdicts recorded (an INT8 gate, engine parity),
-and the torch reference checkpoint where it can be found, for heat maps of an artifact without an ``amap`` output.
+:func:`read_model` makes an :class:`EvaluatedModel`: the :class:`~gedge.core.artifacts.Artifact` (its decision rule,
+with a refitted threshold where one was recorded; its score statistics, which the candidate fusions need; its hashes
+verified and recorded checks: an INT8 gate, engine parity), the training facts (a checkpoint's own, the copy an
+exported graph carries, or an engine's checkpoint's), and the torch reference checkpoint where it can be found, for
+heat maps of an artifact without an ``amap`` output. Everything is read from those objects; no file is read twice.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gedge.core.artifacts.engine import read_manifest
-from gedge.core.artifacts.graph import read_sidecar, sidecar_path
-from gedge.core.artifacts.ir import read_ir_sidecar, read_model_facts
+from gedge.core import artifacts
+from gedge.core.artifacts import Artifact
 from gedge.core.artifacts.verdicts import Verification
 from gedge.core.backend import Backend
 from gedge.core.decision import DecisionRule
-from gedge.core.errors import ArtifactError
-from gedge.core.hashing import sha256_file
+from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.preprocess import Preprocess
-from gedge.reference.checkpoint import Checkpoint, load_checkpoint
-from gedge.runtime.artifacts import ModelInfo
-from gedge.runtime.registry import kind_of, model_info, open_backend
-
-ARTIFACT_KINDS = {"torch": "checkpoint", "onnxruntime": "graph", "openvino": "ir", "tensorrt": "engine"}
+from gedge.runtime.registry import Model, open_backend, open_model
 
 
-@dataclass
-class ModelFacts:
-    """What a model file says about itself, read once."""
+@dataclass(frozen=True)
+class EvaluatedModel:
+    """A model file as the report reads it (see the module docstring)."""
 
-    path: Path
-    kind: str  # checkpoint, graph, ir, engine
-    info: ModelInfo  # the registry's reading: preprocessing, precision, verification
-    decision: DecisionRule
-    score_stats: dict[str, dict[str, float]]
-    training: dict[str, Any]  # the checkpoint's facts (data, settings and why, history, versions)
-    records: dict[str, Any] = field(default_factory=dict)  # recorded checks: INT8 gate, parity, forced verdicts
-    reference: Checkpoint | None = None  # the torch reference, where it is here
-    reference_path: Path | None = None
+    artifact: Artifact  # its recorded verdicts enforced (a forced one says so)
+    training: dict[str, Any] = field(default_factory=dict)  # data, settings and why, history, versions
+    reference: Artifact | None = None  # the torch reference checkpoint (a checkpoint is its own), where it is here
     reference_note: str = ""  # why there is no reference, or what to know about the one found
 
     @property
+    def path(self) -> Path:
+        return Path(self.artifact.path)
+
+    @property
+    def kind(self) -> str:
+        return self.artifact.kind
+
+    @property
+    def decision(self) -> DecisionRule:
+        return self.artifact.decision
+
+    @property
+    def score_stats(self) -> dict[str, dict[str, float]]:
+        return dict(self.artifact.model_facts().score_stats)
+
+    @property
     def preprocess(self) -> Preprocess:
-        return self.info.preprocess
+        return self.artifact.preprocess
 
     @property
     def precision(self) -> str:
-        return self.info.label
+        return self.artifact.label
 
     @property
     def has_amap(self) -> bool:
-        return self.info.has_amap
+        return self.artifact.with_amap
 
     @property
     def verification(self) -> Verification | None:
-        return self.info.verification
+        return self.artifact.verification
 
     @property
     def deployed(self) -> bool:
         return self.kind != "checkpoint"
 
+    @property
+    def reference_path(self) -> Path | None:
+        return None if self.reference is None else Path(self.reference.path)
+
+    @property
+    def records(self) -> dict[str, Any]:
+        """The checks the artifact records (INT8 gate, engine parity, forced verdicts, calibration)."""
+        return self.artifact.recorded_checks()
+
     def summary(self) -> dict[str, Any]:
-        return {"path": str(self.path), "kind": self.kind, "precision": self.precision,
-                "primary": self.decision.primary, "threshold": self.decision.threshold,
-                "threshold_rule": self.decision.threshold_rule, "threshold_source": self.decision.threshold_source,
+        decision = self.decision
+        return {"path": str(self.path), "kind": self.kind, "precision": self.precision, "primary": decision.primary,
+                "threshold": decision.threshold, "threshold_rule": decision.threshold_rule,
+                "threshold_source": decision.threshold_source.to_dict(),
                 "verification": self.verification.to_dict() if self.verification else None,
                 "reference": str(self.reference_path) if self.reference_path else None,
                 "reference_note": self.reference_note}
 
 
-def _artifact_facts(path: Path, kind: str) -> tuple[dict, dict, dict, dict, tuple[str, str]]:
-    """(decision, score statistics, training facts, recorded checks, (source checkpoint, its sha256)) of a
-    deployed artifact, from where it keeps them."""
-    if kind == "engine":
-        manifest = read_manifest(path)
-        source = manifest.get("source_checkpoint") or {}
-        records = {k: manifest[k] for k in ("parity", "forced", "calibration_set", "tensorrt", "target")
-                   if manifest.get(k)}
-        return (manifest.get("decision") or {}, manifest.get("score_stats") or {}, {}, records,
-                (str(source.get("path", "")), str(source.get("sha256", ""))))
-    facts = read_model_facts(path)
-    if kind == "ir":
-        payload = read_ir_sidecar(path)
-    else:
-        payload = read_sidecar(path, verify=False) if sidecar_path(path).is_file() else {}
-    records = {k: payload[k] for k in ("gate", "fallback", "quantization") if payload.get(k)}
-    return (facts.decision, facts.score_stats, dict(facts.training), records,
-            (facts.source_checkpoint, facts.source_sha256))
-
-
-def find_reference(artifact: Path, source: tuple[str, str], given: Path | None) -> tuple[Path | None, str]:
-    """The artifact's torch reference: ``given`` (``--ref``), else the checkpoint it records, where a file of that
-    name beside it has the recorded sha256; (None, why) where there is none."""
-    name, sha = source
+def find_reference(artifact: Artifact, given: Model | None) -> tuple[Artifact | None, str]:
+    """The artifact's torch reference: ``given`` (``--ref``), else the checkpoint its lineage names, where a file of
+    that name beside it has the recorded sha256; (None, why) where there is none."""
+    lineage = artifact.lineage
     if given is not None:
-        if kind_of(given) != "torch":
-            raise ArtifactError("the reference must be a gedge checkpoint (.pt)", given)
-        if sha and sha256_file(given) != sha:
-            return Path(given), (f"{Path(given).name} is not the checkpoint {artifact.name} was made from "
-                                 "(sha256 differs)")
-        return Path(given), ""
-    if not name:
+        reference = given if isinstance(given, Artifact) else artifacts.open(given, ("checkpoint",))
+        if reference.kind != "checkpoint":
+            raise ArtifactError("the reference must be a gedge checkpoint (.pt)", reference.path)
+        if lineage.checkpoint_sha256 and reference.sha256 != lineage.checkpoint_sha256:
+            return reference, (f"{reference.name} is not the checkpoint {artifact.name} was made from "
+                               "(sha256 differs)")
+        return reference, ""
+    if not lineage.checkpoint:
         return None, f"{artifact.name} records no source checkpoint"
-    candidate = artifact.parent / Path(name).name
+    candidate = Path(artifact.path).parent / Path(lineage.checkpoint).name
     if not candidate.is_file():
-        return None, f"its checkpoint {Path(name).name} is not beside it (give it with --ref)"
-    if sha and sha256_file(candidate) != sha:
+        return None, f"its checkpoint {candidate.name} is not beside it (give it with --ref)"
+    reference = artifacts.open(candidate, ("checkpoint",))
+    if lineage.checkpoint_sha256 and reference.sha256 != lineage.checkpoint_sha256:
         return None, f"{candidate.name} beside it is not the checkpoint it was made from (sha256 differs)"
-    return candidate, ""
+    return reference, ""
 
 
-def read_model(path: str | Path, reference: Path | None = None) -> ModelFacts:
-    """The facts of a checkpoint or a deployed artifact (hashes verified; verdicts read, not enforced here)."""
-    path = Path(path)
-    info = model_info(path)
-    kind = ARTIFACT_KINDS.get(info.kind, info.kind)
-    if kind == "checkpoint":
-        checkpoint = info.details["checkpoint"]
-        return ModelFacts(path, kind, info, checkpoint.decision, dict(checkpoint.score_stats), dict(checkpoint.facts),
-                          reference=checkpoint, reference_path=path)
-    decision, stats, training, records, source = _artifact_facts(path, kind)
-    ref_path, note = find_reference(path, source, reference)
-    checkpoint = load_checkpoint(ref_path) if ref_path is not None else None
-    if checkpoint is not None and not training:
-        training = dict(checkpoint.facts)  # an engine carries no training facts; its checkpoint does
-    return ModelFacts(path, kind, info, DecisionRule.from_dict(decision), dict(stats), training, records,
-                      checkpoint, ref_path, note)
+def read_model(model: Model, reference: Model | None = None, force: bool = False) -> EvaluatedModel:
+    """A checkpoint or a deployed artifact as the report reads it: opened once (hashes verified), its recorded
+    verdicts enforced (RefusedArtifact on a failed one unless ``force``; forced, the verification says so)."""
+    artifact = open_model(model)
+    if not isinstance(artifact, Artifact):
+        raise ConfigError(f"{artifact}: evaluate a model file (a served model is scored by `gedge parity`)")
+    artifact = replace(artifact, verification=artifact.verified(force))
+    training = dict(artifact.model_facts().training)
+    if artifact.kind == "checkpoint":
+        return EvaluatedModel(artifact, training, artifact)
+    found, note = find_reference(artifact, reference)
+    if found is not None and not training:
+        training = dict(found.model_facts().training)  # an engine carries no training facts; its checkpoint does
+    return EvaluatedModel(artifact, training, found, note)
 
 
-def open_scorer(model: ModelFacts, with_amap: bool = False, force: bool = False) -> Backend:
+def open_scorer(model: EvaluatedModel, with_amap: bool = False, force: bool = False) -> Backend:
     """The model on its own backend (an artifact whose recorded verdict failed is refused unless ``force``)."""
-    return open_backend(model.path, with_amap=with_amap and model.has_amap, info=model.info, force=force)
+    return open_backend(model.artifact, with_amap=with_amap and model.has_amap, force=force)
 
 
-def open_reference(model: ModelFacts) -> Backend | None:
+def open_reference(model: EvaluatedModel) -> Backend | None:
     """The torch reference with anomaly maps, where the model has one (a checkpoint is its own)."""
-    if model.reference_path is None:
+    if model.reference is None:
         return None
-    return open_backend(model.reference_path, "torch", with_amap=True)
+    return open_backend(model.reference, "torch", with_amap=True)

@@ -26,15 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from gedge import __version__
-from gedge.core.artifacts.threshold import refit, refit_engine_manifest, write_threshold_file
-from gedge.core.decision import DecisionRule
+from gedge.core.artifacts.refit import refit_engine_manifest, write_threshold_file
+from gedge.core.decision import DecisionRule, ThresholdSource
 from gedge.core.errors import ConfigError
 from gedge.core.thresholds import Rates, rates_at, threshold_for_escape_rate, threshold_for_false_reject_rate
 from gedge.data.tiles import Progress
-from gedge.reference.checkpoint import save_checkpoint
+from gedge.reference.checkpoint import checkpoint_of, save_checkpoint
 from gedge.reference.evaluate import EvaluationOptions, score_test_set
 from gedge.report.evaluation import EvaluationRequest, prepare_evaluation
-from gedge.report.model import ModelFacts, open_scorer
+from gedge.report.model import EvaluatedModel, open_scorer
 
 
 @dataclass(frozen=True)
@@ -84,23 +84,23 @@ class ThresholdResult:
                 "before": self.before.to_dict(), "after": self.after.to_dict()}
 
 
-def _source(request: ThresholdRequest, model: ModelFacts, after: Rates, images: int) -> dict[str, Any]:
-    return {"method": request.target, "escape_rate": request.escape_rate,
-            "false_reject_rate": request.false_reject_rate, "data": str(Path(request.data).resolve()),
-            "n_images": images, "n_normal": after.normals, "n_defective": after.defective,
-            "fitted_with": model.path.name, "previous_threshold": model.decision.threshold,
-            "previous_rule": model.decision.threshold_rule,
-            "fitted_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "gedge_version": __version__}
+def _source(request: ThresholdRequest, model: EvaluatedModel, after: Rates, images: int) -> ThresholdSource:
+    return ThresholdSource(
+        method=request.target, data=str(Path(request.data).resolve()), n_images=images, n_normal=after.normals,
+        n_defective=after.defective, escape_rate=request.escape_rate, false_reject_rate=request.false_reject_rate,
+        fitted_with=model.path.name, previous_threshold=model.decision.threshold,
+        previous_rule=model.decision.threshold_rule,
+        fitted_at=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), gedge_version=__version__)
 
 
-def _write(model: ModelFacts, decision: dict[str, Any], out: Path | None) -> Path:
+def _write(model: EvaluatedModel, decision: DecisionRule, out: Path | None) -> Path:
+    """The refitted rule written where the model keeps its decision rule (each as gedge read it: no file is read
+    again)."""
     if model.kind == "checkpoint":
-        checkpoint = replace(model.reference, decision=DecisionRule.from_dict(decision))
-        return save_checkpoint(checkpoint, out or model.path)
+        return save_checkpoint(replace(checkpoint_of(model.artifact), decision=decision), out or model.path)
     if model.kind == "engine":
-        return refit_engine_manifest(model.path, decision)
-    return write_threshold_file(model.path, decision)
+        return refit_engine_manifest(model.artifact, decision)
+    return write_threshold_file(model.artifact, decision)
 
 
 def fit_threshold(request: ThresholdRequest, progress: Progress | None = None) -> ThresholdResult:
@@ -123,8 +123,8 @@ def fit_threshold(request: ThresholdRequest, progress: Progress | None = None) -
     rule = (f"{request.target} on {images} labelled images of {Path(request.data).name} ({after.normals} normal, "
             f"{after.defective} defective); rates measured on them are optimistic")
     source = _source(request, model, after, images)
-    written = _write(model, refit(model.decision.to_dict(), threshold, rule, source), request.out)
+    written = _write(model, model.decision.refitted(threshold, rule, source), request.out)
     warning = (f"the threshold was fitted on these {images} images of {request.data}: false-reject and escape rates "
                "measured on the same images are optimistic; measure them on images it was not fitted on")
-    return ThresholdResult(model.path, written, model.kind, model.decision.primary, before, after, rule, source,
-                           warning)
+    return ThresholdResult(model.path, written, model.kind, model.decision.primary, before, after, rule,
+                           source.to_dict(), warning)

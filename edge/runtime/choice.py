@@ -1,9 +1,9 @@
 """Which installed CPU backend is fastest for one graph on this machine: measured once, then remembered.
 
 A static ranking (:data:`gedge.runtime.registry.CPU_RANKING`) is right for the graph it was measured on and
-can be wrong for another: on 2 AVX2 cores OpenVINO ran the 64x64 scorer 4 % faster than onnxruntime, but
-the 32x32 demo scorer 25 % slower. So where two or more backends can run a graph, :func:`choose_by_measuring`
-times each on random inputs of the graph's shape at the batch size of the run (interleaved rounds of
+can be wrong for another (the order flips with the graph's size: docs/openvino.md). So where two or more
+backends can run a graph, :func:`choose_by_measuring` times each on random inputs of the graph's shape at the
+batch size of the run (interleaved rounds of
 :mod:`gedge.core.timing`, median per backend) and keeps the fastest. The result is cached in
 ``backend-choice.json`` under ``$GEDGE_CACHE_DIR`` (default ``~/.cache/gedge``), keyed by the graph's sha256,
 precision, batch size, threads, the CPU and the backends' versions, so the next run on the same machine
@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 from gedge.core.atomic import write_json
 from gedge.core.backend import Backend
-from gedge.core.hashing import sha256_file
 from gedge.core.machine import cpu_model, package_version
 from gedge.core.timing import Rounds, interleaved, percentile
 
@@ -48,9 +47,9 @@ def cache_file() -> Path:
     return Path(root) / CACHE_NAME
 
 
-def cache_key(path: Path, precision: str, batch: int, threads: int, candidates: list[str]) -> str:
+def cache_key(sha256: str, precision: str, batch: int, threads: int, candidates: list[str]) -> str:
     versions = [f"{kind}={package_version(kind) or '?'}" for kind in candidates]
-    return "|".join([sha256_file(path), precision, f"b{batch}", f"t{threads}", cpu_model(), str(os.cpu_count()),
+    return "|".join([sha256, precision, f"b{batch}", f"t{threads}", cpu_model(), str(os.cpu_count()),
                      *versions])
 
 
@@ -80,11 +79,12 @@ def time_backends(backends: Mapping[str, Backend], batch: np.ndarray, rounds: in
     return {name: round(len(batch) / (percentile(ms, 50) / 1e3), 1) for name, ms in samples.items()}
 
 
-def choose_by_measuring(path: Path, openers: Mapping[str, Callable[[], Backend]], precision: str, batch_size: int,
+def choose_by_measuring(sha256: str, openers: Mapping[str, Callable[[], Backend]], precision: str, batch_size: int,
                         threads: int = 0, use_cache: bool = True) -> MeasuredChoice:
-    """The fastest of the backends ``openers`` open (installed kinds that can run ``path``) at ``batch_size``."""
+    """The fastest of the backends ``openers`` open (installed kinds that can run the graph whose sha256 is
+    ``sha256``) at ``batch_size``."""
     candidates = list(openers)
-    key = cache_key(path, precision, batch_size, threads, candidates)
+    key = cache_key(sha256, precision, batch_size, threads, candidates)
     if use_cache:
         hit = _read_cache().get(key)
         if isinstance(hit, dict) and hit.get("kind") in candidates:

@@ -13,7 +13,7 @@ import ctypes
 from typing import Any
 
 import numpy as np
-from gedge.core.errors import ConfigError, RuntimeFailure
+from gedge.core.errors import ConfigError, RuntimeFailure, first_line
 from gedge.core.machine import cuda_runtime_module
 from gedge.core.optional import available, require
 
@@ -289,7 +289,7 @@ def load_cuda(prefer: str | None = None, device: int = 0) -> CudaApi:
             reasons.append(f"{name}: {exc}")
             continue
         except Exception as exc:  # a missing libcuda surfaces as OSError or the API's own error types
-            reasons.append(f"{name}: {exc.__class__.__name__}: {str(exc).strip()[:160]}")
+            reasons.append(f"{name}: {first_line(exc, named=True)}")
             continue
         _LOADED[key] = api
         return api

@@ -31,15 +31,13 @@ from typing import Any
 
 import numpy as np
 from gedge.core.backend import Backend
-from gedge.core.errors import ConfigError, GedgeError, RuntimeFailure
+from gedge.core.errors import ConfigError, GedgeError, RuntimeFailure, first_line
 from gedge.core.scores import Scores
 from gedge.runtime.slots import FutureSlots, NativeSlots, has_native_slots
 
 Prepare = Callable[[Any], "np.ndarray | tuple[np.ndarray, Any]"]
 # Decoding threads run this much nicer than the rest of the process: they fill the cycles the backend leaves
-# idle rather than delay the batch in flight. Measured on 2 cores, 8 line-scan strips 256x2048 (3528 tiles,
-# decoding and tiling 3.5 % of the work), onnxruntime INT8, 10 interleaved pairs: pipelined / batch-by-batch
-# 1.011 at nice 0, 1.021 at nice 5 (10 of 10 pairs faster either way).
+# idle rather than delay the batch in flight (the measurement behind it: docs/benchmarks.md, the pipelined loop).
 DECODE_NICE = 5
 
 
@@ -78,8 +76,7 @@ class LoopStats:
 def error_text(exc: BaseException) -> str:
     if isinstance(exc, GedgeError):
         return str(exc)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+    return first_line(exc, named=True)
 
 
 def _as_inputs(prepared: Any, spec: Any = None) -> tuple[np.ndarray, Any]:

@@ -1,7 +1,8 @@
 """ONNX Runtime backend: any scorer graph gedge writes (FP32, FP16, INT8 Q/DQ), on the CPU by default.
 
 The graph says what it takes and returns: the input's name, element type and layout and the output names
-are read from the session, the score facts from the graph's metadata. Like every backend it takes a uint8
+are read from the session, the score facts from the graph's :class:`~gedge.core.artifacts.Artifact` (its metadata,
+read once when the file was opened; the session is made from the same parsed graph). Like every backend it takes a uint8
 NHWC batch; for a ``float-nchw`` graph the conversion ``x / 127.5 - 1`` (NCHW) happens here, in float32,
 exactly as the uint8 graph does it inside.
 
@@ -14,17 +15,15 @@ FP16, which is how TensorRT's FP16 kernels store activations. ``fp16="native"`` 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-from gedge.core.artifacts.graph import load_graph, read_facts
-from gedge.core.backend import BackendInfo
-from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure
-from gedge.core.inputs import InputSpec, graph_input
+from gedge.core.artifacts import Artifact
+from gedge.core.backend import BackendBase, BackendInfo
+from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure, first_line
+from gedge.core.inputs import graph_input
 from gedge.core.optional import require
 from gedge.core.scores import OUTPUT_NAMES, Scores
-from gedge.runtime.artifacts import FP16_MODES, ModelInfo, OpenOptions, summary_of_graph
 from gedge.runtime.fp16_emulation import rounding_emulation
+from gedge.runtime.options import FP16_MODES, OpenOptions
 
 _ORT_TYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16"}
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
@@ -51,19 +50,21 @@ def _session_options(ort, threads: int, optimization: str, spin: bool):
     return options
 
 
-class OrtBackend:
+class OrtBackend(BackendBase):
     """Scores uint8 NHWC batches with an ONNX scorer graph on ONNX Runtime."""
 
-    def __init__(self, graph: str | Path, threads: int = 0, providers: list[str] | None = None,
+    def __init__(self, graph: Artifact, threads: int = 0, providers: list[str] | None = None,
                  fp16: str = "auto", spin: bool = False, optimization: str = "all") -> None:
         if fp16 not in FP16_MODES:
             raise ConfigError(f"fp16 must be auto, emulate or native, got {fp16!r}")
         if threads < 0:
             raise ConfigError(f"threads must be 0 (ONNX Runtime's default) or more, got {threads}")
         ort = require("onnxruntime", "the onnxruntime backend")
-        self.path = Path(graph)
-        model = load_graph(self.path)
-        self.facts = read_facts(model, self.path)
+        if graph.kind != "graph" or graph.onnx_model is None:
+            raise ConfigError(f"{graph.name}: the onnxruntime backend needs an .onnx graph")
+        self.path = graph.path
+        model = graph.onnx_model
+        self.facts = graph.model_facts()
         self.providers = providers or ["CPUExecutionProvider"]
         cpu_only = self.providers == ["CPUExecutionProvider"]
         self.fp16_emulated = self.facts.precision == "fp16" and (fp16 == "emulate" or (fp16 == "auto" and cpu_only))
@@ -74,28 +75,27 @@ class OrtBackend:
         try:
             self.session = ort.InferenceSession(model.SerializeToString(), options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
-            raise ArtifactError(f"ONNX Runtime cannot load the graph: {first}", self.path) from None
+            raise ArtifactError(f"ONNX Runtime cannot load the graph: {first_line(exc)}", self.path) from None
         graph_input = self.session.get_inputs()[0]
         self.input_name = graph_input.name
         self.input_dtype = _ORT_TYPES.get(graph_input.type, graph_input.type)
-        self.input_layout = "NHWC" if self.facts.input == "uint8-nhwc" else "NCHW"
+        self.input_layout = "NHWC" if self.facts.input_kind == "uint8-nhwc" else "NCHW"
         self.output_names = [o.name for o in self.session.get_outputs()]
         missing = [n for n in OUTPUT_NAMES if n not in self.output_names]
         if missing:
             raise ArtifactError(f"graph lacks the outputs {', '.join(missing)}", self.path)
         self.with_amap = "amap" in self.output_names
-        self.input_spec = InputSpec(size=int(self.facts.model["isize"]), channels=int(self.facts.model["nc"]))
+        self.input_spec = self.facts.input_spec()
         self.threads = threads
         device = "cpu" if cpu_only else self.providers[0].removesuffix("ExecutionProvider").lower()
         suffix = " (fp16 emulated: fp16 storage, fp32 math)" if self.fp16_emulated else ""
-        flavour = self.facts.quantization.get("flavour") if self.facts.precision == "int8" else None
+        flavour = self.facts.flavour or None
         self.name = f"onnxruntime-{device}-{self.facts.precision}{f'-{flavour}' if flavour else ''}{suffix}"
         self.info = BackendInfo(
             kind="onnxruntime", precision=self.facts.precision, device=device, flavour=flavour or "",
             label=f"onnxruntime {self.facts.precision.upper()}" + (f" ({flavour})" if flavour else "")
             + (" (fp16 emulated)" if self.fp16_emulated else ""),
-            with_amap=self.with_amap, artifact=summary_of_graph(self.path, self.facts),
+            with_amap=self.with_amap, artifact=graph,
             notes=(FP16_NOTE,) if self.fp16_emulated else (),
             runtime=f"onnxruntime {ort.__version__}, {threads or 'default'} threads, {self.providers[0]}")
 
@@ -112,14 +112,13 @@ class OrtBackend:
         values = {name: np.asarray(v, dtype=np.float32) for name, v in zip(self.output_names, outputs)}
         return Scores.from_dict(values)
 
-    def score(self, batch: np.ndarray) -> Scores:
-        self.input_spec.check(batch)
+    def score_impl(self, batch: np.ndarray) -> Scores:
         return self.run(self.feed(batch))
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
 
 
-def open_artifact(path: Path, options: OpenOptions, info: ModelInfo) -> OrtBackend:
+def open_artifact(graph: Artifact, options: OpenOptions) -> OrtBackend:
     """The registry's opener: the graph on ONNX Runtime's CPU provider."""
-    return OrtBackend(path, threads=options.threads, fp16=options.fp16)
+    return OrtBackend(graph, threads=options.threads, fp16=options.fp16)

@@ -1,9 +1,10 @@
 """OpenVINO backend: the fused scorer on x86 CPUs in FP32, BF16 or INT8 (an NNCF-quantized IR).
 
 It reads gedge's fused ONNX graph directly (``scorer.onnx``) or a saved OpenVINO IR (``scorer.int8.ov.xml``
-from ``gedge calibrate --target openvino``, facts in ``<ir>.json``). Like every backend it takes a uint8 NHWC
-batch; a ``float-nchw`` graph gets the conversion ``x / 127.5 - 1`` here, exactly as the uint8 graph does it
-inside.
+from ``gedge calibrate --target openvino``, facts in ``<ir>.json``), given as the
+:class:`~gedge.core.artifacts.Artifact` gedge read (its facts and hashes checked once). Like every backend it takes
+a uint8 NHWC batch; a ``float-nchw`` graph gets the conversion ``x / 127.5 - 1`` here, exactly as the uint8 graph
+does it inside.
 
 Precision is set explicitly with the inference precision hint (``ov.properties.hint.inference_precision``):
 OpenVINO runs BF16 by default on CPUs that have it (AVX-512 BF16, AMX), so ``fp32`` says ``f32``; ``bf16``
@@ -18,17 +19,16 @@ Performance: ``latency`` (one stream using all threads: one batch as fast as pos
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gedge.core.artifacts.ir import read_model_facts
-from gedge.core.backend import BackendInfo
+from gedge.core.artifacts import Artifact
+from gedge.core.backend import BackendBase, BackendInfo
 from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure
-from gedge.core.inputs import InputSpec, graph_input
+from gedge.core.inputs import graph_input
 from gedge.core.optional import require
 from gedge.core.scores import OUTPUT_NAMES, Scores
-from gedge.runtime.artifacts import OPENVINO_PERFORMANCE, ModelInfo, OpenOptions, summary_of_graph
+from gedge.runtime.options import OPENVINO_PERFORMANCE, OpenOptions
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -58,18 +58,21 @@ def _run_precision(name: str, native: str, asked: str | None) -> str:
     return precision
 
 
-class OpenVINOBackend:
+class OpenVINOBackend(BackendBase):
     """Scores uint8 NHWC batches with a scorer graph (ONNX) or IR on OpenVINO's CPU plugin."""
 
-    def __init__(self, model: str | Path, precision: str | None = None, performance: str = "latency",
+    def __init__(self, model: Artifact, precision: str | None = None, performance: str = "latency",
                  threads: int = 0, streams: int = 0, device: str = "CPU") -> None:
         ov = require("openvino", "the OpenVINO backend")
         if performance not in PERFORMANCE_MODES:
             raise ConfigError(f"performance must be latency or throughput, got {performance!r}")
         if threads < 0 or streams < 0:
             raise ConfigError("threads and streams must be 0 (OpenVINO's choice) or more")
-        self.path = Path(model)
-        self.facts = read_model_facts(self.path)
+        if model.kind not in ("graph", "ir"):
+            raise ConfigError(f"{model.name}: OpenVINO runs an .onnx graph or an OpenVINO IR .xml")
+        self.artifact = model
+        self.path = model.path
+        self.facts = model.model_facts()
         self.precision = _run_precision(self.path.name, self.facts.precision, precision)
         self.performance = performance
         self.core = ov.Core()
@@ -79,8 +82,8 @@ class OpenVINOBackend:
         if missing:
             raise ArtifactError(f"model lacks the outputs {', '.join(missing)}", self.path)
         self.with_amap = "amap" in self.output_names
-        self.input_layout = "NHWC" if self.facts.input == "uint8-nhwc" else "NCHW"
-        self.input_spec = InputSpec(size=int(self.facts.model["isize"]), channels=int(self.facts.model["nc"]))
+        self.input_layout = "NHWC" if self.facts.input_kind == "uint8-nhwc" else "NCHW"
+        self.input_spec = self.facts.input_spec()
         props = ov.properties
         self.streams = int(self.compiled.get_property(props.num_streams))
         self.threads = int(self.compiled.get_property(props.inference_num_threads))
@@ -116,16 +119,15 @@ class OpenVINOBackend:
             raise ArtifactError(f"OpenVINO cannot compile the model: {openvino_reason(exc)}", self.path) from None
 
     def _info(self, no_bf16: bool) -> BackendInfo:
-        flavour = str(self.facts.quantization.get("flavour") or "") if self.precision == "int8" else ""
+        flavour = self.facts.flavour if self.precision == "int8" else ""
         shown = "nncf" if flavour == "openvino" else flavour
         no_bf16_note = f"asked for bf16, computes in {self.runs_in}: this CPU has no BF16 instructions"
         notes = (no_bf16_note,) if no_bf16 else ()
         runtime = (f"OpenVINO {self.version}: {self.performance}, {self.streams} stream(s), {self.threads} threads, "
                    f"computes in {self.runs_in}")
-        kind = "ir" if self.path.suffix.lower() == ".xml" else "graph"
         label = f"openvino {self.precision.upper()}" + (f" ({shown})" if shown else "")
         return BackendInfo(kind="openvino", label=label, precision=self.precision, flavour=flavour,
-                           with_amap=self.with_amap, artifact=summary_of_graph(self.path, self.facts, kind),
+                           with_amap=self.with_amap, artifact=self.artifact,
                            notes=notes, runtime=runtime)
 
     def feed(self, batch: np.ndarray) -> np.ndarray:
@@ -160,8 +162,7 @@ class OpenVINOBackend:
             outputs.append(self._collect(request))
         return Scores.from_dict({k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]})
 
-    def score(self, batch: np.ndarray) -> Scores:
-        self.input_spec.check(batch)
+    def score_impl(self, batch: np.ndarray) -> Scores:
         return self.run(self.feed(batch))
 
     def close(self) -> None:
@@ -169,8 +170,8 @@ class OpenVINOBackend:
         self.compiled = None
 
 
-def open_artifact(path: Path, options: OpenOptions, info: ModelInfo) -> OpenVINOBackend:
+def open_artifact(model: Artifact, options: OpenOptions) -> OpenVINOBackend:
     """The registry's opener: the graph or IR on OpenVINO's CPU plugin, in ``options.precision`` (default: the
     file's)."""
-    return OpenVINOBackend(path, precision=options.precision, performance=options.performance,
+    return OpenVINOBackend(model, precision=options.precision, performance=options.performance,
                            threads=options.threads, streams=options.streams)

@@ -1,8 +1,9 @@
 """TensorRT backend: a gedge engine (``gedge build``) on the GPU, classic ``tensorrt`` or ``tensorrt_rtx``.
 
-Loading goes through the engine's manifest first (:func:`gedge.core.artifacts.engine.read_verified_engine`): the
-bytes must match the recorded sha256, and the installed TensorRT flavour and version and this GPU must be the
-ones the engine was built for; the bytes that were checked are the bytes deserialised.
+The engine comes as the :class:`~gedge.core.artifacts.Artifact` gedge read (:func:`gedge.core.artifacts.open`): its
+bytes matched the manifest's sha256 when they were read, and those bytes are the ones deserialised. Loading checks
+the manifest first (:func:`gedge.core.artifacts.engine.check_runtime`): the installed TensorRT flavour and version
+and this GPU must be the ones the engine was built for.
 
 Then, per in-flight *slot* (two by default, so the copy of batch k+1 overlaps the compute of batch k):
 
@@ -34,20 +35,20 @@ faulted context) leaves its work's state unknown: the backend then refuses furth
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from gedge.core.artifacts.engine import RuntimeInfo, read_manifest, read_verified_engine
-from gedge.core.backend import BackendInfo
+from gedge.core.artifacts import Artifact
+from gedge.core.artifacts.engine import RuntimeInfo, check_runtime
+from gedge.core.backend import AsyncBackendBase, BackendInfo
 from gedge.core.errors import ArtifactError, ConfigError, DataError, RuntimeFailure
-from gedge.core.inputs import InputSpec, graph_input
+from gedge.core.inputs import graph_input
 from gedge.core.machine import cuda_device
 from gedge.core.scores import OUTPUT_NAMES, Scores
-from gedge.runtime.artifacts import ModelInfo, OpenOptions, summary_of_manifest
+from gedge.core.tensorrt import TensorRTLogger, import_runtime, numpy_dtype
 from gedge.runtime.cuda import CudaApi, CudaError, CudaGraph, Stream, load_cuda
-from gedge.runtime.tensorrt_module import TensorRTLogger, import_runtime, numpy_dtype
+from gedge.runtime.options import OpenOptions
 from gedge.runtime.tensorrt_slots import EngineSlot, SlotBuffers, TensorRTStats, release
 
 
@@ -65,18 +66,21 @@ class TensorRTParts:
 DEVICE_MEMORY = "GPU: engine (plan size) + contexts + buffers"
 
 
-class TensorRTBackend:
+class TensorRTBackend(AsyncBackendBase):
     """Scores uint8 NHWC batches with a gedge TensorRT engine; verified against its manifest on load."""
 
-    def __init__(self, engine: str | Path, with_amap: bool = False, slots: int = 2, cuda_graphs: bool = True,
+    def __init__(self, engine: Artifact, with_amap: bool = False, slots: int = 2, cuda_graphs: bool = True,
                  device: int = 0, parts: TensorRTParts = TensorRTParts()) -> None:
         if slots < 1:
             raise ConfigError(f"slots must be at least 1, got {slots}")
-        self.path = Path(engine)
+        if engine.manifest is None or engine.data is None:
+            raise ConfigError(f"{engine.name}: the TensorRT backend needs an .engine with its manifest (`gedge build`)")
+        self.path = engine.path
+        self.manifest = engine.manifest
         self._slots: list[EngineSlot] = []
         self._closed = False
         self._broken = ""  # why the backend refuses work: a stream that could not be synchronised
-        self.engine = self._load(parts, device)
+        self.engine = self._load(engine, parts, device)
         self._read_tensors(with_amap)
         slots = self._read_profiles(slots)
         # "runtime": TensorRT-RTX captures and replays graphs itself; "manual": this backend captures them
@@ -105,10 +109,10 @@ class TensorRTBackend:
                            device_memory=DEVICE_MEMORY,
                            cuda_graphs=self.cuda_graphs, artifact=self.artifact, notes=notes)
 
-    def _load(self, parts: TensorRTParts, device: int) -> Any:
-        """Read and verify the manifest, import the engine's TensorRT flavour, load CUDA, deserialise the engine."""
-        manifest = read_manifest(self.path)  # before importing anything: a missing or foreign manifest is the error
-        flavour = (manifest.get("tensorrt") or {}).get("flavour", "")
+    def _load(self, artifact: Artifact, parts: TensorRTParts, device: int) -> Any:
+        """Import the engine's TensorRT flavour, load CUDA, check the manifest against them, deserialise the bytes
+        that were checked against the manifest's sha256."""
+        flavour = self.manifest.tensorrt_flavour
         self.trt = parts.trt_module or import_runtime(flavour)
         self.trt_name = getattr(self.trt, "__name__", flavour)
         self.trt_version = str(getattr(self.trt, "__version__", "unknown"))
@@ -121,16 +125,16 @@ class TensorRTBackend:
                 raise ConfigError(f"no CUDA GPU to run the engine on ({why})")
             runtime_info = RuntimeInfo(self.trt_name, self.trt_version, gpu.name, gpu.compute_capability)
         self.runtime_info = runtime_info
-        data, self.manifest = read_verified_engine(self.path, runtime_info)
-        self.engine_bytes = len(data)  # the deserialised engine holds its weights (and kernels) on the device
-        self.precision = str(self.manifest.get("precision", "?"))
+        check_runtime(self.manifest, runtime_info, self.path)
+        self.engine_bytes = len(artifact.data)  # the deserialised engine holds its weights (and kernels) on the device
+        self.precision = self.manifest.precision
         self.name = f"tensorrt-{self.precision}"
-        self.artifact = summary_of_manifest(self.path, self.manifest, verification_text(self.manifest))
+        self.artifact = _runtime_checked(artifact, runtime_info)
         self.logger = TensorRTLogger(self.trt)
         self.runtime = self.trt.Runtime(self.logger.impl)
-        engine = self.runtime.deserialize_cuda_engine(data)
+        engine = self.runtime.deserialize_cuda_engine(artifact.data)
         if engine is None:
-            detail = "; ".join(self.logger.messages[-3:]) or "no reason given"
+            detail = "; ".join(self.logger.last(3)) or "no reason given"
             raise ArtifactError(f"TensorRT could not deserialise the engine: {detail[:300]}", self.path)
         return engine
 
@@ -150,11 +154,8 @@ class TensorRTBackend:
             raise ConfigError("the anomaly map was asked for but the engine has no amap output (export with --amap)")
         self.with_amap = bool(with_amap)
         self.copied = [*OUTPUT_NAMES, *(["amap"] if self.with_amap else [])]
-        spec = self.manifest.get("input_spec") or {}
-        model = self.manifest.get("model") or {}
-        self.input_spec = InputSpec(size=int(spec.get("size", model.get("isize", 0))),
-                                    channels=int(spec.get("channels", model.get("nc", 3))))
-        self.input_kind = (self.manifest.get("input") or {}).get("kind", "uint8-nhwc")
+        self.input_spec = self.manifest.input_spec
+        self.input_kind = self.manifest.input.kind
         self.input_dtype = numpy_dtype(self.trt, self.engine.get_tensor_dtype(self.input_name))
         self.row_shape = tuple(int(d) for d in self.engine.get_tensor_shape(self.input_name))[1:]
 
@@ -221,7 +222,7 @@ class TensorRTBackend:
 
     def _failure(self, what: str) -> CudaError:
         """A one-line runtime failure naming the call, with TensorRT's last logged reasons, located at the engine."""
-        detail = "; ".join(self.logger.messages[-2:])
+        detail = "; ".join(self.logger.last(2))
         return CudaError(f"{what}{': ' + detail[:300] if detail else ''}", self.path)
 
     def set_cuda_graphs(self, on: bool) -> None:
@@ -323,10 +324,9 @@ class TensorRTBackend:
             self._broken = self._broken or f"slot {slot.index}'s stream failed to synchronise {when} ({exc.problem})"
             raise
 
-    def enqueue(self, slot_index: int, batch: np.ndarray) -> None:
+    def enqueue_impl(self, slot_index: int, batch: np.ndarray) -> None:
         """Copy ``batch`` into the slot's pinned buffer and enqueue H2D, compute and D2H on its stream."""
         self._usable()
-        self.input_spec.check(batch)
         slot = self._slots[slot_index]
         if slot.pending:
             raise RuntimeFailure(f"slot {slot_index} still holds a batch; collect it first", self.path)
@@ -373,11 +373,10 @@ class TensorRTBackend:
 
     # --- the Backend interface --------------------------------------------------------------------------
 
-    def score(self, batch: np.ndarray) -> Scores:
+    def score_impl(self, batch: np.ndarray) -> Scores:
         """Score ``batch`` over the slots (split at the engine's largest batch). After a failure, the batches
         this call still has in flight are waited for and dropped, so the next call finds every slot free."""
         self._usable()
-        self.input_spec.check(batch)
         if len(batch) == 0:
             raise DataError("empty batch")
         held = [slot.index for slot in self._slots if slot.pending]
@@ -392,7 +391,7 @@ class TensorRTBackend:
                     parts.append(self.collect(inflight.popleft()))
                 slot = self._next % len(self._slots)
                 self._next += 1
-                self.enqueue(slot, batch[start:start + self.max_batch])
+                self.enqueue_impl(slot, batch[start:start + self.max_batch])
                 inflight.append(slot)
             while inflight:
                 parts.append(self.collect(inflight.popleft()))
@@ -435,14 +434,15 @@ class TensorRTBackend:
             pass
 
 
-def verification_text(manifest: dict[str, Any]) -> str:
-    """What was checked when the engine was opened, and the parity verdict its manifest records."""
-    trt = manifest.get("tensorrt") or {}
-    parity = ((manifest.get("parity") or {}).get("engine") or {}).get("status", "not recorded")
-    return (f"sha256, {trt.get('flavour', '?')} {trt.get('version', '?')} and the GPU checked against the "
-            f"manifest; engine parity: {parity}")
+def _runtime_checked(engine: Artifact, runtime: RuntimeInfo) -> Artifact:
+    """The engine's artifact, its verification saying that the TensorRT and GPU were checked too."""
+    verification = engine.verification
+    if verification is None:
+        return engine
+    checked = (*verification.checked, f"{runtime.flavour} {runtime.version} and the GPU match the manifest")
+    return replace(engine, verification=replace(verification, checked=checked))
 
 
-def open_artifact(path: Path, options: OpenOptions, info: ModelInfo) -> TensorRTBackend:
+def open_artifact(engine: Artifact, options: OpenOptions) -> TensorRTBackend:
     """The registry's opener: the engine on GPU 0 with ``options.slots`` in-flight slots."""
-    return TensorRTBackend(path, with_amap=options.with_amap, slots=options.slots, cuda_graphs=options.cuda_graphs)
+    return TensorRTBackend(engine, with_amap=options.with_amap, slots=options.slots, cuda_graphs=options.cuda_graphs)

@@ -27,13 +27,11 @@ from typing import Any
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from gedge.core.artifacts.served import parse_served_facts
-from gedge.core.backend import ArtifactSummary, BackendInfo
-from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure
-from gedge.core.inputs import InputSpec
-from gedge.core.preprocess import Preprocess
+from gedge.core.artifacts.served import ServedFacts, served_artifact
+from gedge.core.backend import BackendBase, BackendInfo
+from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure, first_line
 from gedge.core.scores import OUTPUT_NAMES, Scores
-from gedge.runtime.artifacts import ModelInfo, OpenOptions
+from gedge.runtime.options import OpenOptions
 from gedge.runtime.served import ServedRef, counts_for, notice, parse_reference
 from tritonclient.utils import InferenceServerException
 
@@ -56,12 +54,11 @@ def retryable(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, InferenceServerException):
-        return str(exc.message() or exc).strip().splitlines()[0][:300]
-    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return first_line(Exception(exc.message() or str(exc)))
+    return first_line(exc, named=True)
 
 
-class TritonBackend:
+class TritonBackend(BackendBase):
     """Scores uint8 NHWC batches on a Triton server (HTTP or gRPC)."""
 
     def __init__(self, reference: str, timeout_s: float = 60.0, retries: int = 3, slots: int = 2,
@@ -76,23 +73,20 @@ class TritonBackend:
         self.timeout_s, self.retries, self.slots = timeout_s, retries, slots
         self.counts = counts_for(self.reference)
         self._local = threading.local()
-        self.facts = self._with_retries(self._read_facts, "reading the model's facts", count=False)
-        spec = self.facts["input"]
-        self.input_name = str(spec["name"])
-        self.input_spec = InputSpec(size=int(spec["size"]), channels=int(spec["channels"]))
-        self.max_batch = int(self.facts["max_batch_size"]) or None
-        self.with_amap = with_amap and "amap" in self.facts["outputs"]
+        self.served: ServedFacts = self._with_retries(self._read_facts, "reading the model's facts", count=False)
+        self.artifact = served_artifact(self.served, self.reference, self.ref.server)
+        facts = self.served.facts
+        self.input_name = facts.input_name
+        self.input_spec = facts.input_spec()
+        self.max_batch = self.served.max_batch or None
+        self.with_amap = with_amap and facts.with_amap
         self.outputs = [*OUTPUT_NAMES, *(["amap"] if self.with_amap else [])]
-        served_by = self.facts.get("backend") or "?"
+        served_by = self.served.backend or "?"
         self.name = f"triton-{self.ref.protocol} {self.ref.model} ({served_by})"
         self.info = BackendInfo(
-            kind="triton", label=f"triton {self.ref.protocol} {str(self.facts['precision']).upper()} ({served_by})",
-            precision=str(self.facts["precision"]), device=self.ref.server, flavour=str(self.facts.get("flavour", "")),
-            with_amap=self.with_amap, slots=slots, max_batch=self.max_batch,
-            artifact=ArtifactSummary(str(self.facts.get("artifact", "")), str(self.facts.get("artifact_kind", "")),
-                                     str(self.facts["precision"]), verification=f"served; sha256 "
-                                     f"{self.facts.get('sha256', '?')}"),
-            notes=(f"scored on {self.where}",))
+            kind="triton", label=f"triton {self.ref.protocol} {facts.precision.upper()} ({served_by})",
+            precision=facts.precision, device=self.ref.server, flavour=facts.flavour, with_amap=self.with_amap,
+            slots=slots, max_batch=self.max_batch, artifact=self.artifact, notes=(f"scored on {self.where}",))
         self._executor = ThreadPoolExecutor(slots, thread_name_prefix="gedge-triton")
         self._futures: dict[int, Future] = {}
 
@@ -153,7 +147,7 @@ class TritonBackend:
             return None
         return ((config.get("parameters") or {}).get("gedge.facts") or {}).get("string_value")
 
-    def _read_facts(self) -> dict[str, Any]:
+    def _read_facts(self) -> ServedFacts:
         client = self._client()
         self._wait_until_ready(client)
         try:
@@ -176,17 +170,7 @@ class TritonBackend:
                                     f"{self.ref.model}{FACTS_SUFFIX} model", self.where) from None
             raw = result.as_numpy("facts").reshape(-1)[0]
             text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        return parse_served_facts(text, self.where)
-
-    def model_info(self) -> ModelInfo:
-        facts = self.facts
-        details = {"server": self.ref.server, "served_model": self.ref.model, "sha256": facts.get("sha256"),
-                   "served_by": facts.get("backend")}
-        if facts.get("flavour"):
-            details["flavour"] = facts["flavour"]
-        return ModelInfo(self.reference, "triton", str(facts["precision"]),
-                         Preprocess.from_dict(facts["preprocess"]), float(facts["threshold"]),
-                         str(facts["primary_score"]), "amap" in facts["outputs"], details)
+        return ServedFacts.parse(text, self.where)
 
     # --- scoring ----------------------------------------------------------------------------------------------
 
@@ -223,8 +207,7 @@ class TritonBackend:
             values[name] = values[name].reshape(len(chunk))
         return Scores.from_dict(values)
 
-    def score(self, batch: np.ndarray) -> Scores:
-        self.input_spec.check(batch)
+    def score_impl(self, batch: np.ndarray) -> Scores:
         step = self.max_batch or len(batch)
         parts = [self._with_retries(lambda part=batch[i:i + step]: self._request(part),
                                     f"a request of {len(batch[i:i + step])} images")
@@ -242,14 +225,6 @@ class TritonBackend:
         self._futures.clear()
 
 
-def open_artifact(reference: str, options: OpenOptions, info: ModelInfo) -> TritonBackend:
-    """The registry's opener: a client of the model ``reference`` names (its facts in ``info``)."""
+def open_artifact(reference: str, options: OpenOptions) -> TritonBackend:
+    """The registry's opener: a client of the model ``reference`` names (its facts come from the server)."""
     return TritonBackend(reference, slots=options.slots, with_amap=options.with_amap)
-
-
-def served_model_info(reference: str) -> ModelInfo:
-    backend = TritonBackend(reference, slots=1)
-    try:
-        return backend.model_info()
-    finally:
-        backend.close()

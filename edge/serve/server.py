@@ -1,7 +1,8 @@
 """``gedge serve``: a real Triton Inference Server (PyTriton's bundled ``tritonserver``) in front of a gedge backend.
 
-The artifact is opened exactly as ``gedge inspect`` opens it (:func:`gedge.runtime.registry.open_backend`: its
-manifest or sidecar verified, a refused artifact refused), once per model instance, and warmed with a zero
+The artifact is read once (:func:`gedge.core.artifacts.served.open_deployable`: its manifest or sidecar verified,
+a refused artifact refused) and opened exactly as ``gedge inspect`` opens it
+(:func:`gedge.runtime.registry.open_backend`), once per model instance from that one read, and warmed with a zero
 batch, all before the server starts: a refused or broken artifact is never served. Then PyTriton starts
 ``tritonserver`` with HTTP, gRPC and metrics endpoints and binds three models:
 
@@ -39,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gedge.core.artifacts.served import read_artifact_facts, served_facts
-from gedge.core.errors import ConfigError, RuntimeFailure
-from gedge.runtime.registry import auto_backend, model_info, open_backend
+from gedge.core.artifacts.served import ServedFacts, open_deployable, served_facts
+from gedge.core.errors import ConfigError, RuntimeFailure, first_line
+from gedge.runtime.registry import auto_backend, open_backend
 from gedge.serve.scorer import DECISION, TALLY_SUFFIX, ServedScorer, ServeTally, output_names
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
@@ -90,7 +91,7 @@ class ServedModel:
 
     name: str
     scorers: list[ServedScorer]
-    facts: dict[str, Any]
+    facts: ServedFacts
     tally: ServeTally
 
     def close(self) -> None:
@@ -105,44 +106,45 @@ def default_name(path: str | Path) -> str:
 
 def open_model(path: str | Path, options: ServeOptions) -> ServedModel:
     """Verify and open the artifact once per instance, and warm each with a zero batch."""
-    facts = read_artifact_facts(path, options.force)  # recorded sha256 checked, recorded verdicts enforced
+    artifact = open_deployable(path, options.force)  # read once: sha256 checked, recorded verdicts enforced
+    facts = artifact.model_facts()
     if facts.input_kind != "uint8-nhwc":
-        raise ConfigError(f"{Path(path).name}: a served scorer takes camera bytes (uint8 NHWC); export the graph "
+        raise ConfigError(f"{artifact.name}: a served scorer takes camera bytes (uint8 NHWC); export the graph "
                           "with --input uint8-nhwc")
-    if facts.max_batch is not None and options.max_batch > facts.max_batch:
-        raise ConfigError(f"{Path(path).name}: --max-batch {options.max_batch} is over the engine profile's "
-                          f"{facts.max_batch}")
-    info = model_info(path)
-    kind = options.backend or auto_backend(path, info=info).kind
+    if artifact.max_batch is not None and options.max_batch > artifact.max_batch:
+        raise ConfigError(f"{artifact.name}: --max-batch {options.max_batch} is over the engine profile's "
+                          f"{artifact.max_batch}")
+    kind = options.backend or auto_backend(artifact).kind
     name = options.name or default_name(path)
     tally = ServeTally()
     scorers: list[ServedScorer] = []
+    spec = artifact.input_spec
     try:
         for _ in range(options.instances):
-            backend = open_backend(path, kind, threads=options.threads, with_amap=facts.with_amap, slots=1,
-                                   info=info, force=options.force)
+            backend = open_backend(artifact, kind, threads=options.threads, with_amap=facts.with_amap, slots=1,
+                                   force=options.force)
             scorer = ServedScorer(backend, facts.threshold, facts.input_name, tally, facts.with_amap)
             scorers.append(scorer)
-            scorer.outputs(np.zeros((1, facts.size, facts.size, facts.channels), dtype=np.uint8))
+            scorer.outputs(np.zeros((1, spec.size, spec.size, spec.channels), dtype=np.uint8))
     except BaseException:
         for scorer in scorers:
             scorer.close()
         raise
     label = getattr(scorers[0].backend, "name", kind)
-    return ServedModel(name, scorers, served_facts(facts, name, options.max_batch, label), tally)
+    return ServedModel(name, scorers, served_facts(artifact, name, options.max_batch, label), tally)
 
 
 def _bind(triton: Triton, model: ServedModel, options: ServeOptions) -> None:
-    spec = model.facts["input"]
-    image = (spec["size"], spec["size"], spec["channels"])
-    with_amap = "amap" in model.facts["outputs"]
+    facts = model.facts.facts
+    spec = facts.input_spec()
+    image = (spec.size, spec.size, spec.channels)
     outputs = [Tensor(name=n, dtype=np.bool_ if n == DECISION else np.float32,
-                      shape=(spec["size"], spec["size"]) if n == "amap" else (1,)) for n in output_names(with_amap)]
+                      shape=(spec.size, spec.size) if n == "amap" else (1,)) for n in output_names(facts.with_amap)]
     batcher = DynamicBatcher(max_queue_delay_microseconds=options.queue_delay_us)
     triton.bind(model.name, [scorer.__call__ for scorer in model.scorers],
-                inputs=[Tensor(name=spec["name"], dtype=np.uint8, shape=image)], outputs=outputs,
+                inputs=[Tensor(name=facts.input_name, dtype=np.uint8, shape=image)], outputs=outputs,
                 config=ModelConfig(max_batch_size=options.max_batch, batcher=batcher))
-    text = np.array([json.dumps(model.facts).encode()], dtype=np.bytes_)
+    text = np.array([json.dumps(model.facts.to_dict()).encode()], dtype=np.bytes_)
 
     def facts(requests: list) -> list[dict[str, np.ndarray]]:
         return [{"facts": text} for _ in requests]
@@ -218,7 +220,7 @@ def drain(tally: ServeTally, seconds: float, handed_over: Callable[[], int | Non
         time.sleep(0.01)
 
 
-def serve(path: str | Path, options: ServeOptions, on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def run_server(path: str | Path, options: ServeOptions, on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Serve the artifact until SIGINT or SIGTERM (or tritonserver exits); returns the closing tally.
 
     ``on_event`` gets ``{"event": "ready", ...}`` once every model is ready, ``{"event": "stopping", ...}`` when a
@@ -271,7 +273,7 @@ def _serve_until_stopped(model: ServedModel, options: ServeOptions, on_event: Ca
                 _start(triton, model, options)
             except InferenceServerException as exc:
                 if attempt == START_ATTEMPTS or not _handshake_race(exc) or stop.is_set():
-                    raise RuntimeFailure(f"tritonserver could not load the model: {str(exc).splitlines()[0]}; "
+                    raise RuntimeFailure(f"tritonserver could not load the model: {first_line(exc)}; "
                                          f"its log: {options.log_file}") from None
                 on_event({"event": "note", "line": f"a model instance missed PyTriton's handshake (attempt "
                                                    f"{attempt} of {START_ATTEMPTS}); starting tritonserver again"})

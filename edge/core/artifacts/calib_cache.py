@@ -1,97 +1,67 @@
-"""TODO: docstring (split from gedge.calibrate.cache)."""
+"""A TensorRT calibration cache and its sidecar (``<cache>.json``): the calibration cache kind's reader of
+:func:`gedge.core.artifacts.open`, its writer, and the check that a cache belongs to the graph it is built with.
+
+The cache's format and its facts are :mod:`gedge.core.artifacts.calibration`'s; how gedge chooses the scales is
+:mod:`gedge.calibrate.cache`'s.
+"""
 
 from __future__ import annotations
 
-import re
-import struct
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
+from gedge.core.artifacts.artifact import Artifact
+from gedge.core.artifacts.calibration import CalibrationCache, CalibrationFacts, parse_cache
+from gedge.core.artifacts.records import read_file, read_json, sha256_bytes, write_record
+from gedge.core.artifacts.sidecar import sidecar_path
+from gedge.core.artifacts.verdicts import Verification, cache_verification, sha_mismatch
 from gedge.core.atomic import write_with
-from gedge.core.errors import ArtifactError, ConfigError
-
-ALGORITHMS = ("EntropyCalibration2", "EntropyCalibration", "MinMaxCalibration", "LegacyCalibration")
+from gedge.core.errors import ArtifactError
 
 
-DEFAULT_ALGORITHM = "EntropyCalibration2"
-
-
-_HEADER = re.compile(r"^TRT-(\d+)-(\w+)$")
-
-
-def version_code(version: str) -> str:
-    """TensorRT's ``NV_TENSORRT_VERSION`` for a version string: ``8.6.1`` -> ``8601``, ``10.3.0`` -> ``100300``."""
-    parts = version.strip().split(".")
+def read_calibration_cache(path: str | Path) -> Artifact:
+    """A calibration cache, read once: its scales, its sha256 checked against its sidecar (where it has one; an error
+    on a mismatch) and the recorded gate of its Q/DQ graph read (not enforced here)."""
+    path = Path(path)
+    data = read_file(path, "calibration cache")
     try:
-        numbers = [int(p) for p in parts[:3]] + [0] * (3 - len(parts[:3]))
-    except ValueError:
-        raise ConfigError(f"TensorRT version must look like 8.6.1 or 10.3.0, got {version!r}") from None
-    major, minor, patch = numbers
-    if major < 5:
-        raise ConfigError(f"TensorRT version must be 5 or later, got {version!r}")
-    return str(major * 10000 + minor * 100 + patch if major >= 10 else major * 1000 + minor * 100 + patch)
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise ArtifactError("calibration cache is not text (UnicodeDecodeError)", path) from None
+    cache = parse_cache(text, path)
+    sha256 = sha256_bytes(data)
+    side = sidecar_path(path)
+    facts = CalibrationFacts.from_dict(read_json(side, "calibration cache sidecar"), side) if side.is_file() else None
+    if facts is not None and facts.sha256 != sha256:
+        raise sha_mismatch("calibration cache does not match its sidecar", path, "calibrate again")
+    verification = cache_verification(path, facts.gate if facts else None, facts is not None)
+    return Artifact(path, "calibration cache", sha256, None, verification, calibration=facts,
+                    facts_file=side if facts is not None else None, data=data, cache=cache)
 
 
-def scale_hex(scale: float) -> str:
-    """The big-endian hex of a float32, as TensorRT writes scales (0.0078125 -> ``3c000000``)."""
-    return struct.pack(">f", scale).hex()
+def check_cache_graph(cache: Artifact, graph: Artifact) -> Verification:
+    """The cache's verification, once its sidecar's FP32 graph is ``graph`` (an error when it was made for another
+    graph: the tensor names and ranges would be another graph's)."""
+    facts = cache.calibration
+    if cache.verification is None:
+        raise ArtifactError("not a calibration cache", cache.path)
+    if facts is None:
+        return cache.verification
+    if facts.graph_sha256 != graph.sha256:
+        raise ArtifactError(f"the calibration cache was made for another graph ({facts.graph or '?'}, sha256 "
+                            f"{facts.graph_sha256[:12]}), not {graph.name}; calibrate this graph again", cache.path)
+    return replace(cache.verification, checked=("sha256 and its FP32 graph's sha256 match the sidecar",))
 
 
-def hex_scale(text: str) -> float:
-    if not re.fullmatch(r"[0-9a-fA-F]{1,8}", text):
-        raise ValueError(f"not a hex float32: {text!r}")
-    return struct.unpack(">f", bytes.fromhex(text.zfill(8)))[0]
-
-
-@dataclass
-class CalibrationCache:
-    """A TensorRT calibration cache: per tensor scale (``amax / 127``)."""
-
-    version: str  # the header's number, e.g. "8601"
-    algorithm: str
-    scales: dict[str, float] = field(default_factory=dict)
-
-    def amax(self, name: str) -> float:
-        return self.scales[name] * 127.0
-
-    def header(self) -> str:
-        return f"TRT-{self.version}-{self.algorithm}"
-
-    def text(self) -> str:
-        return "\n".join([self.header(), *(f"{name}: {scale_hex(s)}" for name, s in self.scales.items())]) + "\n"
-
-
-def write_cache(cache: CalibrationCache, path: str | Path) -> Path:
+def write_cache(cache: CalibrationCache, path: str | Path, facts: CalibrationFacts | None = None) -> Path:
+    """The cache (atomically) and, given its facts, its sidecar with the sha256 of the text written."""
     path = Path(path)
     if path.is_dir():
         raise ArtifactError("cache path is a folder; give a file name such as scorer.int8.calib.cache", path)
-    return write_with(path, lambda tmp: tmp.write_text(cache.text()))
-
-
-def parse_cache(text: str, path: str | Path | None = None) -> CalibrationCache:
-    lines = [ln.rstrip("\r") for ln in text.splitlines()]
-    if not lines or not (match := _HEADER.match(lines[0].strip())):
-        raise ArtifactError("not a TensorRT calibration cache (first line is not TRT-<version>-<algorithm>)", path)
-    cache = CalibrationCache(match.group(1), match.group(2))
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        name, sep, value = line.rpartition(": ")
-        try:
-            if not sep or not name:
-                raise ValueError("no 'name: scale'")
-            cache.scales[name] = hex_scale(value.strip())
-        except ValueError as exc:
-            raise ArtifactError(f"line {number} of the calibration cache does not parse ({exc})", path) from None
-    return cache
-
-
-def read_cache(path: str | Path) -> CalibrationCache:
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError("calibration cache does not exist", path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"calibration cache is unreadable ({exc.__class__.__name__})", path) from None
-    return parse_cache(text, path)
+    text = cache.text()
+    write_with(path, lambda tmp: tmp.write_text(text))
+    if facts is not None:
+        record = replace(facts, cache=path.name, sha256=sha256_bytes(text.encode()), header=cache.header(),
+                         tensors=len(cache.scales))
+        write_record(sidecar_path(path), "calibration", record.to_dict())
+    return path

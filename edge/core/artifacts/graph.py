@@ -1,89 +1,42 @@
-"""The facts every exported graph carries: in its ONNX ``metadata_props`` and in a sidecar JSON next to it.
+"""An ONNX scorer graph: its facts in the ONNX ``metadata_props``, its layout, and reading and writing the file.
 
-Keys are ``gedge.<field>``; string fields are stored as they are, everything else as JSON. The sidecar
-(``scorer.onnx.json``) holds the same facts plus the graph file's sha256, so a deployment can tell a graph
-from its neighbour without opening either. No torch here: devices read these facts too.
+Keys are ``gedge.<field>`` of :meth:`ModelFacts.to_dict`; string fields are stored as they are, everything else
+as JSON. The sidecar (``scorer.onnx.json``, :mod:`gedge.core.artifacts.sidecar`) holds the same facts plus the
+graph file's sha256, so a deployment can tell a graph from its neighbour without opening either.
+
+:func:`read_graph` is the graph kind's reader of :func:`gedge.core.artifacts.open`: the file is read once, hashed
+from the bytes read, parsed from the same bytes, checked against its sidecar and its recorded gate read; a threshold
+refitted for it (:mod:`gedge.core.artifacts.threshold`) replaces the recorded one.
+:func:`write_graph` is every writer's: the bytes are serialised once, hashed, written atomically with the sidecar,
+and the written graph comes back as an :class:`~gedge.core.artifacts.artifact.Artifact`. No torch here: devices
+read these facts too.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import onnx
-from gedge.core.artifacts.threshold import refitted_decision
-from gedge.core.atomic import write_json
-from gedge.core.decision import DecisionRule
-from gedge.core.errors import ArtifactError
-from gedge.core.hashing import sha256_file
-from gedge.core.inputs import InputSpec
-from gedge.core.preprocess import Preprocess
-
-FORMAT = "gedge-scorer"
-
-
-FORMAT_VERSION = 2  # 2: the decision rule is "decision" (was "calibration" / "score_calibration")
-
+from gedge.core.artifacts.artifact import Artifact
+from gedge.core.artifacts.facts import FACT_KEYS, FORMAT, ModelFacts
+from gedge.core.artifacts.layout import graph_layout
+from gedge.core.artifacts.records import CalibrationSetRef, GateRecord, read_file, sha256_bytes, write_record
+from gedge.core.artifacts.refit import with_threshold_file
+from gedge.core.artifacts.sidecar import GraphSidecar, read_sidecar, sidecar_path
+from gedge.core.artifacts.verdicts import graph_verification, sha_mismatch
+from gedge.core.atomic import write_bytes
+from gedge.core.errors import ArtifactError, first_line
 
 PREFIX = "gedge."
 
 
-PRECISIONS = ("fp32", "fp16", "int8")
+_STRING_FIELDS = {"gedge_version", "precision", "input", "input_name", "source_checkpoint", "source_sha256",
+                  "derived_from_sha256", "format"}
 
 
-@dataclass
-class GraphFacts:
-    """What a scorer graph is: where it came from, what it takes and how its scores are read."""
-
-    gedge_version: str
-    precision: str
-    input: str  # "uint8-nhwc" or "float-nchw"
-    input_name: str
-    outputs: list[str]
-    model: dict[str, Any]
-    preprocess: dict[str, Any]
-    decision: dict[str, Any]
-    score_stats: dict[str, Any]
-    source_checkpoint: str
-    source_sha256: str
-    training: dict[str, Any] = field(default_factory=dict)
-    derived_from_sha256: str = ""  # an FP16/INT8 graph: sha256 of the FP32 graph it was made from
-    # An INT8 graph: flavour (tensorrt/cpu), decision method, decision set sha256 and size (`gedge calibrate`)
-    quantization: dict[str, Any] = field(default_factory=dict)
-    format: str = FORMAT
-    format_version: int = FORMAT_VERSION
-
-    @property
-    def primary(self) -> str:
-        return str(self.decision.get("primary", ""))
-
-    @property
-    def threshold(self) -> float:
-        return float(self.decision.get("threshold", float("nan")))
-
-    @property
-    def with_amap(self) -> bool:
-        return "amap" in self.outputs
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def preprocess_config(self) -> Preprocess:
-        return Preprocess.from_dict(self.preprocess)
-
-    def decision_rule(self) -> DecisionRule:
-        return DecisionRule.from_dict(self.decision)
-
-    def input_spec(self) -> InputSpec:
-        return InputSpec(size=int(self.model["isize"]), channels=int(self.model["nc"]))
-
-
-_STRING_FIELDS = {f.name for f in fields(GraphFacts) if f.type == "str"}
-
-
-def write_facts(model: onnx.ModelProto, facts: GraphFacts) -> None:
+def write_facts(model: onnx.ModelProto, facts: ModelFacts) -> None:
     """Replace the model's gedge metadata with ``facts`` (other metadata is kept)."""
     kept = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(PREFIX)]
     values = {f"{PREFIX}{k}": v if k in _STRING_FIELDS else json.dumps(v, sort_keys=True, default=str)
@@ -96,78 +49,82 @@ def write_facts(model: onnx.ModelProto, facts: GraphFacts) -> None:
         model.metadata_props.add(key=key, value=value)
 
 
-def read_facts(model: onnx.ModelProto, path: str | Path | None = None) -> GraphFacts:
-    """The gedge facts of a graph; ArtifactError when it has none or they do not parse. Given the graph's ``path``,
-    a threshold refitted for it (``<graph>.threshold.json``, :mod:`gedge.core.artifacts.threshold`) replaces the
-    recorded one."""
+def graph_facts(model: onnx.ModelProto, path: str | Path | None = None) -> ModelFacts:
+    """The gedge facts in a graph's metadata; ArtifactError when it has none or they do not parse."""
     props = {p.key[len(PREFIX):]: p.value for p in model.metadata_props if p.key.startswith(PREFIX)}
     if props.get("format") != FORMAT:
         raise ArtifactError("not a gedge scorer graph (no gedge metadata; export one with `gedge export`)", path)
     values: dict[str, Any] = {}
     try:
-        for f in fields(GraphFacts):
-            if f.name not in props:
-                continue
-            values[f.name] = props[f.name] if f.name in _STRING_FIELDS else json.loads(props[f.name])
-        facts = GraphFacts(**values)
-    except (TypeError, ValueError) as exc:
+        for key, value in props.items():
+            if key in FACT_KEYS:
+                values[key] = value if key in _STRING_FIELDS else json.loads(value)
+    except ValueError as exc:
         raise ArtifactError(f"gedge metadata does not parse: {exc}", path) from None
-    if facts.format_version != FORMAT_VERSION:
-        raise ArtifactError(f"graph format version {facts.format_version}; this gedge reads {FORMAT_VERSION}", path)
-    if path is not None and Path(path).is_file():
-        facts.decision = refitted_decision(path, facts.decision)
-    return facts
+    return ModelFacts.from_dict(values, path)
 
 
-def with_precision(facts: GraphFacts, precision: str, derived_from_sha256: str) -> GraphFacts:
-    if precision not in PRECISIONS:
-        raise ValueError(precision)
-    return replace(facts, precision=precision, derived_from_sha256=derived_from_sha256)
-
-
-def load_graph(path: str | Path, load_weights: bool = True) -> onnx.ModelProto:
-    """Read an ONNX file with one-line errors for missing, empty, truncated or foreign files."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError("ONNX file does not exist", path)
-    if path.stat().st_size == 0:
-        raise ArtifactError("ONNX file is empty", path)
+def parse_graph(data: bytes, path: str | Path | None = None) -> onnx.ModelProto:
+    """An ONNX graph from its bytes, with one-line errors for truncated or foreign files."""
     try:
-        model = onnx.load(str(path), load_external_data=load_weights)
+        model = onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf DecodeError and friends
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else exc.__class__.__name__
-        raise ArtifactError(f"not a readable ONNX file (truncated or corrupt?): {reason}", path) from None
+        raise ArtifactError(f"not a readable ONNX file (truncated or corrupt?): {first_line(exc)}", path) from None
     if not model.graph.node or not model.graph.output:
         raise ArtifactError("not a readable ONNX file (no nodes or outputs; truncated?)", path)
     return model
 
 
-def sidecar_path(graph: str | Path) -> Path:
-    graph = Path(graph)
-    return graph.with_name(graph.name + ".json")
+def load_graph(path: str | Path) -> onnx.ModelProto:
+    """An ONNX file as a ModelProto, for a tool working on a graph it wrote itself (the graphs a command is given are
+    read by :func:`gedge.core.artifacts.open`)."""
+    return parse_graph(read_file(path, "ONNX file"), path)
 
 
-def write_sidecar(graph: str | Path, facts: GraphFacts) -> Path:
-    graph = Path(graph)
-    payload = {"graph": graph.name, "graph_sha256": sha256_file(graph), **facts.to_dict()}
-    return write_json(sidecar_path(graph), payload)
+def serialize(model: onnx.ModelProto) -> bytes:
+    """A graph's bytes as gedge writes them (deterministic, so the same graph always has the same sha256)."""
+    return model.SerializeToString(deterministic=True)
 
 
-def read_sidecar(graph: str | Path, verify: bool = True) -> dict[str, Any]:
-    """The sidecar of a graph; with ``verify`` the graph's sha256 must match the one recorded."""
-    path = sidecar_path(graph)
-    if not path.is_file():
-        raise ArtifactError("sidecar does not exist (the graph was not written by `gedge export`?)", path)
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"sidecar does not parse: {exc}", path) from None
-    if not isinstance(payload, dict):
-        raise ArtifactError("sidecar is not a JSON object", path)
-    if verify and payload.get("graph_sha256") != sha256_file(graph):
-        raise ArtifactError("graph does not match its sidecar (sha256 differs: replaced, modified or only partly "
-                            "published?); export or calibrate it again", graph)
-    return payload
+def graph_artifact(path: Path, model: onnx.ModelProto, sha256: str, sidecar: GraphSidecar | None,
+                   facts: ModelFacts | None = None) -> Artifact:
+    """The Artifact of a graph whose bytes were read (or written) and hashed, with its sidecar (if any) matched;
+    ``facts``: its metadata's facts where the caller decoded them already."""
+    facts = facts or graph_facts(model, path)
+    gate = sidecar.gate if sidecar is not None else None
+    verification = graph_verification(path, facts.precision, gate, sidecar is not None)
+    return Artifact(path, "graph", sha256, facts, verification, sidecar=sidecar,
+                    facts_file=sidecar_path(path) if sidecar is not None else None, onnx_model=model,
+                    layout=graph_layout(model))
+
+
+def read_graph(path: str | Path) -> Artifact:
+    """An ONNX scorer graph, read once: its facts from its metadata, its sha256 checked against its sidecar (where it
+    has one; an error on a mismatch), its recorded gate read (not enforced here), a threshold refitted for it
+    (``<graph>.threshold.json``) applied."""
+    path = Path(path)
+    data = read_file(path, "ONNX file")
+    sha256 = sha256_bytes(data)
+    side = sidecar_path(path)
+    sidecar = read_sidecar(side, "sidecar") if side.is_file() else None
+    if sidecar is not None and sidecar.graph_sha256 != sha256:
+        raise sha_mismatch("graph does not match its sidecar", path, "export or calibrate it again")
+    return with_threshold_file(graph_artifact(path, parse_graph(data, path), sha256, sidecar))
+
+
+def write_graph(out: str | Path, model: onnx.ModelProto, gate: GateRecord | None = None,
+                calibration_set: CalibrationSetRef | None = None) -> Artifact:
+    """Write a graph (atomically) and its sidecar: the facts of its metadata, the sha256 of the bytes written, and
+    an INT8 graph's gate and calibration set; the written graph as an Artifact."""
+    out = Path(out)
+    if out.is_dir():
+        raise ArtifactError("output is a folder; give a file name such as scorer.onnx", out)
+    data = serialize(model)
+    sha256 = sha256_bytes(data)
+    record = GraphSidecar(out.name, sha256, graph_facts(model, out), gate, calibration_set)
+    write_bytes(out, data)
+    write_record(sidecar_path(out), "graph", record.to_dict())
+    return graph_artifact(out, model, sha256, record, record.facts)
 
 
 def tensor_types(model: onnx.ModelProto) -> dict[str, int]:
