@@ -14,11 +14,12 @@
    ``gedge score --json`` on the same frames (gedge.bench.firmware_check).
 
 Each step ends ok / FAIL / skipped (with the reason); a failing step does not stop the others, and a step that
-needs what this machine lacks (an NVIDIA GPU, TensorRT) is skipped with the reason. gpu-check makes its model and
-its reference with torch, so it needs torch (`make gpu-check` installs it); `gedge inspect`, `build` and `bench`
-run on a device without. The result is a
-:class:`GpuCheckResult`; the CLI renders it and exits 1 when a step failed. ``model`` uses a trained
-checkpoint instead of a small random one (the speed does not depend on the weights; parity does not either).
+needs what this machine lacks (an NVIDIA GPU, TensorRT) or more time than the budget has left is skipped with the
+reason. gpu-check makes its model and its reference with torch, so it needs torch (`make gpu-check` installs it);
+`gedge inspect`, `build` and `bench` run on a device without. The result is a :class:`GpuCheckResult`; the CLI
+renders it, lists the skipped steps, and exits 1 when a step failed or, with ``strict``, when a step was skipped.
+``model`` uses a trained checkpoint instead of a small random one (the speed does not depend on the weights;
+parity does not either).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class GpuCheckOptions:
     budget_s: float = 280.0  # seconds for everything; a step that needs more than is left is skipped
     out: Path | None = None  # working folder (default: a temporary one)
     build_without_gpu: bool = False  # build the engines even with no GPU (TensorRT-RTX builds ahead of time)
+    strict: bool = False  # a skipped step fails the check too
 
 
 @dataclass
@@ -75,14 +77,21 @@ class GpuCheckResult:
     gpu: str | None = None
     cuda: bool = False  # the CUDA bindings loaded
     bench: BenchReport | None = None
+    strict: bool = False  # a skipped step fails the check
+
+    @property
+    def skipped(self) -> list[StepResult]:
+        return [step for step in self.steps if step.status == SKIPPED]
 
     @property
     def failed(self) -> bool:
-        return any(step.status == FAIL for step in self.steps)
+        return any(step.status == FAIL for step in self.steps) or (self.strict and bool(self.skipped))
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": [asdict(s) for s in self.steps], "seconds": self.seconds, "gpu": self.gpu,
-                "cuda": self.cuda, "failed": self.failed, "bench": self.bench.to_dict() if self.bench else None}
+                "cuda": self.cuda, "failed": self.failed, "strict": self.strict,
+                "skipped": [f"{s.name}: {s.detail}" for s in self.skipped],
+                "bench": self.bench.to_dict() if self.bench else None}
 
 
 class Skip(Exception):
@@ -102,7 +111,10 @@ class Steps:
     def left(self) -> float:
         return self.budget_s - (time.perf_counter() - self.started)
 
-    def run(self, name: str, fn: Callable[[], str], need: float = 0.0) -> None:
+    def run(self, name: str, fn: Callable[[], str], need: float = 0.0, needs_model: bool = False) -> None:
+        if needs_model and "model" not in self.data:
+            self._record(StepResult(name, SKIPPED, "no model: the model step did not finish", 0.0))
+            return
         if self.left() < need:
             self._record(StepResult(name, SKIPPED, f"not enough time left ({self.left():.0f} s)", 0.0))
             return
@@ -340,19 +352,19 @@ def run_gpu_check(options: GpuCheckOptions = GpuCheckOptions(),
     if options.budget_s <= 0:
         raise ConfigError(f"the budget must be positive, got {options.budget_s}")
     steps = Steps(options.budget_s, on_step)
+    steps.result.strict = options.strict
     with tempfile.TemporaryDirectory(prefix="gedge-gpu-check-") as tmp:
         folder = options.out or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         steps.run("machine", lambda: step_machine(steps))
         steps.run("model", lambda: step_model(steps, folder, options.model))
-        if "model" in steps.data:
-            steps.run("torch CUDA vs CPU", lambda: step_torch_parity(steps), need=10)
+        steps.run("torch CUDA vs CPU", lambda: step_torch_parity(steps), need=10, needs_model=True)
         steps.run("CUDA buffers/streams/graphs", lambda: step_cuda_buffers(steps), need=5)
         steps.run("pipelined loop on the GPU", lambda: step_loop_on_gpu(steps), need=5)
-        if "model" in steps.data:
-            steps.run("TensorRT engines + parity", lambda: step_engines(steps, folder, options.build_without_gpu),
-                      need=90)
-            steps.run("bench", lambda: step_bench(steps), need=30)
-            steps.run("firmware gedge-score vs gedge score", lambda: step_firmware(steps, folder), need=20)
+        steps.run("TensorRT engines + parity", lambda: step_engines(steps, folder, options.build_without_gpu),
+                  need=90, needs_model=True)
+        steps.run("bench", lambda: step_bench(steps), need=30, needs_model=True)
+        steps.run("firmware gedge-score vs gedge score", lambda: step_firmware(steps, folder), need=20,
+                  needs_model=True)
     steps.result.seconds = time.perf_counter() - steps.started
     return steps.result

@@ -9,7 +9,8 @@
   spike on a shared machine does not decide the ratio.
 * peak memory: the process's peak RSS since the backend was opened (``/proc/self/clear_refs`` resets the
   peak on Linux; elsewhere it is the process peak so far), torch's ``max_memory_allocated`` on CUDA, and the
-  device memory a GPU backend declares (TensorRT: execution contexts and bindings).
+  device memory a GPU backend declares, named for what it counts (TensorRT: the engine, its plan's size, which
+  holds the weights, plus the execution contexts and the bindings).
 
 What each backend is (its row label, precision, CUDA graphs, notes) comes from its declared
 :class:`~gedge.core.backend.BackendInfo`; the report is a :class:`gedge.bench.report.BenchReport` with the
@@ -261,7 +262,7 @@ def _graph_variants(backend: Backend, config: BenchConfig) -> list[bool | None]:
 def _memory(backend: Backend, kind: str, exact: bool) -> tuple[float, str]:
     """Peak memory in MB and what it measures."""
     if backend.info.device_memory_bytes is not None:
-        return backend.info.device_memory_bytes / 1e6, "GPU"
+        return backend.info.device_memory_bytes / 1e6, backend.info.device_memory or "GPU"
     if kind == "torch-cuda":
         return require("torch").cuda.max_memory_allocated() / 1e6, "GPU"
     return peak_rss_bytes() / 1e6, "RSS" if exact else "RSS (process)"

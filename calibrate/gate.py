@@ -126,6 +126,7 @@ def gate_summary(report: ParityReport) -> dict:
                                                      "max_new_false_rejects": limits.max_new_false_rejects},
             "proxies": None if proxies is None else {**proxies.to_dict(),
                                                      "min_agreement": limits.min_anomalous_agreement},
+            "shift": None if report.shift is None else report.shift.to_dict(),
             "limits": limits.to_dict(), "failures": report.failures,
             "auroc": {row.name: {"reference": row.auroc_reference, "int8": row.auroc_candidate,
                                  "delta": row.auroc_delta, "spearman": row.spearman, "rel_l2": row.rel_l2}

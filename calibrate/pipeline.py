@@ -90,6 +90,8 @@ class CalibrateOptions:
     max_auroc_drop: float | None = None
     min_agreement: float | None = None  # the proxies' decision agreement
     max_false_rejects: float | None = None  # share of the held-out normals the artifact may newly reject
+    max_score_shift: float | None = None  # the primary score's largest shift near the threshold (share of margin)
+    max_score_bias: float | None = None  # its mean shift there
     threads: int = 0
     batch_size: int = 64
 
@@ -113,7 +115,8 @@ class CalibrateOptions:
 
     def limits(self) -> ParityLimits:
         return gate_limits(max_auroc_delta=self.max_auroc_drop, min_anomalous_agreement=self.min_agreement,
-                           max_new_false_rejects=self.max_false_rejects)
+                           max_new_false_rejects=self.max_false_rejects, max_score_shift=self.max_score_shift,
+                           max_score_bias=self.max_score_bias)
 
 
 @dataclass
@@ -253,7 +256,10 @@ def _split_sources(checkpoint: Checkpoint, options: CalibrateOptions,
     if len(sources.paths) < 4:
         raise ConfigError("the checkpoint records no validation images and there are fewer than 4 source images "
                           "to hold some out for the accuracy gate")
-    source_paths, held_out = split_validation(sources.paths, GATE_FRACTION, options.seed)
+    # at least as many normals as the gate's limits can judge, where the sources leave some to calibrate on
+    n = len(sources.paths)
+    fraction = min(max(GATE_FRACTION, options.limits().min_normals / n), (n - 1) / n, 0.85)
+    source_paths, held_out = split_validation(sources.paths, fraction, options.seed)
     gate_origin = f"{len(held_out)} source images held out from calibration"
     notes.append(f"the checkpoint's validation images are not available here: {gate_origin} for the gate")
     return replace(sources, paths=source_paths), held_out, gate_origin

@@ -95,7 +95,7 @@ def scorer_graphs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def int8_graphs(scorer_graphs, tmp_path_factory):
-    """`gedge calibrate`'s library call on a copy of the fixture model that records two of the training images as
+    """`gedge calibrate`'s library call on a copy of the fixture model that records five of the training images as
     validation images (so they stay out of the calibration set: the gate's normals), with its decision rule fitted
     on them, where training fits it, with ``d3`` as the primary score: 64 patches (a warning), both flavours,
     min/max ranges. The untrained model's proxies sit at its threshold and INT8 moves its ``d1`` scores by about 1 %,
@@ -115,7 +115,7 @@ def int8_graphs(scorer_graphs, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("int8")
     model = scorer_graphs["model"]
-    validation = open_dataset(scorer_graphs["data"]).train[:2]
+    validation = open_dataset(scorer_graphs["data"]).train[:5]  # the fewest normals the gate's limits judge
     prepared = load_prepared(validation, model.preprocess)
     _, tiles = score_images(TorchBackend(model), prepared, model.preprocess)
     decision, stats = fit_decision_rule(tiles, network_counts(prepared, model.preprocess), "d3", 0.99)

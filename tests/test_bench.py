@@ -176,7 +176,11 @@ def test_gpu_check_skips_cuda_steps_without_a_gpu(tmp_path):
     assert "no NVIDIA GPU" in status["CUDA buffers/streams/graphs"].detail
     assert status["pipelined loop on the GPU"].status == "skipped" and not result.failed
     assert "not enough time" in status["bench"].detail and [s.name for s in seen] == [s.name for s in result.steps]
-    json.dumps(result.to_dict())
+    skipped = result.to_dict()["skipped"]  # listed, each with its reason
+    assert any(line.startswith("bench: not enough time") for line in skipped)
+    assert len(skipped) == sum(step.status == "skipped" for step in result.steps)
+    result.strict = True  # --strict: the same steps skipped fail the check
+    assert result.failed and result.to_dict()["failed"]
 
 
 def test_a_tensorrt_row_is_labelled_by_the_graphs_it_used(tmp_path):

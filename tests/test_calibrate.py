@@ -74,8 +74,8 @@ def test_sources_leave_out_validation_and_never_use_test_images(int8_graphs):
     checkpoint = load_checkpoint(int8_graphs["checkpoint"])
     sources = calibration_sources(checkpoint)
     held_out = {p.name for p in int8_graphs["validation"]}
-    assert sources.excluded == {"validation": 2} and not held_out & {p.name for p in sources.paths}
-    assert all("/test/" not in str(p) for p in sources.paths) and len(sources.paths) == 4
+    assert sources.excluded == {"validation": 5} and not held_out & {p.name for p in sources.paths}
+    assert all("/test/" not in str(p) for p in sources.paths) and len(sources.paths) == 1
     for bad in (int8_graphs["data"] / "test", int8_graphs["data"] / "test" / "good"):
         with pytest.raises(DataError, match="never uses test images"):
             calibration_sources(checkpoint, bad)
@@ -172,16 +172,16 @@ def test_int8_graphs_score_like_the_reference(int8_graphs):
     for f in result.flavours:
         report = f.report
         assert report.passed and f.passed and f.written, (f.target, f.failures)
-        assert report.labelled and report.n_images == 100  # 2 validation images + 49 proxies each (>= 100 images)
+        assert report.labelled and report.n_images == 100  # 5 validation images + 19 proxies each (>= 100 images)
         assert {row.name for row in report.outputs} >= set(OUTPUT_NAMES)
         print(f.target, {row.name: round(row.rel_l2, 4) for row in report.outputs}, report.decisions.agreement)
         assert report.output("score").spearman > 0.9
         assert all(row.rel_l2 < 0.1 for row in report.outputs if row.name in ("d1", "d2", "d3", "d3_local"))
-        assert report.decisions.normal.n == 2 and report.decisions.anomalous.n == 98
+        assert report.decisions.normal.n == 5 and report.decisions.anomalous.n == 95
         gate = artifacts.open(f.path).sidecar.gate
-        assert gate.passed and gate.details["normals"]["n"] == 2
+        assert gate.passed and gate.details["normals"]["n"] == 5
         assert gate.details["normals"]["max_new_false_rejects"] == 0.02
-        assert gate.details["proxies"]["n"] == 98 and gate.details["proxies"]["min_agreement"] == 0.98
+        assert gate.details["proxies"]["n"] == 95 and gate.details["proxies"]["min_agreement"] == 0.98
     cache = artifacts.open(int8_graphs["cache"]).calibration
     assert cache.gate.passed and cache.graph_sha256 == sha256_file(int8_graphs["fp32"])
 
@@ -278,8 +278,9 @@ def test_gate_splits_real_normals_from_proxies():
     accepted_normals = np.flatnonzero((labels == 0) & (ref.score < threshold))
     two_normals = _flip(ref, accepted_normals[:2], threshold)
     pooled = compare_scores(BackendScores(ref, ref), BackendScores(two_normals, two_normals), facts,
-                            limits_for("int8", min_spearman=0.0))
+                            limits_for("int8", min_spearman=0.0, max_score_shift=10.0, max_score_bias=10.0))
     assert pooled.decisions.agreement == pytest.approx(0.98) and pooled.passed  # what the pooled limit allowed
+    # (the largest score shift near the threshold, gated too, fails it as well: two normals moved up to it)
     report = compare_scores(BackendScores(ref, ref), BackendScores(two_normals, two_normals), facts, GATE_LIMITS)
     assert not report.passed and report.decisions.normal.new_rejects == 2
     assert any("normal images: the candidate adds 2 false rejects of 10" in f for f in report.failures)
@@ -292,7 +293,7 @@ def test_gate_splits_real_normals_from_proxies():
     proxies = np.flatnonzero(labels == 1)
     three_proxies = _flip(ref, proxies[:3], threshold)  # 96.7 % of the proxies agree
     report = compare_scores(BackendScores(ref, ref), BackendScores(three_proxies, three_proxies), facts, GATE_LIMITS)
-    assert [f for f in report.failures if "decisions" in f or "images" in f] == [
+    assert [f for f in report.failures if f.startswith(("decisions", "normal images", "anomalous images"))] == [
         "anomalous images: agreement 96.67% < 98.00% (3 of 90 differ)"]
     assert compare_scores(BackendScores(ref, ref), BackendScores(ref, ref), facts, GATE_LIMITS).passed
 

@@ -25,6 +25,26 @@ def reported(scorer_graphs, tmp_path_factory):
     return result.flavour("tensorrt")
 
 
+# The fixture's convolutions (16 x 16 x 3 input, ngf = ndf = 8, nz = 16; kernels 4 x 4) and their multiply-adds per
+# network input, by hand: a Conv costs H_out * W_out * C_out * C_in * 16, a ConvTranspose
+# H_in * W_in * C_in * C_out * 16.
+HAND_MACS = {
+    "netg.encoder1.main.0/Conv": 8 * 8 * 8 * 3 * 16,  # 16 -> 8, 3 -> 8 channels: 24576
+    "netg.encoder1.main.2/Conv": 4 * 4 * 16 * 8 * 16,  # 8 -> 4, 8 -> 16: 32768
+    "netg.encoder1.main.5/Conv": 1 * 1 * 16 * 16 * 16,  # 4 -> 1 (the latent), 16 -> 16: 4096
+    "netg.decoder.main.0/ConvTranspose": 1 * 1 * 16 * 16 * 16,  # 1 -> 4: 4096
+    "netg.decoder.main.3/ConvTranspose": 4 * 4 * 16 * 8 * 16,  # 4 -> 8: 32768
+    "netg.decoder.main.6/ConvTranspose": 8 * 8 * 8 * 3 * 16,  # 8 -> 16, to the image: 24576
+    "netg.encoder2.main.0/Conv": 8 * 8 * 8 * 3 * 16,
+    "netg.encoder2.main.2/Conv": 4 * 4 * 16 * 8 * 16,
+    "netg.encoder2.main.5/Conv": 1 * 1 * 16 * 16 * 16,
+    "netd.features.0/Conv": 8 * 8 * 8 * 3 * 16,
+    "netd.features.2/Conv": 4 * 4 * 16 * 8 * 16,
+}
+HAND_TOTAL = 241664  # 4 * 24576 + 4 * 32768 + 3 * 4096
+IMAGE_CONVS = ("netg.encoder1.main.0/Conv", "netg.encoder2.main.0/Conv", "netd.features.0/Conv")  # read an image
+
+
 def test_layers_their_macs_and_what_each_target_quantizes(scorer_graphs):
     model = onnx.load(scorer_graphs["fp32"])
     layers = conv_layers(model)
@@ -40,7 +60,10 @@ def test_layers_their_macs_and_what_each_target_quantizes(scorer_graphs):
     assert {layer.op_type for layer in cpu} == {"Conv"}
     assert len(cpu) == sum(n.op_type == "Conv" for n in convs) - 3
     assert len(ov) == len(trt) - 2  # the encoders' latent convolutions stay in float on OpenVINO
-    assert 0.5 < int8_mac_share(model, trt) < 1.0 and int8_mac_share(model, []) == 0.0
+    assert {layer.name: layer.macs for layer in layers} == HAND_MACS and sum(HAND_MACS.values()) == HAND_TOTAL
+    # TensorRT quantizes every convolution but the three that read an image: (241664 - 3 * 24576) / 241664 = 41/59
+    assert {layer.name for layer in trt} == set(HAND_MACS) - set(IMAGE_CONVS)
+    assert int8_mac_share(model, trt) == pytest.approx(41 / 59) and int8_mac_share(model, []) == 0.0
 
 
 def test_sensitivity_rows_every_quantized_layer_by_harm(reported, scorer_graphs):
@@ -60,9 +83,9 @@ def test_fallback_keeps_the_harmful_layer_in_float_and_the_graph_records_it(repo
     fallback = reported.precision.fallback
     assert fallback is not None and not fallback.before.passed and fallback.passed and reported.passed
     assert fallback.kept == [reported.precision.sensitivity[0].layer.name]
-    model = onnx.load(scorer_graphs["fp32"])
-    expected = int8_mac_share(model, [layer for layer in quantized_layers(model, "tensorrt")
-                                      if layer.name not in fallback.kept])
+    quantized = set(HAND_MACS) - set(IMAGE_CONVS)  # the MACs left in INT8, by hand: the quantized less the kept
+    expected = sum(HAND_MACS[name] for name in quantized - set(fallback.kept)) / HAND_TOTAL
+    assert fallback.int8_share_before == pytest.approx(41 / 59)
     assert fallback.int8_share == pytest.approx(expected) and fallback.int8_share >= MIN_INT8_SHARE
     assert fallback.int8_share < fallback.int8_share_before
     graph = onnx.load(reported.path)

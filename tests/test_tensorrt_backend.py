@@ -111,8 +111,10 @@ def test_scores_padding_splitting_graphs_and_release(tmp_path):
     capture = (COST["h2d"], 2 * COST["kernel"], D2H)
     assert [(s.h2d, s.compute, s.d2h) for s in stats.stages] == [capture] * 7
     assert backend.stage_times_ms() == {"h2d": [1.0] * 7, "compute": [4.0] * 7, "d2h": [D2H] * 7}
-    assert backend.info.device_memory_bytes == 2 * 1000 + sum(b.nbytes for s in backend._slots for b in
-                                                             [s.device_input, *s.device_outputs.values()])
+    # the engine's plan (its weights; the stand-in's is b"FAKE engine", 11 bytes), two contexts of 1000 bytes, buffers
+    assert backend.info.device_memory_bytes == 11 + 2 * 1000 + sum(b.nbytes for s in backend._slots for b in
+                                                                  [s.device_input, *s.device_outputs.values()])
+    assert backend.info.device_memory == "GPU: engine (plan size) + contexts + buffers"
     assert api.counts["graphs"] == 2  # one live graph per slot
     for round_ in range(2):  # the same shape again on both slots: replays, no capture; scores of the replays
         for n in (2, 5):

@@ -53,8 +53,12 @@ def test_onnx_graph_repository(scorer_graphs, tmp_path):
     outputs = {o.name: o for o in config.output}
     facts = json.loads(Path(f"{graph}.json").read_text())
     assert list(outputs) == facts["outputs"]
-    assert list(outputs["d1"].dims) == [1] and list(outputs["d1"].reshape.shape) == []
-    assert list(outputs["amap"].dims) == [16, 16]
+    # a score is [N] in the graph and [1] per image in Triton: the config reshapes it to [] (an empty shape reads
+    # the same as no reshape at all, so the field itself must be there); amap is [N, 16, 16] in both
+    assert list(outputs["d1"].dims) == [1] and outputs["d1"].HasField("reshape")
+    assert list(outputs["d1"].reshape.shape) == []
+    assert all(outputs[name].HasField("reshape") for name in outputs if name != "amap")
+    assert list(outputs["amap"].dims) == [16, 16] and not outputs["amap"].HasField("reshape")
     assert config.dynamic_batching.max_queue_delay_microseconds == 250
     assert config.instance_group[0].count == 2 and config.instance_group[0].kind == 2  # KIND_CPU
     warm = config.model_warmup[0]

@@ -87,9 +87,8 @@ def calibrate_command(
     fallback: bool = typer.Option(True, "--fallback/--no-fallback",
                                   help="When an artifact fails the gate, keep its most harmful layers in float, one "
                                        "at a time, until it passes (at least half the MACs stay INT8)."),
-    report: bool = typer.Option(False, "--report", metavar="", help="Measure every quantized layer on the gate images "
-                                                        "(quantized alone, and left alone in float) and print the "
-                                                        "layers by harm; also in --json and the sidecar."),
+    report: bool = typer.Option(False, "--report", metavar="", help="Measure every quantized layer on the gate "
+                                "images (alone in INT8, alone in float); print them by harm (--json, sidecar too)."),
     out_dir: Path | None = typer.Option(None, "--out-dir", help="Where to write (default: next to --onnx)."),
     trt_version: str = typer.Option("8.6.1", help="TensorRT version named in the calibration cache header "
                                                   "(8.5 to 10.x)."),
@@ -99,10 +98,12 @@ def calibrate_command(
     max_auroc_drop: float | None = typer.Option(None, help="Gate: largest primary-score AUROC drop (default 0.01)."),
     min_agreement: float | None = typer.Option(None, help="Gate: smallest decision agreement on the proxy anomalies "
                                                              "(default 0.98)."),
-    max_false_rejects: float | None = typer.Option(None, help="Gate: largest share of the held-out normal images "
-                                                                 "the INT8 artifact may reject where the reference "
-                                                                 "accepts them (default 0.02: none of fewer than "
-                                                                 "50)."),
+    max_false_rejects: float | None = typer.Option(None, help="Gate: largest share of the held-out normals INT8 "
+                                                                 "rejects where the reference accepts them "
+                                                                 "(default 0.02: none of fewer than 50)."),
+    max_score_shift: float | None = typer.Option(None, help="Gate: largest primary-score shift near the threshold, "
+                                                               "share of the decision margin (default 0.5)."),
+    max_score_bias: float | None = typer.Option(None, help="Gate: largest mean shift there (default 0.1)."),
     threads: Threads = 0,
     json_out: Json = False,
 ) -> None:
@@ -111,13 +112,13 @@ def calibrate_command(
     Draws calibration patches from normal images, chooses activation ranges on the FP32 graph, writes the
     Q/DQ graphs and the cache, then compares each INT8 graph with the torch reference on the checkpoint's
     held-out validation images plus proxy anomalies: rel L2 and Spearman floors of every score, AUROC drop of
-    the primary score <= 0.01, no false rejects added on the held-out normals (at most 2 %), agreement >= 98 %
-    on the proxies. An artifact that fails is given the accuracy-aware fallback (--no-fallback: off): its most
-    harmful layers stay in float, one at a time, until the gate passes with at least half of its INT8
-    multiply-adds left; --report measures every layer first and prints them by harm. Exit code 1 when an
-    artifact still fails the gate or TensorRT's parser rejects it; it is still
-    written, with the verdict in its sidecar, unless --strict, and every later command refuses it unless
-    --force.
+    the primary score <= 0.01, the primary score's shift near the threshold (down or up) within its share of the
+    decision margin, no false rejects added on the held-out normals (at most 2 %), agreement >= 98 % on the
+    proxies; at least 5 held-out normals. An artifact that fails is given the accuracy-aware fallback
+    (--no-fallback: off): its most harmful layers stay in float, one at a time, until the gate passes with at
+    least half of its INT8 multiply-adds left; --report measures every layer first and prints them by harm.
+    Exit code 1 when an artifact still fails the gate or TensorRT's parser rejects it; it is still written, with
+    the verdict in its sidecar, unless --strict, and every later command refuses it unless --force.
 
     Example: [bold]gedge export model.pt -o scorer.onnx && gedge calibrate model.pt --onnx scorer.onnx[/]
     Example: [bold]gedge calibrate model.pt --onnx scorer.onnx --target openvino[/]
@@ -126,9 +127,9 @@ def calibrate_command(
     options = CalibrateOptions(
         checkpoint=checkpoint, graph=onnx, data=data, target=target, method=method, percentile=percentile,
         n_patches=patches, seed=seed, strict=strict, fallback=fallback, report=report, out_dir=out_dir,
-        trt_version=trt_version,
-        quantize_image_convs=quantize_image_convs, max_auroc_drop=max_auroc_drop, min_agreement=min_agreement,
-        max_false_rejects=max_false_rejects, threads=threads)
+        trt_version=trt_version, quantize_image_convs=quantize_image_convs, max_auroc_drop=max_auroc_drop,
+        min_agreement=min_agreement, max_false_rejects=max_false_rejects, max_score_shift=max_score_shift,
+        max_score_bias=max_score_bias, threads=threads)
     inputs = open_inputs(options)  # bad input fails here, as one line, before any progress is drawn
     with progress_bar("calibrate") as update:
         result = calibrate(options, lambda stage, done, total: update(done, total, info=stage), inputs)

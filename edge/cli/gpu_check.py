@@ -29,15 +29,19 @@ def gpu_check(
     build_without_gpu: bool = typer.Option(False, "--build-without-gpu", metavar="",
                                            help="Build the engines even with no GPU (TensorRT-RTX builds ahead of "
                                                 "time)."),
+    strict: bool = typer.Option(False, "--strict", metavar="",
+                                help="A skipped step (for time, or for what this machine lacks) fails the check too."),
     json_out: Json = False,
 ) -> None:
     """On a machine with a GPU: torch CUDA vs CPU parity, CUDA buffers/streams/graphs, the pipelined loop on the
     GPU, TensorRT engines with parity and a benchmark, in under five minutes. Each step is ok, FAIL or skipped
-    (with the reason); exit code 1 when a step failed.
+    (with the reason), and the skipped steps are listed at the end; exit code 1 when a step failed, or with
+    --strict when a step was skipped.
 
     Example: [bold]gedge gpu-check --model model.pt[/]
     """
-    options = GpuCheckOptions(model=model, budget_s=budget, out=out, build_without_gpu=build_without_gpu)
+    options = GpuCheckOptions(model=model, budget_s=budget, out=out, build_without_gpu=build_without_gpu,
+                              strict=strict)
     result = run_gpu_check(options, on_step=_step_line)
     if json_out:
         print_json(result.to_dict())
@@ -47,6 +51,10 @@ def gpu_check(
         console.print(gpu_check_table(result))
         if not result.gpu and not result.cuda:
             console.print("no GPU here: the GPU steps were skipped; run `make gpu-check` on the GPU machine")
+    if result.skipped:
+        verdict = "fail the check (--strict)" if result.strict else "did not run (--strict makes that a failure)"
+        err_console.print(f"{len(result.skipped)} steps {verdict}: "
+                          + "; ".join(f"{s.name} ({s.detail})" for s in result.skipped), markup=False)
     if result.failed:
         raise typer.Exit(1)
 

@@ -51,20 +51,26 @@ def parity(
     min_spearman: float | None = typer.Option(None, help="Limit: Spearman rank correlation of every score."),
     max_auroc_delta: float | None = typer.Option(None, help="Limit: |AUROC delta| of every score."),
     min_agreement: float | None = typer.Option(None, help="Limit: accept/reject agreement (0-1)."),
+    max_score_shift: float | None = typer.Option(None, help="Limit: largest primary-score shift near the "
+                                                               "threshold, share of the decision margin."),
+    max_score_bias: float | None = typer.Option(None, help="Limit: largest mean shift there."),
     force: Force = False,
     json_out: Json = False,
 ) -> None:
     """Accuracy parity of a deployed graph against the PyTorch reference, per output, with pass/fail.
 
     Defaults: FP32 rel L2 <= 1e-5 and identical decisions; FP16 rel L2 <= 1e-2 and >= 99.5 % agreement;
-    INT8 rel L2 <= 0.25, Spearman >= 0.9, primary-score AUROC drop <= 0.01 and >= 98 % agreement. NaN or
-    infinite candidate values always fail. A candidate whose recorded verdict failed is refused unless --force.
+    INT8 rel L2 <= 0.25, Spearman >= 0.9, primary-score AUROC drop <= 0.01 and >= 98 % agreement. Every
+    precision also bounds the primary score's shift near the threshold, down or up, as a share of the decision
+    margin. NaN or infinite candidate values always fail, and so does every limit on fewer than 10 images
+    ("too few images to judge"). A candidate whose recorded verdict failed is refused unless --force.
     Exit code 1 when the candidate fails (or is refused).
 
     Example: [bold]gedge parity --ref model.pt --candidate scorer.fp16.onnx --data wood --json[/]
     """
     overrides = {"max_rel_l2": max_rel_l2, "min_spearman": min_spearman, "max_auroc_delta": max_auroc_delta,
-                 "min_agreement": min_agreement}
+                 "min_agreement": min_agreement, "max_score_shift": max_score_shift,
+                 "max_score_bias": max_score_bias}
     reference = artifacts.open(ref)  # each file read, hashed and verified once
     model = artifacts.open(candidate)
     request = ParityRequest(reference, model, data, precision, overrides, batch_size, threads, force)

@@ -68,7 +68,8 @@ def bench_table(report: BenchReport, title: str = "Benchmark") -> Group:
         if has_stages:
             s = r.stages_ms or {}
             cells += [_ms(s.get("h2d")), _ms(s.get("compute")), _ms(s.get("d2h"))]
-        cells.append("-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f} {r.memory.split()[0]}".strip())
+        memory = f"{r.peak_memory_mb:.0f} {r.memory.split()[0].rstrip(':')}".strip() if r.peak_memory_mb else "-"
+        cells.append(memory)
         table.add_row(*cells)
     m, s = report.machine, report.settings
     amount = f"{s.get('seconds')} s" if s.get("seconds") else f"{s.get('iters') or 10} iterations"
@@ -77,8 +78,9 @@ def bench_table(report: BenchReport, title: str = "Benchmark") -> Group:
                f"{_versions(m)}; OMP_WAIT_POLICY={m.get('omp_wait_policy')}. Warm-up {s.get('warmup')}, {amount} per "
                f"row; img/s = network inputs ({s.get('input_size') or '-'}) per second at the mean latency; vs eager: "
                "against torch eager on the CPU at the same batch; peak MB: process peak RSS since the backend was "
-               "opened (CPU) or GPU memory (CUDA). Serial vs piped: batch by batch vs the pipelined loop from PNG "
-               "frames (decode and tiling included), alternating pairs of runs; piped/serial is the median of the "
+               "opened (CPU), torch's peak allocation (CUDA) or, for TensorRT, the engine (its plan: weights and "
+               "kernels) + execution contexts + buffers. Serial vs piped: batch by batch vs the pipelined loop from "
+               "PNG frames (decode and tiling included), alternating pairs of runs; piped/serial is the median of the "
                "pairs' ratios (quartiles).")
     return Group(table, Text(caption), *_notes(report))
 

@@ -32,6 +32,9 @@ def limits_text(lim: ParityLimits) -> str:
         parts.append(f"false rejects added on normals <= {lim.max_new_false_rejects:.1%}")
     if lim.min_anomalous_agreement is not None:
         parts.append(f"agreement on anomalies >= {lim.min_anomalous_agreement:.1%}")
+    parts.append(f"primary score shift near the threshold <= {lim.max_score_shift:.1%} of the decision margin, "
+                 f"on average <= {lim.max_score_bias:.1%}")
+    parts.append(f"at least {lim.min_images} images ({lim.min_normals} normal)")
     parts.append("no NaN/infinity")
     return ", ".join(parts)
 
@@ -45,6 +48,18 @@ def decisions_text(report: ParityReport) -> str:
         text += (f"; normals: {d.normal.rejected_reference} ref / {d.normal.rejected_candidate} cand rejected, "
                  f"{d.normal.new_rejects} added by the candidate; anomalies: agreement {d.anomalous.agreement:.2%}")
     return text
+
+
+def shift_text(report: ParityReport) -> str:
+    """The primary score's shift near the threshold in one sentence (what the decision margin guarantees)."""
+    shift = report.shift
+    if shift is None or shift.margin is None or shift.share is None:
+        return "primary score shift: not measured"
+    clear = f"; images more than {shift.clear_by:.3g} from the threshold keep their decision" \
+        if shift.clear_by is not None and shift.clear_by > 0 else ""
+    return (f"primary score shift near the threshold: down {shift.largest_down:.3g}, up {shift.largest_up:.3g}, "
+            f"mean {shift.mean:+.3g} ({shift.share:.1%} and {shift.mean_share:.1%} of the decision margin "
+            f"{shift.margin:.3g}, over {shift.n_near} images){clear}")
 
 
 def parity_table(report: ParityReport, title: str | None = None) -> Group:
@@ -71,6 +86,7 @@ def parity_table(report: ParityReport, title: str | None = None) -> Group:
     verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
     summary = (
         f"candidate {escape(report.candidate)}, reference {escape(report.reference)}; {report.n_images} images, "
-        f"{report.n_inputs} network inputs ({escape(report.data)}); {escape(decisions_text(report))}. "
+        f"{report.n_inputs} network inputs ({escape(report.data)}); {escape(decisions_text(report))}; "
+        f"{escape(shift_text(report))}. "
         f"Limits {report.precision}: {escape(limits_text(lim))}. {verdict}")
     return Group(table, Text.from_markup(summary))

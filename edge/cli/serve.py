@@ -47,12 +47,11 @@ def serve(
     """
     log = log_file or Path(tempfile.gettempdir()) / f"gedge-serve-{os.getpid()}.tritonserver.log"
     options = ServeOptions(http_port=http, grpc_port=grpc, metrics_port=metrics, address=address,
-                                  max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances,
-                                  name=name, backend=backend, threads=threads, drain_seconds=drain, log_file=log,
-                                  force=force)
+                           max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances,
+                           name=name, backend=backend, threads=threads, drain_seconds=drain, log_file=log,
+                           force=force)
     render = _print_event if json_out else _render_event
-    summary = run_server(model, options, render)
-    render(summary)
+    summary = run_server(model, options, render)  # renders ready, stopping and stopped as they happen
     if summary["signal"] == "":
         raise RuntimeFailure(f"tritonserver exited on its own; its log: {log}", model)
 
@@ -76,6 +75,8 @@ def _render_event(event: dict[str, Any]) -> None:
                 "threshold": f"{facts.threshold:.4f} on {facts.primary}",
                 "verification": served.verification_line, "tritonserver log": options["log_file"]}
         console.print(key_value_table("Serving (Ctrl-C or SIGTERM stops after the accepted requests)", rows))
+    elif kind == "note":
+        err_console.print(f"note: {event['line']}", markup=False)
     elif kind == "stopping":
         err_console.print(f"stopping on {event['signal']}: answering accepted requests (up to "
                           f"{event['drain_seconds']} s)")

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from gedge.cli.render import err_console, key_value_table, print_json
 from gedge.core.errors import ConfigError, RuntimeFailure
-from gedge.runtime.served import LEDGER, served_reference
+from gedge.runtime.served import LEDGER, listen, served_reference
 
 
 def served_model(server: str, model_name: str | None, first: Path | None, rest: list[Path] | None) -> tuple[str,
                                                                                                              list]:
     """(the served model's reference, the inputs): with --server, the first positional argument is an input."""
     inputs = [*([first] if first is not None else []), *(rest or [])]
+    listen(lambda line: err_console.print(f"note: {line}", markup=False, soft_wrap=True))  # e.g. a model loading
     return served_reference(server, model_name), inputs
 
 

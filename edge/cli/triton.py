@@ -11,7 +11,7 @@ from gedge.cli.render import console, fmt, key_value_table, print_json, warning_
 from gedge.core.errors import CheckFailed
 from gedge.export.triton import TritonExportOptions, export_repository
 from gedge.runtime.registry import open_backend
-from gedge.runtime.served import served_reference
+from gedge.runtime.served import listen, served_reference
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
@@ -83,12 +83,14 @@ def load(
     json_out: Json = False,
 ) -> None:
     """A bounded load test: throughput, p50/p99 latency, the batch sizes Triton formed; every request is
-    answered or gets an explicit error (exit 1 if any request was lost, wrong or failed). Loopback or a test
-    network only.
+    answered or gets an error, and the requests the server accepted (its own counts) that never reached their
+    client as an answer are "lost" (exit 1 if any request was lost, wrong or failed). Loopback or a test network
+    only.
 
     Example: [bold]gedge triton load http://127.0.0.1:8000 --clients 16 --requests 2000[/]
     """
     reference = served_reference(server, model_name)
+    listen(lambda line: warning_line(line))  # e.g. the model still loading
     backend = open_backend(reference, "triton", slots=1)  # the served model's facts: its input
     spec = backend.input_spec
     backend.close()
@@ -101,7 +103,11 @@ def load(
         sizes = ", ".join(f"{size}: {count}" for size, count in report.batch_sizes.items()) or "-"
         console.print(key_value_table(f"Load on {reference}", {
             "clients": report.clients, "requests sent": report.sent, "answered": report.answered,
-            "errors": report.errors, "lost": report.lost, "wrong answers": report.wrong,
+            "errors": f"{report.errors} ({report.refused} refused explicitly by the server)",
+            "lost (accepted by the server, never answered here)":
+                "unknown (the server's counts could not be read)" if report.lost is None else report.lost,
+            "server's counts": f"{report.server} ({report.server_source})" if report.server else "-",
+            "wrong answers": report.wrong,
             "throughput": f"{report.requests_per_second:.0f} requests/s ({report.images_per_request} image each)",
             "latency p50 / p99": f"{fmt(report.latency_ms.get('p50'), 1)} / {fmt(report.latency_ms.get('p99'), 1)} ms",
             "mean batch formed (metrics)": fmt(report.mean_batch, 2),

@@ -14,8 +14,11 @@ What is compared, per output (d1, d2, d3, latent, score, and amap where both hav
 
 Pass/fail comes from :class:`~gedge.compare.limits.ParityLimits` for the candidate's precision: relative L2
 error and Spearman of every score (every precision: a constant, shuffled or sign-flipped candidate fails them
-with or without labels), |AUROC delta| (INT8: the drop of the primary score), and the decision limits. The limits
-mean what they say: a set too small for a limit fails it rather than being let off. The max relative error is
+with or without labels), |AUROC delta| (INT8: the drop of the primary score), the decision limits, and the primary
+score's shift near the threshold against the decision margin, down or up (:mod:`gedge.compare.shift`: a candidate
+that scores every image lower or higher fails it even where AUROC and every decision agree). The limits mean what
+they say: a set too small for a limit fails it rather than being let off, and every limit fails on fewer images
+than it can judge (:mod:`gedge.compare.sample_size`). The max relative error is
 reported but not gated: the normalised score crosses zero, where relative error means nothing.
 """
 
@@ -25,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from gedge.compare.limits import ParityLimits
+from gedge.compare.sample_size import ImageCounts, too_few
+from gedge.compare.shift import ScoreShift, ShiftLimits, score_shift
 from gedge.core.artifacts.verdicts import Verification
 from gedge.core.metrics import auroc, has_both_classes
 from gedge.core.scores import OUTPUT_NAMES, Scores
@@ -123,10 +128,13 @@ class ParityReport:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     verification: Verification | None = None  # the candidate artifact's: hashes checked, verdicts, forced ones
+    shift: ScoreShift | None = None  # the primary score's shift near the threshold against the decision margin
+    too_few: list[str] = field(default_factory=list)  # limits the images are too few to judge (each fails)
 
     @property
     def failures(self) -> list[str]:
-        return [f for row in self.outputs for f in row.failures] + self.decisions.failures
+        shift = self.shift.failures if self.shift is not None else []
+        return [*self.too_few, *(f for row in self.outputs for f in row.failures), *self.decisions.failures, *shift]
 
     @property
     def passed(self) -> bool:
@@ -145,6 +153,7 @@ class ParityReport:
         for side in ("normal", "anomalous"):
             split = getattr(self.decisions, side)
             values["decisions"][side] = None if split is None else split.to_dict()
+        values["shift"] = None if self.shift is None else self.shift.to_dict()
         return values
 
 
@@ -311,6 +320,13 @@ def compare_scores(reference: BackendScores, candidate: BackendScores, facts: Im
         rows.append(_amap_row(reference.inputs, candidate.inputs, limits))
     decisions = _decisions(reference.images, candidate.images, facts, limits)
     labelled = facts.labels is not None and has_both_classes(facts.labels)
+    shift = score_shift(reference.images.score, candidate.images.score, facts.threshold, facts.labels,
+                        ShiftLimits(limits.max_score_shift, limits.max_score_bias))
+    anomalous = decisions.anomalous.n if decisions.anomalous is not None else 0
+    lacking = too_few(limits, ImageCounts(len(reference.images), shift.n_normal, anomalous, labelled))
+    if any(line.startswith("score shift:") for line in lacking):
+        shift.failures = []  # a margin from too few normal images judges nothing; the line above fails it
     return ParityReport(reference.name, candidate.name, limits.precision, limits, rows, decisions,
                         len(reference.images), len(reference.inputs), labelled, facts.description,
-                        {"reference": reference.seconds, "candidate": candidate.seconds})
+                        {"reference": reference.seconds, "candidate": candidate.seconds}, shift=shift,
+                        too_few=lacking)

@@ -26,7 +26,8 @@ class BackendInfo:
     with_amap: bool = False  # it returns the anomaly map
     slots: int = 1  # batches it can hold in flight (> 1: it implements AsyncBackend)
     max_batch: int | None = None  # largest batch one call takes (an engine's profile); None: any
-    device_memory_bytes: int | None = None  # device memory it holds (TensorRT: contexts and bindings)
+    device_memory_bytes: int | None = None  # device memory it holds (TensorRT: engine, contexts and bindings)
+    device_memory: str = ""  # what device_memory_bytes counts, for tables (e.g. "GPU: engine + contexts + buffers")
     cuda_graphs: bool | None = None  # TensorRT: CUDA graphs in use; None where that does not apply
     artifact: Artifact | None = None  # the model file it runs, as gedge read it
     notes: tuple[str, ...] = ()  # facts a report should show (FP16 emulated on the CPU, fewer slots than asked)

@@ -4,12 +4,15 @@
 ``http://host:8000/v2/models/scorer`` (Triton's own REST path of the model; ``grpc://host:8001/v2/models/scorer``
 for gRPC). :func:`is_served` is how the runtime registry tells such a reference from a model file, and
 :data:`LEDGER` keeps, per reference, the requests a client process sent, retried and lost, so that the command
-that ran a whole pipeline can report them and fail when any request failed.
+that ran a whole pipeline can report them and fail when any request failed. :func:`notice` passes a line the user
+should see while a client waits (a model still loading) to whoever listens (the CLI prints it); the library never
+prints.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,3 +108,16 @@ LEDGER: dict[str, RequestCounts] = {}
 
 def counts_for(reference: str) -> RequestCounts:
     return LEDGER.setdefault(reference, RequestCounts())
+
+
+_LISTENERS: list[Callable[[str], None]] = []
+
+
+def listen(callback: Callable[[str], None] | None) -> None:
+    """Give :func:`notice`'s lines to ``callback`` (None: to nobody)."""
+    _LISTENERS[:] = [callback] if callback is not None else []
+
+
+def notice(line: str) -> None:
+    for callback in list(_LISTENERS):
+        callback(line)

@@ -63,6 +63,9 @@ class TensorRTParts:
     runtime_info: RuntimeInfo | None = None
 
 
+DEVICE_MEMORY = "GPU: engine (plan size) + contexts + buffers"
+
+
 class TensorRTBackend(AsyncBackendBase):
     """Scores uint8 NHWC batches with a gedge TensorRT engine; verified against its manifest on load."""
 
@@ -103,6 +106,7 @@ class TensorRTBackend(AsyncBackendBase):
         return BackendInfo(kind="tensorrt", label=f"tensorrt {self.precision.upper()}", precision=self.precision,
                            device="cuda", runtime=f"{self.trt_name} {self.trt_version}", with_amap=self.with_amap,
                            slots=len(self._slots), max_batch=self.max_batch, device_memory_bytes=self.device_bytes,
+                           device_memory=DEVICE_MEMORY,
                            cuda_graphs=self.cuda_graphs, artifact=self.artifact, notes=notes)
 
     def _load(self, artifact: Artifact, parts: TensorRTParts, device: int) -> Any:
@@ -122,6 +126,7 @@ class TensorRTBackend(AsyncBackendBase):
             runtime_info = RuntimeInfo(self.trt_name, self.trt_version, gpu.name, gpu.compute_capability)
         self.runtime_info = runtime_info
         check_runtime(self.manifest, runtime_info, self.path)
+        self.engine_bytes = len(artifact.data)  # the deserialised engine holds its weights (and kernels) on the device
         self.precision = self.manifest.precision
         self.name = f"tensorrt-{self.precision}"
         self.artifact = _runtime_checked(artifact, runtime_info)
@@ -244,11 +249,13 @@ class TensorRTBackend(AsyncBackendBase):
             self._bind(slot)
 
     def _device_bytes(self) -> int:
+        """The device memory this backend holds: the engine (its plan's size: weights and kernels), each slot's
+        execution context (its activation memory) and the input and output buffers."""
         buffers = sum(s.device_input.nbytes + sum(b.nbytes for b in s.device_outputs.values()) for s in self._slots)
         per_context = getattr(self.engine, "device_memory_size_v2", None)
         if per_context is None:
             per_context = getattr(self.engine, "device_memory_size", 0)
-        return int(buffers + len(self._slots) * int(per_context or 0))
+        return int(self.engine_bytes + buffers + len(self._slots) * int(per_context or 0))
 
     # --- the asynchronous interface (the pipelined loop) ------------------------------------------------
 

@@ -8,7 +8,9 @@ enqueue/collect), so that Triton's dynamic batcher can merge them with other cam
 
 The model's facts (input size, preprocessing, threshold, primary score, score statistics) come from the server:
 from the config's ``gedge.facts`` parameter in a repository written by ``gedge triton export``, else from the
-``<name>-facts`` model that ``gedge serve`` binds. A batch larger than the server's ``max_batch_size`` is sent
+``<name>-facts`` model that ``gedge serve`` binds. A client started while the server is still loading its models
+waits for them (at most ``ready_timeout_s``, with a line through :func:`gedge.runtime.served.notice`), then says
+that the model is not ready yet. A batch larger than the server's ``max_batch_size`` is sent
 as several requests. Connection errors (server restarting, connection reset) are retried ``retries`` times
 with a growing pause; an error the server gives (bad input, unknown model) is not. Every error names the
 server and the model, and every request is counted in :data:`gedge.runtime.served.LEDGER`.
@@ -30,10 +32,12 @@ from gedge.core.backend import BackendBase, BackendInfo
 from gedge.core.errors import ArtifactError, ConfigError, RuntimeFailure, first_line
 from gedge.core.scores import OUTPUT_NAMES, Scores
 from gedge.runtime.options import OpenOptions
-from gedge.runtime.served import ServedRef, counts_for, parse_reference
+from gedge.runtime.served import ServedRef, counts_for, notice, parse_reference
 from tritonclient.utils import InferenceServerException
 
 FACTS_SUFFIX = "-facts"  # the companion model `gedge serve` binds (gedge.serve.server)
+READY_TIMEOUT_S = 60.0  # how long a client waits for a server that is still loading its models
+UNKNOWN_GRACE_S = 10.0  # a model absent this long from a server that has loaded the rest is not served there
 
 
 RETRYABLE_STATUS = ("UNAVAILABLE", "502", "503", "504")
@@ -58,9 +62,11 @@ class TritonBackend(BackendBase):
     """Scores uint8 NHWC batches on a Triton server (HTTP or gRPC)."""
 
     def __init__(self, reference: str, timeout_s: float = 60.0, retries: int = 3, slots: int = 2,
-                 with_amap: bool = False) -> None:
-        if retries < 0 or slots < 1 or timeout_s <= 0:
-            raise ConfigError("retries must be 0 or more, slots at least 1 and the timeout positive")
+                 with_amap: bool = False, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
+        if retries < 0 or slots < 1 or timeout_s <= 0 or ready_timeout_s < 0:
+            raise ConfigError("retries must be 0 or more, slots at least 1, the timeout positive and the readiness "
+                              "wait 0 or more")
+        self.ready_timeout_s = ready_timeout_s
         self.ref: ServedRef = parse_reference(reference)
         self.reference = self.ref.reference
         self.where = f"server {self.ref.server}, model {self.ref.model}"
@@ -101,17 +107,56 @@ class TritonBackend(BackendBase):
     def _module(self) -> Any:
         return grpcclient if self.ref.protocol == "grpc" else httpclient
 
+    def _ready(self, client: Any) -> bool:
+        """Whether the model and what its facts come from are loaded. (The server's own readiness says nothing
+        here: it is true between two models that a server loads one after another.)"""
+        if not client.is_model_ready(self.ref.model):
+            return False
+        return self._config_facts(client) is not None or client.is_model_ready(self.ref.model + FACTS_SUFFIX)
+
+    def _wait_until_ready(self, client: Any) -> None:
+        """Wait while the server is up but still loading the model (bounded, with one line saying so). A model
+        still absent while the server has loaded everything else for UNKNOWN_GRACE_S is not served there: the
+        caller's next request says so."""
+        started, said, absent_since = time.monotonic(), False, None
+        while not self._ready(client):
+            now = time.monotonic()
+            if not said:
+                said = True
+                notice(f"{self.where}: the model is not ready yet (the server is still loading it); waiting up to "
+                       f"{self.ready_timeout_s:.0f} s")
+            if now - started >= self.ready_timeout_s:
+                raise RuntimeFailure(f"{self.where}: the model is not ready yet after {now - started:.0f} s (still "
+                                     f"loading, or it failed to load: see the server's log); try again once "
+                                     f"{self.ref.server}/v2/models/{self.ref.model}/ready answers")
+            unknown = client.is_server_ready() and not client.is_model_ready(self.ref.model)
+            absent_since = (absent_since or now) if unknown else None
+            if absent_since is not None and now - absent_since >= UNKNOWN_GRACE_S:
+                return
+            time.sleep(0.25)
+
+    def _config(self, client: Any) -> dict[str, Any]:
+        config = client.get_model_config(self.ref.model, **({"as_json": True} if self.ref.protocol == "grpc"
+                                                             else {}))
+        return config.get("config", config)
+
+    def _config_facts(self, client: Any) -> str | None:
+        try:
+            config = self._config(client)
+        except InferenceServerException:
+            return None
+        return ((config.get("parameters") or {}).get("gedge.facts") or {}).get("string_value")
+
     def _read_facts(self) -> ServedFacts:
         client = self._client()
+        self._wait_until_ready(client)
         try:
-            config = client.get_model_config(self.ref.model, **({"as_json": True} if self.ref.protocol == "grpc"
-                                                                 else {}))
+            config = self._config(client)
         except InferenceServerException as exc:
             if retryable(exc):
                 raise
             raise ConfigError(f"{self.where}: the model is not served there ({describe(exc)}); name it with "
                               "--model-name") from None
-        config = config.get("config", config)
         text = ((config.get("parameters") or {}).get("gedge.facts") or {}).get("string_value")
         if text is None:  # `gedge serve`: the facts come from the companion model
             ask = self._module().InferInput("ask", [1], "UINT8")
