@@ -184,8 +184,7 @@ class TensorRTBackend(AsyncBackendBase):
             if self.graph_mode == "runtime":
                 config = self.engine.create_runtime_config()
                 strategies = self.trt.CudaGraphStrategy
-                config.cuda_graph_strategy = (strategies.WHOLE_GRAPH_CAPTURE if self.cuda_graphs
-                                              else strategies.DISABLED)
+                config.cuda_graph_strategy = strategies.WHOLE_GRAPH_CAPTURE if self.cuda_graphs else strategies.DISABLED
                 context = self.engine.create_execution_context(config)
             else:
                 context = self.engine.create_execution_context()
