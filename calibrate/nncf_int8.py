@@ -41,9 +41,10 @@ from gedge.calibrate.quantize import image_convolutions
 from gedge.calibrate.targets import ArtifactChecks, TargetInputs
 from gedge.core.artifacts import Artifact
 from gedge.core.artifacts.facts import ModelFacts, Quantization
-from gedge.core.artifacts.ir import write_ir_sidecar
+from gedge.core.artifacts.ir import IR_GATE_PATH, write_ir_sidecar
 from gedge.core.artifacts.records import CalibrationSetRef, GateRecord
 from gedge.core.artifacts.sidecar import sidecar_path
+from gedge.core.artifacts.verdicts import canonical_gate
 from gedge.core.atomic import write_errors
 from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.inputs import graph_input
@@ -297,8 +298,11 @@ class OpenVINOTarget:
                               float_residuals=self.residuals, quantization=done)
 
     def publish(self, tmp: Path, gate: dict[str, Any]) -> None:
-        os.replace(tmp.with_suffix(".bin"), self.out.with_suffix(".bin"))  # weights first: the xml names them
-        os.replace(tmp, self.out)
+        """The judged IR saved again with the gate's verdict in its rt_info (so hashed with it), and its sidecar."""
+        _, ov = require_nncf()
+        model = ov.Core().read_model(str(tmp))
+        model.set_rt_info(canonical_gate(GateRecord.from_dict(gate)), list(IR_GATE_PATH))
+        save_ir(model, self.out)
         write_ir_sidecar(self.out, self.written.model_facts(), self.inputs.calibration_set, GateRecord.from_dict(gate),
                          {"float_residuals_check": self.residuals or "ok"})
 

@@ -9,7 +9,6 @@ artifact to a temporary name (with its facts), let the gate compare it with the 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,9 +18,8 @@ from gedge.calibrate.patches import CalibrationSet
 from gedge.calibrate.quantize import QuantizeSettings, flavour, inspect_qdq, quantize_graph
 from gedge.calibrate.ranges import CalibrationRanges
 from gedge.core.artifacts import Artifact
-from gedge.core.artifacts.graph import graph_artifact, graph_facts, serialize
-from gedge.core.artifacts.records import CalibrationSetRef, GateRecord, sha256_bytes, write_record
-from gedge.core.artifacts.sidecar import GraphSidecar, sidecar_path
+from gedge.core.artifacts.graph import graph_artifact, graph_facts, serialize, write_graph
+from gedge.core.artifacts.records import CalibrationSetRef, GateRecord, sha256_bytes
 from gedge.core.atomic import write_bytes
 from gedge.core.errors import ConfigError, RuntimeFailure, first_line
 from gedge.export.check import tensorrt_check
@@ -121,10 +119,8 @@ class QdqTarget:
                               parse, parsed, quantization={} if quantization is None else quantization.to_dict())
 
     def publish(self, tmp: Path, gate: dict[str, Any]) -> None:
-        os.replace(tmp, self.out)
-        record = GraphSidecar(self.out.name, sha256_bytes(self.data), graph_facts(self.model, self.out),
-                              GateRecord.from_dict(gate), self.inputs.calibration_set)
-        write_record(sidecar_path(self.out), "graph", record.to_dict())
+        """The judged graph, written with the gate's verdict inside it (so hashed with it) and in its sidecar."""
+        write_graph(self.out, self.model, GateRecord.from_dict(gate), self.inputs.calibration_set)
 
     def discard(self, tmp: Path) -> None:
         tmp.unlink(missing_ok=True)

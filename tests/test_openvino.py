@@ -210,6 +210,17 @@ def test_calibrate_cli_openvino(scorer_graphs, tmp_path):
     side = json.loads((out / "scorer.int8.ov.xml.json").read_text())
     assert side["calibration_set"]["sha256"] == set_sha == summary["calibration_set"]["sha256"]
     assert side["gate"]["limits"]["max_auroc_delta"] == 0.01 and "agreement" in side["gate"]
+    # The verdict and limits are in the IR's own rt_info too (hashed with it): the sidecar's copy cannot change it,
+    # and the FakeQuantize layers say INT8 whatever the sidecar's precision says.
+    verification = artifacts.open(ir).verification
+    assert verification.verdicts == {"gate": "passed" if side["gate"]["passed"] else "FAILED"}
+    assert 'gedge' in ir.read_text() and "max_auroc_delta" in ir.read_text()
+    side["gate"].update(passed=not side["gate"]["passed"], failures=[] if side["gate"]["passed"] else ["edited"])
+    side["precision"] = "fp32"
+    (out / "scorer.int8.ov.xml.json").write_text(json.dumps(side))
+    refusals = artifacts.open(ir).verification.refusals
+    assert any("re-run `gedge calibrate`" in why for why in refusals), refusals
+    assert any("FakeQuantize layers, so it is INT8" in why for why in refusals), refusals
 
 
 # --- the automatic CPU backend choice (runs with or without OpenVINO) --------------------------------------

@@ -264,3 +264,82 @@ def test_demo_ends_with_exit_1_when_a_verdict_failed(monkeypatch, tmp_path):
     monkeypatch.setattr(demo, "STAGES", [("fails", lambda ctx: ctx.failures.append("INT8 cpu artifact failed"))])
     with pytest.raises(CheckFailed, match="1 verdicts failed"):
         demo.run_demo(tmp_path, 0, 0, False)
+
+
+# --- an INT8 graph cannot pass as anything else (issue 21, item 3) ---------------------------------------------
+
+
+def _tampered_int8(failed_int8, int8_graphs, root: Path) -> dict[str, Path]:
+    """Three INT8 graphs a user could make by editing files: a passing one without its sidecar; one whose
+    ``gedge.precision`` says fp32 (with no sidecar, and with a sidecar rewritten to match the edited bytes); a failed
+    one whose sidecar's ``gate.passed`` was turned from false to true."""
+    import onnx
+
+    root.mkdir(parents=True, exist_ok=True)
+    made = {"sidecar deleted": Path(shutil.copy(int8_graphs["tensorrt"], root / "nosidecar.int8.qdq.onnx"))}
+    model = onnx.load(str(int8_graphs["tensorrt"]))
+    for prop in model.metadata_props:
+        if prop.key == "gedge.precision":
+            prop.value = "fp32"
+    data = model.SerializeToString(deterministic=True)
+    (root / "relabelled.onnx").write_bytes(data)
+    made["precision edited, no sidecar"] = root / "relabelled.onnx"
+    (root / "relabelled2.onnx").write_bytes(data)
+    side = json.loads(sidecar_path(int8_graphs["tensorrt"]).read_text())
+    import hashlib
+
+    side.update(graph="relabelled2.onnx", graph_sha256=hashlib.sha256(data).hexdigest(), precision="fp32")
+    sidecar_path(root / "relabelled2.onnx").write_text(json.dumps(side))
+    made["precision edited with its sidecar"] = root / "relabelled2.onnx"
+    flipped = Path(shutil.copy(failed_int8["graph"], root / "flipped.int8.qdq.onnx"))
+    side = json.loads(sidecar_path(failed_int8["graph"]).read_text())
+    assert side["gate"]["passed"] is False
+    side["gate"].update(passed=True, failures=[])
+    side["graph"] = flipped.name
+    sidecar_path(flipped).write_text(json.dumps(side))
+    made["gate.passed edited"] = flipped
+    return made
+
+
+def test_tampered_int8_graphs_are_refused_by_every_command(failed_int8, int8_graphs, scorer_graphs, tmp_path,
+                                                           capsys):
+    images = scorer_graphs["data"] / "test" / "good"
+    for what, graph in _tampered_int8(failed_int8, int8_graphs, tmp_path).items():
+        verification = artifacts.open(graph).verification
+        assert verification.status == "refused", (what, verification.line())
+        commands = {
+            "build": ("build", graph, "--precision", "int8", "--dry-run", "--assume", "trt-10.3"),
+            "inspect": ("inspect", graph, images, "--threads", 1),
+            "bench": ("bench", graph, "--batch", 1, "--iters", 1, "--warmup", 0, "--no-pipeline"),
+            "parity": ("parity", "--ref", scorer_graphs["checkpoint"], "--candidate", graph, "--data",
+                       scorer_graphs["data"], "--threads", 1),
+        }
+        for name, args in commands.items():
+            code, _, err = cli(capsys, *args)
+            line = one_line(err)
+            assert code == 1 and "--force" in line and graph.name in line, (what, name, err)
+        if what == "gate.passed edited":
+            assert "re-run `gedge calibrate`" in verification.refusals[0], verification.refusals
+        if what.startswith("precision edited"):
+            assert any("Q/DQ" in why for why in verification.refusals), verification.refusals
+    forced = enforce(artifacts.open(tmp_path / "flipped.int8.qdq.onnx").verification, force=True)
+    assert forced.status == "forced"
+    assert any(GATE_WORDS in why for why in forced.forced)  # the verdict is the one in the graph: FAILED
+
+
+def test_graphs_without_a_sidecar_are_unverified(scorer_graphs, tmp_path):
+    bare = artifacts.open(shutil.copy(scorer_graphs["fp32"], tmp_path / "bare.onnx")).verification
+    assert bare.status == "unverified" and not bare.refusals
+    assert any("bare.onnx.json" in why and "not checked" in why for why in bare.warnings), bare.warnings
+    enforce(bare)  # a warning, not a refusal
+
+
+def test_calibrated_int8_graphs_carry_their_gate_inside(int8_graphs, failed_int8):
+    for graph, passed in ((int8_graphs["tensorrt"], True), (int8_graphs["cpu"], True), (failed_int8["graph"], False)):
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(graph)).metadata_props}
+        embedded = json.loads(props["gedge.gate"])
+        sidecar_gate = json.loads(sidecar_path(graph).read_text())["gate"]
+        assert embedded["passed"] is passed and embedded == sidecar_gate
+        assert embedded["limits"] == sidecar_gate["limits"] and embedded["limits"]

@@ -438,11 +438,10 @@ class TensorRTBackend(AsyncBackendBase):
 
 def _runtime_checked(engine: Artifact, runtime: RuntimeInfo) -> Artifact:
     """The engine's artifact, its verification saying that the TensorRT and GPU were checked too."""
-    verification = engine.verification
-    if verification is None:
+    if engine.verification is None:
         return engine
-    checked = (*verification.checked, f"{runtime.flavour} {runtime.version} and the GPU match the manifest")
-    return replace(engine, verification=replace(verification, checked=checked))
+    checked = (*engine.verification.checked, f"{runtime.flavour} {runtime.version} and the GPU match the manifest")
+    return replace(engine, verification=replace(engine.verification, checked=checked))
 
 
 def open_artifact(engine: Artifact, options: OpenOptions) -> TensorRTBackend:

@@ -18,7 +18,7 @@ from pathlib import Path
 from gedge.core.artifacts.artifact import Artifact
 from gedge.core.artifacts.manifest import EngineManifest, EngineTarget
 from gedge.core.artifacts.records import read_file, read_json, sha256_bytes, write_record
-from gedge.core.artifacts.verdicts import parity_verdicts
+from gedge.core.artifacts.verdicts import Verification, parity_verdicts
 from gedge.core.errors import ArtifactError
 
 
@@ -31,6 +31,14 @@ def write_manifest(engine: str | Path, manifest: EngineManifest) -> Path:
     return write_record(manifest_path(engine), "engine", manifest.to_dict())
 
 
+def manifest_verification(manifest: EngineManifest, engine: str | Path, checked: str) -> Verification:
+    """What an engine's manifest means for using it: failed parity (of the engine, or of the graph it was built
+    from) refuses it; parity not measured and verdicts forced at build time are warnings. The C++ firmware applies
+    the same rule (``check_parity``); ``tests/fixtures/manifests`` holds the table both are tested on."""
+    parity = {kind: (record.status, record.why) for kind, record in manifest.parity.items()}
+    return parity_verdicts(parity, manifest.forced, engine, checked)
+
+
 def engine_artifact(engine: str | Path, data: bytes, manifest: EngineManifest) -> Artifact:
     """The Artifact of an engine's bytes and manifest: the bytes must match the manifest's sha256; the recorded parity
     and forced verdicts are read (not enforced here). A fresh build makes one before anything is written."""
@@ -38,8 +46,7 @@ def engine_artifact(engine: str | Path, data: bytes, manifest: EngineManifest) -
     if sha256_bytes(data) != manifest.engine_sha256:
         raise ArtifactError("engine does not match its manifest (sha256 differs: replaced, modified or truncated?)",
                             engine)
-    parity = {kind: (record.status, record.why) for kind, record in manifest.parity.items()}
-    verification = parity_verdicts(parity, manifest.forced, engine, "sha256 matches the manifest")
+    verification = manifest_verification(manifest, engine, "sha256 matches the manifest")
     return Artifact(engine, "engine", manifest.engine_sha256, manifest.model_facts(), verification,
                     manifest=manifest, facts_file=manifest_path(engine), data=data)
 

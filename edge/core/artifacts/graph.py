@@ -6,7 +6,9 @@ graph file's sha256, so a deployment can tell a graph from its neighbour without
 
 :func:`read_graph` is the graph kind's reader of :func:`gedge.core.artifacts.open`: the file is read once, hashed
 from the bytes read, parsed from the same bytes, checked against its sidecar and its recorded gate read; a threshold
-refitted for it (:mod:`gedge.core.artifacts.threshold`) replaces the recorded one.
+refitted for it (:mod:`gedge.core.artifacts.threshold`) replaces the recorded one. Its precision is read from its
+nodes too (:func:`graph_contents`: quantizing nodes make it INT8), and an INT8 graph's gate from its own metadata
+(``gedge.gate``, written by :func:`write_graph` before the bytes are hashed): the sidecar's copy must equal it.
 :func:`write_graph` is every writer's: the bytes are serialised once, hashed, written atomically with the sidecar,
 and the written graph comes back as an :class:`~gedge.core.artifacts.artifact.Artifact`. No torch here: devices
 read these facts too.
@@ -25,11 +27,15 @@ from gedge.core.artifacts.layout import graph_layout
 from gedge.core.artifacts.records import CalibrationSetRef, GateRecord, read_file, sha256_bytes, write_record
 from gedge.core.artifacts.refit import with_threshold_file
 from gedge.core.artifacts.sidecar import GraphSidecar, read_sidecar, sidecar_path
-from gedge.core.artifacts.verdicts import graph_verification, sha_mismatch
+from gedge.core.artifacts.verdicts import Contents, canonical_gate, graph_verification, sha_mismatch
 from gedge.core.atomic import write_bytes
 from gedge.core.errors import ArtifactError, first_line
 
 PREFIX = "gedge."
+GATE_KEY = f"{PREFIX}gate"  # the accuracy gate's verdict and limits, written into an INT8 graph before it is hashed
+# Nodes that make a graph INT8 whatever its metadata says (QDQ and QOperator formats, dynamic quantization).
+QUANTIZER_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+                           "QLinearMatMul", "ConvInteger", "MatMulInteger"})
 
 
 _STRING_FIELDS = {"gedge_version", "precision", "input", "input_name", "source_checkpoint", "source_sha256",
@@ -86,13 +92,37 @@ def serialize(model: onnx.ModelProto) -> bytes:
     return model.SerializeToString(deterministic=True)
 
 
+def graph_contents(model: onnx.ModelProto, path: str | Path | None = None) -> Contents:
+    """What a graph says about itself: INT8 when any node quantizes, and the gate written into its metadata."""
+    int8 = any(node.op_type in QUANTIZER_OPS for node in model.graph.node)
+    embedded = next((p.value for p in model.metadata_props if p.key == GATE_KEY), None)
+    if embedded is None:
+        return Contents(int8)
+    try:
+        gate = json.loads(embedded)
+    except ValueError as exc:
+        raise ArtifactError(f"{GATE_KEY} metadata does not parse: {exc}", path) from None
+    return Contents(int8, GateRecord.from_dict(gate))
+
+
+def with_gate(model: onnx.ModelProto, gate: GateRecord) -> onnx.ModelProto:
+    """A copy of ``model`` carrying the gate's verdict and limits in its own metadata (replacing any earlier one)."""
+    gated = onnx.ModelProto()
+    gated.CopyFrom(model)
+    kept = [(p.key, p.value) for p in gated.metadata_props if p.key != GATE_KEY]
+    del gated.metadata_props[:]
+    for key, value in [*kept, (GATE_KEY, canonical_gate(gate))]:
+        gated.metadata_props.add(key=key, value=value)
+    return gated
+
+
 def graph_artifact(path: Path, model: onnx.ModelProto, sha256: str, sidecar: GraphSidecar | None,
                    facts: ModelFacts | None = None) -> Artifact:
     """The Artifact of a graph whose bytes were read (or written) and hashed, with its sidecar (if any) matched;
     ``facts``: its metadata's facts where the caller decoded them already."""
     facts = facts or graph_facts(model, path)
     gate = sidecar.gate if sidecar is not None else None
-    verification = graph_verification(path, facts.precision, gate, sidecar is not None)
+    verification = graph_verification(path, facts.precision, gate, sidecar is not None, graph_contents(model, path))
     return Artifact(path, "graph", sha256, facts, verification, sidecar=sidecar,
                     facts_file=sidecar_path(path) if sidecar is not None else None, onnx_model=model,
                     layout=graph_layout(model))
@@ -115,10 +145,13 @@ def read_graph(path: str | Path) -> Artifact:
 def write_graph(out: str | Path, model: onnx.ModelProto, gate: GateRecord | None = None,
                 calibration_set: CalibrationSetRef | None = None) -> Artifact:
     """Write a graph (atomically) and its sidecar: the facts of its metadata, the sha256 of the bytes written, and
-    an INT8 graph's gate and calibration set; the written graph as an Artifact."""
+    an INT8 graph's gate and calibration set; the written graph as an Artifact. The gate is written into the graph's
+    own metadata too, before it is hashed, so that editing the sidecar cannot change the verdict."""
     out = Path(out)
     if out.is_dir():
         raise ArtifactError("output is a folder; give a file name such as scorer.onnx", out)
+    if gate is not None:
+        model = with_gate(model, gate)
     data = serialize(model)
     sha256 = sha256_bytes(data)
     record = GraphSidecar(out.name, sha256, graph_facts(model, out), gate, calibration_set)

@@ -24,6 +24,7 @@ imports: a device checks the facts before it loads any library.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,17 @@ class Verification:
     refusals: tuple[str, ...] = ()  # failed verdicts: the artifact is refused unless forced
     warnings: tuple[str, ...] = ()  # verdicts not measured, or overridden when the artifact was made
     forced: tuple[str, ...] = ()  # the refusals the user overrode (--force) when reading it now
+    unverified: bool = False  # no sidecar: its hashes and recorded facts could not be checked (a warning says so)
 
     @property
     def status(self) -> str:
-        """forced, refused, warning or verified."""
+        """forced, refused, unverified, warning or verified."""
         if self.forced:
             return "forced"
         if self.refusals:
             return "refused"
+        if self.unverified:
+            return "unverified"
         return "warning" if self.warnings else "verified"
 
     def line(self) -> str:
@@ -98,31 +102,79 @@ def gate_verdict(gate: GateRecord | None, what: str) -> tuple[dict[str, str], tu
     return {"gate": "FAILED"}, (f"{what} FAILED its INT8 accuracy gate{detail}",)
 
 
-def graph_verification(path: str | Path, precision: str, gate: GateRecord | None, has_sidecar: bool) -> Verification:
-    """An ONNX graph whose sidecar (if it has one) matched its sha256: for INT8, the recorded accuracy gate. An INT8
-    graph without its sidecar is refused: its gate is unknown."""
+@dataclass(frozen=True)
+class Contents:
+    """What a graph or IR says about itself, read from the file's own content (not from its sidecar or an editable
+    label): whether it holds quantizers (``Q/DQ`` nodes in ONNX, ``FakeQuantize`` layers in an IR: it is INT8,
+    whatever its metadata says) and the accuracy gate's verdict and limits `gedge calibrate` wrote into it before it
+    was hashed (None: none written)."""
+
+    int8: bool
+    gate: GateRecord | None = None
+    marks: str = "Q/DQ nodes"  # what makes it INT8, for the messages
+
+
+def canonical_gate(gate: GateRecord) -> str:
+    """A gate record as one comparable string (the embedded copy and the sidecar's must be equal)."""
+    return json.dumps(gate.to_dict(), sort_keys=True, default=str)
+
+
+def _precision_refusals(kind: str, recorded: str, contents: Contents) -> list[str]:
+    if contents.int8 == (recorded == "int8"):
+        return []
+    if contents.int8:
+        return [f"the {kind} holds {contents.marks}, so it is INT8, but its recorded precision says {recorded} "
+                "(an edited label?); export or calibrate it again"]
+    return [f"the {kind} records precision int8 but holds no {contents.marks} (an edited label?); export or "
+            "calibrate it again"]
+
+
+def _inside_gate(kind: str, gate: GateRecord | None, contents: Contents) -> tuple[dict[str, str], list[str]]:
+    """An INT8 artifact's gate: the verdict written inside the file rules; the sidecar's copy must be the same."""
+    what = f"the INT8 {kind}"
+    if contents.gate is None:
+        if gate is None or gate.passed is None:
+            verdicts, refusals = gate_verdict(None, what)
+            return verdicts, list(refusals)
+        return {"gate": "not in the file"}, [f"{what} does not carry its accuracy gate's verdict inside it, so its "
+                                              "sidecar's cannot be trusted; re-run `gedge calibrate`"]
+    verdicts, refusals = gate_verdict(contents.gate, what)
+    if gate is None or canonical_gate(gate) != canonical_gate(contents.gate):
+        recorded = "none" if gate is None else ("passed" if gate.passed else "FAILED")
+        inside = "passed" if contents.gate.passed else "FAILED"
+        return verdicts, [f"{what}'s sidecar gate ({recorded}) differs from the gate recorded inside the {kind} "
+                          f"({inside}): the sidecar was edited; re-run `gedge calibrate`", *refusals]
+    return verdicts, list(refusals)
+
+
+def graph_verification(path: str | Path, precision: str, gate: GateRecord | None, has_sidecar: bool,
+                       contents: Contents, kind: str = "graph") -> Verification:
+    """A graph (or IR, ``kind``) whose sidecar, if it has one, matched its sha256. It is INT8 when it holds
+    quantizers, whatever ``precision`` (its recorded label) says, and a label that disagrees is a refusal. An INT8
+    one is judged by the gate written inside it, which its sidecar's must equal. Without a sidecar it is
+    "unverified" (a warning naming what was not checked), and refused when it is INT8: no gate record to check."""
     path = Path(path)
+    refusals = _precision_refusals(kind, precision, contents)
     if not has_sidecar:
         side = f"{path.name}.json"
-        checked = (f"no sidecar ({side}): sha256 not checked",)
-        if precision != "int8":
-            return Verification(str(path), "graph", checked)
-        return Verification(str(path), "graph", checked, {"gate": "not recorded"},
-                            (f"the INT8 graph has no sidecar ({side}), so no recorded accuracy gate",))
-    verification = Verification(str(path), "graph", ("sha256 matches the sidecar",))
-    if precision != "int8":
-        return verification
-    verdicts, refusals = gate_verdict(gate, "the INT8 graph")
-    return replace(verification, verdicts=verdicts, refusals=refusals)
+        warnings = (f"no sidecar ({side}): its sha256 and recorded facts not checked",)
+        if not contents.int8:
+            return Verification(str(path), kind, (), refusals=tuple(refusals), warnings=warnings, unverified=True)
+        refusals.append(f"the INT8 {kind} has no sidecar ({side}), so no recorded accuracy gate")
+        return Verification(str(path), kind, (), {"gate": "not recorded"}, tuple(refusals), warnings,
+                            unverified=True)
+    checked = ("sha256 matches the sidecar",) if kind == "graph" else ("sha256 of the .xml and .bin match the "
+                                                                       "sidecar",)
+    if not contents.int8:
+        return Verification(str(path), kind, checked, refusals=tuple(refusals))
+    verdicts, gate_refusals = _inside_gate(kind, gate, contents)
+    return Verification(str(path), kind, checked, verdicts, tuple(refusals + gate_refusals))
 
 
-def ir_verification(xml: str | Path, precision: str, gate: GateRecord | None) -> Verification:
-    """An OpenVINO IR whose .xml and .bin matched its sidecar: for INT8, the recorded accuracy gate."""
-    verification = Verification(str(xml), "ir", ("sha256 of the .xml and .bin match the sidecar",))
-    if precision != "int8":
-        return verification
-    verdicts, refusals = gate_verdict(gate, "the INT8 IR")
-    return replace(verification, verdicts=verdicts, refusals=refusals)
+def ir_verification(xml: str | Path, precision: str, gate: GateRecord | None, contents: Contents) -> Verification:
+    """An OpenVINO IR whose .xml and .bin matched its sidecar: INT8 when it holds FakeQuantize layers, judged by the
+    gate written into its ``rt_info``, which the sidecar's must equal."""
+    return graph_verification(xml, precision, gate, True, contents, "IR")
 
 
 def parity_verdicts(parity: dict[str, tuple[str, str]], forced: tuple[str, ...], engine: str | Path,

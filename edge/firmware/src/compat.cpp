@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "gedge/sha256.hpp"
@@ -111,14 +113,24 @@ Status verify_engine(const Manifest& manifest, const void* engine, size_t size, 
 
 Status check_parity(const Manifest& manifest, bool allow_failed, const std::string& engine_path, std::string& warning) {
     warning.clear();
-    const std::string why = manifest.parity_reason.empty() ? "" : " (" + manifest.parity_reason + ")";
-    if (manifest.parity_status == "failed") {
+    const std::pair<std::string, std::pair<std::string, std::string>> verdicts[] = {
+        {"engine", {manifest.parity_status, manifest.parity_reason}},
+        {"graph", {manifest.graph_parity_status, manifest.graph_parity_reason}}};
+    std::string failed;  // "engine parity FAILED (why)", and the graph's
+    for (const auto& [kind, verdict] : verdicts) {
+        if (verdict.first != "failed") continue;
+        const std::string why = verdict.second.empty() ? "" : " (" + verdict.second + ")";
+        failed += (failed.empty() ? "" : "; ") + kind + " parity FAILED" + why;
+    }
+    if (!failed.empty()) {
         if (!allow_failed)
             return fail(Code::parity, engine_path,
-                        "the manifest records failed engine parity against the PyTorch reference" + why +
-                            "; rebuild it, or open it with GEDGE_OPEN_ALLOW_FAILED_PARITY to run it anyway");
-        warning = "engine parity failed" + why + "; opened because GEDGE_OPEN_ALLOW_FAILED_PARITY was given";
+                        "the manifest records " + failed +
+                            " against the PyTorch reference; rebuild it, or open it with "
+                            "GEDGE_OPEN_ALLOW_FAILED_PARITY to run it anyway");
+        warning = failed + "; opened because GEDGE_OPEN_ALLOW_FAILED_PARITY was given";
     } else if (manifest.parity_status != "passed") {
+        const std::string why = manifest.parity_reason.empty() ? "" : " (" + manifest.parity_reason + ")";
         warning = "engine parity " + manifest.parity_status + why;
     }
     if (!manifest.forced.empty()) {

@@ -142,6 +142,10 @@ void read_facts(Fields& f, Manifest& m) {
     }
     m.parity_status = f.text("/parity/engine/status");
     m.parity_reason = f.text("/parity/engine/reason", false);
+    if (f.find("/parity/graph", false)) {
+        m.graph_parity_status = f.text("/parity/graph/status");
+        m.graph_parity_reason = f.text("/parity/graph/reason", false);
+    }
     m.forced = f.texts("/forced", false);
 }
 
@@ -179,6 +183,9 @@ Status check_facts(const Manifest& m, const std::string& path) {
         return bad("primary_score differs from decision/primary");
     if (!one_of(m.parity_status, {"passed", "failed", "pending", "not measured", "error"}))
         return bad("field parity/engine/status is not one of passed, failed, pending, not measured, error");
+    if (!m.graph_parity_status.empty() &&
+        !one_of(m.graph_parity_status, {"passed", "failed", "pending", "not measured", "error"}))
+        return bad("field parity/graph/status is not one of passed, failed, pending, not measured, error");
     if (m.preprocess.present) {
         if (!one_of(m.preprocess.mode, {"patch", "resize"})) return bad("field preprocess/mode must be patch or resize");
         if (m.preprocess.isize < 1 || !(m.preprocess.scale > 0)) return bad("field preprocess has a bad size or scale");

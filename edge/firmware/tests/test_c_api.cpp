@@ -105,10 +105,10 @@ TEST(c_api_refusals_name_the_file_and_the_problem) {
     files.manifest["parity"]["engine"] = {{"status", "failed"}, {"reason", "rel L2 0.02 > 0.01"}};
     files.write();
     CHECK(gedge_open(files.engine.c_str(), 0, nullptr, &engine) == GEDGE_E_PARITY);
-    CHECK(error().rfind(files.engine + ": the manifest records failed engine parity", 0) == 0);
+    CHECK(error().rfind(files.engine + ": the manifest records engine parity FAILED", 0) == 0);
     CHECK(engine == nullptr);
     REQUIRE(gedge_open(files.engine.c_str(), GEDGE_OPEN_ALLOW_FAILED_PARITY, nullptr, &engine) == GEDGE_OK);
-    CHECK(std::string(gedge_warning(engine)).find("engine parity failed (rel L2 0.02 > 0.01)") == 0);
+    CHECK(std::string(gedge_warning(engine)).find("engine parity FAILED (rel L2 0.02 > 0.01)") == 0);
     gedge_close(engine);
 
     standin::shared().version = 110100;

@@ -122,7 +122,7 @@ TEST(parity_failed_is_refused_unless_allowed_and_pending_is_a_warning) {
     CHECK(status.message().find("GEDGE_OPEN_ALLOW_FAILED_PARITY") != std::string::npos);
     CHECK(status.message().find("agreement 97.0 %") != std::string::npos);
     REQUIRE_OK(gedge::check_parity(manifest, true, "a.engine", warning));
-    CHECK(warning.find("engine parity failed") == 0);
+    CHECK(warning.find("engine parity FAILED") == 0);
 
     for (const char* pending : {"pending", "not measured", "error"}) {
         manifest.parity_status = pending;

@@ -156,7 +156,7 @@ TEST(failed_parity_is_refused_unless_allowed_pending_is_a_warning) {
     gedge::OpenOptions allow;
     allow.allow_failed_parity = true;
     REQUIRE_OK(open(files, platform, engine, allow));
-    CHECK(engine->warning().find("engine parity failed (agreement 97.0 %)") == 0);
+    CHECK(engine->warning().find("engine parity FAILED (agreement 97.0 %)") == 0);
     engine.reset();
 
     files.manifest["parity"]["engine"] = {{"status", "pending"}, {"reason", "no GPU at build time"}};

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fixtures.hpp"
+#include "gedge/compat.hpp"
 #include "gedge/manifest.hpp"
 #include "harness.hpp"
 
@@ -130,4 +131,30 @@ TEST(an_engine_without_a_manifest_is_refused_like_python_does) {
     CHECK_EQ(status.message(), folder + "/a.engine: engine has no manifest (" + folder +
                                    "/a.engine.json); build engines with `gedge build`");
     CHECK_EQ(gedge::manifest_path("x/scorer.int8.engine"), "x/scorer.int8.engine.json");
+}
+
+// The table both readers are tested on (tests/test_manifest_rule.py runs it through gedge.core.artifacts): every
+// fixture manifest parses, and check_parity accepts it silently, warns, or refuses it with the reason given.
+TEST(the_shared_manifest_table_gives_the_python_readers_outcomes) {
+    const std::string folder = GEDGE_MANIFEST_FIXTURES;
+    const json table = json::parse(read_text(folder + "/expected.json"));
+    CHECK(table.at("cases").size() >= 9u);
+    for (const auto& [name, expected] : table.at("cases").items()) {
+        gedge::Manifest manifest;
+        const gedge::Status parsed = gedge::parse_manifest(read_text(folder + "/" + name), name, manifest);
+        if (!parsed.ok()) {
+            harness::failure(__FILE__, __LINE__, name + ": " + parsed.message());
+            continue;
+        }
+        std::string warning;
+        const gedge::Status status = gedge::check_parity(manifest, false, "a.engine", warning);
+        const std::string outcome = expected.at("outcome"), reason = expected.at("reason");
+        const std::string said = status.ok() ? warning : status.message();
+        const bool right = outcome == "refuse" ? status.code() == Code::parity
+                           : outcome == "warn" ? status.ok() && !warning.empty()
+                                               : status.ok() && warning.empty();
+        if (!right || said.find(reason) == std::string::npos)
+            harness::failure(__FILE__, __LINE__, name + ": expected " + outcome + " (" + reason + "), got \"" + said +
+                                                     "\"");
+    }
 }

@@ -38,8 +38,10 @@ std::string target_problem(const Target& target, const RuntimeInfo& runtime);
 Status verify_engine(const Manifest& manifest, const void* engine, size_t size, const RuntimeInfo& runtime,
                      const std::string& engine_path);
 
-// parity.engine.status: "failed" is Code::parity unless allowed; "pending", "not measured" and "error" are
-// warnings, and so is a non-empty `forced` list. `warning` is "" when there is nothing to say.
+// The rule gedge's Python reader applies (gedge.core.artifacts.verdicts.parity_verdicts), tested on the same table
+// (tests/fixtures/manifests): failed parity of the engine (parity.engine) or of the graph it was built from
+// (parity.graph) is Code::parity unless allowed; otherwise engine parity "pending", "not measured" or "error" is a
+// warning, and so is a non-empty `forced` list. `warning` is "" when there is nothing to say.
 Status check_parity(const Manifest& manifest, bool allow_failed, const std::string& engine_path, std::string& warning);
 
 }  // namespace gedge

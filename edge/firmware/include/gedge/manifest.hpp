@@ -57,6 +57,8 @@ struct Manifest {
     Preprocess preprocess;
     std::string parity_status;     // parity.engine.status
     std::string parity_reason;
+    std::string graph_parity_status;  // parity.graph.status ("" when the manifest records none)
+    std::string graph_parity_reason;
     std::vector<std::string> forced;
 };
 
