@@ -94,15 +94,20 @@ def test_calibration_caches_are_bound_to_their_graph_and_gate(int8_graphs, faile
 # --- every command refuses a gate-failed INT8 graph unless --force --------------------------------------------
 
 
-def test_gate_failed_int8_graph_is_refused_by_every_command(failed_int8, scorer_graphs, capsys):
-    graph, images = failed_int8["graph"], scorer_graphs["data"] / "test" / "good"
-    commands = {
+def _commands_using(graph, scorer_graphs) -> dict[str, tuple]:
+    """The commands that must refuse a failed or tampered INT8 graph without --force, each on ``graph``."""
+    return {
         "build": ("build", graph, "--precision", "int8", "--dry-run", "--assume", "trt-10.3"),
-        "inspect": ("inspect", graph, images, "--threads", 1),
+        "inspect": ("inspect", graph, scorer_graphs["data"] / "test" / "good", "--threads", 1),
         "bench": ("bench", graph, "--batch", 1, "--iters", 1, "--warmup", 0, "--no-pipeline"),
         "parity": ("parity", "--ref", scorer_graphs["checkpoint"], "--candidate", graph, "--data",
                    scorer_graphs["data"], "--threads", 1),
     }
+
+
+def test_gate_failed_int8_graph_is_refused_by_every_command(failed_int8, scorer_graphs, capsys):
+    graph = failed_int8["graph"]
+    commands = _commands_using(graph, scorer_graphs)
     for name, args in commands.items():
         code, _, err = cli(capsys, *args)
         line = one_line(err)
@@ -303,18 +308,10 @@ def _tampered_int8(failed_int8, int8_graphs, root: Path) -> dict[str, Path]:
 
 def test_tampered_int8_graphs_are_refused_by_every_command(failed_int8, int8_graphs, scorer_graphs, tmp_path,
                                                            capsys):
-    images = scorer_graphs["data"] / "test" / "good"
     for what, graph in _tampered_int8(failed_int8, int8_graphs, tmp_path).items():
         verification = artifacts.open(graph).verification
         assert verification.status == "refused", (what, verification.line())
-        commands = {
-            "build": ("build", graph, "--precision", "int8", "--dry-run", "--assume", "trt-10.3"),
-            "inspect": ("inspect", graph, images, "--threads", 1),
-            "bench": ("bench", graph, "--batch", 1, "--iters", 1, "--warmup", 0, "--no-pipeline"),
-            "parity": ("parity", "--ref", scorer_graphs["checkpoint"], "--candidate", graph, "--data",
-                       scorer_graphs["data"], "--threads", 1),
-        }
-        for name, args in commands.items():
+        for name, args in _commands_using(graph, scorer_graphs).items():
             code, _, err = cli(capsys, *args)
             line = one_line(err)
             assert code == 1 and "--force" in line and graph.name in line, (what, name, err)

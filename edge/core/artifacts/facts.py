@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gedge.core.artifacts.records import CalibrationSetRef, strings
+from gedge.core.artifacts.records import CalibrationSetRef, check_format, strings
 from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError, GedgeError
 from gedge.core.inputs import INPUT_KINDS, InputSpec
@@ -148,11 +148,8 @@ class ModelFacts:
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str | Path | None = None) -> ModelFacts:
         """The facts of a graph's metadata or sidecar; ArtifactError naming ``where`` when they do not parse."""
-        if values.get("format") != FORMAT:
-            raise ArtifactError("not gedge scorer facts (export the graph with `gedge export`)", where)
-        if values.get("format_version") != FORMAT_VERSION:
-            raise ArtifactError(f"graph format version {values.get('format_version')}; this gedge reads "
-                                f"{FORMAT_VERSION}", where)
+        check_format(values, (FORMAT, FORMAT_VERSION), "not gedge scorer facts (export the graph with `gedge export`)",
+                     "graph", where)
         try:
             facts = cls(
                 precision=str(values["precision"]), input_kind=str(values["input"]),

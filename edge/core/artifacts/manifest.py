@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gedge.core.artifacts.facts import Lineage, ModelFacts, Quantization
-from gedge.core.artifacts.records import CalibrationSetRef, strings
+from gedge.core.artifacts.records import CalibrationSetRef, check_format, strings
 from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError, GedgeError
 from gedge.core.inputs import InputSpec
@@ -268,11 +268,7 @@ class EngineManifest:
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str | Path | None = None) -> EngineManifest:
         """A manifest read back; ArtifactError naming ``where`` when it is not one this gedge reads."""
-        if values.get("format") != FORMAT:
-            raise ArtifactError("not a gedge engine manifest", where)
-        if values.get("format_version") != FORMAT_VERSION:
-            raise ArtifactError(f"manifest format version {values.get('format_version')}; this gedge reads "
-                                f"{FORMAT_VERSION}", where)
+        check_format(values, (FORMAT, FORMAT_VERSION), "not a gedge engine manifest", "manifest", where)
         try:
             return _manifest(values)
         except KeyError as exc:

@@ -26,6 +26,15 @@ from gedge.core.schemas import validate_artifact_json
 VALIDATE_ENV = "GEDGE_VALIDATE_ARTIFACTS"  # set: every record written is checked against its schema (needs jsonschema)
 
 
+def check_format(values: Any, form: tuple[str, int], not_one: str, kind: str, where: str | Path | None) -> None:
+    """``values`` is a record of format ``form`` (name, version) that this gedge reads: an ArtifactError naming
+    ``where`` says ``not_one`` when it is some other JSON, and which version it is when only the version differs."""
+    if not isinstance(values, dict) or values.get("format") != form[0]:
+        raise ArtifactError(not_one, where)
+    if values.get("format_version") != form[1]:
+        raise ArtifactError(f"{kind} format version {values.get('format_version')}; this gedge reads {form[1]}", where)
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -20,7 +20,7 @@ from gedge.core.artifacts.artifact import Artifact
 from gedge.core.artifacts.facts import ModelFacts, Quantization
 from gedge.core.artifacts.opening import SUFFIXES
 from gedge.core.artifacts.opening import open as open_artifact
-from gedge.core.artifacts.records import strings
+from gedge.core.artifacts.records import check_format, strings
 from gedge.core.decision import DecisionRule
 from gedge.core.errors import ArtifactError, ConfigError, GedgeError
 from gedge.core.preprocess import Preprocess
@@ -73,12 +73,8 @@ class ServedFacts:
             payload = json.loads(text)
         except ValueError as exc:
             raise ArtifactError(f"the served model's gedge facts do not parse: {exc}", where) from None
-        if not isinstance(payload, dict) or payload.get("format") != SERVED_FORMAT:
-            raise ArtifactError("not a gedge scorer (its facts are not gedge's; serve one with `gedge serve` or "
-                                "`gedge triton export`)", where)
-        if payload.get("format_version") != SERVED_FORMAT_VERSION:
-            raise ArtifactError(f"served facts format version {payload.get('format_version')}; this gedge reads "
-                                f"{SERVED_FORMAT_VERSION}", where)
+        check_format(payload, (SERVED_FORMAT, SERVED_FORMAT_VERSION), "not a gedge scorer (its facts are not "
+                     "gedge's; serve one with `gedge serve` or `gedge triton export`)", "served facts", where)
         missing = [key for key in REQUIRED_SERVED_KEYS if key not in payload]
         if missing:
             raise ArtifactError(f"the served model's gedge facts lack {', '.join(missing)}", where)

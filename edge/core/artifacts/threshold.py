@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gedge.core.artifacts.records import check_format
 from gedge.core.decision import DecisionRule, ThresholdSource
 from gedge.core.errors import ArtifactError, ConfigError
 
@@ -55,11 +56,7 @@ class ThresholdFile:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str | Path | None = None) -> ThresholdFile:
-        if values.get("format") != FORMAT:
-            raise ArtifactError("not a gedge threshold file", where)
-        if values.get("format_version") != FORMAT_VERSION:
-            raise ArtifactError(f"threshold file format version {values.get('format_version')}; this gedge reads "
-                                f"{FORMAT_VERSION}", where)
+        check_format(values, (FORMAT, FORMAT_VERSION), "not a gedge threshold file", "threshold file", where)
         try:
             return cls(str(values.get("artifact") or ""), str(values["artifact_sha256"]), str(values["primary"]),
                        float(values["threshold"]), str(values.get("threshold_rule") or ""),
