@@ -105,6 +105,11 @@ def test_bad_input_non_power_of_two_size(model):
     assert_one_line_error(run("train", root, "--isize", 48), "power of two", "48")
 
 
+def test_bad_input_unknown_primary_score(model):
+    root, _ = model
+    assert_one_line_error(run("train", root, "--primary", "d4"), "primary must be auto or one of", "d4")
+
+
 def test_bad_input_truncated_checkpoint(model, tmp_path):
     root, ckpt = model
     truncated = tmp_path / "cut.pt"

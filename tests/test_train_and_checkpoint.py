@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from gedge.core.errors import ArtifactError
+from gedge.core.errors import ArtifactError, ConfigError
 from gedge.core.preprocess import Preprocess
 from gedge.core.scores import CANDIDATE_SCORES, OUTPUT_NAMES
 from gedge.data.datasets import open_dataset
@@ -40,7 +40,8 @@ def test_training_keeps_best_and_records_facts(trained, tmp_path):
     else:
         best = first if first.selection_auroc >= second.selection_auroc else second
     assert result.best_step == best.step == facts["best_step"]
-    assert result.checkpoint.decision.primary == best.best_score
+    assert result.checkpoint.decision.primary == best.best_score == "d3_local"  # the default primary score
+    assert all(h.best_score == "d3_local" for h in result.history)
     # ...and the checkpoint holds the networks of that step: a run stopped there ends with the same weights.
     stopped = train(open_dataset(root), TINY, TINY_PRE, TrainConfig(steps=best.step, val_every=6, batch_size=8),
                     tmp_path / "stopped.pt")
@@ -130,3 +131,18 @@ def test_truncated_and_foreign_checkpoints_are_refused(trained, tmp_path):
     torch.save(payload, newer)
     with pytest.raises(ArtifactError, match="version 99"):
         load_checkpoint(newer)
+
+
+def test_the_primary_score_is_the_one_asked_for_or_chosen_on_the_proxies(tmp_path):
+    """``primary`` fixes the score whatever the proxies say; ``auto`` lets every validation choose it."""
+    root = make_mvtec(tmp_path / "data", n_train=10, size=32)
+    fixed = train(open_dataset(root), TINY, TINY_PRE, TrainConfig(steps=6, val_every=3, batch_size=8, primary="d1"),
+                  tmp_path / "d1.pt")
+    assert fixed.checkpoint.decision.primary == "d1" and [h.best_score for h in fixed.history] == ["d1", "d1"]
+    auto = train(open_dataset(root), TINY, TINY_PRE, TrainConfig(steps=6, val_every=3, batch_size=8, primary="auto"),
+                 tmp_path / "auto.pt")
+    for h in auto.history:  # each validation's choice is choose_score's on its proxy AUROCs
+        top = max(h.proxy_auroc.values())
+        assert h.best_score == "d3_local" or h.proxy_auroc[h.best_score] == top
+    with pytest.raises(ConfigError, match="primary must be auto or one of"):
+        TrainConfig(primary="d4")

@@ -87,6 +87,7 @@ def quality(
                                                                         "evaluations (runs already there are reused)."),
     steps: str = typer.Option("auto", help="Training steps per run: auto or a number."),
     max_steps: int = typer.Option(6000, help="With --steps auto: the most steps per run."),
+    primary: str = typer.Option("d3_local", help="The primary score of every run (as gedge train --primary)."),
     markdown_out: Path | None = typer.Option(None, "--markdown", help="Also write the tables as Markdown here."),
     json_out: Json = False,
 ) -> None:
@@ -98,12 +99,13 @@ def quality(
     """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    config = TrainConfig(steps=parse_steps(steps), max_steps=max_steps)
+    config = TrainConfig(steps=parse_steps(steps), max_steps=max_steps, primary=primary)
     request = QualityRequest(tuple(data), out, tuple(range(seeds)), TrainRequest(data[0], out / "unused.pt", config))
     with progress_bar("study") as update:
         result = quality_study(request, lambda what, step, total: update(step, total, info=what))
     if markdown_out is not None:
         command = "gedge study quality " + " ".join(str(d) for d in data) + f" --seeds {seeds}"
+        command += "" if primary == "d3_local" else f" --primary {primary}"
         write_bytes(markdown_out, markdown(result, command).encode())
     if json_out:
         print_json(result.to_dict())

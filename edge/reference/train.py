@@ -10,9 +10,9 @@ run's state and step are in :mod:`gedge.reference.training_run`, its settings in
 :mod:`gedge.reference.train_config`.
 
 Model selection never looks at the test set: every ``val_every`` steps the validation normals and proxy
-anomalies painted on them (:mod:`gedge.data.proxy`) are scored with the reference scorer; each validation chooses
-its primary score on evidence (:func:`gedge.reference.validation.choose_score`), the checkpoint whose chosen score
-has the best proxy AUROC is kept, and the decision rule is fitted on that validation's normal scores
+anomalies painted on them (:mod:`gedge.data.proxy`) are scored with the reference scorer; the checkpoint whose
+primary score (``d3_local`` unless ``--primary`` names another; ``auto``:
+:func:`gedge.reference.validation.choose_score` at each validation) has the best proxy AUROC is kept, and the decision rule is fitted on that validation's normal scores
 (:mod:`gedge.reference.decision_fit`).
 """
 
@@ -98,7 +98,8 @@ def train(dataset: Dataset, model_config: ModelConfig, pre: Preprocess, config: 
     data = training_data(dataset, pre, config)
     device = resolve_device(config.device)
     run = TrainingRun.start(model_config, config, data, device)
-    validator = Validator(data.val_images, data.pre, config.proxies_per_image, config.seed + 1, device)
+    validator = Validator(data.val_images, data.pre, config.proxies_per_image, config.seed + 1, device,
+                          config.primary)
     camera = CameraInput()
     state_path = out.with_name(out.name + ".state")
     if config.resume:
