@@ -12,7 +12,8 @@ normals and the labelled test images, then for every candidate score compares th
   image and ``mean_k``, ``std_k`` come from normal images only (the validation normals, or all training normals).
 
 It also prints the label-free alignment measure a default would decide on: the share of the normal tiles'
-variance that the tile position explains (between-position variance over total variance, per score). Results
+variance that the tile position explains (between-position variance over total variance, per score), less the
+share that the finite number of images gives by chance. Results
 go to docs/results.md with the checkpoint they came from.
 """
 
@@ -54,6 +55,13 @@ def explained_share(normal: np.ndarray) -> float:
     return float(normal.mean(axis=0).var() / total) if total > 0 else 0.0
 
 
+def beyond_chance(share: float, images: int) -> float:
+    """The explained share less what ``images`` images give by chance alone (a position mean over n images varies
+    by 1/n of the tiles' variance when position explains nothing), rescaled to [0, 1]."""
+    chance = 1.0 / images
+    return max(0.0, (share - chance) / (1.0 - chance)) if images > 1 else 0.0
+
+
 def candidates(tiles: Scores, stats: dict) -> dict[str, np.ndarray]:
     return {name: DecisionRule.candidate(name, stats).raw(tiles) for name in CANDIDATE_SCORES}
 
@@ -92,7 +100,7 @@ def measure(checkpoint_path: Path, data: Path) -> dict:
             normal = per_position(values[source][name], counts[source])
             mean, std = position_table(normal)
             row[f"position_{source}"] = auroc(labels, ((test_grid - mean) / std).max(axis=1))
-            row[f"explained_{source}"] = explained_share(normal)
+            row[f"explained_{source}"] = beyond_chance(explained_share(normal), len(normal))
         out["scores"][name] = row
     return out
 
