@@ -15,6 +15,7 @@ from gedge.reference.quality_study import QualityRequest, QualityResult, markdow
 from gedge.reference.study import PAPER_WOOD, StudyRequest, StudyResult, contamination_study
 from gedge.reference.train import TrainConfig
 from gedge.reference.training_job import TrainRequest
+from gedge.reference.validation import DEFAULT_SCORE
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
@@ -87,7 +88,7 @@ def quality(
                                                                         "evaluations (runs already there are reused)."),
     steps: str = typer.Option("auto", help="Training steps per run: auto or a number."),
     max_steps: int = typer.Option(6000, help="With --steps auto: the most steps per run."),
-    primary: str = typer.Option("d3_local", help="The primary score of every run (as gedge train --primary)."),
+    primary: str = typer.Option(DEFAULT_SCORE, help="The primary score of every run (as gedge train --primary)."),
     markdown_out: Path | None = typer.Option(None, "--markdown", help="Also write the tables as Markdown here."),
     json_out: Json = False,
 ) -> None:
@@ -105,7 +106,7 @@ def quality(
         result = quality_study(request, lambda what, step, total: update(step, total, info=what))
     if markdown_out is not None:
         command = "gedge study quality " + " ".join(str(d) for d in data) + f" --seeds {seeds}"
-        command += "" if primary == "d3_local" else f" --primary {primary}"
+        command += "" if primary == DEFAULT_SCORE else f" --primary {primary}"
         write_bytes(markdown_out, markdown(result, command).encode())
     if json_out:
         print_json(result.to_dict())

@@ -12,6 +12,7 @@ from gedge.core.scores import SCORE_NAMES
 from gedge.reference.inputs import InputRequest
 from gedge.reference.train import TrainCallbacks, TrainConfig, TrainResult
 from gedge.reference.training_job import NetworkWidths, TrainRequest, prepare_training, train_summary
+from gedge.reference.validation import DEFAULT_SCORE
 from gedge.reference.workflows import ImportRequest, import_checkpoint, score_files
 from rich.table import Table
 
@@ -51,7 +52,7 @@ def train(
     lr: float | None = typer.Option(None, help="Learning rate (overrides the preset)."),
     anomalies: float = typer.Option(0.5, help="Share of each training batch with a synthetic anomaly that G learns "
                                               "to remove (0: plain GANomaly reconstruction)."),
-    primary: str = typer.Option("d3_local", help="The primary score the decision is made on: a residual score, a "
+    primary: str = typer.Option(DEFAULT_SCORE, help="The primary score the decision is made on: a residual score, a "
                                                  "fusion such as d1_local+d3_local, or auto (chosen on the proxy "
                                                  "anomalies; docs/training.md)."),
     device: str = typer.Option("auto", help="torch device: auto (the GPU when there is one), cpu or cuda."),
@@ -68,8 +69,7 @@ def train(
     config = TrainConfig(preset=preset, steps=parse_steps(steps), max_steps=max_steps,
                          time_limit_s=time_limit or None, patience=patience, batch_size=batch_size,
                          val_every=val_every, val_fraction=val_fraction, seed=seed, contamination=contamination,
-                         device=device, lr=lr, resume=resume, anomalies=anomalies,
-                         primary=primary)
+                         device=device, lr=lr, resume=resume, anomalies=anomalies, primary=primary)
     job = prepare_training(TrainRequest(data, out, config, InputRequest(mode, isize, scale, stride, channels),
                                         NetworkWidths(nz, ngf, ndf, extralayers)))
     if not json_out:

@@ -12,8 +12,8 @@ run's state and step are in :mod:`gedge.reference.training_run`, its settings in
 Model selection never looks at the test set: every ``val_every`` steps the validation normals and proxy
 anomalies painted on them (:mod:`gedge.data.proxy`) are scored with the reference scorer; the checkpoint whose
 primary score (``d3_local`` unless ``--primary`` names another; ``auto``:
-:func:`gedge.reference.validation.choose_score` at each validation) has the best proxy AUROC is kept, and the decision rule is fitted on that validation's normal scores
-(:mod:`gedge.reference.decision_fit`).
+:func:`gedge.reference.validation.choose_score` at each validation) has the best proxy AUROC is kept, and the
+decision rule is fitted on that validation's normal scores (:mod:`gedge.reference.decision_fit`).
 """
 
 from __future__ import annotations

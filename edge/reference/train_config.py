@@ -8,6 +8,7 @@ import torch
 from gedge.core.errors import ConfigError
 from gedge.core.scores import CANDIDATE_SCORES
 from gedge.reference.stopping import StopRule
+from gedge.reference.validation import AUTO_PRIMARY, DEFAULT_SCORE
 
 # Networks and batches in channels-last layout, the layout oneDNN's CPU convolutions work in (docs/training.md).
 MEMORY_FORMAT = torch.channels_last
@@ -72,7 +73,7 @@ class TrainConfig:
     time_limit_s: float | None = 3600.0  # the longest a run may take (None: no limit)
     patience: int = 5  # --steps auto: validations without improvement before the run stops
     anomalies: float = 0.5  # share of each batch with a synthetic anomaly G learns to remove (0: plain GANomaly)
-    primary: str = "d3_local"  # the primary score, or "auto": chosen on the proxy anomalies (validation.choose_score)
+    primary: str = DEFAULT_SCORE  # the primary score, or AUTO_PRIMARY: chosen on the proxy anomalies (choose_score)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -84,8 +85,9 @@ class TrainConfig:
             raise ConfigError(f"contamination must be in [0, 0.5), got {self.contamination}")
         if not 0.0 <= self.anomalies <= 1.0:
             raise ConfigError(f"anomalies (the share of each batch painted) must be in [0, 1], got {self.anomalies}")
-        if self.primary != "auto" and self.primary not in CANDIDATE_SCORES:
-            raise ConfigError(f"primary must be auto or one of {', '.join(CANDIDATE_SCORES)}, got {self.primary!r}")
+        if self.primary != AUTO_PRIMARY and self.primary not in CANDIDATE_SCORES:
+            raise ConfigError(f"primary must be {AUTO_PRIMARY} or one of {', '.join(CANDIDATE_SCORES)}, "
+                              f"got {self.primary!r}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if not 0.5 <= self.threshold_quantile <= 1.0:

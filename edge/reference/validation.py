@@ -39,6 +39,7 @@ VALIDATION_BATCH = 128
 # of the image itself, which the denoising generator makes largest where something does not belong
 # (docs/training.md has the cross-material measurements behind it).
 DEFAULT_SCORE = "d3_local"
+AUTO_PRIMARY = "auto"  # the primary setting that lets every validation choose the score (choose_score)
 CONFIDENCE = 0.95  # share of bootstrap resamples a challenger must win to replace the default
 BOOTSTRAP = 200  # paired resamples of the validation images
 # Below this proxy AUROC of the chosen score, validation cannot tell the proxies from the normals: the choices
@@ -141,7 +142,7 @@ class Validator:
     def __init__(self, images: list[np.ndarray], pre: Preprocess, proxies_per_image: int, seed: int,
                  device: str, primary: str = DEFAULT_SCORE) -> None:
         self.pre = pre
-        self.primary = primary  # a candidate score, or "auto": choose_score at every validation
+        self.primary = primary  # a candidate score, or AUTO_PRIMARY: choose_score at every validation
         self.device = device
         self.normals = images  # whole: the decision rule is fitted on their image scores
         self.units = validation_units(images, pre)
@@ -163,6 +164,6 @@ class Validator:
         _, proxy_tiles = score_images(scorer, self.proxies, self.pre, VALIDATION_BATCH)
         values = candidate_values(unit_tiles, self.unit_counts, proxy_tiles, self.proxy_counts)
         per_score = {name: pair_auroc(*pair) for name, pair in values.items()}
-        chosen = choose_score(values, per_score) if self.primary == "auto" else self.primary
+        chosen = choose_score(values, per_score) if self.primary == AUTO_PRIMARY else self.primary
         result = ValidationResult(step, per_score, chosen, per_score[chosen], float(normal_tiles.d3.mean()))
         return result, normal_tiles, self.normal_counts
