@@ -44,10 +44,11 @@ def _calibrated_checkpoint(data: Path, out: Path, n_fit: int | None = None):
     from gedge.data.tiles import load_prepared, network_counts, score_images
     from gedge.reference.checkpoint import Checkpoint, save_checkpoint
     from gedge.reference.decision_fit import fit_decision_rule
-    from gedge.reference.model import ModelConfig, build_networks
+    from gedge.reference.model import ModelConfig, build_networks, local_window
     from gedge.runtime.torch_backend import TorchBackend
 
-    config = ModelConfig(isize=16, nz=16, ngf=8, ndf=8)
+    # blurred residual for d3_local, as training sets it, so every graph of the chain tests computes it
+    config = ModelConfig(isize=16, nz=16, ngf=8, ndf=8, residual_blur=local_window(16))
     pre = Preprocess(mode="patch", isize=16, stride=16, scale=0.5)
     netg, netd = build_networks(config, seed=3)
     generator = torch.Generator().manual_seed(3)

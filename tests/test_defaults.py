@@ -13,6 +13,7 @@ from gedge.core.errors import ConfigError
 from gedge.data.datasets import open_dataset
 from gedge.data.survey import survey_images
 from gedge.data.synth import SynthConfig, synth_sample, write_synthetic
+from gedge.reference.checkpoint import load_checkpoint
 from gedge.reference.inputs import InputRequest, choose_inputs
 from gedge.reference.stopping import StopRule, counted, plateau, reconstruction_settled, selected_index, stop_notes
 from PIL import Image
@@ -168,6 +169,9 @@ def test_train_with_no_input_options_on_a_grayscale_folder(tmp_path):
     summary = json.loads(result.stdout)
     pre = summary["input_choice"]["preprocess"]
     assert pre["channels"] == 1 and summary["stop_reason"]
+    # the trained model blurs the residual at the local window's side: an eighth of the tile, odd, at least 3
+    model = load_checkpoint(out).model
+    assert model.residual_blur == max(3, (pre["isize"] // 8) | 1) and model.residual_blur % 2 == 1
     assert (tmp_path / "metal.pt.curve.json").is_file() and (tmp_path / "metal.pt.curve.png").is_file()
     curve = json.loads((tmp_path / "metal.pt.curve.json").read_text())
     assert [v["step"] for v in curve["validations"]] == [10, 20, 30] and curve["best_step"] == summary["best_step"]

@@ -32,7 +32,8 @@ def test_initialisation_is_dcgan_and_seeded():
 
 
 @pytest.mark.parametrize("kwargs", [{"isize": 48}, {"isize": 8}, {"isize": 1024}, {"nc": 2}, {"nz": 0},
-                                    {"ngf": 7}, {"extralayers": -1}])
+                                    {"ngf": 7}, {"extralayers": -1}, {"residual_blur": 4}, {"residual_blur": 1},
+                                    {"residual_blur": 65}, {"residual_blur": True}])
 def test_invalid_config_is_a_clear_error(kwargs):
     with pytest.raises(ConfigError):
         ModelConfig(**kwargs)

@@ -26,6 +26,9 @@ class ModelConfig:
     ndf: int = 64
     extralayers: int = 0
     first_padding: int = 1  # padding of the very first encoder conv; anomalib's GANomaly uses 4
+    # Side of the box blur taken of the residual x - G(x) before d3_local's window mean (0: none, as checkpoints
+    # from before it and imported ones). Training sets it to the d3_local window (docs/scores.md).
+    residual_blur: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.isize, int) or self.isize < 16 or self.isize > 512 or self.isize & (self.isize - 1):
@@ -42,6 +45,10 @@ class ModelConfig:
             raise ConfigError(f"extralayers must be 0 to 8, got {self.extralayers}")
         if self.first_padding not in (1, 4) or isinstance(self.first_padding, bool):
             raise ConfigError(f"first_padding must be 1 or 4, got {self.first_padding}")
+        if (not isinstance(self.residual_blur, int) or isinstance(self.residual_blur, bool) or self.residual_blur < 0
+                or (self.residual_blur and (self.residual_blur % 2 == 0 or not 3 <= self.residual_blur <= self.isize))):
+            raise ConfigError(f"residual_blur must be 0 or an odd side from 3 to isize ({self.isize}), "
+                              f"got {self.residual_blur}")
         side = encoded_side(self.isize, self.first_padding)
         if side != 1:
             raise ConfigError(f"first_padding {self.first_padding} at isize {self.isize} gives a {side}x{side} "
@@ -54,6 +61,11 @@ class ModelConfig:
     def from_dict(cls, values: dict) -> ModelConfig:
         known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
         return cls(**known)
+
+
+def local_window(isize: int) -> int:
+    """Side of the window the local scores average over: an eighth of the input, odd, at least 3."""
+    return max(3, (isize // 8) | 1)
 
 
 def encoded_side(isize: int, first_padding: int = 1) -> int:
@@ -128,7 +140,7 @@ class NetG(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        c = config
+        c = self.config = config
         self.encoder1 = Encoder(c.isize, c.nc, c.ngf, c.nz, c.extralayers, c.first_padding)
         self.decoder = Decoder(c.isize, c.nc, c.ngf, c.nz, c.extralayers)
         self.encoder2 = Encoder(c.isize, c.nc, c.ngf, c.nz, c.extralayers, c.first_padding)

@@ -9,7 +9,9 @@ so values do not depend on the image size; rankings and AUROC are unchanged):
 * ``d3``     mean |x - G(x)|                (L1 of the images)
 * ``latent`` mean (z - z')^2                (GANomaly's encoder-latent score)
 * ``d1_local`` D1 per position of D's first pyramid level (isize/4 square), maximum over positions
-* ``d3_local`` D3 averaged over a k x k window (k = isize/8, odd), maximum over windows
+* ``d3_local`` D3 averaged over a k x k window (k = isize/8, odd), maximum over windows; where the model's
+  ``residual_blur`` is set (training sets it to k), the residual ``x - G(x)`` is first box-blurred at that side,
+  so the reconstruction's pixel-level texture noise averages out before the absolute value is taken
 
 The two local scores are gedge's addition: wood defects (knots, cracks, holes) cover a few percent of a
 tile, and a mean over the whole tile dilutes them; the same distances taken at the defect's scale keep
@@ -30,7 +32,7 @@ from gedge.core.backend import BackendBase, BackendInfo
 from gedge.core.decision import DecisionRule
 from gedge.core.inputs import InputSpec, camera_to_nchw
 from gedge.core.scores import OUTPUT_NAMES, SCORE_NAMES, Scores
-from gedge.reference.model import NetD, NetG
+from gedge.reference.model import NetD, NetG, local_window
 from torch import nn
 
 
@@ -46,8 +48,8 @@ class FusedScorer(nn.Module):
         first_bn = next(i for i, m in enumerate(netd.features) if isinstance(m, nn.BatchNorm2d) and
                         isinstance(netd.features[i - 1], nn.Conv2d) and netd.features[i - 1].stride == (2, 2))
         self.mid_level = first_bn + 2
-        isize = _input_size(netg)
-        self.window = max(3, (isize // 8) | 1)
+        self.window = local_window(_input_size(netg))
+        self.residual_blur = netg.config.residual_blur
         self.primary_indices = [SCORE_NAMES.index(p) for p in decision.components]
         self.register_buffer("score_mean", torch.tensor(float(decision.mean)))
         self.register_buffer("score_std", torch.tensor(float(decision.std)))
@@ -75,12 +77,21 @@ class FusedScorer(nn.Module):
         d3 = image_diff.flatten(1).mean(dim=1)
         latent = (latent_i - latent_o).flatten(1).pow(2).mean(dim=1)
         d1_local = (mid[:n] - mid[n:]).abs().mean(dim=1).flatten(1).amax(dim=1)
-        d3_local = F.avg_pool2d(amap, self.window, stride=1).flatten(1).amax(dim=1)
+        d3_local = F.avg_pool2d(self.local_residual(x - fake, amap), self.window, stride=1).flatten(1).amax(dim=1)
         scores = (d1, d2, d3, latent, d1_local, d3_local)
         score = (self.primary(scores) - self.score_mean) / self.score_std
         if self.with_amap:
             return (*scores, score, amap.squeeze(1))
         return (*scores, score)
+
+
+    def local_residual(self, residual: torch.Tensor, amap: torch.Tensor) -> torch.Tensor:
+        """What d3_local averages: ``amap``, or the channel mean of ``|blur(residual)|`` where the model blurs."""
+        if not self.residual_blur:
+            return amap
+        blurred = F.avg_pool2d(residual, self.residual_blur, stride=1, padding=self.residual_blur // 2,
+                               count_include_pad=False)
+        return blurred.abs().mean(dim=1, keepdim=True)
 
 
 def _input_size(netg: NetG) -> int:

@@ -18,7 +18,7 @@ from gedge.data.survey import ImageSurvey, survey_images
 from gedge.reference.checkpoint import save_checkpoint
 from gedge.reference.curves import write_training_curve
 from gedge.reference.inputs import InputChoice, InputRequest, choose_inputs
-from gedge.reference.model import ModelConfig
+from gedge.reference.model import ModelConfig, local_window
 from gedge.reference.train import TrainCallbacks, TrainConfig, TrainResult, train
 
 
@@ -66,7 +66,8 @@ def prepare_training(request: TrainRequest) -> TrainingJob:
     survey = survey_images(dataset.train)
     choice = choose_inputs(survey, request.inputs)
     pre, w = choice.preprocess, request.widths
-    model = ModelConfig(isize=pre.isize, nc=pre.channels, nz=w.nz, ngf=w.ngf, ndf=w.ndf, extralayers=w.extralayers)
+    model = ModelConfig(isize=pre.isize, nc=pre.channels, nz=w.nz, ngf=w.ngf, ndf=w.ndf, extralayers=w.extralayers,
+                        residual_blur=local_window(pre.isize))
     return TrainingJob(request, dataset, survey, choice, model)
 
 
