@@ -84,7 +84,6 @@ class FusedScorer(nn.Module):
             return (*scores, score, amap.squeeze(1))
         return (*scores, score)
 
-
     def local_residual(self, residual: torch.Tensor, amap: torch.Tensor) -> torch.Tensor:
         """What d3_local averages: ``amap``, or the channel mean of ``|blur(residual)|`` where the model blurs."""
         if not self.residual_blur:
