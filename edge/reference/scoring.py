@@ -70,14 +70,15 @@ class FusedScorer(nn.Module):
         mid = self.features[: self.mid_level](torch.cat([x, fake], dim=0))
         feats = self.features[self.mid_level:](mid).flatten(1)
         feat_diff = feats[:n] - feats[n:]
-        image_diff = (x - fake).abs()
+        residual = x - fake
+        image_diff = residual.abs()
         amap = image_diff.mean(dim=1, keepdim=True)
         d1 = feat_diff.abs().mean(dim=1)
         d2 = feat_diff.pow(2).mean(dim=1).sqrt()
         d3 = image_diff.flatten(1).mean(dim=1)
         latent = (latent_i - latent_o).flatten(1).pow(2).mean(dim=1)
         d1_local = (mid[:n] - mid[n:]).abs().mean(dim=1).flatten(1).amax(dim=1)
-        d3_local = F.avg_pool2d(self.local_residual(x - fake, amap), self.window, stride=1).flatten(1).amax(dim=1)
+        d3_local = F.avg_pool2d(self.local_residual(residual, amap), self.window, stride=1).flatten(1).amax(dim=1)
         scores = (d1, d2, d3, latent, d1_local, d3_local)
         score = (self.primary(scores) - self.score_mean) / self.score_std
         if self.with_amap:
