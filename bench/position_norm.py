@@ -19,15 +19,15 @@ go to docs/results.md with the checkpoint they came from.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
+from gedge.bench.checkpoint_data import normal_split, parse_checkpoint_and_data, training_seed
 from gedge.core.decision import DecisionRule
 from gedge.core.metrics import auroc
 from gedge.core.scores import CANDIDATE_SCORES, Scores
-from gedge.data.datasets import open_dataset, split_validation
+from gedge.data.datasets import open_dataset
 from gedge.data.tiles import load_prepared, network_counts, score_images
 from gedge.reference.checkpoint import load_checkpoint
 from gedge.reference.decision_fit import tile_statistics
@@ -68,15 +68,10 @@ def candidates(tiles: Scores, stats: dict) -> dict[str, np.ndarray]:
 
 def measure(checkpoint_path: Path, data: Path) -> dict:
     checkpoint = load_checkpoint(checkpoint_path)
-    pre, facts = checkpoint.preprocess, checkpoint.facts
+    pre = checkpoint.preprocess
     dataset = open_dataset(data)
-    config = facts.get("train_config", {})
-    seed = int(config.get("seed", 0))
-    val_paths = [Path(p) for p in facts.get("validation_images", [])]
-    if not val_paths:
-        _, val_paths = split_validation(dataset.train, float(config.get("val_fraction", 0.15)), seed)
-    held_out = {str(p) for p in val_paths}
-    train_paths = [p for p in dataset.train if str(p) not in held_out]
+    seed = training_seed(checkpoint)
+    val_paths, train_paths = normal_split(checkpoint, dataset)
     scorer = ReferenceScorer(checkpoint)
 
     def tiles_of(paths: list[Path]) -> tuple[Scores, list[int]]:
@@ -106,11 +101,7 @@ def measure(checkpoint_path: Path, data: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("data", type=Path)
-    parser.add_argument("--json", type=Path, help="write the measurements here too")
-    args = parser.parse_args()
+    args = parse_checkpoint_and_data(__doc__.splitlines()[0])
     result = measure(args.checkpoint, args.data)
     print(f"{result['checkpoint']} ({result['tiles_per_image']} tiles per image, primary {result['primary']})")
     print(f"{'score':26s} {'raw':>6s} {'pos(val)':>8s} {'pos(train)':>10s} {'expl(val)':>9s} {'expl(train)':>11s}")

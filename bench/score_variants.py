@@ -20,18 +20,19 @@ Results go to docs/results.md with the checkpoint they came from.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from gedge.bench.checkpoint_data import normal_split, parse_checkpoint_and_data
 from gedge.core.inputs import camera_to_nchw
 from gedge.core.metrics import auroc
 from gedge.data.datasets import open_dataset
 from gedge.data.tiles import cut, load_prepared
 from gedge.reference.checkpoint import load_checkpoint
+from gedge.reference.model import local_window
 
 BLUR = 5  # side of the box blur that splits low from high frequencies
 TOP_SHARE = 0.03  # the share of tiles the top-share pooling averages
@@ -106,13 +107,11 @@ def measure(checkpoint_path: Path, data: Path) -> dict:
     checkpoint = load_checkpoint(checkpoint_path)
     pre = checkpoint.preprocess
     dataset = open_dataset(data)
-    val_paths = [Path(p) for p in checkpoint.facts.get("validation_images", [])]
-    if not val_paths:
+    if not checkpoint.facts.get("validation_images"):
         raise SystemExit(f"{checkpoint_path}: the checkpoint does not record its validation images")
-    held_out = {str(p) for p in val_paths}
-    train_paths = [p for p in dataset.train if str(p) not in held_out]
+    val_paths, train_paths = normal_split(checkpoint, dataset)
     netg, _ = checkpoint.networks()
-    window = max(3, (pre.isize // 8) | 1)  # the scorer's d3_local window
+    window = local_window(pre.isize)  # the scorer's d3_local window
 
     def rows(paths: list[Path]) -> list[dict[str, np.ndarray]]:
         return _tiles_of(netg, load_prepared(paths, pre, convert=True), pre, window)
@@ -137,11 +136,7 @@ def measure(checkpoint_path: Path, data: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("data", type=Path)
-    parser.add_argument("--json", type=Path, help="write the measurements here too")
-    args = parser.parse_args()
+    args = parse_checkpoint_and_data(__doc__.splitlines()[0])
     result = measure(args.checkpoint, args.data)
     print(f"{result['checkpoint']} (primary {result['primary']}, {result['test_images']} test images)")
     for name, value in result["auroc"].items():
