@@ -29,8 +29,10 @@ def test_real_wood_default_tiling(wood_vsb):
 def test_real_wood_openvino_int8_passes_its_gate(wood_vsb, tmp_path):
     """A short training run on the real boards, its FP32 graph, and the NNCF INT8 IR from `gedge calibrate
     --target openvino --strict`: the accuracy gate (AUROC drop <= 0.01, agreement >= 98 %) passes, the IR is
-    written and its residual arithmetic is float. About two minutes on 2 cores (900 steps at half
-    scale: a model that ranks the gate images, so the drop is not noise)."""
+    written and its residual arithmetic is float. The gate only means something for a model that ranks the gate
+    images (an untrained one passes any gate: its AUROC is 0.5 before and after), so the reference AUROC is
+    asserted too. 450 steps at half scale with a learning rate of 8e-4 reach about 0.77 there (the default 2e-4
+    needs 900 steps for about 0.81 and stays at 0.50 after 450; docs/benchmarks.md), about a minute on 2 cores."""
     import json
     import subprocess
     import sys
@@ -48,8 +50,8 @@ def test_real_wood_openvino_int8_passes_its_gate(wood_vsb, tmp_path):
                               timeout=600)
 
     model, graph = tmp_path / "wood.pt", tmp_path / "wood.onnx"
-    assert gedge("train", str(wood_vsb), "-o", str(model), "--steps", "900", "--val-every", "300",
-                 "--scale", "0.5", "--seed", "0").returncode == 0
+    assert gedge("train", str(wood_vsb), "-o", str(model), "--steps", "450", "--val-every", "450",
+                 "--lr", "8e-4", "--scale", "0.5", "--seed", "0").returncode == 0
     assert gedge("export", str(model), "-o", str(graph)).returncode == 0
     result = gedge("calibrate", str(model), "--onnx", str(graph), "--target", "openvino", "--data", str(wood_vsb),
                    "--strict", "--json")
@@ -61,5 +63,6 @@ def test_real_wood_openvino_int8_passes_its_gate(wood_vsb, tmp_path):
           f"agreement {gate['agreement']:.4f} on {gate['n_images']} images; INT8 MACs {ir['int8_mac_share']:.3f}, "
           f"kept in float {ir['kept_float']}; fallback {ir['fallback'] and ir['fallback']['reason']}")
     assert summary["passed"] and ir["written"] and ir["float_residuals"] == "ok"
+    assert gate["auroc_reference"] >= 0.7, "the short training's model does not rank the gate images"
     assert gate["auroc_drop"] <= 0.01 and gate["agreement"] >= 0.98
     assert (tmp_path / "wood.int8.ov.xml").is_file() and (tmp_path / "wood.int8.ov.bin").is_file()
