@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gedge.bench.checkpoint_data import normal_split, parse_checkpoint_and_data
+from gedge.bench.checkpoint_data import normal_split, parse_checkpoint_and_data, z_against
 from gedge.core.inputs import camera_to_nchw
 from gedge.core.metrics import auroc
 from gedge.data.datasets import open_dataset
@@ -84,8 +84,8 @@ def photometric_fusion(primary: np.ndarray, grey: np.ndarray, normal_primary: np
                        normal_grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``|z|`` of each image's mean grey level, and the larger of it and the primary score's z-score (both
     standardised with the normal images' mean and standard deviation)."""
-    grey_z = np.abs((grey - normal_grey.mean()) / (normal_grey.std() + 1e-12))
-    primary_z = (primary - normal_primary.mean()) / (normal_primary.std() + 1e-12)
+    grey_z = np.abs(z_against(grey, normal_grey))
+    primary_z = z_against(primary, normal_primary)
     return grey_z, np.maximum(primary_z, grey_z)
 
 

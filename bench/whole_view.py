@@ -15,35 +15,23 @@ measurements are in docs/results.md ("A whole-image view").
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from gedge.bench.checkpoint_data import normal_split
+from gedge.bench.checkpoint_data import checkpoint_and_data_parser, normal_split, z_against
 from gedge.core.atomic import write_json
-from gedge.core.decision import DecisionRule
 from gedge.core.metrics import auroc
 from gedge.core.preprocess import Preprocess
 from gedge.data.datasets import open_dataset
 from gedge.data.tiles import load_prepared, network_counts, score_images
 from gedge.reference.checkpoint import load_checkpoint
 from gedge.reference.decision_fit import tile_statistics
+from gedge.reference.evaluate import candidate_image_scores
 from gedge.reference.scoring import ReferenceScorer
 
 VIEW_SCORES = ("d3_local", "d3")  # the scores each view is measured with
 NATIVE_SCORE = "d3_local"  # the native view's score in the fusion (the default primary)
-
-
-def image_maxima(tile_values: np.ndarray, counts: list[int]) -> np.ndarray:
-    """The maximum of each image's tiles, the tiles listed image after image (``counts`` tiles each)."""
-    starts = np.cumsum([0, *counts[:-1]])
-    return np.maximum.reduceat(np.asarray(tile_values, dtype=np.float64), starts)
-
-
-def z_against(values: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """``values`` in standard deviations of the normal images' scores, from their mean."""
-    return (values - normal.mean()) / (normal.std() + 1e-12)
 
 
 def max_z_fusion(first: np.ndarray, second: np.ndarray, first_normal: np.ndarray,
@@ -60,13 +48,11 @@ def _view_scores(scorer: ReferenceScorer, pre: Preprocess, val_paths: list[Path]
     val_tiles = score_images(scorer, val_images, pre)[1]
     test_tiles = score_images(scorer, test_images, pre)[1]
     stats = tile_statistics(val_tiles)
-    val_counts, test_counts = network_counts(val_images, pre), network_counts(test_images, pre)
-    val, test = {}, {}
-    for name in VIEW_SCORES:
-        rule = DecisionRule.candidate(name, stats)
-        val[name] = image_maxima(rule.raw(val_tiles), val_counts)
-        test[name] = image_maxima(rule.raw(test_tiles), test_counts)
-    return val, test, test_counts[0]
+    test_counts = network_counts(test_images, pre)
+    val = candidate_image_scores(val_tiles, network_counts(val_images, pre), stats)
+    test = candidate_image_scores(test_tiles, test_counts, stats)
+    return ({name: val[name] for name in VIEW_SCORES}, {name: test[name] for name in VIEW_SCORES},
+            test_counts[0])
 
 
 def measure(checkpoint_path: Path, data: Path, factor: float) -> dict:
@@ -92,11 +78,8 @@ def measure(checkpoint_path: Path, data: Path, factor: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("data", type=Path)
+    parser = checkpoint_and_data_parser(__doc__.splitlines()[0])
     parser.add_argument("--factor", type=float, default=0.125, help="the whole view's scale, times the checkpoint's")
-    parser.add_argument("--json", type=Path, help="write the measurements here too")
     args = parser.parse_args()
     if not 0.0 < args.factor < 1.0:
         parser.error(f"--factor must be between 0 and 1, got {args.factor}")

@@ -1,16 +1,21 @@
-"""The whole-image view's arithmetic (bench/whole_view.py), worked out by hand."""
+"""The whole-image view's arithmetic (bench/whole_view.py: gedge.reference.evaluate's per-image maxima, and
+bench/checkpoint_data.py's z-score), worked out by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from gedge.bench.whole_view import image_maxima, max_z_fusion, z_against
+from gedge.bench.checkpoint_data import z_against
+from gedge.bench.whole_view import max_z_fusion
+from gedge.core.scores import OUTPUT_NAMES, Scores
+from gedge.reference.evaluate import candidate_image_scores
 
 
 def test_image_maxima_take_each_images_own_tiles():
     # three images of 2, 3 and 1 tiles: maxima 5, 7 and -1 (a maximum of the neighbour's tiles would differ)
-    tiles = np.array([1.0, 5.0, 7.0, 0.0, 2.0, -1.0])
-    assert image_maxima(tiles, [2, 3, 1]).tolist() == [5.0, 7.0, -1.0]
+    d3 = np.array([1.0, 5.0, 7.0, 0.0, 2.0, -1.0])
+    tiles = Scores.from_dict({**{name: np.zeros(6) for name in OUTPUT_NAMES}, "d3": d3})
+    assert candidate_image_scores(tiles, [2, 3, 1], None)["d3"].tolist() == [5.0, 7.0, -1.0]
 
 
 def test_z_against_normal_images():
